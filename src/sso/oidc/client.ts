@@ -1,0 +1,152 @@
+import * as client from 'openid-client';
+import * as oauth from 'oauth4webapi';
+import type { Flow, ProviderMetadata, ResponseMode } from './discovery.ts';
+import { isTemplatedIssuer, TENANT_ID_PATTERN } from './issuer.ts';
+import { OidcLoginError } from './problems.ts';
+
+/** What one login attempt must remember until the callback (the transaction). */
+export interface AuthorizationRequest {
+  url: string;
+  state: string;
+  nonce: string;
+  /** PKCE verifier (code flow only). */
+  codeVerifier?: string;
+}
+
+export interface RelyingParty {
+  metadata: ProviderMetadata;
+  clientId: string;
+  clientSecret?: string | null | undefined;
+  flow: Flow;
+  responseMode: ResponseMode;
+  scopes: string[];
+  redirectUri: string;
+  /** TRACKGATE_ALLOW_HTTP_ISSUERS (discovery already refused non-loopback http URLs). */
+  allowHttp: boolean;
+}
+
+/**
+ * The authorization request, built with openid-client: random state and
+ * nonce, PKCE S256 for the code flow, response_type=id_token plus the chosen
+ * response_mode for the implicit flow.
+ */
+export async function buildAuthorizationRequest(rp: RelyingParty, extra: Record<string, string> = {}): Promise<AuthorizationRequest> {
+  const config = new client.Configuration(rp.metadata as client.ServerMetadata, rp.clientId, undefined, client.None());
+  if (rp.allowHttp) client.allowInsecureRequests(config);
+  const state = client.randomState();
+  const nonce = client.randomNonce();
+  const params: Record<string, string> = {
+    redirect_uri: rp.redirectUri,
+    scope: rp.scopes.join(' '),
+    state,
+    nonce,
+    ...extra,
+  };
+  if (rp.flow === 'implicit') {
+    client.useIdTokenResponseType(config);
+    params.response_mode = rp.responseMode;
+    const url = client.buildAuthorizationUrl(config, params);
+    return { url: url.href, state, nonce };
+  }
+  const codeVerifier = client.randomPKCECodeVerifier();
+  params.code_challenge = await client.calculatePKCECodeChallenge(codeVerifier);
+  params.code_challenge_method = 'S256';
+  const url = client.buildAuthorizationUrl(config, params);
+  return { url: url.href, state, nonce, codeVerifier };
+}
+
+/** An error answer from the IdP's authorization endpoint, in words for the admin. */
+export function authorizationErrorFrom(params: URLSearchParams): OidcLoginError | null {
+  const error = params.get('error');
+  if (!error) return null;
+  const description = params.get('error_description') ?? '';
+  const hints: Record<string, string> = {
+    access_denied: 'the user is not assigned to this application in the IdP, or declined',
+    unauthorized_client: 'the application is not allowed this grant type in the IdP (enable the implicit grant for ID tokens, or the authorization code grant)',
+    unsupported_response_type: 'the IdP application does not allow this response type (enable the implicit grant for ID tokens, or use flow "code")',
+    invalid_request: "the IdP refused the request; check that the callback URI registered in the IdP is exactly trackgate's",
+    invalid_scope: "the IdP does not know one of the connection's scopes",
+    login_required: 'the user must sign in at the IdP',
+  };
+  return new OidcLoginError('idp_error', `the IdP answered "${error}"${description ? `: ${description}` : ''}${hints[error] ? ` (${hints[error]})` : ''}`, { error, description });
+}
+
+/**
+ * An `iss` authorization-response parameter (RFC 9207) must name the
+ * connection's issuer; for an Azure AD template, any allowed tenant's issuer.
+ */
+export function checkResponseIssuer(params: URLSearchParams, metadata: ProviderMetadata, allowedTenantIds: string[]): void {
+  const iss = params.get('iss');
+  if (iss === null) {
+    // RFC 9207 §2.4: a response carrying an ID token names its issuer in it.
+    if (metadata.authorization_response_iss_parameter_supported === true && !params.has('id_token')) {
+      throw new OidcLoginError('response_issuer_missing', 'the IdP announces that it names itself in login responses ("iss"), but this response does not');
+    }
+    return;
+  }
+  const ok = isTemplatedIssuer(metadata.issuer)
+    ? allowedTenantIds.some((t) => TENANT_ID_PATTERN.test(t) && metadata.issuer.split('{tenantid}').join(t).toLowerCase() === iss.toLowerCase())
+    : iss === metadata.issuer;
+  if (!ok) {
+    throw new OidcLoginError('response_issuer_mismatch', `the login response came from another issuer ("${iss}"), not this connection's ("${metadata.issuer}")`, { iss });
+  }
+}
+
+/**
+ * Code flow: exchanges the code (with the PKCE verifier and, when the
+ * connection has one, the client secret) for tokens and returns the ID token,
+ * which the caller validates with verifyIdToken().
+ *
+ * The token request is oauth4webapi's (the engine under openid-client, same
+ * author): openid-client's authorizationCodeGrant() would also validate the
+ * ID token's `iss` against the discovered issuer, which fails for an Azure AD
+ * `{tenantid}` template off login.microsoftonline.com. The state has already
+ * been matched by the transaction lookup and `iss` by checkResponseIssuer().
+ */
+export async function exchangeCode(rp: RelyingParty, params: URLSearchParams, state: string, codeVerifier: string, timeoutMs: number): Promise<string> {
+  const as: oauth.AuthorizationServer = {
+    ...(rp.metadata as oauth.AuthorizationServer),
+    // Checked by checkResponseIssuer (which understands templates).
+    authorization_response_iss_parameter_supported: false,
+  };
+  const c: oauth.Client = { client_id: rp.clientId };
+  const stripped = new URLSearchParams(params);
+  stripped.delete('iss');
+  let validated: URLSearchParams;
+  try {
+    validated = oauth.validateAuthResponse(as, c, stripped, state);
+  } catch (err) {
+    throw new OidcLoginError('invalid_callback', `the IdP's response is not a valid authorization response (${(err as Error).message})`, {}, err);
+  }
+  const methods = rp.metadata.token_endpoint_auth_methods_supported ?? ['client_secret_basic'];
+  const auth = rp.clientSecret
+    ? methods.includes('client_secret_basic') || !methods.includes('client_secret_post')
+      ? oauth.ClientSecretBasic(rp.clientSecret)
+      : oauth.ClientSecretPost(rp.clientSecret)
+    : oauth.None();
+  let response: Response;
+  try {
+    response = await oauth.authorizationCodeGrantRequest(as, c, auth, validated, rp.redirectUri, codeVerifier, {
+      [oauth.allowInsecureRequests]: rp.allowHttp,
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (err) {
+    throw new OidcLoginError('token_endpoint_unreachable', `the IdP's token endpoint could not be reached (${(err as Error).message})`, {}, err);
+  }
+  let body: Record<string, unknown> = {};
+  try {
+    body = (await response.json()) as Record<string, unknown>;
+  } catch {
+    /* handled below */
+  }
+  if (!response.ok) {
+    const error = typeof body.error === 'string' ? body.error : `HTTP ${response.status}`;
+    const description = typeof body.error_description === 'string' ? body.error_description : '';
+    const hint = error === 'invalid_client' ? ' (check the client ID and client secret on the connection)' : error === 'invalid_grant' ? ' (the code was already used, expired, or the PKCE verifier or callback URI does not match)' : '';
+    throw new OidcLoginError('token_request_failed', `the IdP refused to exchange the authorization code: ${error}${description ? `: ${description}` : ''}${hint}`, { error, description });
+  }
+  if (typeof body.id_token !== 'string') {
+    throw new OidcLoginError('id_token_missing', 'the IdP answered the code exchange without an ID token; request the "openid" scope');
+  }
+  return body.id_token;
+}

@@ -1,0 +1,260 @@
+import type { DiscoveryProblem } from './problems.ts';
+import { enteredIssuerMatchesTemplate, isTemplatedIssuer, TENANT_ID_PATTERN, urlProblem } from './issuer.ts';
+import type { UrlPolicy } from './issuer.ts';
+
+/**
+ * Discovery (OpenID Connect Discovery 1.0) with a report of everything that is
+ * wrong, field by field, so an admin saving a connection can fix it in one go.
+ *
+ * Why not openid-client's `discovery()`: it stops at the first problem with a
+ * protocol-level message, and its Azure AD `{tenantid}` issuer handling keys on
+ * the host login.microsoftonline.com, so a templated issuer anywhere else (our
+ * loopback tests, sovereign clouds, proxies) fails outright. The document is a
+ * plain JSON GET; checking it ourselves costs little and the resulting
+ * metadata feeds openid-client's `Configuration` for everything after.
+ */
+
+export type Flow = 'implicit' | 'code';
+export type ResponseMode = 'form_post' | 'fragment';
+
+/** The fields of a discovery document trackgate relies on (others are kept as they came). */
+export interface ProviderMetadata {
+  issuer: string;
+  authorization_endpoint: string;
+  token_endpoint?: string;
+  jwks_uri: string;
+  response_types_supported?: string[];
+  response_modes_supported?: string[];
+  grant_types_supported?: string[];
+  id_token_signing_alg_values_supported?: string[];
+  token_endpoint_auth_methods_supported?: string[];
+  code_challenge_methods_supported?: string[];
+  end_session_endpoint?: string;
+  [key: string]: unknown;
+}
+
+export interface DiscoveryInput {
+  issuer: string;
+  clientId: string;
+  flow: Flow;
+  responseMode: ResponseMode;
+  clientSecret?: string | null | undefined;
+  allowedTenantIds?: string[] | null | undefined;
+}
+
+export interface DiscoveryOptions extends UrlPolicy {
+  timeoutMs?: number;
+  /** Also fetch jwks_uri and check it has signing keys (default true). */
+  checkJwks?: boolean;
+  fetch?: typeof fetch;
+}
+
+export interface DiscoveryResult {
+  ok: boolean;
+  problems: DiscoveryProblem[];
+  /** Present when the document could be read and its issuer matched, even if other problems remain. */
+  metadata?: ProviderMetadata;
+  /** The issuer as the discovery document says it (a template for Azure AD multi-tenant). */
+  issuer?: string;
+  /** True when `issuer` holds `{tenantid}`. */
+  templated?: boolean;
+  /** Asymmetric algorithms ID tokens may be signed with, in the IdP's order. */
+  signingAlgorithms?: string[];
+}
+
+/** JWS algorithms that verify with a public key. HS* (shared secret) and none are never accepted. */
+export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
+
+export function discoveryUrl(issuer: string): string {
+  return issuer.replace(/\/+$/, '') + '/.well-known/openid-configuration';
+}
+
+/** Signing algorithms allowed for a provider: what it announces, intersected with the public-key ones; RS256 when it says nothing (OIDC's default). */
+export function pinnedAlgorithms(metadata: Pick<ProviderMetadata, 'id_token_signing_alg_values_supported'>): string[] {
+  const announced = metadata.id_token_signing_alg_values_supported;
+  if (!Array.isArray(announced) || announced.length === 0) return ['RS256'];
+  return announced.filter((a) => ASYMMETRIC_ALGORITHMS.includes(a));
+}
+
+function describeFetchError(err: unknown): string {
+  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return 'it did not answer in time';
+  const code = e?.cause?.code;
+  if (code === 'ECONNREFUSED') return 'the connection was refused';
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'the host name does not resolve';
+  if (code && /CERT|SSL|TLS/.test(code)) return `its TLS certificate is not trusted (${code})`;
+  return e?.cause?.message ?? e?.message ?? String(err);
+}
+
+async function getJson(url: string, options: DiscoveryOptions): Promise<{ ok: true; body: unknown } | { ok: false; reason: string }> {
+  const doFetch = options.fetch ?? fetch;
+  let res: Response;
+  try {
+    res = await doFetch(url, {
+      headers: { accept: 'application/json' },
+      redirect: 'manual',
+      signal: AbortSignal.timeout(options.timeoutMs ?? 5000),
+    });
+  } catch (err) {
+    return { ok: false, reason: `could not reach ${url}: ${describeFetchError(err)}` };
+  }
+  if (res.status >= 300 && res.status < 400) {
+    await res.body?.cancel();
+    return { ok: false, reason: `${url} answered with a redirect (HTTP ${res.status}) to ${res.headers.get('location') ?? '?'}; enter the issuer URL exactly as the IdP shows it` };
+  }
+  if (res.status !== 200) {
+    await res.body?.cancel();
+    return { ok: false, reason: `${url} answered HTTP ${res.status}; is this the issuer URL of an OpenID Connect provider?` };
+  }
+  try {
+    return { ok: true, body: await res.json() };
+  } catch {
+    return { ok: false, reason: `${url} did not answer with JSON` };
+  }
+}
+
+const stringArray = (v: unknown): string[] | undefined => (Array.isArray(v) && v.every((x) => typeof x === 'string') ? v : undefined);
+
+export async function discover(input: DiscoveryInput, options: DiscoveryOptions): Promise<DiscoveryResult> {
+  const problems: DiscoveryProblem[] = [];
+  const add = (field: string, code: string, message: string) => problems.push({ field, code, message });
+
+  const entered = input.issuer.trim();
+  const issuerUrlProblem = urlProblem(entered, options, 'the issuer URL');
+  if (issuerUrlProblem) {
+    add('issuer', 'issuer_not_allowed', issuerUrlProblem);
+    return { ok: false, problems };
+  }
+  const parsed = new URL(entered);
+  if (parsed.search || parsed.hash) {
+    add('issuer', 'issuer_invalid', 'the issuer URL must not have a query string or fragment');
+    return { ok: false, problems };
+  }
+  if (parsed.pathname.includes('/.well-known/')) {
+    add('issuer', 'issuer_invalid', 'enter the issuer URL itself, not the address of its .well-known discovery document');
+    return { ok: false, problems };
+  }
+  if (!input.clientId.trim()) add('client_id', 'client_id_missing', 'the client ID is empty');
+
+  const url = discoveryUrl(entered);
+  const fetched = await getJson(url, options);
+  if (!fetched.ok) {
+    add('issuer', 'issuer_unreachable', fetched.reason);
+    return { ok: false, problems };
+  }
+  const doc = fetched.body as Record<string, unknown>;
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) {
+    add('issuer', 'discovery_invalid', `${url} is not a discovery document (not a JSON object)`);
+    return { ok: false, problems };
+  }
+
+  // issuer: must equal what was entered (a trailing slash aside), or be the
+  // Azure AD multi-tenant template of it.
+  const docIssuer = typeof doc.issuer === 'string' ? doc.issuer : '';
+  const strip = (s: string) => s.replace(/\/+$/, '');
+  const templated = isTemplatedIssuer(docIssuer);
+  if (!docIssuer) {
+    add('issuer', 'discovery_invalid', `${url} has no "issuer"`);
+    return { ok: false, problems };
+  }
+  if (templated) {
+    if (!enteredIssuerMatchesTemplate(entered, docIssuer)) {
+      add('issuer', 'issuer_mismatch', `the discovery document's issuer is "${docIssuer}", which does not correspond to the issuer entered ("${entered}")`);
+      return { ok: false, problems };
+    }
+    const tenants = input.allowedTenantIds ?? [];
+    if (tenants.length === 0) {
+      add(
+        'allowed_tenant_ids',
+        'tenant_allow_list_required',
+        `this issuer is multi-tenant ("${docIssuer}"): any organization's directory could sign in through it. List the tenant IDs allowed to sign in (Azure portal: Microsoft Entra ID → Overview → Tenant ID) in allowed_tenant_ids`,
+      );
+    }
+    for (const t of tenants) {
+      if (!TENANT_ID_PATTERN.test(t)) add('allowed_tenant_ids', 'tenant_id_invalid', `"${t}" is not a tenant ID (a GUID such as 72f988bf-86f1-41af-91ab-2d7cd011db47)`);
+    }
+  } else if (strip(docIssuer) !== strip(entered)) {
+    add('issuer', 'issuer_mismatch', `the discovery document's issuer is "${docIssuer}", not the issuer entered ("${entered}"); enter exactly "${docIssuer}" if that is the right IdP`);
+    return { ok: false, problems };
+  }
+
+  // Endpoints.
+  const endpoint = (name: string, field: string, required: boolean): string | undefined => {
+    const v = doc[name];
+    if (v === undefined || v === null || v === '') {
+      if (required) add(field, `${name}_missing`, `the discovery document has no ${name}`);
+      return undefined;
+    }
+    if (typeof v !== 'string') {
+      add(field, `${name}_invalid`, `the discovery document's ${name} is not a string`);
+      return undefined;
+    }
+    const p = urlProblem(v, options, `the IdP's ${name}`);
+    if (p) {
+      add(field, `${name}_invalid`, p);
+      return undefined;
+    }
+    return v;
+  };
+  const authorizationEndpoint = endpoint('authorization_endpoint', 'issuer', true);
+  const jwksUri = endpoint('jwks_uri', 'issuer', true);
+  const tokenEndpoint = endpoint('token_endpoint', 'flow', input.flow === 'code');
+
+  const responseTypes = stringArray(doc.response_types_supported);
+  const responseModes = stringArray(doc.response_modes_supported) ?? ['query', 'fragment'];
+  const grantTypes = stringArray(doc.grant_types_supported) ?? ['authorization_code', 'implicit'];
+  const challengeMethods = stringArray(doc.code_challenge_methods_supported);
+  const authMethods = stringArray(doc.token_endpoint_auth_methods_supported) ?? ['client_secret_basic'];
+
+  if (input.flow === 'implicit') {
+    if (!responseTypes?.includes('id_token')) {
+      add('flow', 'flow_not_supported', `the IdP does not offer the implicit flow (response_type "id_token" is not in response_types_supported: ${JSON.stringify(responseTypes ?? [])}); choose flow "code" or enable the implicit grant for ID tokens in the IdP`);
+    } else if (!grantTypes.includes('implicit')) {
+      add('flow', 'flow_not_supported', 'the IdP does not list the implicit grant in grant_types_supported; choose flow "code"');
+    }
+    if (!responseModes.includes(input.responseMode)) {
+      add('response_mode', 'response_mode_not_supported', `the IdP does not support response_mode "${input.responseMode}" (it supports ${responseModes.join(', ')}); choose ${input.responseMode === 'form_post' ? '"fragment"' : '"form_post"'}`);
+    }
+  } else {
+    if (!responseTypes?.includes('code')) add('flow', 'flow_not_supported', 'the IdP does not offer the authorization code flow (response_type "code" is not in response_types_supported)');
+    else if (!grantTypes.includes('authorization_code')) add('flow', 'flow_not_supported', 'the IdP does not list authorization_code in grant_types_supported');
+    if (challengeMethods && !challengeMethods.includes('S256')) add('flow', 'pkce_not_supported', 'the IdP does not support PKCE with S256 (code_challenge_methods_supported), which trackgate requires for the code flow');
+    if (input.clientSecret && !authMethods.some((m) => m === 'client_secret_basic' || m === 'client_secret_post')) {
+      add('client_secret', 'client_auth_not_supported', `the IdP accepts client secrets neither as client_secret_basic nor client_secret_post (it supports ${authMethods.join(', ')})`);
+    }
+    if (!input.clientSecret && !authMethods.includes('none')) {
+      // Many IdPs accept PKCE-only public clients without announcing "none"; say so, do not refuse.
+    }
+  }
+
+  const algs = pinnedAlgorithms({ id_token_signing_alg_values_supported: stringArray(doc.id_token_signing_alg_values_supported) });
+  if (algs.length === 0) {
+    add('issuer', 'no_asymmetric_algorithm', `the IdP signs ID tokens only with ${JSON.stringify(doc.id_token_signing_alg_values_supported)}; trackgate accepts public-key signatures only (RS256, ES256, ...)`);
+  }
+
+  if (jwksUri && options.checkJwks !== false) {
+    const jwks = await getJson(jwksUri, options);
+    if (!jwks.ok) add('issuer', 'jwks_unreachable', `the IdP's signing keys (jwks_uri): ${jwks.reason}`);
+    else {
+      const keys = (jwks.body as { keys?: unknown })?.keys;
+      if (!Array.isArray(keys)) add('issuer', 'jwks_invalid', `the IdP's jwks_uri (${jwksUri}) is not a JSON Web Key Set`);
+      else if (!keys.some((k) => (k as { use?: string })?.use !== 'enc' && ['RSA', 'EC', 'OKP'].includes((k as { kty?: string })?.kty ?? ''))) {
+        add('issuer', 'jwks_empty', `the IdP's jwks_uri (${jwksUri}) holds no public signing keys`);
+      }
+    }
+  }
+
+  const metadata: ProviderMetadata | undefined =
+    authorizationEndpoint && jwksUri
+      ? {
+          ...(doc as Record<string, unknown>),
+          issuer: docIssuer,
+          authorization_endpoint: authorizationEndpoint,
+          jwks_uri: jwksUri,
+          ...(tokenEndpoint ? { token_endpoint: tokenEndpoint } : {}),
+        }
+      : undefined;
+  const result: DiscoveryResult = { ok: problems.length === 0, problems, issuer: docIssuer, templated, signingAlgorithms: algs };
+  if (metadata) result.metadata = metadata;
+  return result;
+}
