@@ -1,0 +1,39 @@
+# syntax=docker/dockerfile:1
+# Build stage: install dependencies (better-sqlite3 compiles a native addon) and typecheck.
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+COPY bin ./bin
+COPY config ./config
+COPY src ./src
+RUN npx tsc --noEmit -p tsconfig.json || (echo "typecheck failed" && exit 1)
+RUN npm prune --omit=dev
+
+# Runtime stage: no compilers, a non-root user, only what the service runs.
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production \
+    TRACKGATE_HOST=0.0.0.0 \
+    TRACKGATE_PORT=8080 \
+    TRACKGATE_DATABASE_URL=sqlite:/var/lib/trackgate/trackgate.db \
+    TRACKGATE_DATA_DIR=/var/lib/trackgate
+WORKDIR /app
+RUN groupadd --system --gid 10001 trackgate \
+ && useradd --system --uid 10001 --gid trackgate --home-dir /var/lib/trackgate --shell /usr/sbin/nologin trackgate \
+ && mkdir -p /var/lib/trackgate && chown trackgate:trackgate /var/lib/trackgate
+COPY --from=build --chown=root:root /app/node_modules ./node_modules
+COPY --chown=root:root package.json tsconfig.json ./
+COPY --chown=root:root bin ./bin
+COPY --chown=root:root config ./config
+COPY --chown=root:root src ./src
+USER trackgate
+VOLUME ["/var/lib/trackgate"]
+EXPOSE 8080
+HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
+  CMD node -e "fetch('http://127.0.0.1:'+(process.env.TRACKGATE_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+ENTRYPOINT ["node", "bin/trackgate"]
+CMD ["serve"]

@@ -1,0 +1,169 @@
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import type { Config } from './config/config.ts';
+import { AuditService } from './audit/audit.service.ts';
+import { registerAuditRoutes } from './audit/audit.routes.ts';
+import { Authenticator } from './auth/authenticator.ts';
+import { CacheInvalidator } from './auth/invalidation.ts';
+import { SecretBox, resolveSecretKey } from './crypto/secret-box.ts';
+import { migrateToLatest, openDatabase } from './db/database.ts';
+import type { Database } from './db/database.ts';
+import { Store } from './db/store.ts';
+import { ApiRouter } from './http/api-router.ts';
+import { TrustedProxies } from './http/client-ip.ts';
+import { createExpressApp, createRequireAuth } from './http/express-app.ts';
+import type { CsrfVerifier } from './http/express-app.ts';
+import { buildOpenApi } from './http/openapi.ts';
+import { createDispatcher, createHttpServer } from './http/server.ts';
+import type { RequestHandler } from './http/server.ts';
+import { KeyVerifier } from './keys/key-verifier.ts';
+import { KeysService } from './keys/keys.service.ts';
+import { registerKeyRoutes } from './keys/keys.routes.ts';
+import { LastUsedRecorder } from './keys/last-used.ts';
+import { createLogger } from './log/logger.ts';
+import type { Logger } from './log/logger.ts';
+import { OrgAccess } from './orgs/org-access.ts';
+import { OrgsService } from './orgs/orgs.service.ts';
+import { registerOrgRoutes } from './orgs/orgs.routes.ts';
+import { TeamsService } from './teams/teams.service.ts';
+import { registerTeamRoutes } from './teams/teams.routes.ts';
+import { UsersService } from './users/users.service.ts';
+import { registerUserRoutes } from './users/users.routes.ts';
+import { registerHealthRoutes } from './health/health.routes.ts';
+
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/**
+ * Everything the running service is made of. Built once here — the only place
+ * where features are wired together — and handed to routes, the CLI and tests.
+ */
+export interface Core {
+  config: Config;
+  logger: Logger;
+  database: Database;
+  store: Store;
+  secretBox: SecretBox;
+  invalidator: CacheInvalidator;
+  trustedProxies: TrustedProxies;
+  audit: AuditService;
+  access: OrgAccess;
+  orgs: OrgsService;
+  users: UsersService;
+  teams: TeamsService;
+  keys: KeysService;
+  keyVerifier: KeyVerifier;
+  lastUsed: LastUsedRecorder;
+  authenticator: Authenticator;
+}
+
+/** Opens the database, applies migrations and builds the services (no HTTP). The CLI uses this alone. */
+export async function createCore(config: Config, options: { logger?: Logger } = {}): Promise<Core> {
+  const logger = options.logger ?? createLogger({ level: config.logLevel, file: config.logFile });
+  const database = openDatabase(config.databaseUrl);
+  try {
+    await migrateToLatest(database);
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
+  const store = new Store(database.db);
+  const secretBox = new SecretBox(resolveSecretKey(config.secretKey, config.dataDir));
+  const invalidator = new CacheInvalidator();
+  const audit = new AuditService();
+  const access = new OrgAccess(store);
+  const orgs = new OrgsService(store, access, audit, invalidator);
+  const users = new UsersService(store, access, audit, invalidator);
+  const teams = new TeamsService(store, access, audit, invalidator);
+  const keys = new KeysService(store, access, audit, invalidator);
+  const lastUsed = new LastUsedRecorder(store.repos.keys, config.lastUsedFlushMs, logger);
+  const keyVerifier = new KeyVerifier(store.repos.keys, lastUsed, invalidator, {
+    ttlMs: config.keyCacheTtlSeconds * 1000,
+    negativeTtlMs: config.keyNegativeCacheTtlSeconds * 1000,
+    maxEntries: config.keyCacheMaxEntries,
+  });
+  keyVerifier.registerOwnerLoader('user', users.keyOwnerLoader);
+  const authenticator = new Authenticator(keyVerifier, { failureLimit: config.authFailureLimit, failureWindowSeconds: config.authFailureWindowSeconds });
+  const trustedProxies = new TrustedProxies(config.trustedProxies);
+  return { config, logger, database, store, secretBox, invalidator, trustedProxies, audit, access, orgs, users, teams, keys, keyVerifier, lastUsed, authenticator };
+}
+
+export async function closeCore(core: Core): Promise<void> {
+  await core.lastUsed.stop();
+  await core.invalidator.close();
+  await core.database.close();
+}
+
+export interface Trackgate {
+  core: Core;
+  server: Server;
+  listen(): Promise<{ port: number; url: string }>;
+  close(): Promise<void>;
+}
+
+export async function createTrackgate(config: Config, options: { logger?: Logger } = {}): Promise<Trackgate> {
+  const core = await createCore(config, options);
+  const { logger } = core;
+  let csrf: CsrfVerifier | null = null;
+  const requireAuth = createRequireAuth(core.authenticator, () => csrf);
+  const api = new ApiRouter(requireAuth);
+  const lean = new Map<string, RequestHandler>();
+  let proxy: RequestHandler | null = null;
+  const extraRouters: express.Router[] = [];
+
+  // ---- management API (issue 2) ----
+  registerOrgRoutes(api, core.orgs);
+  registerUserRoutes(api, core.users);
+  registerTeamRoutes(api, core.teams);
+  registerKeyRoutes(api, core.keys);
+  registerAuditRoutes(api, { store: core.store, access: core.access });
+
+  // ---- features plug in below: each adds routes, lean handlers, the proxy, or the CSRF verifier ----
+  void proxy;
+  void csrf;
+
+  const openapi = buildOpenApi('/gateway/v1', api.specs, { version: VERSION, publicUrl: config.publicUrl });
+  const app = createExpressApp({
+    logger,
+    trustedProxies: core.trustedProxies,
+    mount: (a) => {
+      registerHealthRoutes(a, core);
+      a.get('/gateway/v1/openapi.json', (_req, res) => {
+        res.json(openapi);
+      });
+      a.use('/gateway/v1', api.router);
+      for (const r of extraRouters) a.use(r);
+    },
+  });
+
+  const server = createHttpServer(createDispatcher({ lean, proxy, app }));
+  core.lastUsed.start();
+  let closing: Promise<void> | null = null;
+
+  return {
+    core,
+    server,
+    listen: () =>
+      new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.port, config.host, () => {
+          server.off('error', reject);
+          const port = (server.address() as AddressInfo).port;
+          const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+          resolve({ port, url: `http://${host.includes(':') ? `[${host}]` : host}:${port}` });
+        });
+      }),
+    close: () =>
+      (closing ??= (async () => {
+        // Stop accepting, let in-flight requests finish, then drop idle keep-alive connections.
+        const done = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        const timer = setTimeout(() => server.closeAllConnections(), config.shutdownTimeoutMs);
+        timer.unref();
+        if (server.listening) await done;
+        clearTimeout(timer);
+        await closeCore(core);
+      })()),
+  };
+}

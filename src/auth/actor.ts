@@ -1,0 +1,15 @@
+import type { Principal } from './principal.ts';
+
+/** The caller of a service method: who, from where, in which request (for the audit log). */
+export interface Actor {
+  principal: Principal;
+  ip: string;
+  requestId: string;
+}
+
+/** For changes made by the operator's CLI, which has no principal. */
+export interface SystemActor {
+  system: 'cli';
+}
+
+export const ROLE_RANK = { viewer: 1, member: 2, admin: 3 } as const;

@@ -1,0 +1,33 @@
+export type OrgRole = 'admin' | 'member' | 'viewer';
+export type TeamRole = 'admin' | 'member' | 'viewer';
+
+export interface PrincipalTeam {
+  name: string;
+  role: TeamRole;
+}
+
+/**
+ * Who is calling, as established by a credential. Built once per credential
+ * and cached on the hot path, so it holds only what identity decisions need;
+ * management routes re-read roles from the database before changing anything.
+ */
+export interface Principal {
+  type: 'user' | 'service_account';
+  /** How the caller proved it: an API key, a browser session, a federation access token. */
+  via: 'api_key' | 'session' | 'access_token';
+  orgId: string;
+  orgSlug: string;
+  orgPlan: 'standard' | 'enterprise';
+  /** users.id for a person, service_accounts.id for a service account. */
+  id: string;
+  username: string;
+  email: string | null;
+  displayName: string;
+  orgRole: OrgRole | null;
+  instanceAdmin: boolean;
+  teams: PrincipalTeam[];
+  /** api_keys.id of the key used, when via = api_key. */
+  keyId: string | null;
+  /** Epoch ms after which the credential stops being valid (key expiry or grace deadline). */
+  credentialExpiresAt: number | null;
+}

@@ -1,0 +1,123 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { z } from 'zod';
+import { closeCore, createCore, createTrackgate, VERSION } from '../app.ts';
+import { ConfigError, loadConfig } from '../config/config.ts';
+import type { Config } from '../config/config.ts';
+import { AppError } from '../http/errors.ts';
+import { fields } from '../http/validation.ts';
+import { createLogger } from '../log/logger.ts';
+import { ProvisioningService } from '../users/provisioning.ts';
+
+function validated<S extends z.ZodType>(schema: S, what: string) {
+  return (value: string): z.output<S> => {
+    const r = schema.safeParse(value);
+    if (!r.success) throw new InvalidArgumentError(`${what} ${r.error.issues[0]?.message ?? 'is invalid'}`);
+    return r.data;
+  };
+}
+
+function config(): Config {
+  return loadConfig();
+}
+
+/** CLI commands log only warnings to stderr, so that stdout holds just their answer. */
+function cliLogger(cfg: Config) {
+  return createLogger({ level: cfg.logLevel === 'silent' ? 'silent' : 'warn', file: cfg.logFile ?? '/dev/stderr' });
+}
+
+async function withProvisioning<T>(fn: (p: ProvisioningService) => Promise<T>): Promise<T> {
+  const cfg = config();
+  const core = await createCore(cfg, { logger: cliLogger(cfg) });
+  try {
+    return await fn(new ProvisioningService(core.store, core.users, core.keys, core.audit, core.invalidator));
+  } finally {
+    await closeCore(core);
+  }
+}
+
+const program = new Command();
+program.name('trackgate').description('trackgate identity gateway').version(VERSION);
+
+program
+  .command('serve')
+  .description('run the gateway (applies migrations first)')
+  .action(async () => {
+    const cfg = config();
+    const gw = await createTrackgate(cfg);
+    const { port } = await gw.listen();
+    gw.core.logger.info({ port, host: cfg.host, public_url: cfg.publicUrl, database: cfg.databaseUrl.startsWith('sqlite:') ? cfg.databaseUrl : 'postgres', upstream: cfg.upstreamUrl ?? null }, 'trackgate listening');
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      gw.core.logger.info({ signal }, 'shutting down: finishing in-flight requests');
+      gw.close().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          gw.core.logger.error({ err }, 'error during shutdown');
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+
+program
+  .command('migrate')
+  .description('apply database migrations and exit')
+  .action(async () => {
+    const cfg = config();
+    const core = await createCore(cfg, { logger: cliLogger(cfg) });
+    await closeCore(core);
+    process.stdout.write('database is up to date\n');
+  });
+
+program
+  .command('bootstrap')
+  .description('create the first organization and its admin (also instance operator); prints the admin\'s API key')
+  .requiredOption('--email <email>', 'the admin\'s email', validated(fields.email, '--email'))
+  .requiredOption('--org <slug>', 'the organization\'s slug', validated(fields.slug, '--org'))
+  .option('--plan <plan>', 'standard or enterprise', validated(fields.plan, '--plan'), 'standard')
+  .option('--name <name>', 'the organization\'s display name')
+  .option('--username <username>', 'the admin\'s username (default: from the email)', validated(fields.entityName, '--username'))
+  .option('--json', 'print JSON')
+  .action(async (opts: { email: string; org: string; plan: 'standard' | 'enterprise'; name?: string; username?: string; json?: boolean }) => {
+    const r = await withProvisioning((p) => p.bootstrap({ email: opts.email, org: opts.org, plan: opts.plan, orgName: opts.name, username: opts.username }));
+    if (opts.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+    else {
+      process.stdout.write(
+        `Created organization "${r.org.slug}" (${r.org.plan}) and admin "${r.user.username}" <${r.user.email}>.\n\n` +
+          `API key (shown once; keep it secret):\n\n  ${r.api_key}\n\n` +
+          `Use it as WANDB_API_KEY, or: curl -u api:<key> ${config().publicUrl}/gateway/v1/me\n`,
+      );
+    }
+  });
+
+const users = program.command('users').description('manage users');
+users
+  .command('create')
+  .description('create a user in an organization')
+  .requiredOption('--org <slug>', 'organization', validated(fields.slug, '--org'))
+  .requiredOption('--email <email>', 'email', validated(fields.email, '--email'))
+  .requiredOption('--username <username>', 'username', validated(fields.entityName, '--username'))
+  .option('--role <role>', 'admin, member or viewer', validated(fields.role, '--role'), 'member')
+  .option('--with-key', 'also create a personal API key and print it')
+  .option('--json', 'print JSON')
+  .action(async (opts: { org: string; email: string; username: string; role: 'admin' | 'member' | 'viewer'; withKey?: boolean; json?: boolean }) => {
+    const r = await withProvisioning((p) => p.createUser({ org: opts.org, email: opts.email, username: opts.username, role: opts.role, withKey: opts.withKey === true }));
+    if (opts.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+    else {
+      process.stdout.write(`Created user "${r.user.username}" <${r.user.email}> (${r.user.role}) in "${r.org}".\n`);
+      if (r.api_key) process.stdout.write(`\nAPI key (shown once; keep it secret):\n\n  ${r.api_key}\n`);
+    }
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof ConfigError || err instanceof AppError) {
+    process.stderr.write(`trackgate: ${err.message}\n`);
+    process.exit(err instanceof AppError ? 1 : 78);
+  }
+  process.stderr.write(`trackgate: ${(err as Error)?.stack ?? String(err)}\n`);
+  process.exit(1);
+});

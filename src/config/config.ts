@@ -1,0 +1,163 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+
+const booleanFromEnv = z.union([z.boolean(), z.enum(['true', 'false', '1', '0'])]).transform((v) => v === true || v === 'true' || v === '1');
+const intFromEnv = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const databaseUrl = z
+  .string()
+  .refine((v) => v.startsWith('sqlite:') || v.startsWith('postgres://') || v.startsWith('postgresql://'), {
+    message: 'must be sqlite:<file path> or postgres://...',
+  });
+
+const httpUrl = z
+  .string()
+  .url()
+  .refine((v) => v.startsWith('http://') || v.startsWith('https://'), { message: 'must be an http:// or https:// URL' })
+  .transform((v) => v.replace(/\/+$/, ''));
+
+/**
+ * The one configuration schema. Unknown keys are rejected so that a typo in a
+ * config file or an environment variable stops the service instead of being
+ * silently ignored.
+ */
+export const configSchema = z
+  .object({
+    port: intFromEnv(0, 65535).default(8080),
+    host: z.string().min(1).default('0.0.0.0'),
+    publicUrl: httpUrl.optional(),
+    databaseUrl: databaseUrl.default('sqlite:./data/trackgate.db'),
+    redisUrl: z.string().refine((v) => /^rediss?:\/\//.test(v), { message: 'must be redis://... or rediss://...' }).optional(),
+    upstreamUrl: httpUrl.optional(),
+    upstreamTimeoutMs: intFromEnv(100, 3_600_000).default(60_000),
+    upstreamConnections: intFromEnv(1, 4096).default(128),
+    /** Lifetime of the signed identity assertion (X-Trackgate-Assertion). */
+    assertionTtlSeconds: intFromEnv(10, 3600).default(60),
+    /** The assertion's `aud`; defaults to the upstream URL, else the public URL. */
+    assertionAudience: z.string().min(1).optional(),
+    /** Age after which the assertion signing key is rotated (0 = never). */
+    signingKeyRotationDays: intFromEnv(0, 3650).default(30),
+    /** 32 bytes, hex or base64; generated into the data folder on first start when absent. */
+    secretKey: z.string().min(32).optional(),
+    dataDir: z.string().min(1).optional(),
+    allowHttpIssuers: booleanFromEnv.default(false),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    logFile: z.string().min(1).optional(),
+    /** Peers whose X-Forwarded-* headers are believed: IPs or CIDRs, comma-separated in the environment. */
+    trustedProxies: z
+      .union([z.array(z.string()), z.string()])
+      .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean))
+      .default(['127.0.0.1/8', '::1/128']),
+    keyCacheTtlSeconds: intFromEnv(0, 3600).default(30),
+    keyCacheMaxEntries: intFromEnv(100, 10_000_000).default(100_000),
+    keyNegativeCacheTtlSeconds: intFromEnv(0, 600).default(5),
+    lastUsedFlushMs: intFromEnv(10, 3_600_000).default(15_000),
+    authFailureLimit: intFromEnv(1, 1_000_000).default(30),
+    authFailureWindowSeconds: intFromEnv(1, 86_400).default(60),
+    shutdownTimeoutMs: intFromEnv(0, 600_000).default(10_000),
+    /** SSO: after a JWKS fetch, an unknown kid does not re-fetch for this long (rate limit against random kids). */
+    ssoJwksCooldownSeconds: intFromEnv(0, 3600).default(30),
+    /** SSO: an IdP's keys are re-fetched when older than this. */
+    ssoJwksMaxAgeSeconds: intFromEnv(1, 86_400).default(600),
+    /** SSO: clock tolerance for exp/iat/nbf of ID tokens (seconds, kept small). */
+    ssoClockToleranceSeconds: intFromEnv(0, 300).default(30),
+    /** SSO: timeout of requests to an IdP (discovery, JWKS, token endpoint). */
+    ssoHttpTimeoutMs: intFromEnv(100, 60_000).default(5000),
+    /** SSO: a cached discovery document is refreshed when older than this. */
+    ssoDiscoveryMaxAgeSeconds: intFromEnv(0, 604_800).default(3600),
+    /** A login attempt (state, nonce, PKCE verifier) expires after this. */
+    loginTransactionTtlSeconds: intFromEnv(30, 3600).default(600),
+    /** Browser sessions end after this long without a request... */
+    sessionIdleMinutes: intFromEnv(1, 43_200).default(480),
+    /** ...and this long after login, whatever the activity. */
+    sessionAbsoluteHours: intFromEnv(1, 8760).default(24),
+  })
+  .strict();
+
+export type Config = z.output<typeof configSchema> & { publicUrl: string; dataDir: string };
+export type ConfigInput = z.input<typeof configSchema>;
+
+/** Environment variable name for each config key: camelCase → TRACKGATE_SNAKE_CASE. */
+export function envName(key: string): string {
+  return 'TRACKGATE_' + key.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase();
+}
+
+const ENV_KEYS = new Map(Object.keys(configSchema.shape).map((k) => [envName(k), k]));
+/** Variables that belong to the test and benchmark tooling, not to the service. */
+const NON_SERVICE_ENV = /^TRACKGATE_(TEST|BENCH)_/;
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`config file ${path}: ${(err as Error).message}`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError(`config file ${path}: must hold a JSON object`);
+  return parsed as Record<string, unknown>;
+}
+
+export interface LoadConfigOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Folder holding default.json and optional local.json; `TRACKGATE_CONFIG_DIR` overrides it. */
+  configDir?: string;
+  /** Applied last (tests). */
+  overrides?: ConfigInput;
+}
+
+/**
+ * Loads config/default.json, then config/local.json, then TRACKGATE_* variables,
+ * then explicit overrides, and validates the result. Any problem throws a
+ * ConfigError that names the offending key or variable.
+ */
+export function loadConfig(options: LoadConfigOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const configDir = resolve(env.TRACKGATE_CONFIG_DIR ?? options.configDir ?? 'config');
+  const merged: Record<string, unknown> = {};
+  const origin = new Map<string, string>();
+  for (const name of ['default.json', 'local.json']) {
+    const path = resolve(configDir, name);
+    if (!existsSync(path)) continue;
+    for (const [k, v] of Object.entries(readConfigFile(path))) {
+      merged[k] = v;
+      origin.set(k, `${path} key "${k}"`);
+    }
+  }
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith('TRACKGATE_') || name === 'TRACKGATE_CONFIG_DIR' || NON_SERVICE_ENV.test(name)) continue;
+    const key = ENV_KEYS.get(name);
+    if (!key) throw new ConfigError(`unknown environment variable ${name}`);
+    if (value === undefined || value === '') continue;
+    merged[key] = value;
+    origin.set(key, `environment variable ${name}`);
+  }
+  for (const [k, v] of Object.entries(options.overrides ?? {})) {
+    merged[k] = v;
+    origin.set(k, `option "${k}"`);
+  }
+  const result = configSchema.safeParse(merged);
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => {
+      if (issue.code === 'unrecognized_keys') {
+        return issue.keys.map((k) => `${origin.get(k) ?? k}: unknown setting`).join('; ');
+      }
+      const key = String(issue.path[0] ?? '');
+      return `${origin.get(key) ?? envName(key)}: ${issue.message}`;
+    });
+    throw new ConfigError(`invalid configuration: ${lines.join('; ')}`);
+  }
+  const cfg = result.data;
+  const dataDir = resolve(
+    cfg.dataDir ?? (cfg.databaseUrl.startsWith('sqlite:') && cfg.databaseUrl !== 'sqlite::memory:' ? resolve(cfg.databaseUrl.slice('sqlite:'.length), '..') : 'data'),
+  );
+  const publicUrl = cfg.publicUrl ?? `http://localhost:${cfg.port}`;
+  return { ...cfg, publicUrl, dataDir };
+}

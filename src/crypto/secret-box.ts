@@ -1,0 +1,65 @@
+import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * Encrypts secrets at rest (SSO client secrets, signing keys) with AES-256-GCM
+ * under a key derived from TRACKGATE_SECRET_KEY. Each purpose gets its own
+ * derived key, so a ciphertext cannot be replayed as another kind of secret.
+ * Format: "v1.<iv>.<tag>.<ciphertext>", base64url parts.
+ */
+export class SecretBox {
+  private readonly master: Buffer;
+
+  constructor(secretKey: string) {
+    this.master = decodeSecretKey(secretKey);
+  }
+
+  private keyFor(purpose: string): Buffer {
+    return Buffer.from(hkdfSync('sha256', this.master, Buffer.alloc(0), `trackgate:${purpose}`, 32));
+  }
+
+  encrypt(purpose: string, plaintext: string): string {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', this.keyFor(purpose), iv);
+    const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+    return ['v1', iv.toString('base64url'), cipher.getAuthTag().toString('base64url'), body.toString('base64url')].join('.');
+  }
+
+  decrypt(purpose: string, sealed: string): string {
+    const [version, iv, tag, body] = sealed.split('.');
+    if (version !== 'v1' || !iv || !tag || body === undefined) throw new Error('sealed secret has an unknown format');
+    const decipher = createDecipheriv('aes-256-gcm', this.keyFor(purpose), Buffer.from(iv, 'base64url'));
+    decipher.setAuthTag(Buffer.from(tag, 'base64url'));
+    return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8');
+  }
+
+  /** A stable sub-key for other uses (session cookie signing, CSRF tokens). */
+  derive(purpose: string): Buffer {
+    return this.keyFor(purpose);
+  }
+}
+
+function decodeSecretKey(value: string): Buffer {
+  const v = value.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(v)) return Buffer.from(v, 'hex');
+  const b = Buffer.from(v, 'base64');
+  if (b.length >= 32) return b;
+  // Any other long-enough string (a passphrase) still gives a full-strength key.
+  return createHash('sha256').update(v).digest();
+}
+
+/**
+ * The configured secret key, or the one kept in the data folder, generated
+ * there (mode 0600) on first start.
+ */
+export function resolveSecretKey(configured: string | undefined, dataDir: string): string {
+  if (configured) return configured;
+  const file = join(dataDir, 'secret.key');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  mkdirSync(dataDir, { recursive: true });
+  const generated = randomBytes(32).toString('hex');
+  writeFileSync(file, generated + '\n', { mode: 0o600, flag: 'wx' });
+  chmodSync(file, 0o600);
+  return generated;
+}

@@ -1,0 +1,38 @@
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import type { IncomingMessage } from 'node:http';
+
+/** Which peers may speak for the client through X-Forwarded-* headers. */
+export class TrustedProxies {
+  private readonly list = new BlockList();
+
+  constructor(entries: string[]) {
+    for (const raw of entries) {
+      const [addr, bits] = raw.split('/');
+      if (!addr) continue;
+      const type = isIPv6(addr) ? 'ipv6' : 'ipv4';
+      if (!isIPv4(addr) && !isIPv6(addr)) throw new Error(`trustedProxies: "${raw}" is not an IP address or CIDR`);
+      if (bits === undefined) this.list.addAddress(addr, type);
+      else this.list.addSubnet(addr, Number(bits), type);
+    }
+  }
+
+  trusts(address: string | undefined): boolean {
+    if (!address) return false;
+    const plain = address.startsWith('::ffff:') && isIPv4(address.slice(7)) ? address.slice(7) : address;
+    return this.list.check(plain, isIPv6(plain) ? 'ipv6' : 'ipv4');
+  }
+
+  /** The client's address: the peer, or the nearest untrusted hop of X-Forwarded-For when the peer is a trusted proxy. */
+  clientIp(req: IncomingMessage): string {
+    const peer = req.socket.remoteAddress ?? 'unknown';
+    if (!this.trusts(peer)) return peer;
+    const xff = req.headers['x-forwarded-for'];
+    if (typeof xff !== 'string' || xff === '') return peer;
+    const hops = xff.split(',').map((s) => s.trim()).filter(Boolean);
+    for (let i = hops.length - 1; i >= 0; i--) {
+      const hop = hops[i]!;
+      if (!this.trusts(hop)) return hop;
+    }
+    return hops[0] ?? peer;
+  }
+}

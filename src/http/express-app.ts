@@ -1,0 +1,137 @@
+import { randomUUID } from 'node:crypto';
+import express from 'express';
+import type { ErrorRequestHandler, Express, NextFunction, Request, Response } from 'express';
+import helmet from 'helmet';
+import type { Authenticator } from '../auth/authenticator.ts';
+import type { Logger } from '../log/logger.ts';
+import type { TrustedProxies } from './client-ip.ts';
+import { AppError, errors } from './errors.ts';
+
+export interface CsrfVerifier {
+  /** True when a cookie-authenticated state-changing request carries a valid CSRF token. */
+  verify(req: Request): boolean;
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+export function requestId(req: { headers: Record<string, string | string[] | undefined> }): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+/** Authentication for the management API: API key, access token, or session cookie (+ CSRF for writes). */
+export function createRequireAuth(authenticator: Authenticator, csrf: () => CsrfVerifier | null) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    authenticator
+      .authenticate(req, res.locals.clientIp as string, { allowSession: true })
+      .then((outcome) => {
+        if (!outcome.ok) return next(outcome.anonymous ? errors.unauthenticated() : outcome.error);
+        if (outcome.principal.via === 'session' && !SAFE_METHODS.has(req.method)) {
+          const verifier = csrf();
+          if (!verifier || !verifier.verify(req)) return next(errors.forbidden('missing or invalid CSRF token (send the X-CSRF-Token header of your session)', 'csrf_failed'));
+        }
+        res.locals.principal = outcome.principal;
+        next();
+      })
+      .catch(next);
+  };
+}
+
+/** Renders every error in one place: JSON for the API; 5xx bodies never carry internals. */
+export function createErrorHandler(logger: Logger): ErrorRequestHandler {
+  return (err: unknown, req, res, _next) => {
+    const rid = (res.locals.requestId as string | undefined) ?? 'unknown';
+    let appErr: AppError;
+    if (err instanceof AppError) appErr = err;
+    else if (isBodyParserError(err)) {
+      appErr =
+        err.type === 'entity.parse.failed'
+          ? errors.badRequest('malformed JSON in request body')
+          : err.type === 'entity.too.large'
+            ? new AppError(413, 'payload_too_large', 'request body is too large')
+            : err.type === 'encoding.unsupported' || err.type === 'charset.unsupported'
+              ? new AppError(415, 'unsupported_encoding', 'unsupported request body encoding or charset')
+              : new AppError(err.status && err.status < 500 ? err.status : 400, 'bad_request', 'the request body could not be read');
+    } else {
+      logger.error({ err, request_id: rid, method: req.method, path: req.path }, 'unhandled error');
+      appErr = new AppError(500, 'internal_error', 'internal error');
+    }
+    if (appErr.status >= 500 && err instanceof AppError) logger.error({ err, request_id: rid }, 'server error');
+    if (res.headersSent) return;
+    res.set(appErr.headers);
+    const render = res.locals.renderError as ((e: AppError, rid: string) => boolean) | undefined;
+    if (render && render(appErr, rid)) return;
+    res.status(appErr.status).json({ error: { code: appErr.code, message: appErr.message, request_id: rid } });
+  };
+}
+
+function isBodyParserError(err: unknown): err is { type: string; status?: number } {
+  return typeof err === 'object' && err !== null && typeof (err as { type?: unknown }).type === 'string' && 'expose' in err;
+}
+
+export interface ExpressAppOptions {
+  logger: Logger;
+  trustedProxies: TrustedProxies;
+  /** Mounts the application's routers, in order, before the 404 and error handlers. */
+  mount: (app: Express) => void;
+}
+
+export function createExpressApp(options: ExpressAppOptions): Express {
+  const { logger, trustedProxies } = options;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+  // Express's own req.ip is not used; the address comes from TrustedProxies.
+  app.set('trust proxy', false);
+
+  app.use((req, res, next) => {
+    const rid = requestId(req);
+    res.locals.requestId = rid;
+    res.locals.clientIp = trustedProxies.clientIp(req);
+    res.setHeader('X-Request-Id', rid);
+    const start = process.hrtime.bigint();
+    res.on('finish', () => {
+      logger.info(
+        { request_id: rid, method: req.method, path: req.path, status: res.statusCode, ms: Number(process.hrtime.bigint() - start) / 1e6, ip: res.locals.clientIp },
+        'request',
+      );
+    });
+    next();
+  });
+
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        useDefaults: false,
+        directives: {
+          defaultSrc: ["'none'"],
+          scriptSrc: ["'self'"],
+          styleSrc: ["'self'"],
+          imgSrc: ["'self'", 'data:'],
+          connectSrc: ["'self'"],
+          formAction: ["'self'"],
+          frameAncestors: ["'none'"],
+          baseUri: ["'none'"],
+          objectSrc: ["'none'"],
+        },
+      },
+      crossOriginEmbedderPolicy: false,
+      strictTransportSecurity: { maxAge: 31_536_000, includeSubDomains: true },
+      referrerPolicy: { policy: 'no-referrer' },
+    }),
+  );
+  app.use((_req, res, next) => {
+    res.setHeader('Cache-Control', 'no-store');
+    next();
+  });
+  app.use(express.json({ limit: '64kb', strict: true, type: ['application/json', 'application/*+json'] }));
+  app.use(express.urlencoded({ extended: false, limit: '64kb', parameterLimit: 50 }));
+
+  options.mount(app);
+
+  app.use((req, _res, next) => next(errors.notFound(`${req.method} ${req.path}`)));
+  app.use(createErrorHandler(logger));
+  return app;
+}

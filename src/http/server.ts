@@ -1,0 +1,63 @@
+import http from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/**
+ * Paths that are trackgate's own. Everything else goes to the tracking API when
+ * an upstream is configured. Kept as prefixes so that dispatch is a few string
+ * comparisons and never a regex or a middleware stack.
+ */
+const OWN_EXACT = new Set(['/healthz', '/readyz', '/metrics', '/login', '/logout', '/settings', '/admin', '/favicon.ico']);
+const OWN_PREFIXES = ['/gateway/', '/login/', '/teams/', '/admin/', '/auth/', '/.well-known/', '/oidc/', '/scim/', '/static/', '/settings/'];
+
+export function isOwnPath(path: string): boolean {
+  if (OWN_EXACT.has(path)) return true;
+  for (const p of OWN_PREFIXES) if (path.startsWith(p)) return true;
+  return path === '/gateway' || path === '/scim' || path === '/oidc';
+}
+
+export function pathOf(url: string | undefined): string {
+  if (!url) return '/';
+  const q = url.indexOf('?');
+  return q === -1 ? url : url.slice(0, q);
+}
+
+export interface Dispatch {
+  /** Lean handlers by exact path, served before Express (the hot paths). */
+  lean: Map<string, RequestHandler>;
+  /** The reverse proxy for paths that are not trackgate's own, when an upstream is configured. */
+  proxy: RequestHandler | null;
+  /** Everything else: the Express application. */
+  app: RequestHandler;
+}
+
+export function createDispatcher(dispatch: Dispatch): RequestHandler {
+  return (req, res) => {
+    const path = pathOf(req.url);
+    const lean = dispatch.lean.get(path);
+    if (lean) return lean(req, res);
+    if (dispatch.proxy && !isOwnPath(path)) return dispatch.proxy(req, res);
+    return dispatch.app(req, res);
+  };
+}
+
+export function createHttpServer(handler: RequestHandler): http.Server {
+  const server = http.createServer(
+    {
+      // Large headers are refused by Node itself with 431; keep the default 16 KiB limit explicit.
+      maxHeaderSize: 16 * 1024,
+      requestTimeout: 300_000,
+      headersTimeout: 30_000,
+      keepAliveTimeout: 65_000,
+    },
+    handler,
+  );
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) return socket.destroy();
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+    const body = JSON.stringify({ error: { code: status.startsWith('431') ? 'headers_too_large' : 'bad_request', message: status.slice(4) } });
+    socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  });
+  return server;
+}

@@ -1,0 +1,120 @@
+import { LRUCache } from 'lru-cache';
+import type { Principal } from '../auth/principal.ts';
+import type { CacheInvalidator } from '../auth/invalidation.ts';
+import { checkKeyShape, hashKey } from './key-format.ts';
+import type { KeyShapeProblem } from './key-format.ts';
+import type { ApiKeyRow, KeysRepository } from './keys.repository.ts';
+import type { LastUsedRecorder } from './last-used.ts';
+
+/** Turns a key row into the identity of its owner, or null when the owner may not act (deactivated, deleted). */
+export type KeyOwnerLoader = (row: ApiKeyRow) => Promise<Principal | null>;
+
+export type KeyVerification =
+  | { ok: true; principal: Principal }
+  | { ok: false; reason: 'malformed' | 'unknown' | 'expired' | 'revoked' | 'owner_inactive'; shape?: KeyShapeProblem };
+
+type CacheEntry = { principal: Principal; revokedAt: number | null; expiresAt: number | null } | { miss: true };
+
+export interface KeyVerifierOptions {
+  ttlMs: number;
+  negativeTtlMs: number;
+  maxEntries: number;
+}
+
+const MISS: CacheEntry = { miss: true };
+
+/**
+ * The hot path of the gateway: shape and checksum first (no I/O), then an
+ * in-process LRU keyed by the key's SHA-256 (remembering recent misses too),
+ * then one indexed lookup. Its cost does not depend on how many keys exist.
+ */
+export class KeyVerifier {
+  private readonly cache: LRUCache<string, CacheEntry>;
+  private readonly loaders = new Map<string, KeyOwnerLoader>();
+  /** Lookups in flight, so a burst of requests with one uncached key makes one query. */
+  private readonly inflight = new Map<string, Promise<CacheEntry>>();
+  private generation = 0;
+
+  constructor(
+    private readonly repo: KeysRepository,
+    private readonly lastUsed: LastUsedRecorder,
+    invalidator: CacheInvalidator,
+    private readonly options: KeyVerifierOptions,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.cache = new LRUCache<string, CacheEntry>({ max: options.maxEntries, ttl: Math.max(1, options.ttlMs), ttlAutopurge: false });
+    invalidator.onInvalidate((event) => {
+      this.generation++;
+      if (event.kind === 'key') this.cache.delete(event.hash);
+      else this.cache.clear();
+    });
+  }
+
+  registerOwnerLoader(ownerType: 'user' | 'service_account', loader: KeyOwnerLoader): void {
+    this.loaders.set(ownerType, loader);
+  }
+
+  /** Synchronous answer when the key is cached (valid or a recent miss); undefined when a lookup is needed. */
+  verifyCached(key: string): KeyVerification | undefined {
+    if (checkKeyShape(key) !== null) return this.verifyShape(key);
+    const hash = hashKey(key);
+    const entry = this.cache.get(hash);
+    return entry === undefined ? undefined : this.judge(entry);
+  }
+
+  async verify(key: string): Promise<KeyVerification> {
+    const shape = checkKeyShape(key);
+    if (shape !== null) return { ok: false, reason: 'malformed', shape };
+    const hash = hashKey(key);
+    let entry = this.cache.get(hash);
+    if (entry === undefined) entry = await this.load(hash);
+    return this.judge(entry);
+  }
+
+  private verifyShape(key: string): KeyVerification {
+    return { ok: false, reason: 'malformed', shape: checkKeyShape(key) ?? 'checksum' };
+  }
+
+  private judge(entry: CacheEntry): KeyVerification {
+    if ('miss' in entry) return { ok: false, reason: 'unknown' };
+    const now = this.now();
+    if (entry.revokedAt !== null && entry.revokedAt <= now) return { ok: false, reason: 'revoked' };
+    if (entry.expiresAt !== null && entry.expiresAt <= now) return { ok: false, reason: 'expired' };
+    if (entry.principal.keyId) this.lastUsed.record(entry.principal.keyId, now);
+    return { ok: true, principal: entry.principal };
+  }
+
+  private load(hash: string): Promise<CacheEntry> {
+    const running = this.inflight.get(hash);
+    if (running) return running;
+    const generation = this.generation;
+    const p = this.fetch(hash)
+      .then((entry) => {
+        // An invalidation that raced this lookup wins: do not cache what may be stale.
+        if (generation === this.generation) {
+          this.cache.set(hash, entry, 'miss' in entry ? { ttl: Math.max(1, this.options.negativeTtlMs) } : undefined);
+        }
+        return entry;
+      })
+      .finally(() => this.inflight.delete(hash));
+    this.inflight.set(hash, p);
+    return p;
+  }
+
+  private async fetch(hash: string): Promise<CacheEntry> {
+    const row = await this.repo.findByHash(hash);
+    if (!row) return MISS;
+    const loader = this.loaders.get(row.owner_type);
+    const principal = loader ? await loader(row) : null;
+    if (!principal) return MISS;
+    return {
+      principal,
+      revokedAt: row.revoked_at ? Date.parse(row.revoked_at) : null,
+      expiresAt: row.expires_at ? Date.parse(row.expires_at) : null,
+    };
+  }
+
+  get size(): number {
+    return this.cache.size;
+  }
+}

@@ -1,0 +1,94 @@
+import type { Kysely, Selectable } from 'kysely';
+import type { ApiKeysTable, DB } from '../db/schema.ts';
+
+export type ApiKeyRow = Selectable<ApiKeysTable>;
+
+export interface KeyOwnerRef {
+  ownerType: 'user' | 'service_account';
+  ownerId: string;
+}
+
+/**
+ * Storage of API keys. Every method but findByHash is scoped to an
+ * organization; findByHash is the credential lookup itself, where the key's
+ * hash is what tells which organization it belongs to.
+ */
+export class KeysRepository {
+  constructor(private readonly db: Kysely<DB>) {}
+
+  async insert(row: ApiKeyRow, trx: Kysely<DB> = this.db): Promise<void> {
+    await trx.insertInto('api_keys').values(row).execute();
+  }
+
+  async findByHash(hash: string): Promise<ApiKeyRow | undefined> {
+    return this.db.selectFrom('api_keys').selectAll().where('key_hash', '=', hash).executeTakeFirst();
+  }
+
+  async findById(orgId: string, id: string): Promise<ApiKeyRow | undefined> {
+    return this.db.selectFrom('api_keys').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
+  }
+
+  /** Keys of one owner that are not revoked (expired ones are listed so people see them lapse). */
+  async listForOwner(orgId: string, owner: KeyOwnerRef): Promise<ApiKeyRow[]> {
+    const column = owner.ownerType === 'user' ? 'user_id' : 'service_account_id';
+    return this.db
+      .selectFrom('api_keys')
+      .selectAll()
+      .where('org_id', '=', orgId)
+      .where('owner_type', '=', owner.ownerType)
+      .where(column, '=', owner.ownerId)
+      .where('revoked_at', 'is', null)
+      .orderBy('created_at', 'asc')
+      .orderBy('id', 'asc')
+      .execute();
+  }
+
+  async revoke(orgId: string, id: string, at: string, trx: Kysely<DB> = this.db): Promise<boolean> {
+    const res = await trx
+      .updateTable('api_keys')
+      .set({ revoked_at: at })
+      .where('org_id', '=', orgId)
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
+  /** Revokes every live key of an owner; returns their hashes so caches can drop them. */
+  async revokeAllForOwner(orgId: string, owner: KeyOwnerRef, at: string, trx: Kysely<DB> = this.db): Promise<string[]> {
+    const column = owner.ownerType === 'user' ? 'user_id' : 'service_account_id';
+    const rows = await trx
+      .selectFrom('api_keys')
+      .select(['key_hash'])
+      .where('org_id', '=', orgId)
+      .where(column, '=', owner.ownerId)
+      .where('revoked_at', 'is', null)
+      .execute();
+    await trx.updateTable('api_keys').set({ revoked_at: at }).where('org_id', '=', orgId).where(column, '=', owner.ownerId).where('revoked_at', 'is', null).execute();
+    return rows.map((r) => r.key_hash);
+  }
+
+  async setExpiry(orgId: string, id: string, expiresAt: string, trx: Kysely<DB> = this.db): Promise<void> {
+    await trx.updateTable('api_keys').set({ expires_at: expiresAt }).where('org_id', '=', orgId).where('id', '=', id).execute();
+  }
+
+  /** Writes a batch of last-used times; never moves a time backwards. */
+  async touchLastUsed(entries: Array<{ id: string; at: string }>): Promise<void> {
+    if (entries.length === 0) return;
+    await this.db.transaction().execute(async (trx) => {
+      for (const e of entries) {
+        await trx
+          .updateTable('api_keys')
+          .set({ last_used_at: e.at })
+          .where('id', '=', e.id)
+          .where((eb) => eb.or([eb('last_used_at', 'is', null), eb('last_used_at', '<', e.at)]))
+          .execute();
+      }
+    });
+  }
+
+  async countAll(): Promise<number> {
+    const r = await this.db.selectFrom('api_keys').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+}

@@ -1,0 +1,103 @@
+import { randomUUID } from 'node:crypto';
+import type { Actor } from '../auth/actor.ts';
+import type { CacheInvalidator } from '../auth/invalidation.ts';
+import type { AuditService } from '../audit/audit.service.ts';
+import { isUniqueViolation } from '../db/dialect.ts';
+import type { Store } from '../db/store.ts';
+import { errors } from '../http/errors.ts';
+import type { OrgAccess } from './org-access.ts';
+import type { OrgRow } from './orgs.repository.ts';
+
+export interface OrgPolicies {
+  require_sso: boolean;
+  disable_personal_keys: boolean;
+  max_key_lifetime_days: number | null;
+}
+
+export interface OrgView {
+  id: string;
+  slug: string;
+  name: string;
+  plan: 'standard' | 'enterprise';
+  policies: OrgPolicies;
+  created_at: string;
+}
+
+export function orgView(row: OrgRow): OrgView {
+  return {
+    id: row.id,
+    slug: row.slug,
+    name: row.name,
+    plan: row.plan,
+    policies: {
+      require_sso: row.require_sso === 1,
+      disable_personal_keys: row.disable_personal_keys === 1,
+      max_key_lifetime_days: row.max_key_lifetime_days,
+    },
+    created_at: row.created_at,
+  };
+}
+
+export class OrgsService {
+  constructor(
+    private readonly store: Store,
+    private readonly access: OrgAccess,
+    private readonly audit: AuditService,
+    private readonly invalidator: CacheInvalidator,
+  ) {}
+
+  /** Creates an organization. `actor` null means the operator's CLI. */
+  async create(actor: Actor | null, input: { slug: string; name: string; plan: 'standard' | 'enterprise' }): Promise<OrgView> {
+    if (actor) await this.requireInstanceAdmin(actor);
+    const now = new Date().toISOString();
+    const row: OrgRow = {
+      id: randomUUID(),
+      slug: input.slug,
+      name: input.name,
+      plan: input.plan,
+      require_sso: 0,
+      disable_personal_keys: 0,
+      max_key_lifetime_days: null,
+      created_at: now,
+      updated_at: now,
+    };
+    try {
+      await this.store.transaction(async (repos) => {
+        await repos.orgs.insert(row);
+        await this.audit.record(repos, actor ?? 'cli', { orgId: row.id, action: 'org.create', targetType: 'org', targetId: row.id, targetName: row.slug, details: { plan: row.plan } });
+      });
+    } catch (err) {
+      if (isUniqueViolation(err)) throw errors.conflict(`an organization with slug "${input.slug}" already exists`, 'slug_taken');
+      throw err;
+    }
+    return orgView(row);
+  }
+
+  async get(actor: Actor, slug: string): Promise<OrgView> {
+    const { org } = await this.access.require(actor, slug, 'viewer');
+    return orgView(org);
+  }
+
+  async update(actor: Actor, slug: string, patch: { name?: string | undefined; plan?: 'standard' | 'enterprise' | undefined; policies?: Partial<OrgPolicies> | undefined }): Promise<OrgView> {
+    const { org } = await this.access.require(actor, slug, 'admin');
+    if (patch.plan !== undefined && patch.plan !== org.plan) await this.requireInstanceAdmin(actor, 'only the instance operator can change an organization\'s plan');
+    const set: Partial<OrgRow> = { updated_at: new Date().toISOString() };
+    if (patch.name !== undefined) set.name = patch.name;
+    if (patch.plan !== undefined) set.plan = patch.plan;
+    if (patch.policies?.require_sso !== undefined) set.require_sso = patch.policies.require_sso ? 1 : 0;
+    if (patch.policies?.disable_personal_keys !== undefined) set.disable_personal_keys = patch.policies.disable_personal_keys ? 1 : 0;
+    if (patch.policies?.max_key_lifetime_days !== undefined) set.max_key_lifetime_days = patch.policies.max_key_lifetime_days;
+    await this.store.transaction(async (repos) => {
+      await repos.orgs.update(org.id, set);
+      await this.audit.record(repos, actor, { orgId: org.id, action: 'org.update', targetType: 'org', targetId: org.id, targetName: org.slug, details: { ...patch } });
+    });
+    this.invalidator.identitiesChanged();
+    return orgView({ ...org, ...set });
+  }
+
+  private async requireInstanceAdmin(actor: Actor, message = 'only the instance operator can create organizations'): Promise<void> {
+    const p = actor.principal;
+    const me = p.type === 'user' ? await this.store.repos.users.findById(p.orgId, p.id) : undefined;
+    if (!me || me.instance_admin !== 1 || me.status !== 'active') throw errors.forbidden(message, 'instance_admin_required');
+  }
+}

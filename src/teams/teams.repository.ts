@@ -1,0 +1,88 @@
+import type { Kysely, Selectable } from 'kysely';
+import type { DB, TeamMembersTable, TeamsTable } from '../db/schema.ts';
+import type { TeamRole } from '../auth/principal.ts';
+
+export type TeamRow = Selectable<TeamsTable>;
+export type TeamMemberRow = Selectable<TeamMembersTable>;
+export interface TeamMemberView {
+  user_id: string;
+  username: string;
+  email: string;
+  display_name: string;
+  role: TeamRole;
+  created_at: string;
+}
+
+/** Teams and memberships of one organization; every method takes the organization's id. */
+export class TeamsRepository {
+  constructor(private readonly db: Kysely<DB>) {}
+
+  async insert(row: TeamRow): Promise<void> {
+    await this.db.insertInto('teams').values(row).execute();
+  }
+
+  async findByName(orgId: string, name: string): Promise<TeamRow | undefined> {
+    return this.db.selectFrom('teams').selectAll().where('org_id', '=', orgId).where('name', '=', name).executeTakeFirst();
+  }
+
+  async findById(orgId: string, id: string): Promise<TeamRow | undefined> {
+    return this.db.selectFrom('teams').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
+  }
+
+  async list(orgId: string): Promise<TeamRow[]> {
+    return this.db.selectFrom('teams').selectAll().where('org_id', '=', orgId).orderBy('name').execute();
+  }
+
+  async listMembers(orgId: string, teamId: string): Promise<TeamMemberView[]> {
+    return this.db
+      .selectFrom('team_members as m')
+      .innerJoin('users as u', (j) => j.onRef('u.id', '=', 'm.user_id').onRef('u.org_id', '=', 'm.org_id'))
+      .select(['m.user_id', 'u.username', 'u.email', 'u.display_name', 'm.role', 'm.created_at'])
+      .where('m.org_id', '=', orgId)
+      .where('m.team_id', '=', teamId)
+      .orderBy('u.username')
+      .execute();
+  }
+
+  async getMember(orgId: string, teamId: string, userId: string): Promise<TeamMemberRow | undefined> {
+    return this.db
+      .selectFrom('team_members')
+      .selectAll()
+      .where('org_id', '=', orgId)
+      .where('team_id', '=', teamId)
+      .where('user_id', '=', userId)
+      .executeTakeFirst();
+  }
+
+  async putMember(orgId: string, teamId: string, userId: string, role: TeamRole, now: string): Promise<'created' | 'updated'> {
+    const existing = await this.getMember(orgId, teamId, userId);
+    if (existing) {
+      await this.db.updateTable('team_members').set({ role }).where('org_id', '=', orgId).where('team_id', '=', teamId).where('user_id', '=', userId).execute();
+      return 'updated';
+    }
+    await this.db.insertInto('team_members').values({ org_id: orgId, team_id: teamId, user_id: userId, role, created_at: now }).execute();
+    return 'created';
+  }
+
+  async removeMember(orgId: string, teamId: string, userId: string): Promise<boolean> {
+    const r = await this.db.deleteFrom('team_members').where('org_id', '=', orgId).where('team_id', '=', teamId).where('user_id', '=', userId).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  }
+
+  /** The teams a user belongs to, with their role in each. */
+  async teamsOfUser(orgId: string, userId: string): Promise<Array<{ name: string; role: TeamRole }>> {
+    return this.db
+      .selectFrom('team_members as m')
+      .innerJoin('teams as t', 't.id', 'm.team_id')
+      .select(['t.name', 'm.role'])
+      .where('m.org_id', '=', orgId)
+      .where('m.user_id', '=', userId)
+      .orderBy('t.name')
+      .execute();
+  }
+
+  async delete(orgId: string, teamId: string): Promise<void> {
+    await this.db.deleteFrom('team_members').where('org_id', '=', orgId).where('team_id', '=', teamId).execute();
+    await this.db.deleteFrom('teams').where('org_id', '=', orgId).where('id', '=', teamId).execute();
+  }
+}

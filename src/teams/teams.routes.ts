@@ -1,0 +1,56 @@
+import { z } from 'zod';
+import type { ApiRouter } from '../http/api-router.ts';
+import { fields } from '../http/validation.ts';
+import type { TeamsService } from './teams.service.ts';
+
+const teamOut = z.object({ id: z.string(), name: z.string(), org: z.string(), created_at: z.string() });
+const memberOut = z.object({ user_id: z.string(), username: z.string(), email: z.string(), display_name: z.string(), role: fields.role, created_at: z.string() });
+
+export function registerTeamRoutes(api: ApiRouter, teams: TeamsService): void {
+  api.add(
+    { method: 'get', path: '/orgs/:org/teams', summary: 'Teams of an organization', tag: 'teams', auth: 'required', responses: { 200: { description: 'teams', schema: z.object({ teams: z.array(teamOut) }) } } },
+    async ({ actor, params }) => ({ status: 200, body: { teams: await teams.list(actor, params.org!) } }),
+  );
+  api.add(
+    {
+      method: 'post',
+      path: '/orgs/:org/teams',
+      summary: 'Create a team (org member or admin; the creator becomes its admin)',
+      tag: 'teams',
+      auth: 'required',
+      body: z.strictObject({ name: fields.entityName }),
+      responses: { 201: { description: 'created', schema: teamOut }, 409: { description: 'name taken' } },
+    },
+    async ({ actor, params, body }) => ({ status: 201, body: await teams.create(actor, params.org!, body.name) }),
+  );
+  api.add(
+    { method: 'get', path: '/teams/:team', summary: 'A team and its members', tag: 'teams', auth: 'required', responses: { 200: { description: 'the team', schema: teamOut.extend({ members: z.array(memberOut) }) }, 404: { description: 'no such team' } } },
+    async ({ actor, params }) => ({ status: 200, body: await teams.get(actor, params.team!) }),
+  );
+  api.add(
+    { method: 'get', path: '/teams/:team/members/:username', summary: 'A member of a team', tag: 'teams', auth: 'required', responses: { 200: { description: 'the member', schema: memberOut }, 404: { description: 'no such member' } } },
+    async ({ actor, params }) => ({ status: 200, body: await teams.getMember(actor, params.team!, params.username!) }),
+  );
+  api.add(
+    {
+      method: 'put',
+      path: '/teams/:team/members/:username',
+      summary: 'Add a member or change their role (org admin or team admin)',
+      tag: 'teams',
+      auth: 'required',
+      body: z.strictObject({ role: fields.role }),
+      responses: { 200: { description: 'role changed', schema: memberOut }, 201: { description: 'member added', schema: memberOut }, 404: { description: 'no such team or user' } },
+    },
+    async ({ actor, params, body }) => {
+      const { member, created } = await teams.putMember(actor, params.team!, params.username!, body.role);
+      return { status: created ? 201 : 200, body: member };
+    },
+  );
+  api.add(
+    { method: 'delete', path: '/teams/:team/members/:username', summary: 'Remove a member (org admin, team admin, or yourself)', tag: 'teams', auth: 'required', responses: { 204: { description: 'removed' }, 404: { description: 'no such member' } } },
+    async ({ actor, params }) => {
+      await teams.removeMember(actor, params.team!, params.username!);
+      return undefined;
+    },
+  );
+}

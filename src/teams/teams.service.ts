@@ -1,0 +1,142 @@
+import { randomUUID } from 'node:crypto';
+import type { Actor } from '../auth/actor.ts';
+import { ROLE_RANK } from '../auth/actor.ts';
+import type { CacheInvalidator } from '../auth/invalidation.ts';
+import type { TeamRole } from '../auth/principal.ts';
+import type { AuditService } from '../audit/audit.service.ts';
+import { isUniqueViolation } from '../db/dialect.ts';
+import type { Store } from '../db/store.ts';
+import { errors } from '../http/errors.ts';
+import type { OrgAccess, OrgContext } from '../orgs/org-access.ts';
+import type { TeamMemberView, TeamRow } from './teams.repository.ts';
+
+export interface TeamView {
+  id: string;
+  name: string;
+  org: string;
+  created_at: string;
+}
+
+export class TeamsService {
+  constructor(
+    private readonly store: Store,
+    private readonly access: OrgAccess,
+    private readonly audit: AuditService,
+    private readonly invalidator: CacheInvalidator,
+  ) {}
+
+  private view(t: TeamRow, orgSlug: string): TeamView {
+    return { id: t.id, name: t.name, org: orgSlug, created_at: t.created_at };
+  }
+
+  async create(actor: Actor, slug: string, name: string): Promise<TeamView> {
+    const { org } = await this.access.require(actor, slug, 'member');
+    const now = new Date().toISOString();
+    const row: TeamRow = { id: randomUUID(), org_id: org.id, name, created_at: now };
+    try {
+      await this.store.transaction(async (repos) => {
+        if (await repos.entities.isTaken(name)) throw errors.conflict(`the name "${name}" is already taken by a user, team or service account`, 'name_taken');
+        await repos.entities.claim(name, 'team', org.id);
+        await repos.teams.insert(row);
+        // Whoever creates a team administers it.
+        if (actor.principal.type === 'user' && actor.principal.orgId === org.id) {
+          await repos.teams.putMember(org.id, row.id, actor.principal.id, 'admin', now);
+        }
+        await this.audit.record(repos, actor, { orgId: org.id, action: 'team.create', targetType: 'team', targetId: row.id, targetName: name });
+      });
+    } catch (err) {
+      if (isUniqueViolation(err)) throw errors.conflict(`the name "${name}" is already taken by a user, team or service account`, 'name_taken');
+      throw err;
+    }
+    this.invalidator.identitiesChanged();
+    return this.view(row, org.slug);
+  }
+
+  async list(actor: Actor, slug: string): Promise<TeamView[]> {
+    const { org } = await this.access.require(actor, slug, 'viewer');
+    return (await this.store.repos.teams.list(org.id)).map((t) => this.view(t, org.slug));
+  }
+
+  /**
+   * A team by name, in the actor's own organization. Team names are unique
+   * across the instance, but a team of another organization answers 404.
+   */
+  async resolveTeam(actor: Actor): Promise<OrgContext>;
+  async resolveTeam(actor: Actor, name: string): Promise<OrgContext & { team: TeamRow; teamRole: TeamRole | null }>;
+  async resolveTeam(actor: Actor, name?: string) {
+    const ctx = await this.access.own(actor);
+    if (name === undefined) return ctx;
+    const team = await this.store.repos.teams.findByName(ctx.org.id, name);
+    if (!team) throw errors.notFound(`team "${name}"`);
+    let teamRole: TeamRole | null = null;
+    if (actor.principal.type === 'user') teamRole = (await this.store.repos.teams.getMember(ctx.org.id, team.id, actor.principal.id))?.role ?? null;
+    return { ...ctx, team, teamRole };
+  }
+
+  /** Org admins and the team's admins manage its membership. */
+  private canManage(ctx: { role: string | null; teamRole: TeamRole | null }): boolean {
+    return ctx.role === 'admin' || ctx.teamRole === 'admin';
+  }
+
+  async get(actor: Actor, name: string): Promise<TeamView & { members: TeamMemberView[] }> {
+    const ctx = await this.resolveTeam(actor, name);
+    if (ctx.role === null && actor.principal.type !== 'service_account') throw errors.forbidden('you are not a member of this organization');
+    const members = await this.store.repos.teams.listMembers(ctx.org.id, ctx.team.id);
+    return { ...this.view(ctx.team, ctx.org.slug), members };
+  }
+
+  async getMember(actor: Actor, name: string, username: string): Promise<TeamMemberView> {
+    const ctx = await this.resolveTeam(actor, name);
+    const members = await this.store.repos.teams.listMembers(ctx.org.id, ctx.team.id);
+    const m = members.find((x) => x.username === username);
+    if (!m) throw errors.notFound(`member "${username}" of team "${name}"`);
+    return m;
+  }
+
+  async putMember(actor: Actor, name: string, username: string, role: TeamRole): Promise<{ member: TeamMemberView; created: boolean }> {
+    const ctx = await this.resolveTeam(actor, name);
+    if (!this.canManage(ctx)) throw errors.forbidden('only an organization admin or an admin of this team can change its members', 'insufficient_role');
+    const result = await this.store.transaction(async (repos) => {
+      const user = await repos.users.findByUsername(ctx.org.id, username);
+      if (!user) throw errors.notFound(`user "${username}"`);
+      if (user.status !== 'active') throw errors.conflict(`user "${username}" is deactivated`, 'user_deactivated');
+      const existing = await repos.teams.getMember(ctx.org.id, ctx.team.id, user.id);
+      if (existing?.role === 'admin' && role !== 'admin' && (await this.countTeamAdmins(ctx.org.id, ctx.team.id)) <= 1 && ctx.role !== 'admin') {
+        throw errors.conflict('a team must keep at least one admin', 'last_team_admin');
+      }
+      const outcome = await repos.teams.putMember(ctx.org.id, ctx.team.id, user.id, role, new Date().toISOString());
+      await this.audit.record(repos, actor, {
+        orgId: ctx.org.id,
+        action: outcome === 'created' ? 'team.member.add' : 'team.member.update',
+        targetType: 'team',
+        targetId: ctx.team.id,
+        targetName: ctx.team.name,
+        details: { username, role, previous_role: existing?.role ?? null },
+      });
+      return outcome;
+    });
+    this.invalidator.identitiesChanged();
+    return { member: await this.getMember(actor, name, username), created: result === 'created' };
+  }
+
+  async removeMember(actor: Actor, name: string, username: string): Promise<void> {
+    const ctx = await this.resolveTeam(actor, name);
+    const self = actor.principal.type === 'user' && actor.principal.username === username;
+    if (!this.canManage(ctx) && !self) throw errors.forbidden('only an organization admin or an admin of this team can remove its members', 'insufficient_role');
+    await this.store.transaction(async (repos) => {
+      const user = await repos.users.findByUsername(ctx.org.id, username);
+      if (!user) throw errors.notFound(`member "${username}" of team "${name}"`);
+      if (!(await repos.teams.removeMember(ctx.org.id, ctx.team.id, user.id))) throw errors.notFound(`member "${username}" of team "${name}"`);
+      await this.audit.record(repos, actor, { orgId: ctx.org.id, action: 'team.member.remove', targetType: 'team', targetId: ctx.team.id, targetName: ctx.team.name, details: { username } });
+    });
+    this.invalidator.identitiesChanged();
+  }
+
+  private async countTeamAdmins(orgId: string, teamId: string): Promise<number> {
+    return (await this.store.repos.teams.listMembers(orgId, teamId)).filter((m) => m.role === 'admin').length;
+  }
+
+  static atLeast(role: TeamRole | null, minimum: TeamRole): boolean {
+    return role !== null && ROLE_RANK[role] >= ROLE_RANK[minimum];
+  }
+}

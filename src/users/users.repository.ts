@@ -1,0 +1,54 @@
+import type { Kysely, Selectable, Updateable } from 'kysely';
+import type { DB, UsersTable } from '../db/schema.ts';
+
+export type UserRow = Selectable<UsersTable>;
+
+/** Users of one organization; every method takes the organization's id. */
+export class UsersRepository {
+  constructor(private readonly db: Kysely<DB>) {}
+
+  async insert(row: UserRow): Promise<void> {
+    await this.db.insertInto('users').values(row).execute();
+  }
+
+  async findById(orgId: string, id: string): Promise<UserRow | undefined> {
+    return this.db.selectFrom('users').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
+  }
+
+  async findByUsername(orgId: string, username: string): Promise<UserRow | undefined> {
+    return this.db.selectFrom('users').selectAll().where('org_id', '=', orgId).where('username', '=', username).executeTakeFirst();
+  }
+
+  async findByEmail(orgId: string, email: string): Promise<UserRow | undefined> {
+    return this.db.selectFrom('users').selectAll().where('org_id', '=', orgId).where('email', '=', email).executeTakeFirst();
+  }
+
+  async list(orgId: string): Promise<UserRow[]> {
+    return this.db.selectFrom('users').selectAll().where('org_id', '=', orgId).orderBy('username').execute();
+  }
+
+  async update(orgId: string, id: string, patch: Updateable<UsersTable>): Promise<void> {
+    await this.db.updateTable('users').set(patch).where('org_id', '=', orgId).where('id', '=', id).execute();
+  }
+
+  async countAdmins(orgId: string): Promise<number> {
+    const r = await this.db
+      .selectFrom('users')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .where('org_id', '=', orgId)
+      .where('role', '=', 'admin')
+      .where('status', '=', 'active')
+      .executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+
+  /**
+   * Emails are unique across the instance (an identity belongs to one
+   * organization), so this one check is deliberately not tenant-scoped; it
+   * answers only yes or no.
+   */
+  async emailTaken(email: string): Promise<boolean> {
+    const r = await this.db.selectFrom('users').select('id').where('email', '=', email).executeTakeFirst();
+    return r !== undefined;
+  }
+}

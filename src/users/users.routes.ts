@@ -1,0 +1,93 @@
+import { z } from 'zod';
+import type { ApiRouter } from '../http/api-router.ts';
+import { fields } from '../http/validation.ts';
+import type { UsersService } from './users.service.ts';
+
+const userOut = z.object({
+  id: z.string(),
+  username: z.string(),
+  email: z.string(),
+  display_name: z.string(),
+  role: fields.role,
+  status: z.enum(['active', 'deactivated']),
+  created_at: z.string(),
+});
+
+const meOut = z.object({
+  username: z.string(),
+  email: z.string().nullable(),
+  display_name: z.string(),
+  principal_type: z.enum(['user', 'service_account']),
+  orgs: z.array(z.object({ slug: z.string(), role: fields.role.nullable() })),
+  teams: z.array(z.object({ name: z.string(), org: z.string(), role: fields.role })),
+});
+
+export function registerUserRoutes(api: ApiRouter, users: UsersService): void {
+  api.add(
+    { method: 'get', path: '/me', summary: 'Who the credential belongs to', tag: 'me', auth: 'required', responses: { 200: { description: 'the caller', schema: meOut } } },
+    async ({ actor }) => ({ status: 200, body: await users.me(actor.principal) }),
+  );
+  api.add(
+    {
+      method: 'patch',
+      path: '/me',
+      summary: 'Change your preferences',
+      tag: 'me',
+      auth: 'required',
+      body: z.strictObject({ theme: z.enum(['light', 'dark', 'system'], { message: 'must be light, dark or system' }) }),
+      responses: { 200: { description: 'the caller', schema: meOut } },
+    },
+    async ({ actor, body }) => {
+      await users.setTheme(actor.principal, body.theme);
+      return { status: 200, body: await users.me(actor.principal) };
+    },
+  );
+  api.add(
+    { method: 'get', path: '/orgs/:org/users', summary: 'Users of an organization', tag: 'users', auth: 'required', responses: { 200: { description: 'users', schema: z.object({ users: z.array(userOut) }) } } },
+    async ({ actor, params }) => ({ status: 200, body: { users: await users.list(actor, params.org!) } }),
+  );
+  api.add(
+    {
+      method: 'post',
+      path: '/orgs/:org/users',
+      summary: 'Pre-provision a user (org admin)',
+      tag: 'users',
+      auth: 'required',
+      body: z.strictObject({ email: fields.email, username: fields.entityName, role: fields.role.default('member'), display_name: fields.displayName.optional() }),
+      responses: { 201: { description: 'created', schema: userOut }, 409: { description: 'email or username taken' } },
+    },
+    async ({ actor, params, body }) => ({ status: 201, body: await users.provision(actor, params.org!, body) }),
+  );
+  api.add(
+    { method: 'get', path: '/orgs/:org/users/:username', summary: 'A user of an organization', tag: 'users', auth: 'required', responses: { 200: { description: 'the user', schema: userOut }, 404: { description: 'no such user' } } },
+    async ({ actor, params }) => ({ status: 200, body: await users.get(actor, params.org!, params.username!) }),
+  );
+  api.add(
+    {
+      method: 'patch',
+      path: '/orgs/:org/users/:username',
+      summary: 'Change a user\'s role, status or name (org admin)',
+      tag: 'users',
+      auth: 'required',
+      body: z
+        .strictObject({ role: fields.role.optional(), status: z.enum(['active', 'deactivated'], { message: 'must be active or deactivated' }).optional(), display_name: fields.displayName.optional() })
+        .refine((b) => Object.keys(b).length > 0, { message: 'nothing to change: send role, status or display_name' }),
+      responses: { 200: { description: 'updated', schema: userOut }, 404: { description: 'no such user' }, 409: { description: 'would leave no admin' } },
+    },
+    async ({ actor, params, body }) => ({ status: 200, body: await users.update(actor, params.org!, params.username!, body) }),
+  );
+  api.add(
+    {
+      method: 'delete',
+      path: '/orgs/:org/users/:username',
+      summary: 'Deactivate a user (org admin): their keys and sessions stop working',
+      tag: 'users',
+      auth: 'required',
+      responses: { 204: { description: 'deactivated' }, 404: { description: 'no such user' } },
+    },
+    async ({ actor, params }) => {
+      await users.deactivate(actor, params.org!, params.username!);
+      return undefined;
+    },
+  );
+}

@@ -1,0 +1,181 @@
+import { randomUUID } from 'node:crypto';
+import type { Actor } from '../auth/actor.ts';
+import type { CacheInvalidator } from '../auth/invalidation.ts';
+import type { OrgRole, Principal } from '../auth/principal.ts';
+import type { AuditService } from '../audit/audit.service.ts';
+import { isUniqueViolation } from '../db/dialect.ts';
+import type { Repositories, Store } from '../db/store.ts';
+import { errors } from '../http/errors.ts';
+import type { ApiKeyRow } from '../keys/keys.repository.ts';
+import type { OrgAccess } from '../orgs/org-access.ts';
+import type { OrgRow } from '../orgs/orgs.repository.ts';
+import type { UserRow } from './users.repository.ts';
+
+export interface UserView {
+  id: string;
+  username: string;
+  email: string;
+  display_name: string;
+  role: OrgRole;
+  status: 'active' | 'deactivated';
+  created_at: string;
+}
+
+export function userView(u: UserRow): UserView {
+  return { id: u.id, username: u.username, email: u.email, display_name: u.display_name, role: u.role, status: u.status, created_at: u.created_at };
+}
+
+export interface NewUser {
+  email: string;
+  username: string;
+  role: OrgRole;
+  display_name?: string | undefined;
+  instance_admin?: boolean;
+}
+
+export class UsersService {
+  constructor(
+    private readonly store: Store,
+    private readonly access: OrgAccess,
+    private readonly audit: AuditService,
+    private readonly invalidator: CacheInvalidator,
+  ) {}
+
+  /**
+   * Inserts a user inside the caller's transaction, with clear conflicts for a
+   * taken email or username. Shared by the API, the CLI and SSO provisioning.
+   */
+  async insertUser(repos: Repositories, org: OrgRow, input: NewUser): Promise<UserRow> {
+    if (await repos.users.emailTaken(input.email)) throw errors.conflict(`a user with email "${input.email}" already exists`, 'email_taken');
+    if (await repos.entities.isTaken(input.username)) throw errors.conflict(`the name "${input.username}" is already taken by a user, team or service account`, 'username_taken');
+    const now = new Date().toISOString();
+    const row: UserRow = {
+      id: randomUUID(),
+      org_id: org.id,
+      email: input.email,
+      username: input.username,
+      display_name: input.display_name ?? input.username,
+      role: input.role,
+      status: 'active',
+      instance_admin: input.instance_admin ? 1 : 0,
+      theme: 'system',
+      created_at: now,
+      updated_at: now,
+    };
+    try {
+      await repos.entities.claim(row.username, 'user', org.id);
+      await repos.users.insert(row);
+    } catch (err) {
+      if (isUniqueViolation(err)) throw errors.conflict(`email "${input.email}" or username "${input.username}" is already taken`, 'user_taken');
+      throw err;
+    }
+    return row;
+  }
+
+  async provision(actor: Actor, slug: string, input: NewUser): Promise<UserView> {
+    const { org } = await this.access.require(actor, slug, 'admin');
+    const row = await this.store.transaction(async (repos) => {
+      const u = await this.insertUser(repos, org, { ...input, instance_admin: false });
+      await this.audit.record(repos, actor, { orgId: org.id, action: 'user.create', targetType: 'user', targetId: u.id, targetName: u.username, details: { role: u.role, email: u.email } });
+      return u;
+    });
+    return userView(row);
+  }
+
+  async list(actor: Actor, slug: string): Promise<UserView[]> {
+    const { org } = await this.access.require(actor, slug, 'viewer');
+    return (await this.store.repos.users.list(org.id)).map(userView);
+  }
+
+  async get(actor: Actor, slug: string, username: string): Promise<UserView> {
+    const { org } = await this.access.require(actor, slug, 'viewer');
+    const u = await this.store.repos.users.findByUsername(org.id, username);
+    if (!u) throw errors.notFound(`user "${username}"`);
+    return userView(u);
+  }
+
+  async update(actor: Actor, slug: string, username: string, patch: { role?: OrgRole | undefined; status?: 'active' | 'deactivated' | undefined; display_name?: string | undefined }): Promise<UserView> {
+    const { org } = await this.access.require(actor, slug, 'admin');
+    const updated = await this.store.transaction(async (repos) => {
+      const u = await repos.users.findByUsername(org.id, username);
+      if (!u) throw errors.notFound(`user "${username}"`);
+      const losesAdmin = u.role === 'admin' && u.status === 'active' && ((patch.role !== undefined && patch.role !== 'admin') || patch.status === 'deactivated');
+      if (losesAdmin && (await repos.users.countAdmins(org.id)) <= 1) {
+        throw errors.conflict('an organization must keep at least one active admin', 'last_admin');
+      }
+      const set: Partial<UserRow> = { updated_at: new Date().toISOString() };
+      if (patch.role !== undefined) set.role = patch.role;
+      if (patch.status !== undefined) set.status = patch.status;
+      if (patch.display_name !== undefined) set.display_name = patch.display_name;
+      await repos.users.update(org.id, u.id, set);
+      const action = patch.status === 'deactivated' ? 'user.deactivate' : patch.status === 'active' && u.status !== 'active' ? 'user.reactivate' : 'user.update';
+      await this.audit.record(repos, actor, { orgId: org.id, action, targetType: 'user', targetId: u.id, targetName: u.username, details: { ...patch } });
+      return { ...u, ...set };
+    });
+    this.invalidator.identitiesChanged();
+    return userView(updated);
+  }
+
+  async deactivate(actor: Actor, slug: string, username: string): Promise<void> {
+    await this.update(actor, slug, username, { status: 'deactivated' });
+  }
+
+  async me(principal: Principal) {
+    if (principal.type !== 'user') {
+      return {
+        username: principal.username,
+        email: principal.email,
+        display_name: principal.displayName,
+        principal_type: principal.type,
+        orgs: [{ slug: principal.orgSlug, role: null }],
+        teams: principal.teams.map((t) => ({ name: t.name, org: principal.orgSlug, role: t.role })),
+      };
+    }
+    const u = await this.store.repos.users.findById(principal.orgId, principal.id);
+    if (!u) throw errors.unauthenticated();
+    const teams = await this.store.repos.teams.teamsOfUser(principal.orgId, u.id);
+    return {
+      username: u.username,
+      email: u.email,
+      display_name: u.display_name,
+      principal_type: 'user' as const,
+      instance_admin: u.instance_admin === 1,
+      theme: u.theme,
+      orgs: [{ slug: principal.orgSlug, role: u.role }],
+      teams: teams.map((t) => ({ name: t.name, org: principal.orgSlug, role: t.role })),
+    };
+  }
+
+  async setTheme(principal: Principal, theme: 'light' | 'dark' | 'system'): Promise<void> {
+    if (principal.type !== 'user') throw errors.forbidden('service accounts have no preferences');
+    await this.store.repos.users.update(principal.orgId, principal.id, { theme, updated_at: new Date().toISOString() });
+  }
+
+  /** The identity of a person, for a credential that belongs to them; null when they may not act. */
+  async principalForUser(orgId: string, userId: string, via: Principal['via'], key: ApiKeyRow | null): Promise<Principal | null> {
+    const repos = this.store.repos;
+    const [u, org] = await Promise.all([repos.users.findById(orgId, userId), repos.orgs.findById(orgId)]);
+    if (!u || !org || u.status !== 'active') return null;
+    const teams = await repos.teams.teamsOfUser(orgId, u.id);
+    return {
+      type: 'user',
+      via,
+      orgId,
+      orgSlug: org.slug,
+      orgPlan: org.plan,
+      id: u.id,
+      username: u.username,
+      email: u.email,
+      displayName: u.display_name,
+      orgRole: u.role,
+      instanceAdmin: u.instance_admin === 1,
+      teams,
+      keyId: key?.id ?? null,
+      credentialExpiresAt: key?.expires_at ? Date.parse(key.expires_at) : null,
+    };
+  }
+
+  /** Owner loader for personal keys. */
+  readonly keyOwnerLoader = (row: ApiKeyRow): Promise<Principal | null> =>
+    row.user_id ? this.principalForUser(row.org_id, row.user_id, 'api_key', row) : Promise.resolve(null);
+}
