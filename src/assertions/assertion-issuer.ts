@@ -1,0 +1,129 @@
+import { SignJWT } from 'jose';
+import type { Principal } from '../auth/principal.ts';
+import type { SigningKeyService } from './signing-keys.service.ts';
+
+/** The person a service-account run is attributed to (X-WANDB-USERNAME / X-WANDB-USER-EMAIL). */
+export interface AttributedUser {
+  id: string;
+  username: string;
+  email: string;
+}
+
+export interface AssertionOptions {
+  /** `iss`: trackgate's public URL. */
+  issuer: string;
+  /** `aud`: the tracking API. */
+  audience: string;
+  ttlSeconds: number;
+}
+
+interface Cached {
+  token: string;
+  kid: string;
+  /** Epoch ms after which a fresh one is signed (shortly before it expires). */
+  refreshAt: number;
+}
+
+/** The claims of an identity assertion, as a verifier reads them. */
+export interface AssertionClaims {
+  iss: string;
+  aud: string;
+  sub: string;
+  iat: number;
+  exp: number;
+  principal_type: Principal['type'];
+  username: string;
+  email: string | null;
+  org: string;
+  org_id: string;
+  teams: string[];
+  team_roles: Record<string, string>;
+  attributed_user: string | null;
+  attributed_user_email?: string;
+}
+
+/**
+ * Signs the short-lived JWT that tells the tracking API who the caller is
+ * (X-Trackgate-Assertion). Signing is the expensive part of the hot path, so
+ * an assertion is reused for the same principal (and attributed user) until
+ * shortly before it expires. The cache hangs off the Principal object itself
+ * (the key verifier hands out the same object while it caches the key), so an
+ * identity change, which makes a new Principal, never reuses a stale
+ * assertion and nothing here needs to be invalidated or bounded separately.
+ */
+export class AssertionIssuer {
+  private readonly cache = new WeakMap<Principal, Map<string, Cached | Promise<string>>>();
+  private readonly ttlMs: number;
+  private readonly reuseMs: number;
+
+  constructor(
+    private readonly keys: SigningKeyService,
+    private readonly options: AssertionOptions,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.ttlMs = options.ttlSeconds * 1000;
+    // Hand out an assertion while it has at least a quarter (and at least 10 s) of its life left.
+    this.reuseMs = Math.max(0, this.ttlMs - Math.max(10_000, this.ttlMs / 4));
+  }
+
+  /** The assertion for a principal: a string when a cached one is fresh, else a promise of a newly signed one. */
+  assertionFor(principal: Principal, attributed: AttributedUser | null): string | Promise<string> {
+    let perPrincipal = this.cache.get(principal);
+    if (!perPrincipal) {
+      perPrincipal = new Map();
+      this.cache.set(principal, perPrincipal);
+    }
+    const slot = attributed ? attributed.id : '';
+    const hit = perPrincipal.get(slot);
+    if (hit !== undefined) {
+      if (hit instanceof Promise) return hit;
+      if (hit.refreshAt > this.now() && hit.kid === this.keys.current().kid) return hit.token;
+    }
+    const map = perPrincipal;
+    const p = this.sign(principal, attributed).then(
+      (c) => {
+        map.set(slot, c);
+        return c.token;
+      },
+      (err: unknown) => {
+        map.delete(slot);
+        throw err;
+      },
+    );
+    map.set(slot, p);
+    return p;
+  }
+
+  claimsFor(principal: Principal, attributed: AttributedUser | null): Omit<AssertionClaims, 'iss' | 'aud' | 'iat' | 'exp'> {
+    const teamRoles: Record<string, string> = {};
+    for (const t of principal.teams) teamRoles[t.name] = t.role;
+    return {
+      sub: principal.id,
+      principal_type: principal.type,
+      username: principal.username,
+      email: principal.email,
+      org: principal.orgSlug,
+      org_id: principal.orgId,
+      teams: principal.teams.map((t) => t.name),
+      team_roles: teamRoles,
+      attributed_user: attributed ? attributed.username : null,
+      ...(attributed ? { attributed_user_email: attributed.email } : {}),
+    };
+  }
+
+  private async sign(principal: Principal, attributed: AttributedUser | null): Promise<Cached> {
+    const key = this.keys.current();
+    const now = this.now();
+    const iat = Math.floor(now / 1000);
+    const { sub, ...claims } = this.claimsFor(principal, attributed);
+    const token = await new SignJWT(claims)
+      .setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'JWT' })
+      .setIssuer(this.options.issuer)
+      .setAudience(this.options.audience)
+      .setSubject(sub)
+      .setIssuedAt(iat)
+      .setExpirationTime(iat + Math.round(this.ttlMs / 1000))
+      .sign(key.privateKey);
+    return { token, kid: key.kid, refreshAt: now + this.reuseMs };
+  }
+}

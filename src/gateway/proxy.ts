@@ -1,0 +1,295 @@
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { Pool, errors as undiciErrors } from 'undici';
+import type { Dispatcher } from 'undici';
+import { AppError, errors } from '../http/errors.ts';
+import type { TrustedProxies } from '../http/client-ip.ts';
+import type { Logger } from '../log/logger.ts';
+import { isBrowser, isSameOrigin, SAFE_METHODS } from './browser.ts';
+import type { GatewayIdentity } from './identity.ts';
+import { requestIdOf, sendError, hasRequestBody } from './respond.ts';
+
+export interface ProxyOptions {
+  /** The tracking API: origin plus an optional base path. */
+  upstreamUrl: string;
+  /** 504 when the upstream sends no response headers (or no body data) for this long. */
+  timeoutMs: number;
+  /** Keep-alive connections to the upstream. */
+  connections: number;
+  identity: GatewayIdentity;
+  trustedProxies: TrustedProxies;
+  /** trackgate's external URL: the origin a cookie-authenticated state change must come from. */
+  publicUrl: string;
+  /** Cookies that belong to trackgate and never travel upstream; default: names starting with "trackgate" (also __Host-/__Secure-). */
+  isOwnCookie?: (name: string) => boolean;
+  logger?: Logger | null;
+}
+
+export interface Proxy {
+  handler: (req: IncomingMessage, res: ServerResponse) => void;
+  close(): Promise<void>;
+}
+
+/** Request headers that describe one hop, not the request; RFC 9110 §7.6.1 plus the usual suspects. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/**
+ * Request headers never forwarded: the client's credentials (the key never
+ * travels upstream), identity claims that only trackgate may make, headers
+ * trackgate sets itself, and Expect (Node already answered 100-continue).
+ */
+const DROPPED_REQUEST = new Set([
+  ...HOP_BY_HOP,
+  'authorization',
+  'host',
+  'expect',
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-forwarded-port',
+  'x-forwarded-prefix',
+  'x-real-ip',
+  'x-request-id',
+  // The attribution claim is resolved here; upstream only ever sees X-Trackgate-Attributed-User.
+  'x-wandb-username',
+  'x-wandb-user-email',
+]);
+
+const defaultOwnCookie = (name: string): boolean => /^(__Host-|__Secure-)?trackgate/i.test(name);
+
+/**
+ * The reverse proxy in front of the tracking API, a raw node handler (no
+ * Express on this path). Every request is authenticated first; only then is
+ * it streamed to the upstream over a keep-alive undici Pool, with the
+ * client's credentials and any X-Trackgate-* header removed and trackgate's
+ * identity headers and signed assertion added. Bodies stream both ways with
+ * backpressure; nothing is buffered.
+ */
+export function createProxy(options: ProxyOptions): Proxy {
+  const upstream = new URL(options.upstreamUrl);
+  const basePath = upstream.pathname.replace(/\/+$/, '');
+  const pool = new Pool(upstream.origin, {
+    connections: options.connections,
+    pipelining: 1,
+    keepAliveTimeout: 30_000,
+    headersTimeout: options.timeoutMs,
+    bodyTimeout: options.timeoutMs,
+    connectTimeout: Math.min(10_000, options.timeoutMs),
+  });
+  const publicOrigin = new URL(options.publicUrl).origin;
+  const isOwnCookie = options.isOwnCookie ?? defaultOwnCookie;
+  const { identity, trustedProxies, logger } = options;
+
+  function handler(req: IncomingMessage, res: ServerResponse): void {
+    const requestId = requestIdOf(req);
+    const url = req.url ?? '/';
+    if (url.charCodeAt(0) !== 47 /* / */) {
+      sendError(req, res, errors.badRequest('request target must be a path'), requestId);
+      return;
+    }
+    if (req.method === 'CONNECT' || req.method === 'TRACE') {
+      sendError(req, res, new AppError(405, 'method_not_allowed', `${req.method} is not allowed through the gateway`), requestId);
+      return;
+    }
+    identity.resolve(req, { allowSession: true }).then(
+      (result) => {
+        if (!result.ok) {
+          if (result.anonymous) return unauthenticated(req, res, requestId);
+          return sendError(req, res, result.error, requestId);
+        }
+        if (result.principal.via === 'session' && !SAFE_METHODS.has(req.method ?? 'GET') && !isSameOrigin(req, publicOrigin)) {
+          return sendError(req, res, errors.forbidden('cross-site request refused: a state-changing request with the session cookie must come from the same origin', 'csrf'), requestId);
+        }
+        forward(req, res, result.headers, requestId);
+      },
+      (err: unknown) => {
+        logger?.error({ err, requestId }, 'gateway: authentication failed unexpectedly');
+        sendError(req, res, err, requestId);
+      },
+    );
+  }
+
+  function forward(req: IncomingMessage, res: ServerResponse, identityHeaders: string[], requestId: string): void {
+    const headers = upstreamHeaders(req, identityHeaders, requestId);
+    const body = hasRequestBody(req) ? req : null;
+    const h = new ProxyHandler(req, res, requestId, logger ?? null);
+    res.on('close', h.onClientClose);
+    pool.dispatch(
+      {
+        path: basePath + (req.url ?? '/'),
+        method: req.method ?? 'GET',
+        headers,
+        body,
+        // Not retried by undici: a POST is never sent twice.
+        idempotent: false,
+        blocking: false,
+      },
+      h,
+    );
+  }
+
+  function upstreamHeaders(req: IncomingMessage, identityHeaders: string[], requestId: string): string[] {
+    const raw = req.rawHeaders;
+    const out: string[] = [];
+    // Headers listed in Connection are hop-by-hop too.
+    const connection = req.headers.connection;
+    const listed = connection && connection !== 'keep-alive' && connection !== 'close' ? new Set(connection.toLowerCase().split(',').map((s) => s.trim())) : null;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!;
+      const lower = name.toLowerCase();
+      if (DROPPED_REQUEST.has(lower) || lower.startsWith('x-trackgate-') || (listed && listed.has(lower))) continue;
+      if (lower === 'cookie') {
+        const kept = filterCookies(raw[i + 1]!, isOwnCookie);
+        if (kept) out.push(name, kept);
+        continue;
+      }
+      out.push(name, raw[i + 1]!);
+    }
+    const peer = req.socket.remoteAddress ?? '';
+    const trusted = trustedProxies.trusts(peer);
+    const xff = trusted ? req.headers['x-forwarded-for'] : undefined;
+    const proto = trusted ? firstValue(req.headers['x-forwarded-proto']) : undefined;
+    const host = trusted ? firstValue(req.headers['x-forwarded-host']) : undefined;
+    out.push(
+      'x-forwarded-for', xff ? `${xff}, ${peer}` : peer,
+      'x-forwarded-proto', proto ?? ((req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'),
+      'x-request-id', requestId,
+    );
+    const h = host ?? req.headers.host;
+    if (h) out.push('x-forwarded-host', h);
+    for (let i = 0; i < identityHeaders.length; i++) out.push(identityHeaders[i]!);
+    return out;
+  }
+
+  return {
+    handler,
+    close: () => pool.close(),
+  };
+}
+
+/**
+ * One proxied exchange. Response headers are written when the upstream's
+ * arrive; body chunks are written as they come, pausing the upstream while
+ * the client's socket is full.
+ */
+class ProxyHandler implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | null = null;
+  private clientGone = false;
+  private done = false;
+
+  constructor(
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    private readonly requestId: string,
+    private readonly logger: Logger | null,
+  ) {}
+
+  onClientClose = (): void => {
+    if (this.done) return;
+    this.clientGone = true;
+    this.controller?.abort(new Error('client closed the connection'));
+  };
+
+  private onDrain = (): void => {
+    this.controller?.resume();
+  };
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.clientGone) controller.abort(new Error('client closed the connection'));
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
+    if (statusCode < 200) return; // 1xx: Node already spoke to the client.
+    const res = this.res;
+    const out: Record<string, string | string[]> = {};
+    const listed = typeof headers.connection === 'string' ? headers.connection.toLowerCase().split(',').map((s) => s.trim()) : null;
+    for (const name in headers) {
+      if (HOP_BY_HOP.has(name) || (listed && listed.includes(name))) continue;
+      const v = headers[name];
+      if (v !== undefined) out[name] = v;
+    }
+    out['x-request-id'] = this.requestId;
+    if (statusMessage) res.writeHead(statusCode, statusMessage, out);
+    else res.writeHead(statusCode, out);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.res.write(chunk)) {
+      controller.pause();
+      this.res.once('drain', this.onDrain);
+    }
+  }
+
+  onResponseEnd(): void {
+    this.done = true;
+    this.res.end();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.done = true;
+    if (this.clientGone) return;
+    const code = (err as { code?: string }).code;
+    if (this.res.headersSent) {
+      // Mid-body: the only honest signal left is to cut the connection.
+      this.logger?.warn({ err: { code, message: err.message }, requestId: this.requestId }, 'gateway: upstream failed while sending a response');
+      this.res.destroy();
+      return;
+    }
+    let status: AppError;
+    if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError || err instanceof undiciErrors.ConnectTimeoutError) {
+      status = new AppError(504, 'upstream_timeout', 'the tracking API did not answer in time');
+    } else if (err instanceof undiciErrors.RequestContentLengthMismatchError) {
+      status = errors.badRequest('request body does not match its Content-Length');
+    } else if (this.req.errored || (this.req.destroyed && !this.req.complete)) {
+      status = errors.badRequest('the request body was cut off');
+    } else {
+      status = new AppError(502, 'upstream_unavailable', 'the tracking API could not be reached');
+    }
+    this.logger?.warn({ err: { code, message: err.message }, requestId: this.requestId, status: status.status }, 'gateway: upstream request failed');
+    sendError(this.req, this.res, status, this.requestId);
+  }
+}
+
+function firstValue(v: string | string[] | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  const s = Array.isArray(v) ? v[0] : v;
+  if (!s) return undefined;
+  const comma = s.indexOf(',');
+  return (comma === -1 ? s : s.slice(0, comma)).trim() || undefined;
+}
+
+/** The Cookie header without trackgate's own cookies; '' when none is left. */
+function filterCookies(header: string, isOwn: (name: string) => boolean): string {
+  if (header.indexOf('rackgate') === -1 && isOwn === defaultOwnCookie) return header;
+  return header
+    .split(';')
+    .map((c) => c.trim())
+    .filter((c) => {
+      if (c === '') return false;
+      const eq = c.indexOf('=');
+      return !isOwn(eq === -1 ? c : c.slice(0, eq));
+    })
+    .join('; ');
+}
+
+function unauthenticated(req: IncomingMessage, res: ServerResponse, requestId: string): void {
+  // A person in a browser is sent to log in; an API client gets 401 with WWW-Authenticate.
+  if ((req.method === 'GET' || req.method === 'HEAD') && isBrowser(req)) {
+    const location = `/login?return_to=${encodeURIComponent(req.url ?? '/')}`;
+    res.writeHead(302, { Location: location, 'Cache-Control': 'no-store', 'X-Request-Id': requestId, 'Content-Length': 0 });
+    res.end();
+    return;
+  }
+  sendError(req, res, errors.unauthenticated(), requestId);
+}

@@ -1,0 +1,94 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { errors } from '../http/errors.ts';
+import type { TrustedProxies } from '../http/client-ip.ts';
+import type { Logger } from '../log/logger.ts';
+import { isBrowser, isSameOrigin, SAFE_METHODS } from './browser.ts';
+import type { GatewayIdentity } from './identity.ts';
+import { requestIdOf, sendError } from './respond.ts';
+
+export interface VerifyOptions {
+  identity: GatewayIdentity;
+  trustedProxies: TrustedProxies;
+  /** trackgate's external URL: the origin a cookie-authenticated state change must come from. */
+  publicUrl: string;
+  logger?: Logger | null;
+}
+
+/**
+ * `GET /auth/verify`: forward auth for nginx `auth_request`, Traefik
+ * ForwardAuth and Envoy ext_authz. A lean handler: it never reads a body and
+ * answers with headers only.
+ *
+ * - 200 with the identity headers (X-Trackgate-*) and the signed assertion;
+ * - 401 with WWW-Authenticate for missing or bad credentials; a browser
+ *   without credentials also gets `Location: /login?return_to=...`, the
+ *   original URI taken from X-Original-URI / X-Forwarded-Uri only when the
+ *   peer is a trusted proxy;
+ * - 403 for a known caller who is not allowed (failed attribution, a
+ *   cross-site state change with the session cookie);
+ * - 429 while the client's address is blocked after repeated failures.
+ */
+export function createVerifyHandler(options: VerifyOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  const { identity, trustedProxies, logger } = options;
+  const publicOrigin = new URL(options.publicUrl).origin;
+
+  return (req, res) => {
+    const requestId = requestIdOf(req);
+    identity.resolve(req, { allowSession: true }).then(
+      (result) => {
+        if (!result.ok) {
+          if (result.anonymous) {
+            const extra = isBrowser(req) ? { Location: loginLocation(req, trustedProxies) } : undefined;
+            return sendError(req, res, errors.unauthenticated(), requestId, extra);
+          }
+          return sendError(req, res, result.error, requestId);
+        }
+        if (result.principal.via === 'session') {
+          const method = trustedProxies.trusts(req.socket.remoteAddress) ? originalMethod(req) : undefined;
+          if (method !== undefined && !SAFE_METHODS.has(method) && !isSameOrigin(req, publicOrigin)) {
+            return sendError(req, res, errors.forbidden('cross-site request refused: a state-changing request with the session cookie must come from the same origin', 'csrf'), requestId);
+          }
+        }
+        const h = result.headers;
+        const headers: Record<string, string> = { 'Cache-Control': 'no-store', 'X-Request-Id': requestId, 'Content-Length': '0' };
+        for (let i = 0; i < h.length; i += 2) headers[h[i]!] = h[i + 1]!;
+        res.writeHead(200, headers);
+        res.end();
+      },
+      (err: unknown) => {
+        logger?.error({ err, requestId }, 'forward auth failed unexpectedly');
+        sendError(req, res, err, requestId);
+      },
+    );
+  };
+}
+
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
+function originalMethod(req: IncomingMessage): string | undefined {
+  return (header(req, 'x-original-method') ?? header(req, 'x-forwarded-method'))?.toUpperCase();
+}
+
+/** A same-origin relative path, or null: no scheme, no host, no `//` or `/\` trick. */
+export function safeReturnTo(uri: string | undefined): string | null {
+  if (!uri || uri.length > 2048 || uri.charCodeAt(0) !== 47 /* / */) return null;
+  if (uri.startsWith('//') || uri.startsWith('/\\')) return null;
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(uri)) return null;
+  return uri;
+}
+
+/** `/login`, with `return_to` when a trusted proxy told us where the browser was going. */
+export function loginLocation(req: IncomingMessage, trustedProxies: TrustedProxies): string {
+  if (!trustedProxies.trusts(req.socket.remoteAddress)) return '/login';
+  let uri = header(req, 'x-original-uri') ?? header(req, 'x-forwarded-uri');
+  const prefix = header(req, 'x-forwarded-prefix');
+  if (uri && prefix && !uri.startsWith(prefix)) uri = prefix.replace(/\/+$/, '') + uri;
+  const returnTo = safeReturnTo(uri);
+  return returnTo ? `/login?return_to=${encodeURIComponent(returnTo)}` : '/login';
+}
+
