@@ -32,6 +32,10 @@ import { registerTeamRoutes } from './teams/teams.routes.ts';
 import { UsersService } from './users/users.service.ts';
 import { registerUserRoutes } from './users/users.routes.ts';
 import { registerHealthRoutes } from './health/health.routes.ts';
+// gateway and service accounts (issue 3)
+import { createGateway } from './gateway/gateway.ts';
+import { ServiceAccountsService } from './service-accounts/service-accounts.service.ts';
+import { registerServiceAccountRoutes } from './service-accounts/service-accounts.routes.ts';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -53,6 +57,7 @@ export interface Core {
   users: UsersService;
   teams: TeamsService;
   keys: KeysService;
+  serviceAccounts: ServiceAccountsService;
   keyVerifier: KeyVerifier;
   lastUsed: LastUsedRecorder;
   authenticator: Authenticator;
@@ -84,9 +89,13 @@ export async function createCore(config: Config, options: { logger?: Logger } = 
     maxEntries: config.keyCacheMaxEntries,
   });
   keyVerifier.registerOwnerLoader('user', users.keyOwnerLoader);
+  // Service accounts (issue 3): their keys' owners, and who may manage those keys.
+  const serviceAccounts = new ServiceAccountsService(store, access, teams, keys, audit, invalidator);
+  keyVerifier.registerOwnerLoader('service_account', serviceAccounts.keyOwnerLoader);
+  keys.registerManagePolicy('service_account', serviceAccounts.keyManagePolicy);
   const authenticator = new Authenticator(keyVerifier, { failureLimit: config.authFailureLimit, failureWindowSeconds: config.authFailureWindowSeconds });
   const trustedProxies = new TrustedProxies(config.trustedProxies);
-  return { config, logger, database, store, secretBox, invalidator, trustedProxies, audit, access, orgs, users, teams, keys, keyVerifier, lastUsed, authenticator };
+  return { config, logger, database, store, secretBox, invalidator, trustedProxies, audit, access, orgs, users, teams, keys, serviceAccounts, keyVerifier, lastUsed, authenticator };
 }
 
 export async function closeCore(core: Core): Promise<void> {
@@ -120,6 +129,12 @@ export async function createTrackgate(config: Config, options: { logger?: Logger
   registerAuditRoutes(api, { store: core.store, access: core.access });
 
   // ---- features plug in below: each adds routes, lean handlers, the proxy, or the CSRF verifier ----
+
+  // ---- service accounts and the gateway (issue 3): /auth/verify, /.well-known/jwks.json, the reverse proxy ----
+  registerServiceAccountRoutes(api, core.serviceAccounts);
+  const gateway = await createGateway({ ...core, attribute: core.serviceAccounts.attribute });
+  for (const [path, handler] of gateway.lean) lean.set(path, handler);
+  proxy = gateway.proxy;
   void proxy;
   void csrf;
 
@@ -163,6 +178,7 @@ export async function createTrackgate(config: Config, options: { logger?: Logger
         timer.unref();
         if (server.listening) await done;
         clearTimeout(timer);
+        await gateway.close();
         await closeCore(core);
       })()),
   };

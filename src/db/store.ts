@@ -3,6 +3,7 @@ import type { DB } from './schema.ts';
 import { AuditRepository } from '../audit/audit.repository.ts';
 import { KeysRepository } from '../keys/keys.repository.ts';
 import { OrgsRepository } from '../orgs/orgs.repository.ts';
+import { ServiceAccountsRepository } from '../service-accounts/service-accounts.repository.ts';
 import { TeamsRepository } from '../teams/teams.repository.ts';
 import { EntityNamesRepository } from '../users/entity-names.repository.ts';
 import { UsersRepository } from '../users/users.repository.ts';
@@ -17,6 +18,7 @@ export function createRepositories(db: Kysely<DB>) {
     teams: new TeamsRepository(db),
     keys: new KeysRepository(db),
     audit: new AuditRepository(db),
+    serviceAccounts: new ServiceAccountsRepository(db),
   };
 }
 

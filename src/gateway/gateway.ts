@@ -1,0 +1,72 @@
+import type { IncomingMessage } from 'node:http';
+import { AssertionIssuer } from '../assertions/assertion-issuer.ts';
+import { createJwksHandler } from '../assertions/jwks.handler.ts';
+import { SigningKeysRepository } from '../assertions/signing-keys.repository.ts';
+import { SigningKeyService } from '../assertions/signing-keys.service.ts';
+import type { Authenticator } from '../auth/authenticator.ts';
+import type { Config } from '../config/config.ts';
+import type { SecretBox } from '../crypto/secret-box.ts';
+import type { Database } from '../db/database.ts';
+import type { TrustedProxies } from '../http/client-ip.ts';
+import type { RequestHandler } from '../http/server.ts';
+import type { Logger } from '../log/logger.ts';
+import { GatewayIdentity } from './identity.ts';
+import type { Attributor } from './identity.ts';
+import { createProxy } from './proxy.ts';
+import { createVerifyHandler } from './verify.ts';
+
+export interface GatewayDeps {
+  config: Config;
+  logger: Logger;
+  database: Database;
+  secretBox: SecretBox;
+  authenticator: Authenticator;
+  trustedProxies: TrustedProxies;
+  /** Resolves X-WANDB-USERNAME for service-account keys (the service-accounts feature). */
+  attribute: Attributor | null;
+}
+
+export interface Gateway {
+  /** Lean handlers by exact path: /auth/verify and /.well-known/jwks.json. */
+  lean: Map<string, RequestHandler>;
+  /** The reverse proxy, when an upstream is configured. */
+  proxy: RequestHandler | null;
+  signingKeys: SigningKeyService;
+  identity: GatewayIdentity;
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the hot paths: forward auth, the JWKS of the identity assertions and
+ * the reverse proxy. Loads (or makes, on first start) the assertion signing
+ * keys before anything is served.
+ */
+export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
+  const { config, logger, authenticator, trustedProxies } = deps;
+  const signingKeys = new SigningKeyService(new SigningKeysRepository(deps.database.db), deps.secretBox, { rotationMs: config.signingKeyRotationDays * 86_400_000 }, logger);
+  await signingKeys.start();
+  const issuer = new AssertionIssuer(signingKeys, {
+    issuer: config.publicUrl,
+    audience: config.assertionAudience ?? config.upstreamUrl ?? config.publicUrl,
+    ttlSeconds: config.assertionTtlSeconds,
+  });
+  const authenticate = (req: IncomingMessage, options: { allowSession: boolean }) => authenticator.authenticate(req, trustedProxies.clientIp(req), options);
+  const identity = new GatewayIdentity(authenticate, issuer, deps.attribute);
+  const lean = new Map<string, RequestHandler>([
+    ['/auth/verify', createVerifyHandler({ identity, trustedProxies, publicUrl: config.publicUrl, logger })],
+    ['/.well-known/jwks.json', createJwksHandler(signingKeys)],
+  ]);
+  const proxy = config.upstreamUrl
+    ? createProxy({ upstreamUrl: config.upstreamUrl, timeoutMs: config.upstreamTimeoutMs, connections: config.upstreamConnections, identity, trustedProxies, publicUrl: config.publicUrl, logger })
+    : null;
+  return {
+    lean,
+    proxy: proxy?.handler ?? null,
+    signingKeys,
+    identity,
+    close: async () => {
+      signingKeys.stop();
+      await proxy?.close();
+    },
+  };
+}

@@ -1,0 +1,262 @@
+import { randomUUID } from 'node:crypto';
+import type { Actor } from '../auth/actor.ts';
+import type { CacheInvalidator } from '../auth/invalidation.ts';
+import type { Principal } from '../auth/principal.ts';
+import type { AuditService } from '../audit/audit.service.ts';
+import type { AttributedUser } from '../assertions/assertion-issuer.ts';
+import { isUniqueViolation } from '../db/dialect.ts';
+import type { Repositories, Store } from '../db/store.ts';
+import { errors } from '../http/errors.ts';
+import type { AttributionClaim } from '../gateway/identity.ts';
+import type { ApiKeyRow } from '../keys/keys.repository.ts';
+import type { KeysService, KeyView, NewKeyView } from '../keys/keys.service.ts';
+import { keyView } from '../keys/keys.service.ts';
+import type { OrgAccess, OrgContext } from '../orgs/org-access.ts';
+import type { OrgRow } from '../orgs/orgs.repository.ts';
+import type { TeamRow } from '../teams/teams.repository.ts';
+import type { TeamsService } from '../teams/teams.service.ts';
+import { deriveUsername } from '../users/provisioning.ts';
+import type { ServiceAccountRow, ServiceAccountWithTeam } from './service-accounts.repository.ts';
+
+export interface ServiceAccountView {
+  id: string;
+  username: string;
+  name: string;
+  team: string;
+  /** "team": belongs to its team; "org": organization-scoped, writing to its default team. */
+  scope: 'team' | 'org';
+  org: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface NewServiceAccountInput {
+  name: string;
+  username?: string | undefined;
+  key_name?: string | undefined;
+  expires_in_days?: number | undefined;
+}
+
+function view(sa: ServiceAccountWithTeam, orgSlug: string): ServiceAccountView {
+  return { id: sa.id, username: sa.username, name: sa.name, team: sa.team_name, scope: sa.scope, org: orgSlug, created_at: sa.created_at, updated_at: sa.updated_at };
+}
+
+/**
+ * Service accounts: API keys not tied to a person, with write access to one
+ * team (an enterprise feature). Team admins manage their team's accounts;
+ * org admins manage every account of the organization, and alone create
+ * organization-scoped ones (which write to a default team). A service
+ * account itself can manage nothing.
+ */
+export class ServiceAccountsService {
+  constructor(
+    private readonly store: Store,
+    private readonly access: OrgAccess,
+    private readonly teams: TeamsService,
+    private readonly keys: KeysService,
+    private readonly audit: AuditService,
+    private readonly invalidator: CacheInvalidator,
+  ) {}
+
+  private static requirePerson(actor: Actor): void {
+    if (actor.principal.type !== 'user') throw errors.forbidden('service accounts cannot manage service accounts or keys', 'not_a_person');
+  }
+
+  private static requireEnterprise(org: OrgRow): void {
+    if (org.plan !== 'enterprise') {
+      throw errors.forbidden(`service accounts are an enterprise feature: organization "${org.slug}" is on the ${org.plan} plan`, 'enterprise_feature');
+    }
+  }
+
+  /** The actor's role in a team of its organization (null when not a member). */
+  private async teamRole(actor: Actor, orgId: string, teamId: string) {
+    if (actor.principal.type !== 'user') return null;
+    return (await this.store.repos.teams.getMember(orgId, teamId, actor.principal.id))?.role ?? null;
+  }
+
+  private async canManage(actor: Actor, ctx: OrgContext, sa: ServiceAccountRow): Promise<boolean> {
+    if (actor.principal.type !== 'user') return false;
+    if (ctx.role === 'admin') return true;
+    return sa.scope === 'team' && (await this.teamRole(actor, ctx.org.id, sa.team_id)) === 'admin';
+  }
+
+  private async canSee(actor: Actor, ctx: OrgContext, sa: ServiceAccountRow): Promise<boolean> {
+    if (actor.principal.type !== 'user') return false;
+    if (ctx.role === 'admin') return true;
+    return (await this.teamRole(actor, ctx.org.id, sa.team_id)) !== null;
+  }
+
+  /** A service account the actor may see (404 otherwise: what it may not see does not exist for it), and whether it may manage it. */
+  private async load(actor: Actor, id: string, mode: 'see' | 'manage'): Promise<{ ctx: OrgContext; sa: ServiceAccountWithTeam }> {
+    ServiceAccountsService.requirePerson(actor);
+    const ctx = await this.access.own(actor);
+    const sa = await this.store.repos.serviceAccounts.findById(ctx.org.id, id);
+    if (!sa || !(await this.canSee(actor, ctx, sa))) throw errors.notFound(`service account "${id}"`);
+    if (mode === 'manage' && !(await this.canManage(actor, ctx, sa))) {
+      throw errors.forbidden(
+        sa.scope === 'org' ? 'only an organization admin can manage an organization-scoped service account' : 'only an organization admin or an admin of its team can manage this service account',
+        'insufficient_role',
+      );
+    }
+    return { ctx, sa };
+  }
+
+  /** `POST /teams/:team/service-accounts`: org admin or team admin; enterprise plan only. */
+  async createForTeam(actor: Actor, teamName: string, input: NewServiceAccountInput): Promise<ServiceAccountView & { key: NewKeyView }> {
+    ServiceAccountsService.requirePerson(actor);
+    const ctx = await this.teams.resolveTeam(actor, teamName);
+    ServiceAccountsService.requireEnterprise(ctx.org);
+    if (ctx.role !== 'admin' && ctx.teamRole !== 'admin') {
+      throw errors.forbidden('only an organization admin or an admin of this team can create its service accounts', 'insufficient_role');
+    }
+    return this.create(actor, ctx.org, ctx.team, 'team', input);
+  }
+
+  /** `POST /orgs/:org/service-accounts`: an organization-scoped account with a default team; org admins only. */
+  async createForOrg(actor: Actor, slug: string, input: NewServiceAccountInput & { default_team: string }): Promise<ServiceAccountView & { key: NewKeyView }> {
+    ServiceAccountsService.requirePerson(actor);
+    const ctx = await this.access.resolve(actor, slug);
+    ServiceAccountsService.requireEnterprise(ctx.org);
+    if (ctx.role !== 'admin') throw errors.forbidden('only an organization admin can create organization-scoped service accounts', 'insufficient_role');
+    const team = await this.store.repos.teams.findByName(ctx.org.id, input.default_team);
+    if (!team) throw errors.validation(`default_team: no team "${input.default_team}" in organization "${slug}"`);
+    return this.create(actor, ctx.org, team, 'org', input);
+  }
+
+  private async create(actor: Actor, org: OrgRow, team: TeamRow, scope: 'team' | 'org', input: NewServiceAccountInput): Promise<ServiceAccountView & { key: NewKeyView }> {
+    const now = new Date().toISOString();
+    try {
+      const result = await this.store.transaction(async (repos) => {
+        const username = await this.pickUsername(repos, input);
+        const row: ServiceAccountRow = { id: randomUUID(), org_id: org.id, team_id: team.id, scope, username, name: input.name, created_by: actor.principal.id, created_at: now, updated_at: now };
+        await repos.entities.claim(username, 'service_account', org.id);
+        await repos.serviceAccounts.insert(row);
+        const issued = await this.keys.issue(repos, { org, ownerType: 'service_account', ownerId: row.id, name: input.key_name ?? 'default', expiresInDays: input.expires_in_days, createdBy: actor.principal.id });
+        await this.audit.record(repos, actor, { orgId: org.id, action: 'service_account.create', targetType: 'service_account', targetId: row.id, targetName: username, details: { team: team.name, scope, name: input.name } });
+        await this.audit.record(repos, actor, { orgId: org.id, action: 'key.create', targetType: 'api_key', targetId: issued.row.id, targetName: issued.row.key_id, details: { owner_type: 'service_account', owner: username, name: issued.row.name, expires_at: issued.row.expires_at } });
+        return { row, issued };
+      });
+      return { ...view({ ...result.row, team_name: team.name }, org.slug), key: { ...keyView(result.issued.row), key: result.issued.key } };
+    } catch (err) {
+      if (isUniqueViolation(err)) throw errors.conflict(`the name "${input.username ?? input.name}" is already taken by a user, team or service account`, 'username_taken');
+      throw err;
+    }
+  }
+
+  private async pickUsername(repos: Repositories, input: NewServiceAccountInput): Promise<string> {
+    if (input.username !== undefined) {
+      if (await repos.entities.isTaken(input.username)) throw errors.conflict(`the name "${input.username}" is already taken by a user, team or service account`, 'username_taken');
+      return input.username;
+    }
+    return deriveUsername(repos, input.name);
+  }
+
+  async listForTeam(actor: Actor, teamName: string): Promise<ServiceAccountView[]> {
+    ServiceAccountsService.requirePerson(actor);
+    const ctx = await this.teams.resolveTeam(actor, teamName);
+    if (ctx.role !== 'admin' && ctx.teamRole === null) throw errors.forbidden('only members of this team and organization admins can see its service accounts', 'insufficient_role');
+    return (await this.store.repos.serviceAccounts.list(ctx.org.id, { teamId: ctx.team.id })).map((sa) => view(sa, ctx.org.slug));
+  }
+
+  async listForOrg(actor: Actor, slug: string): Promise<ServiceAccountView[]> {
+    ServiceAccountsService.requirePerson(actor);
+    const ctx = await this.access.require(actor, slug, 'admin');
+    return (await this.store.repos.serviceAccounts.list(ctx.org.id)).map((sa) => view(sa, ctx.org.slug));
+  }
+
+  async get(actor: Actor, id: string): Promise<ServiceAccountView> {
+    const { ctx, sa } = await this.load(actor, id, 'see');
+    return view(sa, ctx.org.slug);
+  }
+
+  async rename(actor: Actor, id: string, name: string): Promise<ServiceAccountView> {
+    const { ctx, sa } = await this.load(actor, id, 'manage');
+    const updated_at = new Date().toISOString();
+    await this.store.transaction(async (repos) => {
+      await repos.serviceAccounts.update(ctx.org.id, sa.id, { name, updated_at });
+      await this.audit.record(repos, actor, { orgId: ctx.org.id, action: 'service_account.rename', targetType: 'service_account', targetId: sa.id, targetName: sa.username, details: { from: sa.name, to: name } });
+    });
+    this.invalidator.identitiesChanged();
+    return view({ ...sa, name, updated_at }, ctx.org.slug);
+  }
+
+  /** Deletes the account and revokes every key it has, at once. */
+  async delete(actor: Actor, id: string): Promise<void> {
+    const { ctx, sa } = await this.load(actor, id, 'manage');
+    const hashes = await this.store.transaction(async (repos) => {
+      const revoked = await repos.keys.revokeAllForOwner(ctx.org.id, { ownerType: 'service_account', ownerId: sa.id }, new Date().toISOString());
+      await repos.serviceAccounts.delete(ctx.org.id, sa.id);
+      await repos.entities.release(ctx.org.id, sa.username);
+      await this.audit.record(repos, actor, { orgId: ctx.org.id, action: 'service_account.delete', targetType: 'service_account', targetId: sa.id, targetName: sa.username, details: { team: sa.team_name, revoked_keys: revoked.length } });
+      return revoked;
+    });
+    for (const h of hashes) this.invalidator.keyChanged(h);
+  }
+
+  async listKeys(actor: Actor, id: string): Promise<KeyView[]> {
+    const { ctx, sa } = await this.load(actor, id, 'manage');
+    return (await this.store.repos.keys.listForOwner(ctx.org.id, { ownerType: 'service_account', ownerId: sa.id })).map(keyView);
+  }
+
+  async createKey(actor: Actor, id: string, input: { name: string; expires_in_days?: number | undefined }): Promise<NewKeyView> {
+    const { ctx, sa } = await this.load(actor, id, 'manage');
+    ServiceAccountsService.requireEnterprise(ctx.org);
+    const issued = await this.store.transaction(async (repos) => {
+      const k = await this.keys.issue(repos, { org: ctx.org, ownerType: 'service_account', ownerId: sa.id, name: input.name, expiresInDays: input.expires_in_days, createdBy: actor.principal.id });
+      await this.audit.record(repos, actor, { orgId: ctx.org.id, action: 'key.create', targetType: 'api_key', targetId: k.row.id, targetName: k.row.key_id, details: { owner_type: 'service_account', owner: sa.username, name: input.name, expires_at: k.row.expires_at } });
+      return k;
+    });
+    return { ...keyView(issued.row), key: issued.key };
+  }
+
+  /** For KeysService: a team admin manages the keys of their team's (team-scoped) service accounts. */
+  readonly keyManagePolicy = async (actor: Actor, ctx: OrgContext, row: ApiKeyRow): Promise<boolean> => {
+    if (row.owner_type !== 'service_account' || !row.service_account_id) return false;
+    const sa = await this.store.repos.serviceAccounts.findById(ctx.org.id, row.service_account_id);
+    return sa !== undefined && (await this.canManage(actor, ctx, sa));
+  };
+
+  /** Owner loader for service-account keys: the account's identity, or null when it is gone or the plan no longer allows it. */
+  readonly keyOwnerLoader = async (row: ApiKeyRow): Promise<Principal | null> => {
+    if (!row.service_account_id) return null;
+    const repos = this.store.repos;
+    const [sa, org] = await Promise.all([repos.serviceAccounts.findById(row.org_id, row.service_account_id), repos.orgs.findById(row.org_id)]);
+    if (!sa || !org || org.plan !== 'enterprise') return null;
+    return {
+      type: 'service_account',
+      via: 'api_key',
+      orgId: org.id,
+      orgSlug: org.slug,
+      orgPlan: org.plan,
+      id: sa.id,
+      username: sa.username,
+      email: null,
+      displayName: sa.name,
+      orgRole: null,
+      instanceAdmin: false,
+      // Write access to its team, and to nothing else.
+      teams: [{ name: sa.team_name, role: 'member' }],
+      keyId: row.id,
+      credentialExpiresAt: row.expires_at ? Date.parse(row.expires_at) : null,
+    };
+  };
+
+  /**
+   * Attribution of a service-account run (X-WANDB-USERNAME / X-WANDB-USER-EMAIL):
+   * the named person must be an active member of the account's team.
+   */
+  readonly attribute = async (principal: Principal, claim: AttributionClaim): Promise<AttributedUser> => {
+    const repos = this.store.repos;
+    const sa = await repos.serviceAccounts.findById(principal.orgId, principal.id);
+    const who = claim.username ?? claim.email ?? '';
+    const teamName = sa?.team_name ?? principal.teams[0]?.name ?? '';
+    const notMember = () => errors.forbidden(`user "${who}" is not a member of the team "${teamName}" of this service account, so the run cannot be attributed to them`, 'attribution_not_member');
+    if (!sa) throw notMember();
+    const user = claim.username !== null ? await repos.users.findByUsername(principal.orgId, claim.username) : await repos.users.findByEmail(principal.orgId, claim.email!.toLowerCase());
+    if (!user || user.status !== 'active' || !(await repos.teams.getMember(principal.orgId, sa.team_id, user.id))) throw notMember();
+    if (claim.username !== null && claim.email !== null && claim.email.toLowerCase() !== user.email.toLowerCase()) {
+      throw errors.forbidden(`X-WANDB-USER-EMAIL "${claim.email}" is not the email of user "${claim.username}"`, 'attribution_mismatch');
+    }
+    return { id: user.id, username: user.username, email: user.email };
+  };
+}

@@ -1,0 +1,94 @@
+/**
+ * A real nginx with the shipped deploy/nginx/trackgate.conf in front of a stub
+ * tracking API, asking a running trackgate (/auth/verify) about each request.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createLocalJWKSet, jwtVerify } from 'jose';
+import { basic, startApp } from './support/app.ts';
+import type { TestApp } from './support/app.ts';
+import { nginxBinary, startNginx } from './support/nginx.ts';
+import type { Nginx } from './support/nginx.ts';
+import { startUpstream } from './support/upstream.ts';
+import type { StubUpstream } from './support/upstream.ts';
+
+describe('nginx auth_request in front of the tracking API', { skip: nginxBinary() ? false : 'nginx is not installed' }, () => {
+  let app: TestApp;
+  let upstream: StubUpstream;
+  let nginx: Nginx;
+  let adminKey: string;
+  let org: string;
+
+  before(async () => {
+    upstream = await startUpstream();
+    app = await startApp('sqlite');
+    ({ org, adminKey } = await app.bootstrap());
+    nginx = await startNginx({ trackgatePort: Number(new URL(app.url).port), upstreamPort: upstream.port });
+  });
+  after(async () => {
+    await nginx?.close();
+    await app?.close();
+    await upstream?.close();
+  });
+
+  test('no key → 401 with WWW-Authenticate, and nothing reaches the tracking API', async () => {
+    upstream.reset();
+    const r = await fetch(`${nginx.url}/graphql`, { method: 'POST', body: '{}' });
+    assert.equal(r.status, 401, nginx.errorLog());
+    assert.match(r.headers.get('www-authenticate') ?? '', /Basic realm="trackgate"/);
+    await r.text();
+    assert.equal(upstream.requests.length, 0);
+  });
+
+  test('a browser without a session is sent to the login page with where it was going', async () => {
+    const r = await fetch(`${nginx.url}/runs/abc?tab=files`, { headers: { Accept: 'text/html' }, redirect: 'manual' });
+    assert.equal(r.status, 302);
+    assert.equal(r.headers.get('location'), '/login?return_to=%2Fruns%2Fabc%3Ftab%3Dfiles');
+    await r.text();
+  });
+
+  test('a good key → 200, with the identity headers and a valid assertion at the tracking API, and no key', async () => {
+    upstream.reset();
+    const me = await app.request('GET', '/gateway/v1/me', { key: adminKey });
+    const r = await fetch(`${nginx.url}/graphql?q=1`, {
+      method: 'POST',
+      headers: { Authorization: basic(adminKey), 'Content-Type': 'application/json', 'X-Trackgate-User': 'forged', 'X-WANDB-USERNAME': 'someone' },
+      body: '{"query":"query Viewer{ viewer { id } }"}',
+    });
+    assert.equal(r.status, 200, nginx.errorLog());
+    await r.text();
+    assert.equal(upstream.requests.length, 1);
+    const seen = upstream.requests[0]!;
+    assert.equal(seen.url, '/graphql?q=1');
+    assert.equal(seen.body?.toString(), '{"query":"query Viewer{ viewer { id } }"}');
+    assert.equal(seen.headers['x-trackgate-user'], me.body.username);
+    assert.equal(seen.headers['x-trackgate-org'], org);
+    assert.equal(seen.headers['x-trackgate-principal-type'], 'user');
+    assert.equal(seen.headers.authorization, undefined);
+    assert.equal(seen.headers['x-wandb-username'], undefined);
+    assert.ok(!JSON.stringify(seen.rawHeaders).includes(adminKey));
+    const jwks = await (await fetch(`${nginx.url}/.well-known/jwks.json`)).json();
+    const { payload } = await jwtVerify(String(seen.headers['x-trackgate-assertion']), createLocalJWKSet(jwks as never), { issuer: app.gw.core.config.publicUrl });
+    assert.equal(payload.org, org);
+  });
+
+  test('a revoked key → 401', async () => {
+    const k = await app.request('POST', '/gateway/v1/me/keys', { key: adminKey, body: { name: 'to-revoke' } });
+    assert.equal(k.status, 201);
+    const ok = await fetch(`${nginx.url}/files/x`, { headers: { Authorization: basic(k.body.key) } });
+    assert.equal(ok.status, 200);
+    await ok.text();
+    assert.equal((await app.request('DELETE', `/gateway/v1/keys/${k.body.id}`, { key: adminKey })).status, 204);
+    upstream.reset();
+    const r = await fetch(`${nginx.url}/files/x`, { headers: { Authorization: basic(k.body.key) } });
+    assert.equal(r.status, 401);
+    await r.text();
+    assert.equal(upstream.requests.length, 0);
+  });
+
+  test("trackgate's own paths pass through nginx to trackgate", async () => {
+    const r = await fetch(`${nginx.url}/gateway/v1/me`, { headers: { Authorization: basic(adminKey) } });
+    assert.equal(r.status, 200);
+    assert.equal(((await r.json()) as { orgs: Array<{ slug: string }> }).orgs[0]!.slug, org);
+  });
+});
