@@ -32,6 +32,7 @@ import { registerTeamRoutes } from './teams/teams.routes.ts';
 import { UsersService } from './users/users.service.ts';
 import { registerUserRoutes } from './users/users.routes.ts';
 import { registerHealthRoutes } from './health/health.routes.ts';
+import { createSso } from './sso/index.ts';
 // gateway and service accounts (issue 3)
 import { createGateway } from './gateway/gateway.ts';
 import { ServiceAccountsService } from './service-accounts/service-accounts.service.ts';
@@ -135,6 +136,13 @@ export async function createTrackgate(config: Config, options: { logger?: Logger
   const gateway = await createGateway({ ...core, attribute: core.serviceAccounts.attribute });
   for (const [path, handler] of gateway.lean) lean.set(path, handler);
   proxy = gateway.proxy;
+  // ---- SSO (issue 4): connections API, /login pages, browser sessions, CSRF for cookie-authenticated writes ----
+  const sso = createSso(core);
+  sso.registerApi(api);
+  extraRouters.push(sso.router);
+  core.authenticator.useSessions(sso.sessionAuthenticator);
+  csrf = sso.csrf;
+
   void proxy;
   void csrf;
 
@@ -179,6 +187,7 @@ export async function createTrackgate(config: Config, options: { logger?: Logger
         if (server.listening) await done;
         clearTimeout(timer);
         await gateway.close();
+        await sso.close();
         await closeCore(core);
       })()),
   };

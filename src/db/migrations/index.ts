@@ -2,11 +2,13 @@ import type { Migration } from 'kysely';
 import type { DialectCaps } from '../dialect.ts';
 import { migration001 } from './001_initial.ts';
 import { migration002 } from './002_gateway.ts';
+import { migration003 } from './003_sso.ts';
 
 /** Every migration, in order. Names sort; never rename or edit a released one. */
 export function migrations(caps: DialectCaps): Record<string, Migration> {
   return {
     '001_initial': migration001(caps),
     '002_gateway': migration002(caps),
+    '003_sso': migration003(caps),
   };
 }

@@ -1,0 +1,96 @@
+import type { IncomingMessage } from 'node:http';
+import type { Router } from 'express';
+import { Redis } from 'ioredis';
+import type { AuditService } from '../audit/audit.service.ts';
+import type { CacheInvalidator } from '../auth/invalidation.ts';
+import type { Principal } from '../auth/principal.ts';
+import type { Config } from '../config/config.ts';
+import type { SecretBox } from '../crypto/secret-box.ts';
+import type { Store } from '../db/store.ts';
+import type { CsrfVerifier } from '../http/express-app.ts';
+import type { ApiRouter } from '../http/api-router.ts';
+import type { Logger } from '../log/logger.ts';
+import type { OrgAccess } from '../orgs/org-access.ts';
+import type { UsersService } from '../users/users.service.ts';
+import { DbTransactionStore, RedisTransactionStore } from './login-transactions.ts';
+import type { TransactionStore } from './login-transactions.ts';
+import { createLoginRouter } from './login.routes.ts';
+import { JwksRegistry } from './oidc/jwks.ts';
+import { DbSessionStore, RedisSessionStore, SessionManager } from './session-store.ts';
+import { SsoLoginService } from './sso-login.service.ts';
+import { SsoRepository } from './sso.repository.ts';
+import { registerSsoRoutes } from './sso.routes.ts';
+import { SsoService } from './sso.service.ts';
+
+export interface SsoDeps {
+  config: Config;
+  logger: Logger;
+  store: Store;
+  secretBox: SecretBox;
+  audit: AuditService;
+  access: OrgAccess;
+  users: UsersService;
+  invalidator: CacheInvalidator;
+}
+
+export interface Sso {
+  service: SsoService;
+  login: SsoLoginService;
+  sessions: SessionManager;
+  /** GET /login, GET|POST /login/callback, POST /logout, /static/sso/*. */
+  router: Router;
+  /** /gateway/v1/orgs/:org/sso..., /gateway/v1/session. */
+  registerApi(api: ApiRouter): void;
+  /** For Authenticator.useSessions: the browser session's principal. */
+  sessionAuthenticator(req: IncomingMessage): Promise<Principal | null>;
+  /** For the management API's cookie-authenticated writes. */
+  csrf: CsrfVerifier;
+  close(): Promise<void>;
+}
+
+/** Builds the SSO feature: services, stores (database, or Redis when configured), routes, the session hook. */
+export function createSso(deps: SsoDeps): Sso {
+  const { config, logger, store } = deps;
+  const timeouts = { idleMs: config.sessionIdleMinutes * 60_000, absoluteMs: config.sessionAbsoluteHours * 3_600_000 };
+  const redis = config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 2, enableAutoPipelining: true }) : null;
+  redis?.on('error', (err) => logger.warn({ err: err.message }, 'sso: redis error'));
+  const sessionStore = redis ? new RedisSessionStore(redis, timeouts) : new DbSessionStore(store.repos.db, timeouts);
+  const transactions: TransactionStore = redis ? new RedisTransactionStore(redis) : new DbTransactionStore(() => new SsoRepository(store.repos.db));
+  const secure = config.publicUrl.startsWith('https://');
+  const sessions = new SessionManager({ store: sessionStore, secret: deps.secretBox.derive('session-cookie').toString('base64url'), timeouts, secure });
+  const jwks = new JwksRegistry({ cooldownSeconds: config.ssoJwksCooldownSeconds, maxAgeSeconds: config.ssoJwksMaxAgeSeconds, timeoutMs: config.ssoHttpTimeoutMs });
+  const service = new SsoService(store, deps.access, deps.audit, deps.secretBox, config, logger);
+  const login = new SsoLoginService(store, service, deps.users, deps.audit, deps.invalidator, deps.secretBox, transactions, jwks, config, logger);
+  const router = createLoginRouter({ login, sessions, logger, transactionTtlSeconds: config.loginTransactionTtlSeconds, allowHttpIssuers: config.allowHttpIssuers, secure });
+
+  // Expired transactions and sessions are swept every few minutes.
+  const sweep = setInterval(() => {
+    Promise.all([transactions.sweep(), sessionStore.deleteExpired()]).catch((err) => logger.warn({ err }, 'sso: sweeping expired logins and sessions failed'));
+  }, 5 * 60_000);
+  sweep.unref();
+
+  return {
+    service,
+    login,
+    sessions,
+    router,
+    registerApi: (api) => registerSsoRoutes(api, service, sessions),
+    async sessionAuthenticator(req) {
+      const s = await sessions.read(req);
+      if (!s) return null;
+      const principal = await deps.users.principalForUser(s.data.orgId, s.data.userId, 'session', null);
+      if (!principal) return null;
+      // require_sso: an organization that requires SSO accepts browser sessions made by its IdP only.
+      if (s.data.method !== 'sso' && !principal.instanceAdmin) {
+        const org = await store.repos.orgs.findById(s.data.orgId);
+        if (!org || org.require_sso === 1) return null;
+      }
+      return principal;
+    },
+    csrf: { verify: (req) => sessions.verifyCsrf(req) },
+    async close() {
+      clearInterval(sweep);
+      if (redis) await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}

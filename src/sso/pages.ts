@@ -1,0 +1,64 @@
+/**
+ * Server-rendered pages of the login flow. No inline script or style: the
+ * CSP allows scripts and styles from 'self' only; the fragment page's script
+ * is the static file /static/sso/fragment.js.
+ */
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+function layout(title: string, body: string, head = ''): string {
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>${escapeHtml(title)} · trackgate</title>
+<link rel="stylesheet" href="/static/sso/sso.css">
+${head}</head>
+<body>
+<main>
+${body}
+</main>
+</body>
+</html>
+`;
+}
+
+export function loginPage(input: { returnTo: string; email?: string | undefined; error?: string | undefined; notice?: string | undefined }): string {
+  return layout(
+    'Sign in',
+    `<h1>Sign in</h1>
+${input.notice ? `<p class="muted">${escapeHtml(input.notice)}</p>` : ''}${input.error ? `<p class="error" role="alert">${escapeHtml(input.error)}</p>` : ''}
+<form method="get" action="/login">
+<label for="email">Work email</label>
+<input id="email" name="email" type="email" autocomplete="username" required autofocus value="${escapeHtml(input.email ?? '')}">
+<input type="hidden" name="return_to" value="${escapeHtml(input.returnTo)}">
+<button type="submit">Continue with single sign-on</button>
+</form>
+<p class="muted">You will be sent to your organization's identity provider.</p>`,
+  );
+}
+
+export function fragmentPage(): string {
+  return layout(
+    'Signing in',
+    `<h1>Signing in…</h1>
+<p id="status" class="muted">Finishing the sign-in with your identity provider.</p>
+<noscript><p class="error">This sign-in needs JavaScript to read your identity provider's answer. Ask your administrator to use the form_post response mode or the code flow.</p></noscript>
+<form id="callback" method="post" action="/login/callback"></form>`,
+    '<script src="/static/sso/fragment.js" defer></script>\n',
+  );
+}
+
+export function errorPage(input: { title: string; message: string; code: string; requestId: string; retry?: string | undefined }): string {
+  return layout(
+    input.title,
+    `<h1>${escapeHtml(input.title)}</h1>
+<p class="error" role="alert">${escapeHtml(input.message)}</p>
+<p class="muted">Error <code>${escapeHtml(input.code)}</code> · request <code>${escapeHtml(input.requestId)}</code>. An administrator can find the details in trackgate's log and audit log under this request ID.</p>
+<p><a href="${escapeHtml(input.retry ?? '/login')}">Sign in again</a></p>`,
+  );
+}

@@ -1,0 +1,278 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { parse as parseCookies } from 'cookie';
+import { unsign } from 'cookie-signature';
+import session from 'express-session';
+import type { SessionData } from 'express-session';
+import type { RequestHandler } from 'express';
+import type { Redis } from 'ioredis';
+import type { Kysely } from 'kysely';
+import type { DB } from '../db/schema.ts';
+import { ssoDb } from './sso.schema.ts';
+import type { SsoDB } from './sso.schema.ts';
+
+declare module 'express-session' {
+  interface SessionData {
+    userId: string;
+    orgId: string;
+    /** Epoch ms of the login; the absolute timeout counts from here. */
+    loginAt: number;
+    /** How the session was established; only "sso" exists today (require_sso checks it). */
+    method: 'sso';
+    connectionId: string;
+    /** Sent back as X-CSRF-Token (or the csrf_token form field) on state-changing cookie requests. */
+    csrfToken: string;
+  }
+}
+
+export const SESSION_COOKIE = 'trackgate.sid';
+
+export interface SessionTimeouts {
+  idleMs: number;
+  absoluteMs: number;
+}
+
+/** When a session stops being valid: idle deadline from now, capped by the absolute deadline from login. */
+export function sessionDeadline(data: Partial<SessionData>, timeouts: SessionTimeouts, now = Date.now()): number {
+  const absolute = (data.loginAt ?? now) + timeouts.absoluteMs;
+  return Math.min(now + timeouts.idleMs, absolute);
+}
+
+type Cb = (err?: unknown, data?: any) => void;
+
+/**
+ * express-session's store on the database (SQLite or PostgreSQL through
+ * Kysely, so one implementation serves both). Written here instead of taking
+ * a dialect-specific package (connect-sqlite3, connect-pg-simple): it is
+ * small, and it enforces the idle and absolute timeouts itself.
+ */
+export class DbSessionStore extends session.Store {
+  private readonly db: Kysely<SsoDB>;
+
+  constructor(
+    db: Kysely<DB>,
+    private readonly timeouts: SessionTimeouts,
+  ) {
+    super();
+    this.db = ssoDb(db);
+  }
+
+  override get(sid: string, cb: Cb): void {
+    this.db
+      .selectFrom('sessions')
+      .select(['data', 'expires_at'])
+      .where('sid', '=', sid)
+      .executeTakeFirst()
+      .then(async (row) => {
+        if (!row) return cb(null, null);
+        if (Date.parse(row.expires_at) <= Date.now()) {
+          await this.db.deleteFrom('sessions').where('sid', '=', sid).execute();
+          return cb(null, null);
+        }
+        cb(null, JSON.parse(row.data) as SessionData);
+      })
+      .catch((err) => cb(err));
+  }
+
+  override set(sid: string, data: SessionData, cb?: Cb): void {
+    const expires = new Date(sessionDeadline(data, this.timeouts)).toISOString();
+    const json = JSON.stringify(data);
+    this.db
+      .insertInto('sessions')
+      .values({ sid, data: json, user_id: data.userId ?? null, expires_at: expires })
+      .onConflict((oc) => oc.column('sid').doUpdateSet({ data: json, user_id: data.userId ?? null, expires_at: expires }))
+      .execute()
+      .then(() => cb?.())
+      .catch((err) => cb?.(err));
+  }
+
+  override touch(sid: string, data: SessionData, cb?: Cb): void {
+    const expires = new Date(sessionDeadline(data, this.timeouts)).toISOString();
+    this.db
+      .updateTable('sessions')
+      .set({ expires_at: expires })
+      .where('sid', '=', sid)
+      .execute()
+      .then(() => cb?.())
+      .catch((err) => cb?.(err));
+  }
+
+  override destroy(sid: string, cb?: Cb): void {
+    this.db
+      .deleteFrom('sessions')
+      .where('sid', '=', sid)
+      .execute()
+      .then(() => cb?.())
+      .catch((err) => cb?.(err));
+  }
+
+  async destroyAllOfUser(userId: string): Promise<void> {
+    await this.db.deleteFrom('sessions').where('user_id', '=', userId).execute();
+  }
+
+  async deleteExpired(): Promise<void> {
+    await this.db.deleteFrom('sessions').where('expires_at', '<', new Date().toISOString()).execute();
+  }
+}
+
+/**
+ * express-session's store on Redis (TRACKGATE_REDIS_URL), on ioredis.
+ * connect-redis 9 speaks only the node-redis v5 client API (its set() passes
+ * an {expiration} object that ioredis does not understand), so this is the
+ * same few lines on ioredis: JSON under "sess:<sid>" with a TTL that is the
+ * idle deadline capped by the absolute one.
+ */
+export class RedisSessionStore extends session.Store {
+  constructor(
+    private readonly redis: Redis,
+    private readonly timeouts: SessionTimeouts,
+    private readonly prefix = 'trackgate:sess:',
+  ) {
+    super();
+  }
+
+  private ttlSeconds(data: Partial<SessionData>): number {
+    return Math.max(1, Math.ceil((sessionDeadline(data, this.timeouts) - Date.now()) / 1000));
+  }
+
+  override get(sid: string, cb: Cb): void {
+    this.redis
+      .get(this.prefix + sid)
+      .then((v) => cb(null, v ? (JSON.parse(v) as SessionData) : null))
+      .catch((err) => cb(err));
+  }
+
+  override set(sid: string, data: SessionData, cb?: Cb): void {
+    const multi = this.redis.multi().set(this.prefix + sid, JSON.stringify(data), 'EX', this.ttlSeconds(data));
+    if (data.userId) multi.sadd(`${this.prefix}user:${data.userId}`, sid).expire(`${this.prefix}user:${data.userId}`, Math.ceil(this.timeouts.absoluteMs / 1000));
+    multi
+      .exec()
+      .then(() => cb?.())
+      .catch((err) => cb?.(err));
+  }
+
+  override touch(sid: string, data: SessionData, cb?: Cb): void {
+    this.redis
+      .expire(this.prefix + sid, this.ttlSeconds(data))
+      .then(() => cb?.())
+      .catch((err) => cb?.(err));
+  }
+
+  override destroy(sid: string, cb?: Cb): void {
+    this.redis
+      .del(this.prefix + sid)
+      .then(() => cb?.())
+      .catch((err) => cb?.(err));
+  }
+
+  async destroyAllOfUser(userId: string): Promise<void> {
+    const key = `${this.prefix}user:${userId}`;
+    const sids = await this.redis.smembers(key);
+    if (sids.length) await this.redis.del(...sids.map((s) => this.prefix + s));
+    await this.redis.del(key);
+  }
+
+  async deleteExpired(): Promise<void> {
+    /* Redis expires keys itself. */
+  }
+}
+
+export type TrackgateSessionStore = DbSessionStore | RedisSessionStore;
+
+export interface SessionManagerOptions {
+  store: TrackgateSessionStore;
+  /** Signs the cookie (express-session's "secret"); derived from TRACKGATE_SECRET_KEY. */
+  secret: string;
+  timeouts: SessionTimeouts;
+  /** The public URL is https: the cookie gets Secure. */
+  secure: boolean;
+}
+
+export interface LoadedSession {
+  sid: string;
+  data: SessionData;
+}
+
+/**
+ * The browser session, used two ways with one store and one cookie:
+ * express-session's middleware on the login pages (create, regenerate,
+ * destroy), and a lean reader for every other path (the authenticator's
+ * session hook, the proxy, forward-auth), which verifies the signed cookie,
+ * loads the session, enforces the timeouts and slides the idle deadline.
+ */
+export class SessionManager {
+  private readonly loaded = new WeakMap<IncomingMessage, LoadedSession>();
+  private readonly lastTouch = new Map<string, number>();
+
+  constructor(private readonly options: SessionManagerOptions) {}
+
+  get store(): TrackgateSessionStore {
+    return this.options.store;
+  }
+
+  middleware(): RequestHandler {
+    const mw = session({
+      name: SESSION_COOKIE,
+      secret: this.options.secret,
+      store: this.options.store,
+      resave: false,
+      saveUninitialized: false,
+      rolling: false,
+      unset: 'destroy',
+      // A browser-session cookie; the idle and absolute timeouts are enforced on the server.
+      cookie: { httpOnly: true, sameSite: 'lax', secure: this.options.secure, path: '/' },
+    });
+    const secure = this.options.secure;
+    return (req, res, next) => {
+      // TLS ends at the edge in front of trackgate; when the public URL is
+      // https, the browser's connection is, so express-session may set a Secure cookie.
+      if (secure) Object.defineProperty(req, 'secure', { value: true, configurable: true });
+      mw(req, res, next);
+    };
+  }
+
+  /** Reads and validates the session of a request; null when there is none (or it ended). */
+  async read(req: IncomingMessage): Promise<LoadedSession | null> {
+    const cached = this.loaded.get(req);
+    if (cached) return cached;
+    const header = req.headers.cookie;
+    if (!header || !header.includes(SESSION_COOKIE)) return null;
+    const raw = parseCookies(header)[SESSION_COOKIE];
+    if (!raw || !raw.startsWith('s:')) return null;
+    const sid = unsign(raw.slice(2), this.options.secret);
+    if (sid === false) return null;
+    const data = await new Promise<SessionData | null>((resolve, reject) => this.options.store.get(sid, (err, d) => (err ? reject(err) : resolve((d as SessionData) ?? null))));
+    if (!data || !data.userId || !data.orgId) return null;
+    const now = Date.now();
+    if (now >= (data.loginAt ?? 0) + this.options.timeouts.absoluteMs) {
+      this.options.store.destroy(sid);
+      return null;
+    }
+    // Slide the idle deadline, at most once a minute per session.
+    const last = this.lastTouch.get(sid) ?? 0;
+    if (now - last > 60_000) {
+      this.lastTouch.set(sid, now);
+      if (this.lastTouch.size > 100_000) this.lastTouch.clear();
+      this.options.store.touch(sid, data, () => {});
+    }
+    const loaded = { sid, data };
+    this.loaded.set(req, loaded);
+    return loaded;
+  }
+
+  /** CSRF: the request carries the session's token in X-CSRF-Token (or, for forms, csrf_token). */
+  verifyCsrf(req: IncomingMessage, formToken?: unknown): boolean {
+    const s = this.loaded.get(req) ?? (req as { session?: SessionData }).session;
+    const expected = s && 'data' in s ? (s as LoadedSession).data.csrfToken : (s as SessionData | undefined)?.csrfToken;
+    const header = req.headers['x-csrf-token'];
+    const given = typeof header === 'string' ? header : typeof formToken === 'string' ? formToken : '';
+    if (!expected || !given) return false;
+    const a = createHash('sha256').update(expected).digest();
+    const b = createHash('sha256').update(given).digest();
+    return timingSafeEqual(a, b);
+  }
+
+  static newCsrfToken(): string {
+    return randomBytes(24).toString('base64url');
+  }
+}

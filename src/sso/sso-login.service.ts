@@ -1,0 +1,369 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { AuditService } from '../audit/audit.service.ts';
+import type { CacheInvalidator } from '../auth/invalidation.ts';
+import type { Config } from '../config/config.ts';
+import type { SecretBox } from '../crypto/secret-box.ts';
+import type { Repositories, Store } from '../db/store.ts';
+import { AppError } from '../http/errors.ts';
+import type { Logger } from '../log/logger.ts';
+import type { OrgRow } from '../orgs/orgs.repository.ts';
+import type { UserRow } from '../users/users.repository.ts';
+import { deriveUsername } from '../users/provisioning.ts';
+import type { UsersService } from '../users/users.service.ts';
+import { authorizationErrorFrom, buildAuthorizationRequest, checkResponseIssuer, exchangeCode } from './oidc/client.ts';
+import type { RelyingParty } from './oidc/client.ts';
+import { pinnedAlgorithms } from './oidc/discovery.ts';
+import { verifyIdToken } from './oidc/id-token.ts';
+import type { VerifiedIdToken } from './oidc/id-token.ts';
+import type { JwksRegistry } from './oidc/jwks.ts';
+import { isTemplatedIssuer } from './oidc/issuer.ts';
+import { OidcLoginError } from './oidc/problems.ts';
+import { sha256 } from './login-transactions.ts';
+import type { TransactionStore } from './login-transactions.ts';
+import { SsoRepository } from './sso.repository.ts';
+import { decodeConnection } from './sso.service.ts';
+import type { Connection, SsoService, TeamRole } from './sso.service.ts';
+
+const VERIFIER_PURPOSE = 'sso-pkce-verifier';
+const ROLE_RANK: Record<TeamRole, number> = { viewer: 1, member: 2, admin: 3 };
+
+/**
+ * `return_to` accepts same-origin relative paths only: "/x", not "//x", not
+ * "/\x", not absolute URLs, no control characters. Anything else is /settings.
+ */
+export function safeReturnTo(value: unknown, fallback = '/settings'): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 2000) return fallback;
+  if (!value.startsWith('/') || value.startsWith('//') || value.startsWith('/\\')) return fallback;
+  if (/[\u0000-\u001f\u007f\\]/.test(value)) return fallback;
+  try {
+    const base = new URL('http://trackgate.invalid');
+    const u = new URL(value, base);
+    if (u.origin !== base.origin) return fallback;
+    return u.pathname + u.search + u.hash;
+  } catch {
+    return fallback;
+  }
+}
+
+/** A login that failed for the person at the browser, not the admin's configuration (unknown domain, no account). */
+export class LoginRefused extends OidcLoginError {}
+
+export interface LoginStart {
+  url: string;
+  connectionId: string;
+}
+
+export interface LoginResult {
+  user: UserRow;
+  org: OrgRow;
+  connectionId: string;
+  returnTo: string;
+}
+
+export interface LoginContext {
+  ip: string;
+  requestId: string;
+}
+
+/** Starting and finishing SSO logins; identity → user; JIT; group → team roles. */
+export class SsoLoginService {
+  constructor(
+    private readonly store: Store,
+    private readonly sso: SsoService,
+    private readonly users: UsersService,
+    private readonly audit: AuditService,
+    private readonly invalidator: CacheInvalidator,
+    private readonly secretBox: SecretBox,
+    private readonly transactions: TransactionStore,
+    private readonly jwks: JwksRegistry,
+    private readonly config: Pick<Config, 'allowHttpIssuers' | 'loginTransactionTtlSeconds' | 'ssoClockToleranceSeconds' | 'ssoHttpTimeoutMs' | 'ssoDiscoveryMaxAgeSeconds'>,
+    private readonly logger: Logger,
+  ) {}
+
+  private repo(repos?: Repositories): SsoRepository {
+    return new SsoRepository((repos ?? this.store.repos).db);
+  }
+
+  /** Home realm discovery: the enabled connection for an email address, or for an organization. */
+  async findConnection(input: { email?: string | undefined; org?: string | undefined }): Promise<Connection> {
+    if (input.email !== undefined) {
+      const email = input.email.trim().toLowerCase();
+      const at = email.lastIndexOf('@');
+      const domain = at > 0 ? email.slice(at + 1) : '';
+      if (!domain || !/^[a-z0-9.-]+\.[a-z0-9-]+$/.test(domain)) throw new LoginRefused('email_invalid', 'enter your work email address (name@company.com)');
+      const hit = await this.repo().connectionForDomain(domain);
+      const row = hit ? await this.repo().findConnection(hit.org_id, hit.connection_id) : undefined;
+      if (!row || row.enabled !== 1) throw new LoginRefused('domain_unknown', `no organization signs in with ${domain} addresses here; ask your administrator for the sign-in link of your organization`, { domain });
+      return decodeConnection(row);
+    }
+    if (input.org !== undefined) {
+      const org = await this.store.repos.orgs.findBySlug(input.org);
+      const rows = org ? (await this.repo().listConnections(org.id)).filter((r) => r.enabled === 1) : [];
+      if (!org || rows.length === 0) throw new LoginRefused('org_no_sso', `the organization "${input.org}" has no single sign-on configured`, { org: input.org });
+      return decodeConnection(rows[0]!);
+    }
+    throw new LoginRefused('no_input', 'enter your work email address');
+  }
+
+  private relyingParty(c: Connection, metadata: NonNullable<Connection['metadata']>): RelyingParty {
+    return {
+      metadata,
+      clientId: c.row.client_id,
+      clientSecret: this.sso.clientSecretOf(c.row),
+      flow: c.row.flow,
+      responseMode: c.row.response_mode,
+      scopes: c.scopes,
+      redirectUri: this.sso.callbackUri,
+      allowHttp: this.config.allowHttpIssuers,
+    };
+  }
+
+  /** Creates the login transaction and returns the IdP URL to send the browser to. */
+  async start(c: Connection, returnTo: string, bindingCookie: string, loginHint?: string): Promise<LoginStart> {
+    const metadata = await this.sso.metadataForLogin(c, this.config.ssoDiscoveryMaxAgeSeconds);
+    if (!metadata) throw new OidcLoginError('discovery_missing', "the connection's IdP could not be discovered; an admin should run the connection's test");
+    const extra: Record<string, string> = loginHint ? { login_hint: loginHint } : {};
+    const req = await buildAuthorizationRequest(this.relyingParty(c, metadata), extra);
+    const now = Date.now();
+    await this.transactions.put(
+      {
+        state_hash: sha256(req.state),
+        org_id: c.row.org_id,
+        connection_id: c.row.id,
+        nonce: req.nonce,
+        code_verifier_sealed: req.codeVerifier ? this.secretBox.encrypt(VERIFIER_PURPOSE, req.codeVerifier) : null,
+        return_to: returnTo,
+        binding_hash: sha256(bindingCookie),
+        created_at: new Date(now).toISOString(),
+        expires_at: new Date(now + this.config.loginTransactionTtlSeconds * 1000).toISOString(),
+      },
+      this.config.loginTransactionTtlSeconds,
+    );
+    return { url: req.url, connectionId: c.row.id };
+  }
+
+  /**
+   * Finishes a login from the IdP's answer (form_post body, the fragment page's
+   * post, or the code flow's query). Throws OidcLoginError; creates no session.
+   */
+  async finish(params: URLSearchParams, bindingCookie: string | undefined, ctx: LoginContext): Promise<LoginResult> {
+    const state = params.get('state');
+    if (!state) {
+      const idpError = authorizationErrorFrom(params);
+      throw idpError ?? new OidcLoginError('state_missing', 'the IdP\'s answer carries no "state"; start the login again from trackgate');
+    }
+    const tx = await this.transactions.take(sha256(state));
+    if (!tx) throw new OidcLoginError('state_unknown', 'this sign-in response was already used or has expired (each sign-in link works once, for a few minutes); start again');
+    if (Date.parse(tx.expires_at) <= Date.now()) throw new OidcLoginError('transaction_expired', 'the sign-in took too long and expired; start again');
+    if (!bindingCookie || sha256(bindingCookie) !== tx.binding_hash) {
+      throw new OidcLoginError('binding_mismatch', 'this sign-in was started in another browser (or its cookies were blocked); start again in this browser');
+    }
+    const row = await this.repo().findConnection(tx.org_id, tx.connection_id);
+    if (!row || row.enabled !== 1) throw new OidcLoginError('connection_disabled', 'the SSO connection of this sign-in was disabled or deleted');
+    const c = decodeConnection(row);
+    const org = await this.store.repos.orgs.findById(row.org_id);
+    if (!org) throw new OidcLoginError('connection_disabled', 'the organization of this SSO connection no longer exists');
+    try {
+      const idpError = authorizationErrorFrom(params);
+      if (idpError) throw idpError;
+      const metadata = c.metadata;
+      if (!metadata) throw new OidcLoginError('discovery_missing', "the connection's IdP was never discovered; an admin should run the connection's test");
+      checkResponseIssuer(params, metadata, c.allowedTenantIds);
+      let idToken: string;
+      if (row.flow === 'code') {
+        if (params.has('id_token')) throw new OidcLoginError('unexpected_response', 'the IdP answered with an ID token, but the connection uses the code flow; check the grant type of the application in the IdP');
+        if (!tx.code_verifier_sealed) throw new OidcLoginError('unexpected_response', 'this login attempt has no PKCE verifier');
+        const verifier = this.secretBox.decrypt(VERIFIER_PURPOSE, tx.code_verifier_sealed);
+        idToken = await exchangeCode(this.relyingParty(c, metadata), params, state, verifier, this.config.ssoHttpTimeoutMs);
+      } else {
+        const t = params.get('id_token');
+        if (!t) throw new OidcLoginError('id_token_missing', 'the IdP\'s answer has no ID token; the application in the IdP must allow the implicit grant for ID tokens');
+        idToken = t;
+      }
+      const verified = await verifyIdToken(idToken, this.jwks.get(metadata.jwks_uri), {
+        issuer: metadata.issuer,
+        templated: isTemplatedIssuer(metadata.issuer),
+        allowedTenantIds: c.allowedTenantIds,
+        clientId: row.client_id,
+        nonce: tx.nonce,
+        algorithms: pinnedAlgorithms(metadata),
+        clockToleranceSeconds: this.config.ssoClockToleranceSeconds,
+      });
+      const user = await this.resolveUser(c, org, verified, ctx);
+      return { user, org, connectionId: row.id, returnTo: tx.return_to };
+    } catch (err) {
+      await this.recordFailure(org, row.id, err, ctx);
+      throw err;
+    }
+  }
+
+  private async recordFailure(org: OrgRow, connectionId: string, err: unknown, ctx: LoginContext): Promise<void> {
+    const e = err instanceof OidcLoginError ? err : null;
+    try {
+      await this.audit.record(this.store.repos, { type: 'anonymous', id: null, name: null, ip: ctx.ip, requestId: ctx.requestId }, {
+        orgId: org.id,
+        action: 'sso.login_failed',
+        targetType: 'sso_connection',
+        targetId: connectionId,
+        details: { code: e?.code ?? 'internal_error', reason: e?.message ?? 'internal error' },
+      });
+    } catch (auditErr) {
+      this.logger.error({ err: auditErr }, 'sso: could not record a failed login');
+    }
+  }
+
+  /** Identity key: Azure AD (tid, oid) under a multi-tenant issuer, else (iss, sub). */
+  static identityKey(v: VerifiedIdToken, templated: boolean): { key: string; tenantId: string | null; objectId: string | null } {
+    const oid = typeof v.claims.oid === 'string' ? v.claims.oid.toLowerCase() : null;
+    if (templated && v.tenantId && oid) return { key: `azure|${v.tenantId}|${oid}`, tenantId: v.tenantId, objectId: oid };
+    return { key: `oidc|${v.issuer}|${v.subject}`, tenantId: v.tenantId ?? null, objectId: oid };
+  }
+
+  private claimString(v: VerifiedIdToken, name: string): string | null {
+    const x = v.claims[name];
+    return typeof x === 'string' && x.trim() ? x.trim() : null;
+  }
+
+  /**
+   * The user for a verified identity, in one transaction: found by identity;
+   * else linked by email to an existing user of the connection's organization
+   * (this organization's connection vouched for it); else created (JIT).
+   * Refuses deactivated users. Then syncs group → team roles.
+   */
+  private async resolveUser(c: Connection, org: OrgRow, v: VerifiedIdToken, ctx: LoginContext): Promise<UserRow> {
+    const templated = c.metadata ? isTemplatedIssuer(c.metadata.issuer) : false;
+    const id = SsoLoginService.identityKey(v, templated);
+    const emailClaim = this.claimString(v, c.claims.email);
+    const email = emailClaim && v.claims.email_verified !== false && /^[^@\s]+@[^@\s]+$/.test(emailClaim) ? emailClaim.toLowerCase() : null;
+    const now = new Date().toISOString();
+    let changed = false;
+    const user = await this.store.transaction(async (repos) => {
+      const repo = this.repo(repos);
+      const identity = await repo.findIdentity(org.id, id.key);
+      let user: UserRow | undefined;
+      let how: 'identity' | 'email_link' | 'jit';
+      if (identity) {
+        user = await repos.users.findById(org.id, identity.user_id);
+        how = 'identity';
+        if (user) await repo.touchIdentity(org.id, identity.id, now);
+      }
+      if (!user && email) {
+        user = await repos.users.findByEmail(org.id, email);
+        how = 'email_link';
+      }
+      if (!user) {
+        if (!c.row.jit || c.row.jit !== 1) {
+          throw new LoginRefused('no_account', `you have no account in the organization "${org.slug}" yet, and automatic provisioning (JIT) is off for this connection; ask an administrator of ${org.slug} to add you`, { sub: v.subject });
+        }
+        if (!email) {
+          throw new OidcLoginError('email_missing', `the ID token carries no usable email in the "${c.claims.email}" claim, which a new account needs; configure the IdP to send it (scope "email"), or map another claim in the connection's claims.email`);
+        }
+        if (await repos.users.emailTaken(email)) {
+          throw new LoginRefused('email_in_other_org', `the email ${email} already belongs to an account of another organization; ask your administrator`);
+        }
+        const preferred = this.claimString(v, c.claims.username) ?? email;
+        const username = await deriveUsername(repos, preferred);
+        const display = this.claimString(v, c.claims.name) ?? username;
+        user = await this.users.insertUser(repos, org, { email, username, role: 'member', display_name: display.slice(0, 200) });
+        how = 'jit';
+        changed = true;
+        await this.audit.record(repos, { type: 'user', id: user.id, name: user.username, ip: ctx.ip, requestId: ctx.requestId }, {
+          orgId: org.id,
+          action: 'user.create',
+          targetType: 'user',
+          targetId: user.id,
+          targetName: user.username,
+          details: { via: 'sso_jit', connection_id: c.row.id, email },
+        });
+      }
+      if (user.status !== 'active') {
+        throw new LoginRefused('user_deactivated', `the account ${user.username} in ${org.slug} is deactivated; ask an administrator of ${org.slug}`);
+      }
+      if (!identity || identity.user_id !== user.id) {
+        await repo.insertIdentity({
+          id: randomUUID(),
+          org_id: org.id,
+          user_id: user.id,
+          connection_id: c.row.id,
+          identity_key: id.key,
+          issuer: v.issuer,
+          subject: v.subject,
+          tenant_id: id.tenantId,
+          object_id: id.objectId,
+          created_at: now,
+          last_login_at: now,
+        });
+      }
+      const synced = await this.syncGroups(repos, c, org, user, v, now);
+      if (synced.length) changed = true;
+      await this.audit.record(repos, { type: 'user', id: user.id, name: user.username, ip: ctx.ip, requestId: ctx.requestId }, {
+        orgId: org.id,
+        action: 'sso.login',
+        targetType: 'user',
+        targetId: user.id,
+        targetName: user.username,
+        details: { connection_id: c.row.id, how: how!, issuer: v.issuer, ...(id.tenantId ? { tenant_id: id.tenantId } : {}), ...(synced.length ? { team_changes: synced } : {}) },
+      });
+      return user;
+    });
+    if (changed) this.invalidator.identitiesChanged();
+    return user;
+  }
+
+  /**
+   * Group rules → team memberships, on every login. Teams named by a rule are
+   * managed: the user gets the highest role of the rules their groups match,
+   * and loses membership when no rule matches any more. Other teams are not
+   * touched. With Azure AD's groups overage (`hasgroups`, or `_claim_names.groups`)
+   * the token does not list the groups: memberships stay as they were.
+   */
+  private async syncGroups(repos: Repositories, c: Connection, org: OrgRow, user: UserRow, v: VerifiedIdToken, now: string): Promise<string[]> {
+    if (c.groupRules.length === 0) return [];
+    const claimName = c.claims.groups;
+    const claimNames = v.claims._claim_names as Record<string, unknown> | undefined;
+    if (v.claims.hasgroups === true || (claimNames && typeof claimNames === 'object' && claimName in claimNames) || (claimName !== 'groups' && claimNames && 'groups' in claimNames)) {
+      this.logger.warn({ org: org.slug, user: user.username, connection_id: c.row.id }, 'sso: groups overage in the ID token (hasgroups/_claim_names): the token does not list the groups; team memberships left unchanged');
+      await this.audit.record(repos, { type: 'user', id: user.id, name: user.username }, {
+        orgId: org.id,
+        action: 'sso.groups_overage',
+        targetType: 'user',
+        targetId: user.id,
+        targetName: user.username,
+        details: { connection_id: c.row.id },
+      });
+      return [];
+    }
+    const raw = v.claims[claimName];
+    const groups = new Set(Array.isArray(raw) ? raw.filter((g): g is string => typeof g === 'string') : typeof raw === 'string' ? [raw] : []);
+    const desired = new Map<string, TeamRole>();
+    for (const r of c.groupRules) {
+      if (!groups.has(r.group)) continue;
+      const have = desired.get(r.team);
+      if (!have || ROLE_RANK[r.role] > ROLE_RANK[have]) desired.set(r.team, r.role);
+    }
+    const changes: string[] = [];
+    for (const teamName of new Set(c.groupRules.map((r) => r.team))) {
+      const team = await repos.teams.findByName(org.id, teamName);
+      if (!team) {
+        this.logger.warn({ org: org.slug, team: teamName, connection_id: c.row.id }, 'sso: a group rule names a team that does not exist; skipped');
+        continue;
+      }
+      const member = await repos.teams.getMember(org.id, team.id, user.id);
+      const want = desired.get(teamName);
+      if (want && member?.role !== want) {
+        await repos.teams.putMember(org.id, team.id, user.id, want, now);
+        changes.push(`${teamName}:${member ? member.role : 'none'}->${want}`);
+      } else if (!want && member) {
+        await repos.teams.removeMember(org.id, team.id, user.id);
+        changes.push(`${teamName}:${member.role}->none`);
+      }
+    }
+    return changes;
+  }
+
+  static newBinding(): string {
+    return randomBytes(24).toString('base64url');
+  }
+}
+
+export { AppError };

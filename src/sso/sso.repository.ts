@@ -1,0 +1,107 @@
+import type { Kysely, Selectable, Updateable } from 'kysely';
+import type { DB } from '../db/schema.ts';
+import { ssoDb } from './sso.schema.ts';
+import type { ExternalIdentitiesTable, LoginTransactionsTable, SsoConnectionsTable, SsoDB } from './sso.schema.ts';
+
+export type ConnectionRow = Selectable<SsoConnectionsTable>;
+export type IdentityRow = Selectable<ExternalIdentitiesTable>;
+export type TransactionRow = Selectable<LoginTransactionsTable>;
+
+/**
+ * SSO connections, their domains and linked identities. Every method takes
+ * the organization's id, except the two lookups that find the organization in
+ * the first place (an email domain, a login transaction's state), which are
+ * instance-wide by nature and say so.
+ */
+export class SsoRepository {
+  private readonly db: Kysely<SsoDB>;
+
+  constructor(db: Kysely<DB>) {
+    this.db = ssoDb(db);
+  }
+
+  // ---- connections ----
+  async insertConnection(row: ConnectionRow): Promise<void> {
+    await this.db.insertInto('sso_connections').values(row).execute();
+  }
+
+  async findConnection(orgId: string, id: string): Promise<ConnectionRow | undefined> {
+    return this.db.selectFrom('sso_connections').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
+  }
+
+  async listConnections(orgId: string): Promise<ConnectionRow[]> {
+    return this.db.selectFrom('sso_connections').selectAll().where('org_id', '=', orgId).orderBy('created_at').orderBy('id').execute();
+  }
+
+  async updateConnection(orgId: string, id: string, patch: Updateable<SsoConnectionsTable>): Promise<void> {
+    await this.db.updateTable('sso_connections').set(patch).where('org_id', '=', orgId).where('id', '=', id).execute();
+  }
+
+  async deleteConnection(orgId: string, id: string): Promise<void> {
+    await this.db.deleteFrom('sso_domains').where('org_id', '=', orgId).where('connection_id', '=', id).execute();
+    await this.db.deleteFrom('sso_connections').where('org_id', '=', orgId).where('id', '=', id).execute();
+  }
+
+  // ---- domains ----
+  async domainsOf(orgId: string, connectionId: string): Promise<string[]> {
+    const rows = await this.db.selectFrom('sso_domains').select('domain').where('org_id', '=', orgId).where('connection_id', '=', connectionId).orderBy('domain').execute();
+    return rows.map((r) => r.domain);
+  }
+
+  async domainsOfOrg(orgId: string): Promise<Array<{ domain: string; connection_id: string }>> {
+    return this.db.selectFrom('sso_domains').select(['domain', 'connection_id']).where('org_id', '=', orgId).execute();
+  }
+
+  async setDomains(orgId: string, connectionId: string, domains: string[]): Promise<void> {
+    await this.db.deleteFrom('sso_domains').where('org_id', '=', orgId).where('connection_id', '=', connectionId).execute();
+    if (domains.length) await this.db.insertInto('sso_domains').values(domains.map((domain) => ({ domain, org_id: orgId, connection_id: connectionId }))).execute();
+  }
+
+  /** Instance-wide by nature: which organization's connection serves this email domain (home realm discovery). */
+  async connectionForDomain(domain: string): Promise<{ org_id: string; connection_id: string } | undefined> {
+    return this.db.selectFrom('sso_domains').select(['org_id', 'connection_id']).where('domain', '=', domain).executeTakeFirst();
+  }
+
+  /** Instance-wide, yes or no: is a domain served by a connection other than `exceptConnectionId`? */
+  async domainTaken(domain: string, exceptConnectionId: string | null): Promise<boolean> {
+    let q = this.db.selectFrom('sso_domains').select('domain').where('domain', '=', domain);
+    if (exceptConnectionId) q = q.where('connection_id', '!=', exceptConnectionId);
+    return (await q.executeTakeFirst()) !== undefined;
+  }
+
+  // ---- identities ----
+  async findIdentity(orgId: string, identityKey: string): Promise<IdentityRow | undefined> {
+    return this.db.selectFrom('external_identities').selectAll().where('org_id', '=', orgId).where('identity_key', '=', identityKey).executeTakeFirst();
+  }
+
+  async insertIdentity(row: IdentityRow): Promise<void> {
+    await this.db.insertInto('external_identities').values(row).execute();
+  }
+
+  async touchIdentity(orgId: string, id: string, at: string): Promise<void> {
+    await this.db.updateTable('external_identities').set({ last_login_at: at }).where('org_id', '=', orgId).where('id', '=', id).execute();
+  }
+
+  async identitiesOfUser(orgId: string, userId: string): Promise<IdentityRow[]> {
+    return this.db.selectFrom('external_identities').selectAll().where('org_id', '=', orgId).where('user_id', '=', userId).execute();
+  }
+
+  // ---- login transactions ----
+  async insertTransaction(row: TransactionRow): Promise<void> {
+    await this.db.insertInto('login_transactions').values(row).execute();
+  }
+
+  /**
+   * Instance-wide by nature (the state is all the callback has): takes the
+   * transaction out, atomically, so that a state works exactly once even with
+   * several gateway instances.
+   */
+  async takeTransaction(stateHash: string): Promise<TransactionRow | undefined> {
+    return this.db.deleteFrom('login_transactions').where('state_hash', '=', stateHash).returningAll().executeTakeFirst();
+  }
+
+  async deleteExpiredTransactions(now: string): Promise<number> {
+    const r = await this.db.deleteFrom('login_transactions').where('expires_at', '<', now).executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+}

@@ -1,0 +1,169 @@
+import { z } from 'zod';
+import type { ApiRouter } from '../http/api-router.ts';
+import { errors } from '../http/errors.ts';
+import { fields } from '../http/validation.ts';
+import { TENANT_ID_PATTERN } from './oidc/issuer.ts';
+import type { SessionManager } from './session-store.ts';
+import type { SaveOutcome, SsoService } from './sso.service.ts';
+
+const claimName = z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters');
+const domain = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .max(253)
+  .regex(/^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$/, 'must be an email domain such as example.com');
+const groupRule = z.strictObject({
+  group: z.string().trim().min(1, 'must not be empty').max(256),
+  team: fields.entityName,
+  role: fields.role,
+});
+const base = {
+  issuer: z.string().trim().min(1, 'must not be empty').max(2000).url('must be a URL (https://...)'),
+  client_id: z.string().trim().min(1, 'must not be empty').max(500),
+  flow: z.enum(['implicit', 'code'], { message: 'must be implicit or code' }),
+  response_mode: z.enum(['form_post', 'fragment'], { message: 'must be form_post or fragment' }),
+  client_secret: z.string().min(1, 'must not be empty').max(2000).nullable(),
+  scopes: z.array(z.string().trim().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'must be a scope token')).max(30),
+  claims: z.strictObject({ email: claimName.optional(), name: claimName.optional(), username: claimName.optional(), groups: claimName.optional() }),
+  domains: z.array(domain).max(100),
+  group_roles: z.array(groupRule).max(500),
+  jit: z.boolean(),
+  allowed_tenant_ids: z.array(z.string().trim().regex(TENANT_ID_PATTERN, 'must be a tenant ID (a GUID)')).max(100),
+  enabled: z.boolean(),
+};
+
+const createBody = z.strictObject({
+  ...base,
+  flow: base.flow.default('implicit'),
+  response_mode: base.response_mode.default('form_post'),
+  client_secret: base.client_secret.optional(),
+  scopes: base.scopes.optional(),
+  claims: base.claims.optional(),
+  domains: base.domains.default([]),
+  group_roles: base.group_roles.default([]),
+  jit: base.jit.default(true),
+  allowed_tenant_ids: base.allowed_tenant_ids.optional(),
+  enabled: base.enabled.default(true),
+});
+const patchBody = z.strictObject(Object.fromEntries(Object.entries(base).map(([k, v]) => [k, (v as z.ZodType).optional()])) as { [K in keyof typeof base]: z.ZodOptional<(typeof base)[K]> });
+
+const problem = z.object({ field: z.string(), code: z.string(), message: z.string() });
+const connectionOut = z.object({
+  id: z.string(),
+  org: z.string(),
+  issuer: z.string(),
+  client_id: z.string(),
+  flow: z.enum(['implicit', 'code']),
+  response_mode: z.enum(['form_post', 'fragment']),
+  has_client_secret: z.boolean(),
+  scopes: z.array(z.string()),
+  claims: z.object({ email: z.string(), name: z.string(), username: z.string(), groups: z.string() }),
+  domains: z.array(z.string()),
+  group_roles: z.array(groupRule),
+  jit: z.boolean(),
+  allowed_tenant_ids: z.array(z.string()),
+  enabled: z.boolean(),
+  callback_uri: z.string(),
+  discovered_issuer: z.string().nullable(),
+  discovered_at: z.string().nullable(),
+  created_at: z.string(),
+  updated_at: z.string(),
+});
+const problemsOut = z.object({ error: z.object({ code: z.literal('sso_configuration_invalid'), message: z.string(), request_id: z.string(), problems: z.array(problem) }) });
+
+function outcome(result: SaveOutcome, status: number, requestId: string) {
+  if (result.ok) return { status, body: result.connection };
+  return {
+    status: 422,
+    body: {
+      error: {
+        code: 'sso_configuration_invalid',
+        message: `the connection was not saved: ${result.problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`,
+        request_id: requestId,
+        problems: result.problems,
+      },
+    },
+  };
+}
+
+export function registerSsoRoutes(api: ApiRouter, sso: SsoService, sessions: SessionManager): void {
+  api.add(
+    { method: 'get', path: '/orgs/:org/sso', summary: 'SSO connections of an organization (org admin)', tag: 'sso', auth: 'required', responses: { 200: { description: 'connections', schema: z.object({ connections: z.array(connectionOut) }) } } },
+    async ({ actor, params }) => ({ status: 200, body: { connections: await sso.list(actor, params.org!) } }),
+  );
+  api.add(
+    {
+      method: 'post',
+      path: '/orgs/:org/sso',
+      summary: 'Create an SSO connection (org admin): runs discovery and reports every problem, field by field',
+      tag: 'sso',
+      auth: 'required',
+      body: createBody,
+      responses: {
+        201: { description: 'created; register callback_uri in the IdP', schema: connectionOut },
+        422: { description: 'discovery or references found problems; nothing saved', schema: problemsOut },
+      },
+    },
+    async ({ actor, params, body }) => outcome(await sso.create(actor, params.org!, body), 201, actor.requestId),
+  );
+  api.add(
+    { method: 'get', path: '/orgs/:org/sso/:id', summary: 'One SSO connection (org admin)', tag: 'sso', auth: 'required', responses: { 200: { description: 'the connection', schema: connectionOut }, 404: { description: 'no such connection' } } },
+    async ({ actor, params }) => ({ status: 200, body: await sso.get(actor, params.org!, params.id!) }),
+  );
+  api.add(
+    {
+      method: 'patch',
+      path: '/orgs/:org/sso/:id',
+      summary: 'Change an SSO connection (org admin); client_secret: null removes the secret',
+      tag: 'sso',
+      auth: 'required',
+      body: patchBody,
+      responses: { 200: { description: 'the connection', schema: connectionOut }, 404: { description: 'no such connection' }, 422: { description: 'problems; nothing saved', schema: problemsOut } },
+    },
+    async ({ actor, params, body }) => outcome(await sso.update(actor, params.org!, params.id!, body), 200, actor.requestId),
+  );
+  api.add(
+    { method: 'delete', path: '/orgs/:org/sso/:id', summary: 'Delete an SSO connection (org admin)', tag: 'sso', auth: 'required', responses: { 204: { description: 'deleted' }, 404: { description: 'no such connection' } } },
+    async ({ actor, params }) => {
+      await sso.delete(actor, params.org!, params.id!);
+      return undefined;
+    },
+  );
+  api.add(
+    {
+      method: 'post',
+      path: '/orgs/:org/sso/:id/test',
+      summary: "Rerun discovery for a connection (org admin) and report what is wrong; refreshes the stored IdP metadata",
+      tag: 'sso',
+      auth: 'required',
+      responses: {
+        200: {
+          description: 'the result (ok: false lists the problems)',
+          schema: z.object({ ok: z.boolean(), problems: z.array(problem), discovered_issuer: z.string().nullable(), templated_issuer: z.boolean(), signing_algorithms: z.array(z.string()), callback_uri: z.string(), tested_at: z.string() }),
+        },
+        404: { description: 'no such connection' },
+      },
+    },
+    async ({ actor, params }) => ({ status: 200, body: await sso.test(actor, params.org!, params.id!) }),
+  );
+  api.add(
+    {
+      method: 'get',
+      path: '/session',
+      summary: "The browser session: who, until when, and the CSRF token that state-changing requests with the session cookie must send as X-CSRF-Token",
+      tag: 'sso',
+      auth: 'required',
+      responses: {
+        200: { description: 'the session', schema: z.object({ username: z.string(), org: z.string(), csrf_token: z.string(), login_at: z.string(), connection_id: z.string() }) },
+        400: { description: 'the request was not authenticated by a session cookie' },
+      },
+    },
+    async ({ req, actor }) => {
+      if (actor.principal.via !== 'session') throw errors.badRequest('this request is not authenticated by a browser session');
+      const s = await sessions.read(req);
+      if (!s) throw errors.unauthenticated();
+      return { status: 200, body: { username: actor.principal.username, org: actor.principal.orgSlug, csrf_token: s.data.csrfToken, login_at: new Date(s.data.loginAt).toISOString(), connection_id: s.data.connectionId } };
+    },
+  );
+}

@@ -1,0 +1,481 @@
+/**
+ * SSO end to end over HTTP against real IdPs (oidc-provider looking like Okta
+ * and Azure AD) and a hand-made one (jose): both implicit response modes and
+ * the code flow, JIT, group → team roles, two tabs, replayed state, every
+ * rejected token with no session created, key rotation, logout, timeouts.
+ */
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { sql } from 'kysely';
+import { dialects, startApp } from './support/app.ts';
+import type { TestApp } from './support/app.ts';
+import { Browser } from './support/idp/browser.ts';
+import { driveIdpLogin } from './support/idp/drive.ts';
+import type { IdpAnswer } from './support/idp/drive.ts';
+import { startAzureLikeIdp, startOktaLikeIdp } from './support/idp/oidc-provider-idp.ts';
+import type { AzureLikeIdp, OktaLikeIdp } from './support/idp/oidc-provider-idp.ts';
+import { startJoseIdp } from './support/idp/jose-idp.ts';
+import type { JoseIdp, MintOptions } from './support/idp/jose-idp.ts';
+import { safeReturnTo } from '../src/sso/sso-login.service.ts';
+
+const TENANT_A = 'aaaaaaaa-1111-4111-8111-111111111111';
+const TENANT_EVIL = 'eeeeeeee-9999-4999-8999-999999999999';
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+test('return_to accepts same-origin relative paths only', () => {
+  assert.equal(safeReturnTo('/teams/x?tab=1'), '/teams/x?tab=1');
+  for (const bad of ['//evil.example/x', '/\\evil.example', 'https://evil.example/', 'javascript:alert(1)', '/\t/evil.example', 'settings', '', undefined, '/%0d%0aSet-Cookie:x']) {
+    const r = safeReturnTo(bad);
+    assert.ok(r === '/settings' || (r.startsWith('/') && !r.startsWith('//')), `${String(bad)} → ${r}`);
+  }
+  assert.equal(safeReturnTo('//evil.example/x'), '/settings');
+  assert.equal(safeReturnTo('/\\evil.example'), '/settings');
+  assert.equal(safeReturnTo('https://evil.example/'), '/settings');
+});
+
+let okta: OktaLikeIdp;
+let azure: AzureLikeIdp;
+let jose: JoseIdp;
+before(async () => {
+  okta = await startOktaLikeIdp();
+  azure = await startAzureLikeIdp({ tenants: [TENANT_A, TENANT_EVIL] });
+  jose = await startJoseIdp({ clientId: 'jose-spa' });
+});
+after(async () => {
+  await Promise.all([okta.close(), azure.close(), jose.close()]);
+});
+
+for (const dialect of dialects()) {
+  describe(`SSO login (${dialect})`, () => {
+    let app: TestApp;
+    let callback: string;
+    let adminKey: string;
+    const orgs = { okta: '', frag: '', code: '', jose: '', azure: '', nojit: '' };
+    const connections: Record<string, string> = {};
+
+    async function createConnection(org: string, body: Record<string, unknown>): Promise<string> {
+      const r = await app.request('POST', `/gateway/v1/orgs/${org}/sso`, { key: adminKey, body });
+      assert.equal(r.status, 201, r.text);
+      return r.body.id;
+    }
+
+    before(async () => {
+      const port = await freePort();
+      app = await startApp(dialect, { port, publicUrl: `http://127.0.0.1:${port}`, allowHttpIssuers: true, ssoJwksCooldownSeconds: 0 });
+      callback = `http://127.0.0.1:${port}/login/callback`;
+      await okta.setClients([
+        { client_id: 'okta-spa', kind: 'implicit', redirect_uris: [callback] },
+        { client_id: 'okta-frag', kind: 'implicit', redirect_uris: [callback] },
+        { client_id: 'okta-web', kind: 'code', client_secret: 'okta-web-secret-0123456789abcdef', redirect_uris: [callback] },
+        { client_id: 'okta-nojit', kind: 'implicit', redirect_uris: [callback] },
+      ]);
+      await azure.setClients([{ client_id: 'azure-spa', kind: 'implicit', redirect_uris: [callback] }]);
+      const b = await app.bootstrap({ org: `acme-${dialect}` });
+      adminKey = b.adminKey;
+      orgs.okta = b.org;
+      for (const t of ['ml-eng', 'research', 'unmanaged']) {
+        const r = await app.request('POST', `/gateway/v1/orgs/${orgs.okta}/teams`, { key: adminKey, body: { name: `${t}-${dialect}` } });
+        assert.equal(r.status, 201, r.text);
+      }
+      const scopes = ['openid', 'email', 'profile', 'groups'];
+      connections.okta = await createConnection(orgs.okta, {
+        issuer: okta.issuer,
+        client_id: 'okta-spa',
+        flow: 'implicit',
+        response_mode: 'form_post',
+        scopes,
+        domains: [`acme-${dialect}.test`],
+        group_roles: [
+          { group: 'ml', team: `ml-eng-${dialect}`, role: 'member' },
+          { group: 'ml-leads', team: `ml-eng-${dialect}`, role: 'admin' },
+          { group: 'research', team: `research-${dialect}`, role: 'viewer' },
+        ],
+        jit: true,
+      });
+      // The other organizations are created by the instance operator (the bootstrap admin).
+      for (const [name, slug] of [['frag', `frag-${dialect}`], ['code', `code-${dialect}`], ['jose', `jose-${dialect}`], ['azure', `contoso-${dialect}`], ['nojit', `nojit-${dialect}`]] as const) {
+        const r = await app.request('POST', '/gateway/v1/orgs', { key: adminKey, body: { slug, name: slug, plan: 'enterprise' } });
+        assert.equal(r.status, 201, r.text);
+        orgs[name] = slug;
+      }
+      connections.frag = await createConnection(orgs.frag, { issuer: okta.issuer, client_id: 'okta-frag', response_mode: 'fragment', scopes, domains: [`frag-${dialect}.test`] });
+      connections.code = await createConnection(orgs.code, { issuer: okta.issuer, client_id: 'okta-web', flow: 'code', client_secret: 'okta-web-secret-0123456789abcdef', scopes, domains: [`code-${dialect}.test`] });
+      connections.jose = await createConnection(orgs.jose, { issuer: jose.issuer, client_id: 'jose-spa', domains: [`jose-${dialect}.test`] });
+      connections.azure = await createConnection(orgs.azure, {
+        issuer: azure.organizationsIssuer,
+        client_id: 'azure-spa',
+        allowed_tenant_ids: [TENANT_A],
+        domains: [`contoso-${dialect}.test`],
+        group_roles: [],
+      });
+      connections.nojit = await createConnection(orgs.nojit, { issuer: okta.issuer, client_id: 'okta-nojit', scopes, domains: [`nojit-${dialect}.test`], jit: false });
+    });
+    after(() => app.close());
+
+    /** GET /login?... → the IdP URL, with the browser holding the binding cookie. */
+    async function startLogin(browser: Browser, query: string): Promise<string> {
+      const r = await browser.get(`/login?${query}`);
+      assert.equal(r.status, 303, r.text);
+      assert.ok(r.location, 'redirects to the IdP');
+      const binding = r.setCookies.find((c) => c.startsWith('trackgate.login='));
+      assert.ok(binding, 'sets the transaction binding cookie');
+      assert.match(binding!, /SameSite=None/i);
+      assert.match(binding!, /Secure/i);
+      assert.match(binding!, /HttpOnly/i);
+      return r.location!;
+    }
+
+    /** Delivers the IdP's answer to trackgate as the browser would. */
+    async function deliver(browser: Browser, answer: IdpAnswer) {
+      if (answer.kind === 'form_post') {
+        assert.equal(answer.action, callback);
+        return browser.post('/login/callback', answer.fields);
+      }
+      const u = new URL(answer.location);
+      assert.equal(u.origin + u.pathname, callback);
+      if (u.hash) {
+        // The fragment page: served without the fragment; its script posts the fragment back.
+        const page = await browser.get('/login/callback');
+        assert.equal(page.status, 200);
+        assert.match(page.text, /<script src="\/static\/sso\/fragment\.js" defer><\/script>/);
+        assert.doesNotMatch(page.text, /<script>[^<]/, 'no inline script');
+        assert.match(page.headers.get('content-security-policy') ?? '', /script-src 'self'/);
+        return browser.post('/login/callback', Object.fromEntries(new URLSearchParams(u.hash.slice(1))));
+      }
+      return browser.get(u.pathname + u.search);
+    }
+
+    async function ssoLogin(browser: Browser, query: string, sub: string) {
+      const idpUrl = await startLogin(browser, query);
+      return deliver(browser, await driveIdpLogin(idpUrl, sub));
+    }
+
+    async function me(browser: Browser) {
+      const r = await browser.request('GET', '/gateway/v1/me', { headers: { accept: 'application/json' } });
+      return { status: r.status, body: r.text ? JSON.parse(r.text) : null };
+    }
+
+    function assertLoggedIn(r: { status: number; location: string | null; setCookies: string[] }, returnTo = '/settings') {
+      assert.equal(r.status, 303, `expected a redirect after login, got ${r.status}`);
+      assert.equal(r.location, returnTo);
+      const c = r.setCookies.find((x) => x.startsWith('trackgate.sid='));
+      assert.ok(c, 'session cookie set');
+      assert.match(c!, /SameSite=Lax/i);
+      assert.match(c!, /HttpOnly/i);
+    }
+
+    function assertRefused(r: { status: number; text: string; setCookies: string[] }, code: string, message?: RegExp) {
+      assert.ok(r.status === 400 || r.status === 403, `expected a refusal, got ${r.status}: ${r.text.slice(0, 300)}`);
+      assert.match(r.text, new RegExp(`<code>${code}</code>`), r.text);
+      if (message) assert.match(r.text.replace(/&#39;/g, "'").replace(/&quot;/g, '"'), message);
+      assert.ok(!r.setCookies.some((c) => c.startsWith('trackgate.sid=')), 'no session cookie');
+    }
+
+    async function teamsOf(browser: Browser): Promise<Record<string, string>> {
+      const m = await me(browser);
+      assert.equal(m.status, 200);
+      return Object.fromEntries((m.body.teams as Array<{ name: string; role: string }>).map((t) => [t.name, t.role]));
+    }
+
+    test('the login page is server-rendered with a strict CSP', async () => {
+      const r = await new Browser(app.url).get('/login?return_to=/teams/x');
+      assert.equal(r.status, 200);
+      assert.match(r.text, /name="email"/);
+      assert.match(r.text, /value="\/teams\/x"/);
+      assert.doesNotMatch(r.text, /<script/);
+      const csp = r.headers.get('content-security-policy') ?? '';
+      assert.match(csp, /default-src 'none'/);
+      assert.match(csp, /script-src 'self'/);
+      const unknown = await new Browser(app.url).get('/login?email=someone@unknown-domain.example');
+      assert.equal(unknown.status, 404);
+      assert.match(unknown.text, /no organization signs in with unknown-domain\.example addresses/);
+      const js = await new Browser(app.url).get('/static/sso/fragment.js');
+      assert.equal(js.status, 200);
+      assert.match(js.headers.get('content-type') ?? '', /javascript/);
+    });
+
+    test('implicit form_post: JIT, group → team roles, session, return_to', async () => {
+      okta.addUser({ sub: `alice-${dialect}`, email: `alice@acme-${dialect}.test`, name: 'Alice Example', preferred_username: 'alice', groups: ['ml', 'research', 'other'] });
+      const browser = new Browser(app.url);
+      const r = await ssoLogin(browser, `email=alice@acme-${dialect}.test&return_to=${encodeURIComponent('/teams/ml?x=1')}`, `alice-${dialect}`);
+      assertLoggedIn(r, '/teams/ml?x=1');
+      const m = await me(browser);
+      assert.equal(m.status, 200);
+      assert.equal(m.body.email, `alice@acme-${dialect}.test`);
+      assert.equal(m.body.display_name, 'Alice Example');
+      assert.match(m.body.username, /^alice/);
+      assert.deepEqual(await teamsOf(browser), { [`ml-eng-${dialect}`]: 'member', [`research-${dialect}`]: 'viewer' });
+
+      // Groups change at the IdP: roles follow on the next login, added and removed.
+      okta.users.get(`alice-${dialect}`)!.groups = ['ml-leads'];
+      const b2 = new Browser(app.url);
+      assertLoggedIn(await ssoLogin(b2, `org=${orgs.okta}`, `alice-${dialect}`));
+      assert.deepEqual(await teamsOf(b2), { [`ml-eng-${dialect}`]: 'admin' });
+      // A team no rule names is left alone.
+      const u = (await me(b2)).body.username;
+      const put = await app.request('PUT', `/gateway/v1/teams/unmanaged-${dialect}/members/${u}`, { key: adminKey, body: { role: 'member' } });
+      assert.ok(put.status === 200 || put.status === 201, put.text);
+      okta.users.get(`alice-${dialect}`)!.groups = [];
+      const b3 = new Browser(app.url);
+      assertLoggedIn(await ssoLogin(b3, `org=${orgs.okta}`, `alice-${dialect}`));
+      assert.deepEqual(await teamsOf(b3), { [`unmanaged-${dialect}`]: 'member' });
+
+      // Same person, same account: found by (issuer, subject), not duplicated.
+      const users = await app.request('GET', `/gateway/v1/orgs/${orgs.okta}/users`, { key: adminKey });
+      assert.equal(users.body.users.filter((x: any) => x.email === `alice@acme-${dialect}.test`).length, 1);
+      const audit = await app.request('GET', `/gateway/v1/orgs/${orgs.okta}/audit?action=sso.login`, { key: adminKey });
+      assert.ok(audit.body.events.length >= 3);
+    });
+
+    test('implicit fragment: the callback page posts the fragment back', async () => {
+      okta.addUser({ sub: `fred-${dialect}`, email: `fred@frag-${dialect}.test`, preferred_username: 'fred' });
+      const browser = new Browser(app.url);
+      const r = await ssoLogin(browser, `email=fred@frag-${dialect}.test`, `fred-${dialect}`);
+      assertLoggedIn(r);
+      assert.equal((await me(browser)).body.email, `fred@frag-${dialect}.test`);
+    });
+
+    test('code flow with PKCE and a client secret', async () => {
+      okta.addUser({ sub: `carol-${dialect}`, email: `carol@code-${dialect}.test`, preferred_username: 'carol' });
+      const browser = new Browser(app.url);
+      const idpUrl = await startLogin(browser, `email=carol@code-${dialect}.test`);
+      const u = new URL(idpUrl);
+      assert.equal(u.searchParams.get('response_type'), 'code');
+      assert.equal(u.searchParams.get('code_challenge_method'), 'S256');
+      const answer = await driveIdpLogin(idpUrl, `carol-${dialect}`);
+      assert.equal(answer.kind, 'redirect');
+      const r = await deliver(browser, answer);
+      assertLoggedIn(r);
+      assert.equal((await me(browser)).body.email, `carol@code-${dialect}.test`);
+      // The secret is never shown and is stored sealed.
+      const got = await app.request('GET', `/gateway/v1/orgs/${orgs.code}/sso/${connections.code}`, { key: adminKey });
+      assert.equal(got.body.has_client_secret, true);
+      assert.ok(!got.text.includes('okta-web-secret'));
+      const row = await sql<{ client_secret_sealed: string }>`select client_secret_sealed from sso_connections where id = ${connections.code}`.execute(app.gw.core.database.db);
+      assert.ok(row.rows[0]!.client_secret_sealed.startsWith('v1.'));
+      assert.ok(!row.rows[0]!.client_secret_sealed.includes('okta-web-secret'));
+    });
+
+    test('two tabs logging in at once both work; a replayed state does not', async () => {
+      okta.addUser({ sub: `tabs-${dialect}`, email: `tabs@acme-${dialect}.test`, groups: [] });
+      const browser = new Browser(app.url);
+      const tab1 = await startLogin(browser, `org=${orgs.okta}&return_to=/one`);
+      const tab2 = await startLogin(browser, `org=${orgs.okta}&return_to=/two`);
+      const a1 = await driveIdpLogin(tab1, `tabs-${dialect}`);
+      const a2 = await driveIdpLogin(tab2, `tabs-${dialect}`);
+      assertLoggedIn(await deliver(browser, a2), '/two');
+      assertLoggedIn(await deliver(browser, a1), '/one');
+      // The same answer again: the transaction is gone.
+      const replay = await deliver(new Browser(app.url), a1);
+      assertRefused(replay, 'state_unknown', /already used or has expired/);
+      const replaySame = await deliver(browser, a2);
+      assertRefused(replaySame, 'state_unknown');
+    });
+
+    test('an answer delivered to another browser is refused (login CSRF)', async () => {
+      okta.addUser({ sub: `victim-${dialect}`, email: `victim@acme-${dialect}.test` });
+      const attacker = new Browser(app.url);
+      const answer = await driveIdpLogin(await startLogin(attacker, `org=${orgs.okta}`), `victim-${dialect}`);
+      const victim = new Browser(app.url);
+      const r = await deliver(victim, answer);
+      assertRefused(r, 'binding_mismatch');
+      assert.equal((await me(victim)).status, 401);
+    });
+
+    test('the session id changes at login (no fixation); logout needs the CSRF token', async () => {
+      okta.addUser({ sub: `fix-${dialect}`, email: `fix@acme-${dialect}.test` });
+      const browser = new Browser(app.url);
+      browser.jar.set('trackgate.sid', 's%3Aattacker-chosen.sig');
+      assertLoggedIn(await ssoLogin(browser, `org=${orgs.okta}`, `fix-${dialect}`));
+      const sid = browser.jar.get('trackgate.sid')!;
+      assert.ok(!sid.includes('attacker-chosen'));
+
+      // A second login in the same browser gets a new id again.
+      assertLoggedIn(await ssoLogin(browser, `org=${orgs.okta}`, `fix-${dialect}`));
+      assert.notEqual(browser.jar.get('trackgate.sid'), sid);
+      const old = new Browser(app.url);
+      old.jar.set('trackgate.sid', sid);
+      assert.equal((await me(old)).status, 401, 'the previous session ended');
+
+      const session = await browser.request('GET', '/gateway/v1/session', { headers: { accept: 'application/json' } });
+      assert.equal(session.status, 200, session.text);
+      const { csrf_token } = JSON.parse(session.text);
+      assert.ok(csrf_token);
+      // Cookie-authenticated writes need the token.
+      const noCsrf = await browser.request('PATCH', '/gateway/v1/me', { json: { theme: 'dark' }, headers: { accept: 'application/json' } });
+      assert.equal(noCsrf.status, 403);
+      const withCsrf = await browser.request('PATCH', '/gateway/v1/me', { json: { theme: 'dark' }, headers: { accept: 'application/json', 'x-csrf-token': csrf_token } });
+      assert.equal(withCsrf.status, 200, withCsrf.text);
+
+      const refused = await browser.post('/logout', {});
+      assert.equal(refused.status, 403);
+      assert.equal((await me(browser)).status, 200);
+      const out = await browser.post('/logout', { csrf_token });
+      assert.equal(out.status, 303);
+      assert.equal(out.location, '/login?logged_out=1');
+      const again = new Browser(app.url);
+      again.jar.set('trackgate.sid', sid);
+      assert.equal((await me(browser)).status, 401);
+    });
+
+    test('idle and absolute timeouts end the session', async () => {
+      okta.addUser({ sub: `idle-${dialect}`, email: `idle@acme-${dialect}.test` });
+      const db = app.gw.core.database.db;
+      const b1 = new Browser(app.url);
+      assertLoggedIn(await ssoLogin(b1, `org=${orgs.okta}`, `idle-${dialect}`));
+      assert.equal((await me(b1)).status, 200);
+      // Idle: the stored deadline passed.
+      await sql`update sessions set expires_at = ${new Date(Date.now() - 1000).toISOString()} where user_id = (select id from users where email = ${`idle@acme-${dialect}.test`})`.execute(db);
+      assert.equal((await me(b1)).status, 401);
+      // Absolute: logged in longer ago than sessionAbsoluteHours, however active.
+      const b2 = new Browser(app.url);
+      assertLoggedIn(await ssoLogin(b2, `org=${orgs.okta}`, `idle-${dialect}`));
+      assert.equal((await me(b2)).status, 200);
+      const rows = await sql<{ sid: string; data: string }>`select sid, data from sessions where user_id = (select id from users where email = ${`idle@acme-${dialect}.test`})`.execute(db);
+      for (const row of rows.rows) {
+        const data = JSON.parse(row.data);
+        data.loginAt = Date.now() - 25 * 3600_000;
+        await sql`update sessions set data = ${JSON.stringify(data)} where sid = ${row.sid}`.execute(db);
+      }
+      assert.equal((await me(b2)).status, 401);
+    });
+
+    test('a deactivated user cannot log in, and their session stops working', async () => {
+      okta.addUser({ sub: `dave-${dialect}`, email: `dave@acme-${dialect}.test` });
+      const browser = new Browser(app.url);
+      assertLoggedIn(await ssoLogin(browser, `org=${orgs.okta}`, `dave-${dialect}`));
+      const username = (await me(browser)).body.username;
+      const d = await app.request('PATCH', `/gateway/v1/orgs/${orgs.okta}/users/${username}`, { key: adminKey, body: { status: 'deactivated' } });
+      assert.equal(d.status, 200, d.text);
+      assert.equal((await me(browser)).status, 401);
+      const r = await ssoLogin(new Browser(app.url), `org=${orgs.okta}`, `dave-${dialect}`);
+      assertRefused(r, 'user_deactivated', /deactivated/);
+    });
+
+    test('JIT off: unknown people are refused; a pre-provisioned user is linked by email', async () => {
+      okta.addUser({ sub: `nobody-${dialect}`, email: `nobody@nojit-${dialect}.test` });
+      assertRefused(await ssoLogin(new Browser(app.url), `org=${orgs.nojit}`, `nobody-${dialect}`), 'no_account', /JIT\) is off/);
+      const pre = await app.request('POST', `/gateway/v1/orgs/${orgs.nojit}/users`, { key: adminKey, body: { email: `pat@nojit-${dialect}.test`, username: `pat-${dialect}` } });
+      assert.equal(pre.status, 201, pre.text);
+      okta.addUser({ sub: `pat-${dialect}`, email: `pat@nojit-${dialect}.test` });
+      const b = new Browser(app.url);
+      assertLoggedIn(await ssoLogin(b, `org=${orgs.nojit}`, `pat-${dialect}`));
+      assert.equal((await me(b)).body.username, `pat-${dialect}`);
+      // The email of a user of another organization never links across organizations.
+      okta.addUser({ sub: `crossover-${dialect}`, email: `alice@acme-${dialect}.test` });
+      assertRefused(await ssoLogin(new Browser(app.url), `org=${orgs.nojit}`, `crossover-${dialect}`), 'no_account');
+    });
+
+    test('Azure AD multi-tenant: allowed tenant logs in by (tid, oid); others are refused; groups overage keeps memberships', async () => {
+      azure.setActiveTenant(TENANT_A);
+      azure.addUser(TENANT_A, { oid: `0000000a-0000-4000-8000-${dialect === 'sqlite' ? '000000000001' : '000000000002'}`, email: `ann@contoso-${dialect}.test`, name: 'Ann' });
+      const b = new Browser(app.url);
+      const r = await ssoLogin(b, `email=ann@contoso-${dialect}.test`, `0000000a-0000-4000-8000-${dialect === 'sqlite' ? '000000000001' : '000000000002'}-sub`);
+      assertLoggedIn(r);
+      const ids = await sql<{ identity_key: string; tenant_id: string }>`select identity_key, tenant_id from external_identities where org_id = (select id from orgs where slug = ${orgs.azure})`.execute(app.gw.core.database.db);
+      assert.equal(ids.rows.length, 1);
+      assert.match(ids.rows[0]!.identity_key, new RegExp(`^azure\\|${TENANT_A}\\|`));
+
+      azure.setActiveTenant(TENANT_EVIL);
+      azure.addUser(TENANT_EVIL, { oid: `0000000e-0000-4000-8000-00000000000${dialect === 'sqlite' ? 1 : 2}`, email: `mallory@contoso-${dialect}.test` });
+      const evil = await ssoLogin(new Browser(app.url), `email=mallory@contoso-${dialect}.test`, `0000000e-0000-4000-8000-00000000000${dialect === 'sqlite' ? 1 : 2}-sub`);
+      assertRefused(evil, 'tenant_not_allowed', /not in this connection's allowed tenant IDs/);
+      azure.setActiveTenant(TENANT_A);
+    });
+
+    test('groups overage (hasgroups / _claim_names) is detected and memberships stay', async () => {
+      const team = `research-${dialect}`;
+      await app.request('PATCH', `/gateway/v1/orgs/${orgs.okta}/sso/${connections.okta}`, { key: adminKey, body: { jit: true } });
+      okta.addUser({ sub: `ovr-${dialect}`, email: `ovr@acme-${dialect}.test`, groups: ['research'] });
+      const b = new Browser(app.url);
+      assertLoggedIn(await ssoLogin(b, `org=${orgs.okta}`, `ovr-${dialect}`));
+      assert.deepEqual(await teamsOf(b), { [team]: 'viewer' });
+      okta.users.get(`ovr-${dialect}`)!.groups = undefined;
+      okta.users.get(`ovr-${dialect}`)!.extra = { hasgroups: true };
+      const b2 = new Browser(app.url);
+      assertLoggedIn(await ssoLogin(b2, `org=${orgs.okta}`, `ovr-${dialect}`));
+      assert.deepEqual(await teamsOf(b2), { [team]: 'viewer' }, 'overage: memberships unchanged');
+      const audit = await app.request('GET', `/gateway/v1/orgs/${orgs.okta}/audit?action=sso.groups_overage`, { key: adminKey });
+      assert.equal(audit.body.events.length, 1);
+    });
+
+    describe('tokens trackgate must refuse (hand-made IdP), each with no session', () => {
+      async function joseLogin(options: MintOptions | ((nonce: string) => Promise<string>), browser = new Browser(app.url)) {
+        const idpUrl = await startLogin(browser, `org=${orgs.jose}`);
+        const u = new URL(idpUrl);
+        assert.equal(u.searchParams.get('response_mode'), 'form_post');
+        const nonce = u.searchParams.get('nonce')!;
+        const token = typeof options === 'function' ? await options(nonce) : await jose.mint(nonce, options);
+        const r = await browser.post('/login/callback', { id_token: token, state: u.searchParams.get('state')! });
+        return { r, browser };
+      }
+      const now = () => Math.floor(Date.now() / 1000);
+      const cases: Array<[string, MintOptions, string, RegExp?]> = [
+        ['wrong nonce', { claims: { nonce: 'not-this-one' } }, 'nonce_mismatch'],
+        ['wrong iss', { claims: { iss: 'http://127.0.0.1:1/someone-else' } }, 'issuer_mismatch'],
+        ['wrong aud', { claims: { aud: 'another-app' } }, 'audience_mismatch', /the token's audience is not this application's client ID/],
+        ['several audiences, no azp', { claims: { aud: ['jose-spa', 'another-app'] } }, 'azp_missing'],
+        ['missing sub', { claims: { sub: undefined } }, 'sub_missing'],
+        ['missing iat', { claims: { iat: undefined } }, 'iat_missing'],
+        ['expired', { claims: { iat: now() - 900, exp: now() - 300 } }, 'id_token_expired'],
+        ['bad signature', { badSignature: true }, 'signature_invalid'],
+        ['alg none', { algNone: true }, 'id_token_unsigned'],
+        ['HS256 signed with the public key', { hs256WithPublicKey: true }, 'id_token_alg_not_allowed'],
+      ];
+      for (const [name, options, code, message] of cases) {
+        test(name, async () => {
+          const { r, browser } = await joseLogin(options);
+          assertRefused(r, code, message);
+          assert.equal((await me(browser)).status, 401);
+        });
+      }
+      test('no kid with several keys is refused; with a single key accepted', async () => {
+        await jose.addKey();
+        // trackgate sees the second key once it re-fetches the JWKS (here: on an unknown kid, cooldown 0).
+        assertRefused((await joseLogin({ randomKid: true })).r, 'key_not_found');
+        const several = await joseLogin({ noKid: true });
+        assertRefused(several.r, 'kid_missing');
+        jose.setSingleKey();
+        assertRefused((await joseLogin({ randomKid: true })).r, 'key_not_found');
+        const single = await joseLogin({ noKid: true, claims: { sub: `single-${dialect}`, email: `single@jose-${dialect}.test` } });
+        assertLoggedIn(single.r);
+      });
+      test('a login right after the IdP rotated its signing key', async () => {
+        const first = await joseLogin({ claims: { sub: `rot-${dialect}`, email: `rot@jose-${dialect}.test` } });
+        assertLoggedIn(first.r);
+        await jose.rotate();
+        const second = await joseLogin({ claims: { sub: `rot-${dialect}`, email: `rot@jose-${dialect}.test` } });
+        assertLoggedIn(second.r);
+      });
+      test('a login failure is in the audit log with its reason', async () => {
+        const audit = await app.request('GET', `/gateway/v1/orgs/${orgs.jose}/audit?action=sso.login_failed`, { key: adminKey });
+        assert.ok(audit.body.events.some((e: any) => e.details.code === 'audience_mismatch'));
+        const users = await app.request('GET', `/gateway/v1/orgs/${orgs.jose}/users`, { key: adminKey });
+        assert.equal(users.body.users.length, 2, 'only the two accepted logins created users');
+      });
+    });
+
+    test('a login right after the real IdP rotated its signing key', async () => {
+      okta.addUser({ sub: `rotor-${dialect}`, email: `rotor@acme-${dialect}.test` });
+      assertLoggedIn(await ssoLogin(new Browser(app.url), `org=${orgs.okta}`, `rotor-${dialect}`));
+      await okta.rotateKeys({ dropOld: true });
+      assertLoggedIn(await ssoLogin(new Browser(app.url), `org=${orgs.okta}`, `rotor-${dialect}`));
+    });
+
+    test('an error from the IdP is shown in words an admin can act on', async () => {
+      const browser = new Browser(app.url);
+      const idpUrl = await startLogin(browser, `org=${orgs.jose}`);
+      const state = new URL(idpUrl).searchParams.get('state')!;
+      const r = await browser.post('/login/callback', { error: 'access_denied', error_description: 'User is not assigned to the client application.', state });
+      assertRefused(r, 'idp_error', /not assigned to this application/);
+    });
+  });
+}
