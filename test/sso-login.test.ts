@@ -7,9 +7,10 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { dialects, startApp } from './support/app.ts';
-import type { TestApp } from './support/app.ts';
+import type { Dialect, TestApp } from './support/app.ts';
 import { Browser } from './support/idp/browser.ts';
 import { driveIdpLogin } from './support/idp/drive.ts';
 import type { IdpAnswer } from './support/idp/drive.ts';
@@ -53,8 +54,14 @@ after(async () => {
   await Promise.all([okta.close(), azure.close(), jose.close()]);
 });
 
-for (const dialect of dialects()) {
-  describe(`SSO login (${dialect})`, () => {
+const REDIS_URL = process.env.TRACKGATE_TEST_REDIS_URL;
+const runs: Array<{ dialect: Dialect; tag: string; redis: boolean }> = dialects().map((d) => ({ dialect: d, tag: d, redis: false }));
+// With Redis available, the whole flow once more with login transactions and sessions in Redis.
+if (REDIS_URL) runs.push({ dialect: 'sqlite', tag: 'redis', redis: true });
+else test('SSO with Redis', { skip: 'SKIPPED: TRACKGATE_TEST_REDIS_URL is not set, so sessions and login transactions in Redis were not tested' }, () => {});
+
+for (const [runIndex, { dialect, tag, redis }] of runs.entries()) {
+  describe(`SSO login (${tag})`, () => {
     let app: TestApp;
     let callback: string;
     let adminKey: string;
@@ -69,7 +76,7 @@ for (const dialect of dialects()) {
 
     before(async () => {
       const port = await freePort();
-      app = await startApp(dialect, { port, publicUrl: `http://127.0.0.1:${port}`, allowHttpIssuers: true, ssoJwksCooldownSeconds: 0 });
+      app = await startApp(dialect, { port, publicUrl: `http://127.0.0.1:${port}`, allowHttpIssuers: true, ssoJwksCooldownSeconds: 0, ...(redis ? { redisUrl: REDIS_URL } : {}) });
       callback = `http://127.0.0.1:${port}/login/callback`;
       await okta.setClients([
         { client_id: 'okta-spa', kind: 'implicit', redirect_uris: [callback] },
@@ -78,11 +85,11 @@ for (const dialect of dialects()) {
         { client_id: 'okta-nojit', kind: 'implicit', redirect_uris: [callback] },
       ]);
       await azure.setClients([{ client_id: 'azure-spa', kind: 'implicit', redirect_uris: [callback] }]);
-      const b = await app.bootstrap({ org: `acme-${dialect}` });
+      const b = await app.bootstrap({ org: `acme-${tag}` });
       adminKey = b.adminKey;
       orgs.okta = b.org;
       for (const t of ['ml-eng', 'research', 'unmanaged']) {
-        const r = await app.request('POST', `/gateway/v1/orgs/${orgs.okta}/teams`, { key: adminKey, body: { name: `${t}-${dialect}` } });
+        const r = await app.request('POST', `/gateway/v1/orgs/${orgs.okta}/teams`, { key: adminKey, body: { name: `${t}-${tag}` } });
         assert.equal(r.status, 201, r.text);
       }
       const scopes = ['openid', 'email', 'profile', 'groups'];
@@ -92,31 +99,31 @@ for (const dialect of dialects()) {
         flow: 'implicit',
         response_mode: 'form_post',
         scopes,
-        domains: [`acme-${dialect}.test`],
+        domains: [`acme-${tag}.test`],
         group_roles: [
-          { group: 'ml', team: `ml-eng-${dialect}`, role: 'member' },
-          { group: 'ml-leads', team: `ml-eng-${dialect}`, role: 'admin' },
-          { group: 'research', team: `research-${dialect}`, role: 'viewer' },
+          { group: 'ml', team: `ml-eng-${tag}`, role: 'member' },
+          { group: 'ml-leads', team: `ml-eng-${tag}`, role: 'admin' },
+          { group: 'research', team: `research-${tag}`, role: 'viewer' },
         ],
         jit: true,
       });
       // The other organizations are created by the instance operator (the bootstrap admin).
-      for (const [name, slug] of [['frag', `frag-${dialect}`], ['code', `code-${dialect}`], ['jose', `jose-${dialect}`], ['azure', `contoso-${dialect}`], ['nojit', `nojit-${dialect}`]] as const) {
+      for (const [name, slug] of [['frag', `frag-${tag}`], ['code', `code-${tag}`], ['jose', `jose-${tag}`], ['azure', `contoso-${tag}`], ['nojit', `nojit-${tag}`]] as const) {
         const r = await app.request('POST', '/gateway/v1/orgs', { key: adminKey, body: { slug, name: slug, plan: 'enterprise' } });
         assert.equal(r.status, 201, r.text);
         orgs[name] = slug;
       }
-      connections.frag = await createConnection(orgs.frag, { issuer: okta.issuer, client_id: 'okta-frag', response_mode: 'fragment', scopes, domains: [`frag-${dialect}.test`] });
-      connections.code = await createConnection(orgs.code, { issuer: okta.issuer, client_id: 'okta-web', flow: 'code', client_secret: 'okta-web-secret-0123456789abcdef', scopes, domains: [`code-${dialect}.test`] });
-      connections.jose = await createConnection(orgs.jose, { issuer: jose.issuer, client_id: 'jose-spa', domains: [`jose-${dialect}.test`] });
+      connections.frag = await createConnection(orgs.frag, { issuer: okta.issuer, client_id: 'okta-frag', response_mode: 'fragment', scopes, domains: [`frag-${tag}.test`] });
+      connections.code = await createConnection(orgs.code, { issuer: okta.issuer, client_id: 'okta-web', flow: 'code', client_secret: 'okta-web-secret-0123456789abcdef', scopes, domains: [`code-${tag}.test`] });
+      connections.jose = await createConnection(orgs.jose, { issuer: jose.issuer, client_id: 'jose-spa', domains: [`jose-${tag}.test`] });
       connections.azure = await createConnection(orgs.azure, {
         issuer: azure.organizationsIssuer,
         client_id: 'azure-spa',
         allowed_tenant_ids: [TENANT_A],
-        domains: [`contoso-${dialect}.test`],
+        domains: [`contoso-${tag}.test`],
         group_roles: [],
       });
-      connections.nojit = await createConnection(orgs.nojit, { issuer: okta.issuer, client_id: 'okta-nojit', scopes, domains: [`nojit-${dialect}.test`], jit: false });
+      connections.nojit = await createConnection(orgs.nojit, { issuer: okta.issuer, client_id: 'okta-nojit', scopes, domains: [`nojit-${tag}.test`], jit: false });
     });
     after(() => app.close());
 
@@ -130,6 +137,7 @@ for (const dialect of dialects()) {
       assert.match(binding!, /SameSite=None/i);
       assert.match(binding!, /Secure/i);
       assert.match(binding!, /HttpOnly/i);
+      assert.match(binding!, /Path=\/login(;|$)/i);
       return r.location!;
     }
 
@@ -203,58 +211,58 @@ for (const dialect of dialects()) {
     });
 
     test('implicit form_post: JIT, group → team roles, session, return_to', async () => {
-      okta.addUser({ sub: `alice-${dialect}`, email: `alice@acme-${dialect}.test`, name: 'Alice Example', preferred_username: 'alice', groups: ['ml', 'research', 'other'] });
+      okta.addUser({ sub: `alice-${tag}`, email: `alice@acme-${tag}.test`, name: 'Alice Example', preferred_username: 'alice', groups: ['ml', 'research', 'other'] });
       const browser = new Browser(app.url);
-      const r = await ssoLogin(browser, `email=alice@acme-${dialect}.test&return_to=${encodeURIComponent('/teams/ml?x=1')}`, `alice-${dialect}`);
+      const r = await ssoLogin(browser, `email=alice@acme-${tag}.test&return_to=${encodeURIComponent('/teams/ml?x=1')}`, `alice-${tag}`);
       assertLoggedIn(r, '/teams/ml?x=1');
       const m = await me(browser);
       assert.equal(m.status, 200);
-      assert.equal(m.body.email, `alice@acme-${dialect}.test`);
+      assert.equal(m.body.email, `alice@acme-${tag}.test`);
       assert.equal(m.body.display_name, 'Alice Example');
       assert.match(m.body.username, /^alice/);
-      assert.deepEqual(await teamsOf(browser), { [`ml-eng-${dialect}`]: 'member', [`research-${dialect}`]: 'viewer' });
+      assert.deepEqual(await teamsOf(browser), { [`ml-eng-${tag}`]: 'member', [`research-${tag}`]: 'viewer' });
 
       // Groups change at the IdP: roles follow on the next login, added and removed.
-      okta.users.get(`alice-${dialect}`)!.groups = ['ml-leads'];
+      okta.users.get(`alice-${tag}`)!.groups = ['ml-leads'];
       const b2 = new Browser(app.url);
-      assertLoggedIn(await ssoLogin(b2, `org=${orgs.okta}`, `alice-${dialect}`));
-      assert.deepEqual(await teamsOf(b2), { [`ml-eng-${dialect}`]: 'admin' });
+      assertLoggedIn(await ssoLogin(b2, `org=${orgs.okta}`, `alice-${tag}`));
+      assert.deepEqual(await teamsOf(b2), { [`ml-eng-${tag}`]: 'admin' });
       // A team no rule names is left alone.
       const u = (await me(b2)).body.username;
-      const put = await app.request('PUT', `/gateway/v1/teams/unmanaged-${dialect}/members/${u}`, { key: adminKey, body: { role: 'member' } });
+      const put = await app.request('PUT', `/gateway/v1/teams/unmanaged-${tag}/members/${u}`, { key: adminKey, body: { role: 'member' } });
       assert.ok(put.status === 200 || put.status === 201, put.text);
-      okta.users.get(`alice-${dialect}`)!.groups = [];
+      okta.users.get(`alice-${tag}`)!.groups = [];
       const b3 = new Browser(app.url);
-      assertLoggedIn(await ssoLogin(b3, `org=${orgs.okta}`, `alice-${dialect}`));
-      assert.deepEqual(await teamsOf(b3), { [`unmanaged-${dialect}`]: 'member' });
+      assertLoggedIn(await ssoLogin(b3, `org=${orgs.okta}`, `alice-${tag}`));
+      assert.deepEqual(await teamsOf(b3), { [`unmanaged-${tag}`]: 'member' });
 
       // Same person, same account: found by (issuer, subject), not duplicated.
       const users = await app.request('GET', `/gateway/v1/orgs/${orgs.okta}/users`, { key: adminKey });
-      assert.equal(users.body.users.filter((x: any) => x.email === `alice@acme-${dialect}.test`).length, 1);
+      assert.equal(users.body.users.filter((x: any) => x.email === `alice@acme-${tag}.test`).length, 1);
       const audit = await app.request('GET', `/gateway/v1/orgs/${orgs.okta}/audit?action=sso.login`, { key: adminKey });
       assert.ok(audit.body.events.length >= 3);
     });
 
     test('implicit fragment: the callback page posts the fragment back', async () => {
-      okta.addUser({ sub: `fred-${dialect}`, email: `fred@frag-${dialect}.test`, preferred_username: 'fred' });
+      okta.addUser({ sub: `fred-${tag}`, email: `fred@frag-${tag}.test`, preferred_username: 'fred' });
       const browser = new Browser(app.url);
-      const r = await ssoLogin(browser, `email=fred@frag-${dialect}.test`, `fred-${dialect}`);
+      const r = await ssoLogin(browser, `email=fred@frag-${tag}.test`, `fred-${tag}`);
       assertLoggedIn(r);
-      assert.equal((await me(browser)).body.email, `fred@frag-${dialect}.test`);
+      assert.equal((await me(browser)).body.email, `fred@frag-${tag}.test`);
     });
 
     test('code flow with PKCE and a client secret', async () => {
-      okta.addUser({ sub: `carol-${dialect}`, email: `carol@code-${dialect}.test`, preferred_username: 'carol' });
+      okta.addUser({ sub: `carol-${tag}`, email: `carol@code-${tag}.test`, preferred_username: 'carol' });
       const browser = new Browser(app.url);
-      const idpUrl = await startLogin(browser, `email=carol@code-${dialect}.test`);
+      const idpUrl = await startLogin(browser, `email=carol@code-${tag}.test`);
       const u = new URL(idpUrl);
       assert.equal(u.searchParams.get('response_type'), 'code');
       assert.equal(u.searchParams.get('code_challenge_method'), 'S256');
-      const answer = await driveIdpLogin(idpUrl, `carol-${dialect}`);
+      const answer = await driveIdpLogin(idpUrl, `carol-${tag}`);
       assert.equal(answer.kind, 'redirect');
       const r = await deliver(browser, answer);
       assertLoggedIn(r);
-      assert.equal((await me(browser)).body.email, `carol@code-${dialect}.test`);
+      assert.equal((await me(browser)).body.email, `carol@code-${tag}.test`);
       // The secret is never shown and is stored sealed.
       const got = await app.request('GET', `/gateway/v1/orgs/${orgs.code}/sso/${connections.code}`, { key: adminKey });
       assert.equal(got.body.has_client_secret, true);
@@ -265,12 +273,14 @@ for (const dialect of dialects()) {
     });
 
     test('two tabs logging in at once both work; a replayed state does not', async () => {
-      okta.addUser({ sub: `tabs-${dialect}`, email: `tabs@acme-${dialect}.test`, groups: [] });
+      okta.addUser({ sub: `tabs-${tag}`, email: `tabs@acme-${tag}.test`, groups: [] });
       const browser = new Browser(app.url);
       const tab1 = await startLogin(browser, `org=${orgs.okta}&return_to=/one`);
+      const binding = browser.jar.get('trackgate.login');
       const tab2 = await startLogin(browser, `org=${orgs.okta}&return_to=/two`);
-      const a1 = await driveIdpLogin(tab1, `tabs-${dialect}`);
-      const a2 = await driveIdpLogin(tab2, `tabs-${dialect}`);
+      assert.equal(browser.jar.get('trackgate.login'), binding, 'the second tab reuses the browser binding');
+      const a1 = await driveIdpLogin(tab1, `tabs-${tag}`);
+      const a2 = await driveIdpLogin(tab2, `tabs-${tag}`);
       assertLoggedIn(await deliver(browser, a2), '/two');
       assertLoggedIn(await deliver(browser, a1), '/one');
       // The same answer again: the transaction is gone.
@@ -281,9 +291,9 @@ for (const dialect of dialects()) {
     });
 
     test('an answer delivered to another browser is refused (login CSRF)', async () => {
-      okta.addUser({ sub: `victim-${dialect}`, email: `victim@acme-${dialect}.test` });
+      okta.addUser({ sub: `victim-${tag}`, email: `victim@acme-${tag}.test` });
       const attacker = new Browser(app.url);
-      const answer = await driveIdpLogin(await startLogin(attacker, `org=${orgs.okta}`), `victim-${dialect}`);
+      const answer = await driveIdpLogin(await startLogin(attacker, `org=${orgs.okta}`), `victim-${tag}`);
       const victim = new Browser(app.url);
       const r = await deliver(victim, answer);
       assertRefused(r, 'binding_mismatch');
@@ -291,15 +301,15 @@ for (const dialect of dialects()) {
     });
 
     test('the session id changes at login (no fixation); logout needs the CSRF token', async () => {
-      okta.addUser({ sub: `fix-${dialect}`, email: `fix@acme-${dialect}.test` });
+      okta.addUser({ sub: `fix-${tag}`, email: `fix@acme-${tag}.test` });
       const browser = new Browser(app.url);
       browser.jar.set('trackgate.sid', 's%3Aattacker-chosen.sig');
-      assertLoggedIn(await ssoLogin(browser, `org=${orgs.okta}`, `fix-${dialect}`));
+      assertLoggedIn(await ssoLogin(browser, `org=${orgs.okta}`, `fix-${tag}`));
       const sid = browser.jar.get('trackgate.sid')!;
       assert.ok(!sid.includes('attacker-chosen'));
 
       // A second login in the same browser gets a new id again.
-      assertLoggedIn(await ssoLogin(browser, `org=${orgs.okta}`, `fix-${dialect}`));
+      assertLoggedIn(await ssoLogin(browser, `org=${orgs.okta}`, `fix-${tag}`));
       assert.notEqual(browser.jar.get('trackgate.sid'), sid);
       const old = new Browser(app.url);
       old.jar.set('trackgate.sid', sid);
@@ -327,81 +337,96 @@ for (const dialect of dialects()) {
     });
 
     test('idle and absolute timeouts end the session', async () => {
-      okta.addUser({ sub: `idle-${dialect}`, email: `idle@acme-${dialect}.test` });
+      okta.addUser({ sub: `idle-${tag}`, email: `idle@acme-${tag}.test` });
       const db = app.gw.core.database.db;
       const b1 = new Browser(app.url);
-      assertLoggedIn(await ssoLogin(b1, `org=${orgs.okta}`, `idle-${dialect}`));
+      assertLoggedIn(await ssoLogin(b1, `org=${orgs.okta}`, `idle-${tag}`));
       assert.equal((await me(b1)).status, 200);
-      // Idle: the stored deadline passed.
-      await sql`update sessions set expires_at = ${new Date(Date.now() - 1000).toISOString()} where user_id = (select id from users where email = ${`idle@acme-${dialect}.test`})`.execute(db);
-      assert.equal((await me(b1)).status, 401);
-      // Absolute: logged in longer ago than sessionAbsoluteHours, however active.
-      const b2 = new Browser(app.url);
-      assertLoggedIn(await ssoLogin(b2, `org=${orgs.okta}`, `idle-${dialect}`));
-      assert.equal((await me(b2)).status, 200);
-      const rows = await sql<{ sid: string; data: string }>`select sid, data from sessions where user_id = (select id from users where email = ${`idle@acme-${dialect}.test`})`.execute(db);
-      for (const row of rows.rows) {
-        const data = JSON.parse(row.data);
-        data.loginAt = Date.now() - 25 * 3600_000;
-        await sql`update sessions set data = ${JSON.stringify(data)} where sid = ${row.sid}`.execute(db);
+      const userId = (await sql<{ id: string }>`select id from users where email = ${`idle@acme-${tag}.test`}`.execute(db)).rows[0]!.id;
+      const r = redis ? new Redis(REDIS_URL!) : null;
+      try {
+        // Idle: the stored deadline passed.
+        if (r) {
+          for (const sid of await r.smembers(`trackgate:sess:user:${userId}`)) await r.pexpire(`trackgate:sess:${sid}`, 1);
+          await new Promise((res) => setTimeout(res, 20));
+        } else {
+          await sql`update sessions set expires_at = ${new Date(Date.now() - 1000).toISOString()} where user_id = ${userId}`.execute(db);
+        }
+        assert.equal((await me(b1)).status, 401);
+        // Absolute: logged in longer ago than sessionAbsoluteHours, however active.
+        const b2 = new Browser(app.url);
+        assertLoggedIn(await ssoLogin(b2, `org=${orgs.okta}`, `idle-${tag}`));
+        assert.equal((await me(b2)).status, 200);
+        const age = (data: string) => JSON.stringify({ ...JSON.parse(data), loginAt: Date.now() - 25 * 3600_000 });
+        if (r) {
+          for (const sid of await r.smembers(`trackgate:sess:user:${userId}`)) {
+            const v = await r.get(`trackgate:sess:${sid}`);
+            if (v) await r.set(`trackgate:sess:${sid}`, age(v), 'KEEPTTL');
+          }
+        } else {
+          const rows = await sql<{ sid: string; data: string }>`select sid, data from sessions where user_id = ${userId}`.execute(db);
+          for (const row of rows.rows) await sql`update sessions set data = ${age(row.data)} where sid = ${row.sid}`.execute(db);
+        }
+        assert.equal((await me(b2)).status, 401);
+      } finally {
+        await r?.quit();
       }
-      assert.equal((await me(b2)).status, 401);
     });
 
     test('a deactivated user cannot log in, and their session stops working', async () => {
-      okta.addUser({ sub: `dave-${dialect}`, email: `dave@acme-${dialect}.test` });
+      okta.addUser({ sub: `dave-${tag}`, email: `dave@acme-${tag}.test` });
       const browser = new Browser(app.url);
-      assertLoggedIn(await ssoLogin(browser, `org=${orgs.okta}`, `dave-${dialect}`));
+      assertLoggedIn(await ssoLogin(browser, `org=${orgs.okta}`, `dave-${tag}`));
       const username = (await me(browser)).body.username;
       const d = await app.request('PATCH', `/gateway/v1/orgs/${orgs.okta}/users/${username}`, { key: adminKey, body: { status: 'deactivated' } });
       assert.equal(d.status, 200, d.text);
       assert.equal((await me(browser)).status, 401);
-      const r = await ssoLogin(new Browser(app.url), `org=${orgs.okta}`, `dave-${dialect}`);
+      const r = await ssoLogin(new Browser(app.url), `org=${orgs.okta}`, `dave-${tag}`);
       assertRefused(r, 'user_deactivated', /deactivated/);
     });
 
     test('JIT off: unknown people are refused; a pre-provisioned user is linked by email', async () => {
-      okta.addUser({ sub: `nobody-${dialect}`, email: `nobody@nojit-${dialect}.test` });
-      assertRefused(await ssoLogin(new Browser(app.url), `org=${orgs.nojit}`, `nobody-${dialect}`), 'no_account', /JIT\) is off/);
-      const pre = await app.request('POST', `/gateway/v1/orgs/${orgs.nojit}/users`, { key: adminKey, body: { email: `pat@nojit-${dialect}.test`, username: `pat-${dialect}` } });
+      okta.addUser({ sub: `nobody-${tag}`, email: `nobody@nojit-${tag}.test` });
+      assertRefused(await ssoLogin(new Browser(app.url), `org=${orgs.nojit}`, `nobody-${tag}`), 'no_account', /JIT\) is off/);
+      const pre = await app.request('POST', `/gateway/v1/orgs/${orgs.nojit}/users`, { key: adminKey, body: { email: `pat@nojit-${tag}.test`, username: `pat-${tag}` } });
       assert.equal(pre.status, 201, pre.text);
-      okta.addUser({ sub: `pat-${dialect}`, email: `pat@nojit-${dialect}.test` });
+      okta.addUser({ sub: `pat-${tag}`, email: `pat@nojit-${tag}.test` });
       const b = new Browser(app.url);
-      assertLoggedIn(await ssoLogin(b, `org=${orgs.nojit}`, `pat-${dialect}`));
-      assert.equal((await me(b)).body.username, `pat-${dialect}`);
+      assertLoggedIn(await ssoLogin(b, `org=${orgs.nojit}`, `pat-${tag}`));
+      assert.equal((await me(b)).body.username, `pat-${tag}`);
       // The email of a user of another organization never links across organizations.
-      okta.addUser({ sub: `crossover-${dialect}`, email: `alice@acme-${dialect}.test` });
-      assertRefused(await ssoLogin(new Browser(app.url), `org=${orgs.nojit}`, `crossover-${dialect}`), 'no_account');
+      okta.addUser({ sub: `crossover-${tag}`, email: `alice@acme-${tag}.test` });
+      assertRefused(await ssoLogin(new Browser(app.url), `org=${orgs.nojit}`, `crossover-${tag}`), 'no_account');
     });
 
     test('Azure AD multi-tenant: allowed tenant logs in by (tid, oid); others are refused; groups overage keeps memberships', async () => {
       azure.setActiveTenant(TENANT_A);
-      azure.addUser(TENANT_A, { oid: `0000000a-0000-4000-8000-${dialect === 'sqlite' ? '000000000001' : '000000000002'}`, email: `ann@contoso-${dialect}.test`, name: 'Ann' });
+      azure.addUser(TENANT_A, { oid: `0000000a-0000-4000-8000-${`00000000000${runIndex + 1}`.slice(-12)}`, email: `ann@contoso-${tag}.test`, name: 'Ann' });
       const b = new Browser(app.url);
-      const r = await ssoLogin(b, `email=ann@contoso-${dialect}.test`, `0000000a-0000-4000-8000-${dialect === 'sqlite' ? '000000000001' : '000000000002'}-sub`);
+      const r = await ssoLogin(b, `email=ann@contoso-${tag}.test`, `0000000a-0000-4000-8000-${`00000000000${runIndex + 1}`.slice(-12)}-sub`);
       assertLoggedIn(r);
       const ids = await sql<{ identity_key: string; tenant_id: string }>`select identity_key, tenant_id from external_identities where org_id = (select id from orgs where slug = ${orgs.azure})`.execute(app.gw.core.database.db);
       assert.equal(ids.rows.length, 1);
       assert.match(ids.rows[0]!.identity_key, new RegExp(`^azure\\|${TENANT_A}\\|`));
 
       azure.setActiveTenant(TENANT_EVIL);
-      azure.addUser(TENANT_EVIL, { oid: `0000000e-0000-4000-8000-00000000000${dialect === 'sqlite' ? 1 : 2}`, email: `mallory@contoso-${dialect}.test` });
-      const evil = await ssoLogin(new Browser(app.url), `email=mallory@contoso-${dialect}.test`, `0000000e-0000-4000-8000-00000000000${dialect === 'sqlite' ? 1 : 2}-sub`);
+      azure.addUser(TENANT_EVIL, { oid: `0000000e-0000-4000-8000-00000000000${runIndex + 1}`, email: `mallory@contoso-${tag}.test` });
+      const evil = await ssoLogin(new Browser(app.url), `email=mallory@contoso-${tag}.test`, `0000000e-0000-4000-8000-00000000000${runIndex + 1}-sub`);
       assertRefused(evil, 'tenant_not_allowed', /not in this connection's allowed tenant IDs/);
       azure.setActiveTenant(TENANT_A);
     });
 
     test('groups overage (hasgroups / _claim_names) is detected and memberships stay', async () => {
-      const team = `research-${dialect}`;
+      const team = `research-${tag}`;
       await app.request('PATCH', `/gateway/v1/orgs/${orgs.okta}/sso/${connections.okta}`, { key: adminKey, body: { jit: true } });
-      okta.addUser({ sub: `ovr-${dialect}`, email: `ovr@acme-${dialect}.test`, groups: ['research'] });
+      okta.addUser({ sub: `ovr-${tag}`, email: `ovr@acme-${tag}.test`, groups: ['research'] });
       const b = new Browser(app.url);
-      assertLoggedIn(await ssoLogin(b, `org=${orgs.okta}`, `ovr-${dialect}`));
+      assertLoggedIn(await ssoLogin(b, `org=${orgs.okta}`, `ovr-${tag}`));
       assert.deepEqual(await teamsOf(b), { [team]: 'viewer' });
-      okta.users.get(`ovr-${dialect}`)!.groups = undefined;
-      okta.users.get(`ovr-${dialect}`)!.extra = { hasgroups: true };
+      okta.users.get(`ovr-${tag}`)!.groups = undefined;
+      okta.users.get(`ovr-${tag}`)!.extra = { hasgroups: true };
       const b2 = new Browser(app.url);
-      assertLoggedIn(await ssoLogin(b2, `org=${orgs.okta}`, `ovr-${dialect}`));
+      assertLoggedIn(await ssoLogin(b2, `org=${orgs.okta}`, `ovr-${tag}`));
       assert.deepEqual(await teamsOf(b2), { [team]: 'viewer' }, 'overage: memberships unchanged');
       const audit = await app.request('GET', `/gateway/v1/orgs/${orgs.okta}/audit?action=sso.groups_overage`, { key: adminKey });
       assert.equal(audit.body.events.length, 1);
@@ -445,14 +470,14 @@ for (const dialect of dialects()) {
         assertRefused(several.r, 'kid_missing');
         jose.setSingleKey();
         assertRefused((await joseLogin({ randomKid: true })).r, 'key_not_found');
-        const single = await joseLogin({ noKid: true, claims: { sub: `single-${dialect}`, email: `single@jose-${dialect}.test` } });
+        const single = await joseLogin({ noKid: true, claims: { sub: `single-${tag}`, email: `single@jose-${tag}.test` } });
         assertLoggedIn(single.r);
       });
       test('a login right after the IdP rotated its signing key', async () => {
-        const first = await joseLogin({ claims: { sub: `rot-${dialect}`, email: `rot@jose-${dialect}.test` } });
+        const first = await joseLogin({ claims: { sub: `rot-${tag}`, email: `rot@jose-${tag}.test` } });
         assertLoggedIn(first.r);
         await jose.rotate();
-        const second = await joseLogin({ claims: { sub: `rot-${dialect}`, email: `rot@jose-${dialect}.test` } });
+        const second = await joseLogin({ claims: { sub: `rot-${tag}`, email: `rot@jose-${tag}.test` } });
         assertLoggedIn(second.r);
       });
       test('a login failure is in the audit log with its reason', async () => {
@@ -464,10 +489,10 @@ for (const dialect of dialects()) {
     });
 
     test('a login right after the real IdP rotated its signing key', async () => {
-      okta.addUser({ sub: `rotor-${dialect}`, email: `rotor@acme-${dialect}.test` });
-      assertLoggedIn(await ssoLogin(new Browser(app.url), `org=${orgs.okta}`, `rotor-${dialect}`));
+      okta.addUser({ sub: `rotor-${tag}`, email: `rotor@acme-${tag}.test` });
+      assertLoggedIn(await ssoLogin(new Browser(app.url), `org=${orgs.okta}`, `rotor-${tag}`));
       await okta.rotateKeys({ dropOld: true });
-      assertLoggedIn(await ssoLogin(new Browser(app.url), `org=${orgs.okta}`, `rotor-${dialect}`));
+      assertLoggedIn(await ssoLogin(new Browser(app.url), `org=${orgs.okta}`, `rotor-${tag}`));
     });
 
     test('an error from the IdP is shown in words an admin can act on', async () => {

@@ -11,7 +11,11 @@ import { errorPage, fragmentPage, loginPage } from './pages.ts';
 import { SESSION_COOKIE, SessionManager } from './session-store.ts';
 import { LoginRefused, safeReturnTo, SsoLoginService } from './sso-login.service.ts';
 
-/** Binds a login attempt to the browser that started it. SameSite=None: it must survive the IdP's cross-site form_post. */
+/**
+ * Binds login attempts to the browser that started them. SameSite=None: it
+ * must survive the IdP's cross-site form_post. Path=/login so that /login
+ * sees it too and a second tab reuses it (both tabs' transactions stay valid).
+ */
 export const BINDING_COOKIE = 'trackgate.login';
 
 export interface LoginRoutesOptions {
@@ -78,7 +82,7 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
   const setBinding = (res: Response, value: string) => {
     res.append(
       'Set-Cookie',
-      serializeCookie(BINDING_COOKIE, value, { httpOnly: true, secure: true, sameSite: 'none', path: '/login/callback', maxAge: o.transactionTtlSeconds }),
+      serializeCookie(BINDING_COOKIE, value, { httpOnly: true, secure: true, sameSite: 'none', path: '/login', maxAge: o.transactionTtlSeconds }),
     );
   };
 

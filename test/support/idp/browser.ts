@@ -4,11 +4,19 @@
  */
 export class Browser {
   readonly jar = new Map<string, string>();
+  /** Cookie paths (RFC 6265 path-match); cookies set by tests directly default to "/". */
+  readonly paths = new Map<string, string>();
 
   constructor(readonly base: string) {}
 
-  cookieHeader(): string {
-    return [...this.jar].map(([k, v]) => `${k}=${v}`).join('; ');
+  cookieHeader(path = '/'): string {
+    return [...this.jar]
+      .filter(([k]) => {
+        const p = this.paths.get(k) ?? '/';
+        return p === '/' || path === p || path.startsWith(p.endsWith('/') ? p : p + '/') || path.startsWith(p + '?');
+      })
+      .map(([k, v]) => `${k}=${v}`)
+      .join('; ');
   }
 
   private remember(res: Response): void {
@@ -18,14 +26,17 @@ export class Browser {
       const name = pair!.slice(0, eq).trim();
       const value = pair!.slice(eq + 1).trim();
       if (/expires=Thu, 01 Jan 1970/i.test(line) || /max-age=0/i.test(line) || value === '') this.jar.delete(name);
-      else this.jar.set(name, value);
+      else {
+        this.jar.set(name, value);
+        this.paths.set(name, /;\s*path=([^;]*)/i.exec(line)?.[1] ?? '/');
+      }
     }
   }
 
   async request(method: string, pathOrUrl: string, options: { form?: Record<string, string>; json?: unknown; headers?: Record<string, string> } = {}): Promise<{ status: number; headers: Headers; text: string; location: string | null; setCookies: string[] }> {
     const url = pathOrUrl.startsWith('http') ? pathOrUrl : this.base + pathOrUrl;
     const headers: Record<string, string> = { accept: 'text/html', ...options.headers };
-    const cookie = this.cookieHeader();
+    const cookie = this.cookieHeader(new URL(url).pathname);
     if (cookie) headers.cookie = cookie;
     let body: string | undefined;
     if (options.form) {
