@@ -180,12 +180,16 @@ export async function createTrackgate(config: Config, options: { logger?: Logger
     close: () =>
       (closing ??= (async () => {
         // Stop accepting, let in-flight requests finish, then drop idle keep-alive connections.
-        const done = new Promise<void>((resolve) => server.close(() => resolve()));
-        server.closeIdleConnections();
-        const timer = setTimeout(() => server.closeAllConnections(), config.shutdownTimeoutMs);
-        timer.unref();
-        if (server.listening) await done;
-        clearTimeout(timer);
+        if (server.listening) {
+          const done = new Promise<void>((resolve) => server.close(() => resolve()));
+          server.closeIdleConnections();
+          // Connections that finish a response while shutting down are closed instead of kept alive.
+          const idle = setInterval(() => server.closeIdleConnections(), 100);
+          const timer = setTimeout(() => server.closeAllConnections(), config.shutdownTimeoutMs);
+          await done;
+          clearInterval(idle);
+          clearTimeout(timer);
+        }
         await gateway.close();
         await sso.close();
         await closeCore(core);

@@ -22,7 +22,7 @@ function config(): Config {
 
 /** CLI commands log only warnings to stderr, so that stdout holds just their answer. */
 function cliLogger(cfg: Config) {
-  return createLogger({ level: cfg.logLevel === 'silent' ? 'silent' : 'warn', file: cfg.logFile ?? '/dev/stderr' });
+  return createLogger({ level: cfg.logLevel === 'silent' ? 'silent' : 'warn', file: cfg.logFile, fd: 2 });
 }
 
 async function withProvisioning<T>(fn: (p: ProvisioningService) => Promise<T>): Promise<T> {

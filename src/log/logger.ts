@@ -44,8 +44,10 @@ export const REDACT_PATHS = [
   '*.cookie',
 ];
 
-export function createLogger(options: { level: string; file?: string | undefined; name?: string }): Logger {
-  const destination = options.file ? pino.destination({ dest: options.file, sync: true, mkdir: true }) : pino.destination({ dest: 1, sync: false });
+export function createLogger(options: { level: string; file?: string | undefined; fd?: number; name?: string }): Logger {
+  const destination = options.file
+    ? pino.destination({ dest: options.file, sync: true, mkdir: true })
+    : pino.destination({ dest: options.fd ?? 1, sync: options.fd === 2 });
   return pino(
     {
       name: options.name ?? 'trackgate',

@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { generateKey } from '../src/keys/key-format.ts';
+import { dialects, startApp } from './support/app.ts';
+import type { TestApp } from './support/app.ts';
+
+for (const dialect of dialects()) {
+  describe(`authentication and operations (${dialect})`, () => {
+    let app: TestApp;
+    let adminKey: string;
+    before(async () => {
+      app = await startApp(dialect, { authFailureLimit: 5, authFailureWindowSeconds: 60 });
+      ({ adminKey } = await app.bootstrap());
+    });
+    after(() => app.close());
+
+    test('malformed Authorization headers: 401 with a message and WWW-Authenticate', async () => {
+      const cases: Array<[string, RegExp]> = [
+        ['Digest abc', /unsupported Authorization scheme/],
+        ['Basic', /malformed Authorization header/],
+        ['Basic !!!notbase64', /not valid base64/],
+        ['Basic ' + Buffer.from('no-colon').toString('base64'), /expected "api:<key>"/],
+        ['Bearer opaque-token', /invalid bearer token/],
+      ];
+      for (const [header, pattern] of cases) {
+        const r = await fetch(app.url + '/gateway/v1/me', { headers: { authorization: header, 'x-forwarded-for': '10.9.9.9' } });
+        const body = (await r.json()) as any;
+        assert.equal(r.status, 401, header);
+        assert.match(body.error.message, pattern);
+        assert.ok(r.headers.get('www-authenticate'));
+      }
+      const none = await fetch(app.url + '/gateway/v1/me');
+      assert.equal(none.status, 401);
+      assert.match(((await none.json()) as any).error.message, /authentication required/);
+    });
+
+    test('repeated failures from one address are rate limited (429), other addresses are not', async () => {
+      const bad = generateKey('user').key;
+      const statuses: number[] = [];
+      // Loopback is a trusted proxy, so X-Forwarded-For names the client.
+      for (let i = 0; i < 7; i++) {
+        statuses.push((await fetch(app.url + '/gateway/v1/me', { headers: { authorization: 'Bearer ' + bad, 'x-forwarded-for': '203.0.113.7' } })).status);
+      }
+      assert.deepEqual(statuses.slice(0, 4), [401, 401, 401, 401]);
+      assert.equal(statuses.at(-1), 429);
+      const blocked = await fetch(app.url + '/gateway/v1/me', { headers: { authorization: 'Bearer ' + adminKey, 'x-forwarded-for': '203.0.113.7' } });
+      assert.equal(blocked.status, 429, 'a blocked address is blocked even with a good key');
+      assert.ok(Number(blocked.headers.get('retry-after')) > 0);
+      const elsewhere = await fetch(app.url + '/gateway/v1/me', { headers: { authorization: 'Bearer ' + adminKey, 'x-forwarded-for': '203.0.113.8' } });
+      assert.equal(elsewhere.status, 200);
+    });
+
+    test('healthz, readyz, openapi.json', async () => {
+      assert.equal((await fetch(app.url + '/healthz')).status, 200);
+      const ready = await fetch(app.url + '/readyz');
+      assert.equal(ready.status, 200);
+      assert.equal(((await ready.json()) as any).checks.database, 'ok');
+      const doc = (await (await fetch(app.url + '/gateway/v1/openapi.json')).json()) as any;
+      assert.equal(doc.openapi, '3.1.0');
+      for (const p of ['/gateway/v1/me', '/gateway/v1/me/keys', '/gateway/v1/keys/{id}/rotate', '/gateway/v1/orgs/{org}/users/{username}', '/gateway/v1/teams/{team}/members/{username}', '/gateway/v1/orgs/{org}/audit']) {
+        assert.ok(doc.paths[p], `openapi documents ${p}`);
+      }
+      assert.ok(doc.paths['/gateway/v1/me/keys'].post.requestBody.content['application/json'].schema.properties.name);
+    });
+
+    test('responses carry security headers and a strict CSP', async () => {
+      const r = await fetch(app.url + '/gateway/v1/me', { headers: { authorization: 'Bearer ' + adminKey } });
+      assert.match(r.headers.get('content-security-policy') ?? '', /default-src 'none'/);
+      assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
+      assert.equal(r.headers.get('cache-control'), 'no-store');
+      assert.ok(r.headers.get('x-request-id'));
+    });
+
+    test('a 500 answers a generic body; the details go to the log', async () => {
+      const repo = app.gw.core.store.repos.teams;
+      const original = repo.teamsOfUser.bind(repo);
+      repo.teamsOfUser = async () => {
+        throw new Error('database exploded: SECRET-INTERNAL-DETAIL');
+      };
+      try {
+        const r = await app.request('GET', '/gateway/v1/me', { key: adminKey });
+        assert.equal(r.status, 500);
+        assert.deepEqual(Object.keys(r.body.error).sort(), ['code', 'message', 'request_id']);
+        assert.equal(r.body.error.message, 'internal error');
+        assert.ok(!r.text.includes('SECRET-INTERNAL-DETAIL'));
+      } finally {
+        repo.teamsOfUser = original;
+      }
+      const { readFileSync } = await import('node:fs');
+      assert.match(readFileSync(app.logFile, 'utf8'), /SECRET-INTERNAL-DETAIL/);
+    });
+  });
+}

@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { basic, startApp } from './support/app.ts';
+
+const BIN = join(import.meta.dirname, '..', 'bin', 'trackgate');
+
+describe('CLI and configuration', () => {
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'trackgate-cli-'));
+    env = { PATH: process.env.PATH, HOME: dir, TRACKGATE_DATABASE_URL: `sqlite:${join(dir, 'tg.db')}`, TRACKGATE_LOG_LEVEL: 'warn' };
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const run = (args: string[], extraEnv: NodeJS.ProcessEnv = {}) => spawnSync(process.execPath, [BIN, ...args], { env: { ...env, ...extraEnv }, encoding: 'utf8', cwd: join(import.meta.dirname, '..') });
+
+  let adminKey = '';
+
+  test('bootstrap --json creates the organization and its admin and prints a key', () => {
+    const r = run(['bootstrap', '--email', 'Root@Example.com', '--org', 'acme', '--plan', 'enterprise', '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.org.slug, 'acme');
+    assert.equal(out.org.plan, 'enterprise');
+    assert.equal(out.user.email, 'root@example.com');
+    assert.equal(out.user.role, 'admin');
+    assert.equal(out.user.instance_admin, true);
+    assert.match(out.api_key, /^tgp-[A-Za-z0-9]{40}$/);
+    adminKey = out.api_key;
+  });
+
+  test('bootstrap again for an existing email fails clearly and changes nothing', () => {
+    const db = new Database(join(dir, 'tg.db'), { readonly: true });
+    const count = () => db.prepare('select (select count(*) from orgs) + (select count(*) from users) + (select count(*) from api_keys) as n').get() as { n: number };
+    const before = count().n;
+    const r = run(['bootstrap', '--email', 'root@example.com', '--org', 'other']);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /already exists; nothing was changed/);
+    assert.equal(count().n, before);
+    db.close();
+  });
+
+  test('bootstrap rejects a bad email or slug with a message naming it', () => {
+    const r = run(['bootstrap', '--email', 'nope', '--org', 'acme2']);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /--email/);
+    const s = run(['bootstrap', '--email', 'x@example.com', '--org', 'Bad Slug']);
+    assert.notEqual(s.status, 0);
+    assert.match(s.stderr, /--org/);
+  });
+
+  test('users create --with-key --json', () => {
+    const r = run(['users', 'create', '--org', 'acme', '--email', 'dev@example.com', '--username', 'dev', '--with-key', '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.user.username, 'dev');
+    assert.equal(out.user.role, 'member');
+    assert.match(out.api_key, /^tgp-/);
+    const again = run(['users', 'create', '--org', 'acme', '--email', 'dev2@example.com', '--username', 'dev']);
+    assert.notEqual(again.status, 0);
+    assert.match(again.stderr, /already taken/);
+    const noOrg = run(['users', 'create', '--org', 'nosuch', '--email', 'x@example.com', '--username', 'x']);
+    assert.notEqual(noOrg.status, 0);
+    assert.match(noOrg.stderr, /organization "nosuch" not found/);
+  });
+
+  test('serve shares the SQLite file with the CLI and stops cleanly on SIGTERM', async () => {
+    const child = spawn(process.execPath, [BIN, 'serve'], { env: { ...env, TRACKGATE_PORT: '0', TRACKGATE_HOST: '127.0.0.1', TRACKGATE_LOG_LEVEL: 'info' }, cwd: join(import.meta.dirname, '..') });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    const port = await new Promise<number>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('serve did not start: ' + out)), 20_000);
+      child.stdout.on('data', () => {
+        const m = /"port":(\d+)/.exec(out);
+        if (m) {
+          clearTimeout(t);
+          resolve(Number(m[1]));
+        }
+      });
+    });
+    const me = await fetch(`http://127.0.0.1:${port}/gateway/v1/me`, { headers: { authorization: basic(adminKey) } });
+    assert.equal(me.status, 200);
+    const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    assert.equal(await exit, 0);
+    assert.ok(!out.includes(adminKey), 'the server log holds no key');
+  });
+
+  test('an unknown or invalid setting stops the service with a message naming it', () => {
+    const unknown = run(['serve'], { TRACKGATE_BOGUS_SETTING: '1' });
+    assert.notEqual(unknown.status, 0);
+    assert.match(unknown.stderr, /unknown environment variable TRACKGATE_BOGUS_SETTING/);
+    const invalid = run(['serve'], { TRACKGATE_PORT: 'eighty' });
+    assert.notEqual(invalid.status, 0);
+    assert.match(invalid.stderr, /TRACKGATE_PORT/);
+    const badDb = run(['migrate'], { TRACKGATE_DATABASE_URL: 'mysql://x' });
+    assert.notEqual(badDb.status, 0);
+    assert.match(badDb.stderr, /TRACKGATE_DATABASE_URL: must be sqlite:<file path> or postgres/);
+  });
+});
+
+describe('graceful shutdown', () => {
+  test('an in-flight request finishes; new connections are refused', async () => {
+    const app = await startApp('sqlite');
+    const { adminKey } = await app.bootstrap();
+    const url = new URL(app.url + '/gateway/v1/me/keys');
+    const body = JSON.stringify({ name: 'in-flight' });
+    const response = new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = http.request(url, { method: 'POST', headers: { authorization: basic(adminKey), 'content-type': 'application/json', 'content-length': String(body.length) } }, (res) => {
+        let text = '';
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode!, text }));
+      });
+      req.on('error', reject);
+      // Half the body now, the rest after shutdown has begun.
+      req.write(body.slice(0, 5));
+      setTimeout(() => req.end(body.slice(5)), 300);
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    const closing = app.close();
+    const r = await response;
+    assert.equal(r.status, 201, r.text);
+    await closing;
+    await assert.rejects(fetch(app.url + '/healthz'));
+  });
+});
