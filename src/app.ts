@@ -32,6 +32,7 @@ import { registerTeamRoutes } from './teams/teams.routes.ts';
 import { UsersService } from './users/users.service.ts';
 import { registerUserRoutes } from './users/users.routes.ts';
 import { registerHealthRoutes } from './health/health.routes.ts';
+import { Metrics } from './metrics/metrics.ts';
 import { createSso } from './sso/index.ts';
 // gateway and service accounts (issue 3)
 import { createGateway } from './gateway/gateway.ts';
@@ -146,11 +147,16 @@ export async function createTrackgate(config: Config, options: { logger?: Logger
   void proxy;
   void csrf;
 
+  const metrics = new Metrics({
+    key_cache_entries: { help: 'API keys (and recent misses) held in the in-process verification cache', read: () => core.keyVerifier.size },
+  });
   const openapi = buildOpenApi('/gateway/v1', api.specs, { version: VERSION, publicUrl: config.publicUrl });
   const app = createExpressApp({
     logger,
     trustedProxies: core.trustedProxies,
     mount: (a) => {
+      a.use(metrics.middleware());
+      metrics.mount(a, core.trustedProxies);
       registerHealthRoutes(a, core);
       a.get('/gateway/v1/openapi.json', (_req, res) => {
         res.json(openapi);

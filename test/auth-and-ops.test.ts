@@ -91,3 +91,22 @@ for (const dialect of dialects()) {
     });
   });
 }
+
+describe('metrics', () => {
+  test('GET /metrics serves Prometheus text to loopback', async () => {
+    const { startApp } = await import('./support/app.ts');
+    const app = await startApp('sqlite');
+    try {
+      const { adminKey } = await app.bootstrap();
+      await app.request('GET', '/gateway/v1/me', { key: adminKey });
+      const r = await fetch(app.url + '/metrics');
+      assert.equal(r.status, 200);
+      const text = await r.text();
+      assert.match(text, /trackgate_http_requests_total\{method="GET",route="\/gateway\/v1\/me",status="200"\} 1/);
+      assert.match(text, /trackgate_key_cache_entries [1-9]/);
+      assert.match(text, /trackgate_process_resident_memory_bytes/);
+    } finally {
+      await app.close();
+    }
+  });
+});

@@ -59,7 +59,13 @@ export function resolveSecretKey(configured: string | undefined, dataDir: string
   if (existsSync(file)) return readFileSync(file, 'utf8').trim();
   mkdirSync(dataDir, { recursive: true });
   const generated = randomBytes(32).toString('hex');
-  writeFileSync(file, generated + '\n', { mode: 0o600, flag: 'wx' });
+  try {
+    writeFileSync(file, generated + '\n', { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    // Another process (the CLI and the server starting together) wrote it first: use theirs.
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return readFileSync(file, 'utf8').trim();
+    throw err;
+  }
   chmodSync(file, 0o600);
   return generated;
 }

@@ -130,10 +130,8 @@ export class KeysService {
     const row = await this.store.repos.keys.findById(ctx.org.id, id);
     if (!row || row.revoked_at !== null) throw errors.notFound(`API key "${id}"`);
     if (p.type === 'service_account') throw errors.forbidden('service accounts cannot manage API keys', 'not_a_person');
-    const own = row.owner_type === 'user' && row.user_id === p.id;
-    if (own) {
-      if (ctx.role === 'viewer' || ctx.role === 'member' || ctx.role === 'admin') return { ctx, row };
-    }
+    // Everyone manages their own keys (a viewer too: a key is how they read); org admins manage all.
+    if (row.owner_type === 'user' && row.user_id === p.id) return { ctx, row };
     if (ctx.role === 'admin') return { ctx, row };
     const policy = this.policies.get(row.owner_type);
     if (row.owner_type !== 'user' && policy && (await policy(actor, ctx, row))) return { ctx, row };

@@ -38,7 +38,7 @@ export function registerUserRoutes(api: ApiRouter, users: UsersService): void {
       responses: { 200: { description: 'the caller', schema: meOut } },
     },
     async ({ actor, body }) => {
-      await users.setTheme(actor.principal, body.theme);
+      await users.setTheme(actor, body.theme);
       return { status: 200, body: await users.me(actor.principal) };
     },
   );

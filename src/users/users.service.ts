@@ -146,9 +146,13 @@ export class UsersService {
     };
   }
 
-  async setTheme(principal: Principal, theme: 'light' | 'dark' | 'system'): Promise<void> {
+  async setTheme(actor: Actor, theme: 'light' | 'dark' | 'system'): Promise<void> {
+    const principal = actor.principal;
     if (principal.type !== 'user') throw errors.forbidden('service accounts have no preferences');
-    await this.store.repos.users.update(principal.orgId, principal.id, { theme, updated_at: new Date().toISOString() });
+    await this.store.transaction(async (repos) => {
+      await repos.users.update(principal.orgId, principal.id, { theme, updated_at: new Date().toISOString() });
+      await this.audit.record(repos, actor, { orgId: principal.orgId, action: 'user.preferences', targetType: 'user', targetId: principal.id, targetName: principal.username, details: { theme } });
+    });
   }
 
   /** The identity of a person, for a credential that belongs to them; null when they may not act. */

@@ -1,0 +1,59 @@
+import type { Express, NextFunction, Request, Response } from 'express';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { TrustedProxies } from '../http/client-ip.ts';
+import { errors } from '../http/errors.ts';
+
+/**
+ * Prometheus metrics. The registry belongs to one app instance (no global
+ * default registry), so several instances in one process — tests — do not
+ * collide. The hot paths are not instrumented per request; what they hold
+ * (cache sizes) is read at scrape time.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly requests: Counter<'method' | 'route' | 'status'>;
+  private readonly duration: Histogram<'method' | 'route'>;
+
+  constructor(gauges: Record<string, { help: string; read: () => number }> = {}) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'trackgate_' });
+    this.requests = new Counter({ name: 'trackgate_http_requests_total', help: 'Requests answered by the management API and pages', labelNames: ['method', 'route', 'status'], registers: [this.registry] });
+    this.duration = new Histogram({
+      name: 'trackgate_http_request_duration_seconds',
+      help: 'Time to answer management API and page requests',
+      labelNames: ['method', 'route'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [this.registry],
+    });
+    for (const [name, g] of Object.entries(gauges)) {
+      new Gauge({
+        name: `trackgate_${name}`,
+        help: g.help,
+        registers: [this.registry],
+        collect() {
+          this.set(g.read());
+        },
+      });
+    }
+  }
+
+  /** Express middleware: counts by matched route pattern, never by raw path (unbounded label values). */
+  middleware() {
+    return (req: Request, res: Response, next: NextFunction) => {
+      const end = this.duration.startTimer();
+      res.on('finish', () => {
+        const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched';
+        end({ method: req.method, route });
+        this.requests.inc({ method: req.method, route, status: String(res.statusCode) });
+      });
+      next();
+    };
+  }
+
+  /** GET /metrics, answered only to trusted peers (loopback and the configured proxies). */
+  mount(app: Express, trusted: TrustedProxies): void {
+    app.get('/metrics', async (req, res, next) => {
+      if (!trusted.trusts(req.socket.remoteAddress)) return next(errors.notFound('GET /metrics'));
+      res.set('Content-Type', this.registry.contentType).send(await this.registry.metrics());
+    });
+  }
+}
