@@ -35,9 +35,9 @@ export interface AssertionClaims {
   username: string;
   email: string | null;
   org: string;
-  org_id: string;
   teams: string[];
-  team_roles: Record<string, string>;
+  /** Role per team, when the principal has teams (a service account is "member": write access to its team). */
+  team_roles?: Record<string, string>;
   attributed_user: string | null;
   attributed_user_email?: string;
 }
@@ -103,9 +103,8 @@ export class AssertionIssuer {
       username: principal.username,
       email: principal.email,
       org: principal.orgSlug,
-      org_id: principal.orgId,
       teams: principal.teams.map((t) => t.name),
-      team_roles: teamRoles,
+      ...(principal.teams.length ? { team_roles: teamRoles } : {}),
       attributed_user: attributed ? attributed.username : null,
       ...(attributed ? { attributed_user_email: attributed.email } : {}),
     };
@@ -117,7 +116,7 @@ export class AssertionIssuer {
     const iat = Math.floor(now / 1000);
     const { sub, ...claims } = this.claimsFor(principal, attributed);
     const token = await new SignJWT(claims)
-      .setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'JWT' })
+      .setProtectedHeader({ alg: 'ES256', kid: key.kid })
       .setIssuer(this.options.issuer)
       .setAudience(this.options.audience)
       .setSubject(sub)

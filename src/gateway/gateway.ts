@@ -50,8 +50,14 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     audience: config.assertionAudience ?? config.upstreamUrl ?? config.publicUrl,
     ttlSeconds: config.assertionTtlSeconds,
   });
-  const authenticate = (req: IncomingMessage, options: { allowSession: boolean }) => authenticator.authenticate(req, trustedProxies.clientIp(req), options);
-  const identity = new GatewayIdentity(authenticate, issuer, deps.attribute);
+  const identity = new GatewayIdentity(
+    {
+      authenticate: (req: IncomingMessage, options: { allowSession: boolean }) => authenticator.authenticate(req, trustedProxies.clientIp(req), options),
+      cached: (req: IncomingMessage, options: { allowSession: boolean }) => authenticator.authenticateCached(req, trustedProxies.clientIp(req), options),
+    },
+    issuer,
+    deps.attribute,
+  );
   const lean = new Map<string, RequestHandler>([
     ['/auth/verify', createVerifyHandler({ identity, trustedProxies, publicUrl: config.publicUrl, logger })],
     ['/.well-known/jwks.json', createJwksHandler(signingKeys)],

@@ -32,9 +32,16 @@ export const IDENTITY_HEADERS = {
 } as const;
 
 export type IdentityResult =
-  | { ok: true; principal: Principal; attributed: AttributedUser | null; /** name, value, name, value, ... */ headers: string[] }
+  | { ok: true; principal: Principal; attributed: AttributedUser | null; /** name, value, name, value, ...; shared: never mutate */ headers: readonly string[] }
   | { ok: false; anonymous: true }
   | { ok: false; anonymous: false; error: AppError };
+
+/** How the gateway authenticates: the full (async) path, and optionally an answer without I/O for the common case. */
+export interface Authentication {
+  authenticate: AuthenticateFn;
+  /** A recently verified key (or no credentials when no session is asked for), decided synchronously; undefined otherwise. */
+  cached?: (req: IncomingMessage, options: { allowSession: boolean }) => AuthOutcome | undefined;
+}
 
 /** Header values are ASCII; anything else (a non-ASCII email) is percent-encoded rather than rejected by Node. */
 function headerValue(v: string): string {
@@ -44,6 +51,13 @@ function headerValue(v: string): string {
 
 const MAX_ATTRIBUTIONS_PER_PRINCIPAL = 64;
 
+interface Attribution {
+  promise: Promise<AttributedUser>;
+  /** Set once settled, so that the synchronous path can use it. */
+  value?: AttributedUser;
+  error?: AppError;
+}
+
 /**
  * Turns a request into the identity that travels upstream: the principal,
  * the attributed user of a service-account run, the plain X-Trackgate-*
@@ -51,17 +65,50 @@ const MAX_ATTRIBUTIONS_PER_PRINCIPAL = 64;
  * cached on the Principal object (which the key verifier reuses while the key
  * is cached and replaces when anything about the identity changes), so a
  * request with a recently seen key costs a hash, a few map lookups and no
- * signing.
+ * signing, and is answered synchronously (resolveSync).
  */
 export class GatewayIdentity {
   private readonly baseHeaders = new WeakMap<Principal, string[]>();
-  private readonly attributions = new WeakMap<Principal, Map<string, Promise<AttributedUser>>>();
+  private readonly attributions = new WeakMap<Principal, Map<string, Attribution>>();
+  /** The full header list per principal and attributed user, for the assertion it was made with. */
+  private readonly fullHeaders = new WeakMap<Principal, Map<string, { token: string; headers: readonly string[] }>>();
+  private readonly authenticate: AuthenticateFn;
+  private readonly cachedAuth: Authentication['cached'] | null;
 
   constructor(
-    private readonly authenticate: AuthenticateFn,
+    auth: AuthenticateFn | Authentication,
     private readonly assertions: AssertionIssuer,
     private readonly attribute: Attributor | null = null,
-  ) {}
+  ) {
+    this.authenticate = typeof auth === 'function' ? auth : auth.authenticate;
+    this.cachedAuth = typeof auth === 'function' ? null : (auth.cached ?? null);
+  }
+
+  /**
+   * The identity when it can be had without I/O (a cached key, a settled
+   * attribution and a fresh cached assertion); undefined when resolve() is needed.
+   */
+  resolveSync(req: IncomingMessage, options: { allowSession: boolean }): IdentityResult | undefined {
+    if (!this.cachedAuth) return undefined;
+    const outcome = this.cachedAuth(req, options);
+    if (outcome === undefined) return undefined;
+    if (!outcome.ok) return outcome.anonymous ? outcome : undefined;
+    const principal = outcome.principal;
+    let attributed: AttributedUser | null = null;
+    if (principal.type === 'service_account') {
+      const claim = readAttributionClaim(req);
+      if (claim) {
+        const a = this.attributions.get(principal)?.get(slotOf(claim));
+        if (!a) return undefined;
+        if (a.error) return { ok: false, anonymous: false, error: a.error };
+        if (!a.value) return undefined;
+        attributed = a.value;
+      }
+    }
+    const token = this.assertions.assertionFor(principal, attributed);
+    if (typeof token !== 'string') return undefined;
+    return { ok: true, principal, attributed, headers: this.headersWith(principal, attributed, token) };
+  }
 
   async resolve(req: IncomingMessage, options: { allowSession: boolean }): Promise<IdentityResult> {
     const outcome = await this.authenticate(req, options);
@@ -81,13 +128,7 @@ export class GatewayIdentity {
     }
     const assertion = this.assertions.assertionFor(principal, attributed);
     const token = typeof assertion === 'string' ? assertion : await assertion;
-    const headers = this.headersFor(principal).slice();
-    if (attributed) {
-      headers.push(IDENTITY_HEADERS.attributedUser, headerValue(attributed.username));
-      headers.push(IDENTITY_HEADERS.attributedEmail, headerValue(attributed.email));
-    }
-    headers.push(IDENTITY_HEADERS.assertion, token);
-    return { ok: true, principal, attributed, headers };
+    return { ok: true, principal, attributed, headers: this.headersWith(principal, attributed, token) };
   }
 
   /** The plain identity headers of a principal, made once per Principal object. */
@@ -106,6 +147,27 @@ export class GatewayIdentity {
     return h;
   }
 
+  /** Every identity header including the assertion; one shared array per (principal, attributed user, assertion). */
+  private headersWith(principal: Principal, attributed: AttributedUser | null, token: string): readonly string[] {
+    let perPrincipal = this.fullHeaders.get(principal);
+    if (!perPrincipal) {
+      perPrincipal = new Map();
+      this.fullHeaders.set(principal, perPrincipal);
+    }
+    const slot = attributed ? attributed.id : '';
+    const hit = perPrincipal.get(slot);
+    if (hit && hit.token === token) return hit.headers;
+    const headers = this.headersFor(principal).slice();
+    if (attributed) {
+      headers.push(IDENTITY_HEADERS.attributedUser, headerValue(attributed.username));
+      headers.push(IDENTITY_HEADERS.attributedEmail, headerValue(attributed.email));
+    }
+    headers.push(IDENTITY_HEADERS.assertion, token);
+    if (perPrincipal.size >= MAX_ATTRIBUTIONS_PER_PRINCIPAL) perPrincipal.clear();
+    perPrincipal.set(slot, { token, headers });
+    return headers;
+  }
+
   private attributionFor(principal: Principal, claim: AttributionClaim): Promise<AttributedUser> {
     if (!this.attribute) {
       return Promise.reject(errors.forbidden('attribution of service-account runs (X-WANDB-USERNAME) is not available on this gateway', 'attribution_unavailable'));
@@ -115,21 +177,30 @@ export class GatewayIdentity {
       perPrincipal = new Map();
       this.attributions.set(principal, perPrincipal);
     }
-    const slot = `${claim.username ?? ''}\u0000${claim.email ?? ''}`;
-    let p = perPrincipal.get(slot);
-    if (!p) {
-      // Bounded: a caller cycling through names cannot grow this without limit.
-      if (perPrincipal.size >= MAX_ATTRIBUTIONS_PER_PRINCIPAL) perPrincipal.clear();
-      p = this.attribute(principal, claim);
-      const map = perPrincipal;
-      // Answers (members and non-members alike) are kept as long as the principal is; other failures are retried.
-      p.catch((err: unknown) => {
-        if (!(err instanceof AppError) || err.status >= 500) map.delete(slot);
-      });
-      perPrincipal.set(slot, p);
-    }
-    return p;
+    const slot = slotOf(claim);
+    const known = perPrincipal.get(slot);
+    if (known) return known.promise;
+    // Bounded: a caller cycling through names cannot grow this without limit.
+    if (perPrincipal.size >= MAX_ATTRIBUTIONS_PER_PRINCIPAL) perPrincipal.clear();
+    const entry: Attribution = { promise: this.attribute(principal, claim) };
+    const map = perPrincipal;
+    // Answers (members and non-members alike) are kept as long as the principal is; other failures are retried.
+    entry.promise.then(
+      (v) => {
+        entry.value = v;
+      },
+      (err: unknown) => {
+        if (err instanceof AppError && err.status < 500) entry.error = err;
+        else map.delete(slot);
+      },
+    );
+    perPrincipal.set(slot, entry);
+    return entry.promise;
   }
+}
+
+function slotOf(claim: AttributionClaim): string {
+  return `${claim.username ?? ''}\u0000${claim.email ?? ''}`;
 }
 
 /** X-WANDB-USERNAME / X-WANDB-USER-EMAIL as sent by the tracking client; null when neither is there. */

@@ -5,7 +5,7 @@ import { AppError, errors } from '../http/errors.ts';
 import type { TrustedProxies } from '../http/client-ip.ts';
 import type { Logger } from '../log/logger.ts';
 import { isBrowser, isSameOrigin, SAFE_METHODS } from './browser.ts';
-import type { GatewayIdentity } from './identity.ts';
+import type { GatewayIdentity, IdentityResult } from './identity.ts';
 import { requestIdOf, sendError, hasRequestBody } from './respond.ts';
 
 export interface ProxyOptions {
@@ -65,6 +65,10 @@ const DROPPED_REQUEST = new Set([
   'x-wandb-user-email',
 ]);
 
+const WITH_SESSION = { allowSession: true };
+/** Bodies up to this size are read before they are sent on; larger ones stream. */
+const SMALL_BODY = 64 * 1024;
+
 const defaultOwnCookie = (name: string): boolean => /^(__Host-|__Secure-)?trackgate/i.test(name);
 
 /**
@@ -101,17 +105,13 @@ export function createProxy(options: ProxyOptions): Proxy {
       sendError(req, res, new AppError(405, 'method_not_allowed', `${req.method} is not allowed through the gateway`), requestId);
       return;
     }
-    identity.resolve(req, { allowSession: true }).then(
-      (result) => {
-        if (!result.ok) {
-          if (result.anonymous) return unauthenticated(req, res, requestId);
-          return sendError(req, res, result.error, requestId);
-        }
-        if (result.principal.via === 'session' && !SAFE_METHODS.has(req.method ?? 'GET') && !isSameOrigin(req, publicOrigin)) {
-          return sendError(req, res, errors.forbidden('cross-site request refused: a state-changing request with the session cookie must come from the same origin', 'csrf'), requestId);
-        }
-        forward(req, res, result.headers, requestId);
-      },
+    const ready = identity.resolveSync(req, WITH_SESSION);
+    if (ready) {
+      proceed(req, res, ready, requestId);
+      return;
+    }
+    identity.resolve(req, WITH_SESSION).then(
+      (result) => proceed(req, res, result, requestId),
       (err: unknown) => {
         logger?.error({ err, requestId }, 'gateway: authentication failed unexpectedly');
         sendError(req, res, err, requestId);
@@ -119,26 +119,48 @@ export function createProxy(options: ProxyOptions): Proxy {
     );
   }
 
-  function forward(req: IncomingMessage, res: ServerResponse, identityHeaders: string[], requestId: string): void {
-    const headers = upstreamHeaders(req, identityHeaders, requestId);
-    const body = hasRequestBody(req) ? req : null;
-    const h = new ProxyHandler(req, res, requestId, logger ?? null);
-    res.on('close', h.onClientClose);
-    pool.dispatch(
-      {
-        path: basePath + (req.url ?? '/'),
-        method: req.method ?? 'GET',
-        headers,
-        body,
-        // Not retried by undici: a POST is never sent twice.
-        idempotent: false,
-        blocking: false,
-      },
-      h,
-    );
+  function proceed(req: IncomingMessage, res: ServerResponse, result: IdentityResult, requestId: string): void {
+    if (!result.ok) {
+      if (result.anonymous) return unauthenticated(req, res, requestId);
+      return sendError(req, res, result.error, requestId);
+    }
+    if (result.principal.via === 'session' && !SAFE_METHODS.has(req.method ?? 'GET') && !isSameOrigin(req, publicOrigin)) {
+      return sendError(req, res, errors.forbidden('cross-site request refused: a state-changing request with the session cookie must come from the same origin', 'csrf'), requestId);
+    }
+    forward(req, res, result.headers, requestId);
   }
 
-  function upstreamHeaders(req: IncomingMessage, identityHeaders: string[], requestId: string): string[] {
+  function forward(req: IncomingMessage, res: ServerResponse, identityHeaders: readonly string[], requestId: string): void {
+    const headers = upstreamHeaders(req, identityHeaders, requestId);
+    const h = new ProxyHandler(req, res, requestId, logger ?? null);
+    res.on('close', h.onClientClose);
+    const dispatch = (body: Buffer | IncomingMessage | null): void => {
+      pool.dispatch(
+        {
+          path: basePath + (req.url ?? '/'),
+          method: req.method ?? 'GET',
+          headers,
+          body,
+          // Not retried by undici: a POST is never sent twice.
+          idempotent: false,
+          blocking: false,
+        },
+        h,
+      );
+    };
+    if (!hasRequestBody(req)) return dispatch(null);
+    const length = req.headers['content-length'];
+    if (length === undefined || req.headers['transfer-encoding'] !== undefined || Number(length) > SMALL_BODY) {
+      // Large or of unknown length: streamed as it arrives, with backpressure both ways.
+      return dispatch(req);
+    }
+    // A small body (a GraphQL query) is read first, so that headers and body leave in one write.
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.once('end', () => dispatch(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+  }
+
+  function upstreamHeaders(req: IncomingMessage, identityHeaders: readonly string[], requestId: string): string[] {
     const raw = req.rawHeaders;
     const out: string[] = [];
     // Headers listed in Connection are hop-by-hop too.
@@ -209,19 +231,30 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     if (this.clientGone) controller.abort(new Error('client closed the connection'));
   }
 
-  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
     if (statusCode < 200) return; // 1xx: Node already spoke to the client.
-    const res = this.res;
-    const out: Record<string, string | string[]> = {};
+    const raw = controller.rawHeaders;
     const listed = typeof headers.connection === 'string' ? headers.connection.toLowerCase().split(',').map((s) => s.trim()) : null;
-    for (const name in headers) {
-      if (HOP_BY_HOP.has(name) || (listed && listed.includes(name))) continue;
-      const v = headers[name];
-      if (v !== undefined) out[name] = v;
+    // A flat [name, value, ...] list from the raw headers: names keep their case, repeated headers stay repeated.
+    const out: string[] = [];
+    if (Array.isArray(raw)) {
+      for (let i = 0; i < raw.length; i += 2) {
+        const name = raw[i]!.toString('latin1');
+        const lower = name.toLowerCase();
+        if (HOP_BY_HOP.has(lower) || lower === 'x-request-id' || (listed && listed.includes(lower))) continue;
+        out.push(name, raw[i + 1]!.toString('latin1'));
+      }
+    } else {
+      for (const name in headers) {
+        if (HOP_BY_HOP.has(name) || name === 'x-request-id' || (listed && listed.includes(name))) continue;
+        const v = headers[name];
+        if (Array.isArray(v)) for (const x of v) out.push(name, x);
+        else if (v !== undefined) out.push(name, v);
+      }
     }
-    out['x-request-id'] = this.requestId;
-    if (statusMessage) res.writeHead(statusCode, statusMessage, out);
-    else res.writeHead(statusCode, out);
+    out.push('X-Request-Id', this.requestId);
+    if (statusMessage) this.res.writeHead(statusCode, statusMessage, out);
+    else this.res.writeHead(statusCode, out);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {

@@ -16,10 +16,18 @@ export class TrustedProxies {
     }
   }
 
+  /** Answers by address, remembered: BlockList.check costs an allocation and a regex per call, and this runs on every request. */
+  private readonly answers = new Map<string, boolean>();
+
   trusts(address: string | undefined): boolean {
     if (!address) return false;
+    const known = this.answers.get(address);
+    if (known !== undefined) return known;
     const plain = address.startsWith('::ffff:') && isIPv4(address.slice(7)) ? address.slice(7) : address;
-    return this.list.check(plain, isIPv6(plain) ? 'ipv6' : 'ipv4');
+    const answer = isIPv4(plain) || isIPv6(plain) ? this.list.check(plain, isIPv6(plain) ? 'ipv6' : 'ipv4') : false;
+    if (this.answers.size >= 10_000) this.answers.clear();
+    this.answers.set(address, answer);
+    return answer;
   }
 
   /** The client's address: the peer, or the nearest untrusted hop of X-Forwarded-For when the peer is a trusted proxy. */

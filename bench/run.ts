@@ -1,0 +1,418 @@
+/**
+ * `npm run bench`: trackgate's hot paths against a bare node:http server, measured
+ * with autocannon (50 connections) on this machine, the gateway in its own
+ * process, with 1 000 and then 1 000 000 API keys in the (SQLite) database.
+ * Writes the figures into BENCHMARKS.md between the bench markers and the raw
+ * results to bench/.results/.
+ *
+ * BENCH_DURATION (seconds per run, default 5), BENCH_ROUNDS (default 3),
+ * BENCH_KEYS_LARGE (default 1000000), BENCH_ONLY (a comma-separated list of
+ * runs), BENCH_GATEWAY_NODE_FLAGS (e.g. "--max-old-space-size=192") and BENCH_CPU_PROF=1
+ * (write .cpuprofile files of the gateway to bench/.results/prof) change the
+ * run; only a full run should be recorded in BENCHMARKS.md.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createHash, randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import SQLite from 'better-sqlite3';
+import autocannon from 'autocannon';
+import type { Request as AcRequest, Result } from 'autocannon';
+import { generateKey } from '../src/keys/key-format.ts';
+
+let verifyResponseBytes = 0;
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const DURATION = Number(process.env.BENCH_DURATION ?? 5);
+const WARMUP = Math.min(3, Math.max(1, Math.round(DURATION / 5)));
+const CONNECTIONS = 50;
+const SMALL = 1_000;
+const LARGE = Number(process.env.BENCH_KEYS_LARGE ?? 1_000_000);
+const DISTINCT = 1_000;
+const CPU_PROF = process.env.BENCH_CPU_PROF === '1';
+/** Node flags for the gateway process (default none: it runs exactly as `npm start` runs it). */
+const GATEWAY_FLAGS = (process.env.BENCH_GATEWAY_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+const RESULTS = join(ROOT, 'bench', '.results');
+const VIEWER = JSON.stringify({ query: 'query Viewer{ viewer { id entity username email flags teams { edges { node { name } } } } }', variables: {} });
+
+interface Row {
+  keys: number;
+  name: string;
+  target: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  non2xx: number;
+  errors: number;
+  gatewayRssMb: number | null;
+  /** req/s of each round. */
+  samples: number[];
+}
+
+const log = (msg: string) => process.stdout.write(`[bench] ${msg}\n`);
+const basic = (key: string) => 'Basic ' + Buffer.from('api:' + key).toString('base64');
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+async function waitHttp(url: string, child: ChildProcess, what: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode}`);
+    try {
+      const r = await fetch(url);
+      await r.arrayBuffer();
+      if (r.status < 500) return;
+    } catch {
+      /* not yet */
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} did not start`);
+}
+
+function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    child.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+/** Resident memory of a process in MB, from /proc (null where there is no /proc). */
+function rssMb(pid: number | undefined): number | null {
+  if (!pid) return null;
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+class Gateway {
+  child!: ChildProcess;
+  url!: string;
+  peakRss = 0;
+  private sampler: NodeJS.Timeout | null = null;
+  private windowPeak = 0;
+
+  static async start(env: NodeJS.ProcessEnv, label: string): Promise<Gateway> {
+    const g = new Gateway();
+    const port = await freePort();
+    const args = [];
+    if (CPU_PROF) args.push('--cpu-prof', `--cpu-prof-dir=${join(RESULTS, 'prof', label)}`);
+    if (GATEWAY_FLAGS.length) args.push(...GATEWAY_FLAGS);
+    args.push(join(ROOT, 'bin', 'trackgate'), 'serve');
+    g.child = spawn(process.execPath, args, { env: { ...env, TRACKGATE_PORT: String(port) }, stdio: ['ignore', 'ignore', 'inherit'] });
+    g.url = `http://127.0.0.1:${port}`;
+    await waitHttp(`${g.url}/healthz`, g.child, 'the gateway');
+    g.sampler = setInterval(() => g.sample(), 200);
+    return g;
+  }
+
+  private sample(): void {
+    const v = rssMb(this.child.pid);
+    if (v !== null) {
+      this.peakRss = Math.max(this.peakRss, v);
+      this.windowPeak = Math.max(this.windowPeak, v);
+    }
+  }
+
+  /** Peak RSS since the last call. */
+  takeWindowPeak(): number {
+    this.sample();
+    const v = this.windowPeak;
+    this.windowPeak = 0;
+    return v;
+  }
+
+  async stop(): Promise<void> {
+    if (this.sampler) clearInterval(this.sampler);
+    this.sample();
+    await stop(this.child);
+  }
+}
+
+async function load(opts: { url: string; method?: string; headers?: Record<string, string>; body?: string; requests?: AcRequest[] }, duration: number): Promise<Result> {
+  return autocannon({ url: opts.url, connections: CONNECTIONS, duration, pipelining: 1, method: opts.method ?? 'GET', headers: opts.headers, body: opts.body, requests: opts.requests, timeout: 10 });
+}
+
+/** BENCH_ONLY=verify,proxy runs only those (for profiling); the report is then partial. */
+const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : null;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+
+interface Scenario {
+  name: string;
+  target: string;
+  opts: Parameters<typeof load>[0];
+  gateway: Gateway | null;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+/**
+ * Runs the scenarios in interleaved rounds (A B C, A B C, ...) and keeps the
+ * median of each: on a small shared machine a single run is at the mercy of
+ * whatever else ran in that moment, and interleaving spreads that over all.
+ */
+async function measureRounds(rows: Row[], keys: number, scenarios: Scenario[]): Promise<void> {
+  const chosen = scenarios.filter((s) => !ONLY || ONLY.has(s.name));
+  const runs = new Map<string, Result[]>();
+  const rss = new Map<string, number>();
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const sc of chosen) {
+      await load(sc.opts, WARMUP);
+      sc.gateway?.takeWindowPeak();
+      const r = await load(sc.opts, DURATION);
+      runs.set(sc.name, [...(runs.get(sc.name) ?? []), r]);
+      if (sc.gateway) rss.set(sc.name, Math.max(rss.get(sc.name) ?? 0, sc.gateway.takeWindowPeak()));
+      log(`${keys.toLocaleString('en-US')} keys · round ${round + 1}/${ROUNDS} · ${sc.name}: ${Math.round(r.requests.average)} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms${r.non2xx ? `, ${r.non2xx} non-2xx` : ''}${r.errors + r.timeouts ? `, ${r.errors + r.timeouts} errors` : ''}`);
+    }
+  }
+  for (const sc of chosen) {
+    const rs = runs.get(sc.name)!;
+    rows.push({
+      keys,
+      name: sc.name,
+      target: sc.target,
+      rps: median(rs.map((r) => r.requests.average)),
+      p50: median(rs.map((r) => r.latency.p50)),
+      p99: median(rs.map((r) => r.latency.p99)),
+      non2xx: rs.reduce((n, r) => n + r.non2xx, 0),
+      errors: rs.reduce((n, r) => n + r.errors + r.timeouts, 0),
+      gatewayRssMb: sc.gateway ? (rss.get(sc.name) ?? null) : null,
+      samples: rs.map((r) => Math.round(r.requests.average)),
+    });
+  }
+}
+
+/** Inserts API key rows straight into the database, in big transactions. Real keys when `real`, otherwise rows with unique hashes only. */
+function seedKeys(dbFile: string, orgId: string, userId: string, count: number, offset: number, real: boolean): string[] {
+  const db = new SQLite(dbFile);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = OFF');
+  const insert = db.prepare(
+    'INSERT INTO api_keys (id, org_id, owner_type, user_id, service_account_id, name, key_id, key_hash, created_at, created_by, last_used_at, expires_at, revoked_at, rotated_from_id) VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL)',
+  );
+  const now = new Date().toISOString();
+  const secrets: string[] = [];
+  const BATCH = 50_000;
+  for (let start = 0; start < count; start += BATCH) {
+    const n = Math.min(BATCH, count - start);
+    db.transaction(() => {
+      for (let i = 0; i < n; i++) {
+        const seq = offset + start + i;
+        if (real) {
+          const g = generateKey('user');
+          secrets.push(g.key);
+          insert.run(randomUUID(), orgId, 'user', userId, `bench-${seq}`, g.keyId, g.hash, now, userId);
+        } else {
+          const hash = createHash('sha256').update(`bench-filler-${seq}`).digest('hex');
+          insert.run(randomUUID(), orgId, 'user', userId, `filler-${seq}`, `tgp-f${seq.toString(36)}`, hash, now, userId);
+        }
+      }
+    })();
+  }
+  db.pragma('wal_checkpoint(TRUNCATE)');
+  db.close();
+  return secrets;
+}
+
+function countKeys(dbFile: string): number {
+  const db = new SQLite(dbFile, { readonly: true });
+  const n = (db.prepare('SELECT count(*) AS n FROM api_keys').get() as { n: number }).n;
+  db.close();
+  return n;
+}
+
+function machine(): Record<string, string> {
+  const sh = (cmd: string, args: string[]) => {
+    try {
+      return execFileSync(cmd, args, { encoding: 'utf8' }).trim();
+    } catch {
+      return 'unknown';
+    }
+  };
+  const model = /Model name:\s*(.+)/.exec(sh('lscpu', []))?.[1]?.trim() ?? cpus()[0]?.model ?? 'unknown';
+  return { nproc: sh('nproc', []), cpu: model, node: process.version, os: sh('uname', ['-sr']), memory: `${Math.round(Number(/MemTotal:\s+(\d+)/.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0) / 1048576)} GiB` };
+}
+
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+const ratio = (a: number | undefined, b: number | undefined) => (a && b ? (a / b).toFixed(2) : 'n/a');
+
+function report(rows: Row[], m: Record<string, string>, peakRss: number, started: Date, seedSeconds: number, loadBefore: string): string {
+  const find = (keys: number, name: string) => rows.find((r) => r.keys === keys && r.name === name);
+  const lines: string[] = [];
+  lines.push(`Measured ${started.toISOString()} with \`npm run bench\` (\`node --import tsx bench/run.ts\`): autocannon, ${CONNECTIONS} connections, no pipelining, ${ROUNDS} interleaved rounds of ${DURATION} s per run (each after a ${WARMUP} s warm-up), the median of the rounds shown; the load generator and every server on this one machine, each server in its own process; the gateway started as \`node ${GATEWAY_FLAGS.length ? GATEWAY_FLAGS.join(' ') + ' ' : ''}bin/trackgate serve\` (SQLite, log level ${process.env.BENCH_LOG_LEVEL ?? 'info'} to /dev/null). Load average before the run: ${loadBefore}.`);
+  lines.push('');
+  lines.push(`Machine: ${m.cpu}, \`nproc\` = ${m.nproc}, ${m.memory}, ${m.os}, Node.js ${m.node}. Database: SQLite (WAL) file; ${LARGE.toLocaleString('en-US')} key rows seeded in ${seedSeconds.toFixed(1)} s.`);
+  lines.push('');
+  lines.push('| keys in DB | run | target | req/s (median) | rounds req/s | p50 ms | p99 ms | non-2xx | errors | gateway RSS peak MB |');
+  lines.push('| ---: | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |');
+  for (const r of rows) lines.push(`| ${r.keys.toLocaleString('en-US')} | ${r.name} | ${r.target} | ${fmt(r.rps)} | ${r.samples.map(fmt).join(' / ')} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.errors} | ${r.gatewayRssMb === null ? '–' : r.gatewayRssMb.toFixed(0)} |`);
+  lines.push('');
+  lines.push('| ratio | target | ' + [SMALL, LARGE].map((k) => `${k.toLocaleString('en-US')} keys`).join(' | ') + ' |');
+  lines.push('| --- | --- | ---: | ---: |');
+  const ratioRow = (label: string, target: string, a: string, b: string) =>
+    lines.push(`| ${label} | ${target} | ${[SMALL, LARGE].map((k) => ratio(find(k, a)?.rps, find(k, b)?.rps)).join(' | ')} |`);
+  ratioRow('/auth/verify ÷ bare node:http', '≥ 0.8', 'verify', 'bare');
+  ratioRow('bare with the same headers ÷ bare (the cost of the answer itself)', '–', 'bare-same-headers', 'bare');
+  ratioRow('/auth/verify ÷ bare with the same headers', '–', 'verify', 'bare-same-headers');
+  ratioRow('proxied ÷ upstream directly', '≥ 0.3', 'proxy', 'upstream-direct');
+  ratioRow('GET /gateway/v1/me (Express) ÷ bare', '–', 'me', 'bare');
+  ratioRow('/auth/verify uncached ÷ bare', '–', 'verify-uncached', 'bare');
+  lines.push('');
+  lines.push(`| ${LARGE.toLocaleString('en-US')} keys ÷ ${SMALL.toLocaleString('en-US')} keys | target | ratio |`);
+  lines.push('| --- | --- | ---: |');
+  for (const n of ['verify', 'proxy', 'me', 'verify-uncached']) lines.push(`| ${n} | no drop | ${ratio(find(LARGE, n)?.rps, find(SMALL, n)?.rps)} |`);
+  lines.push('');
+  lines.push(`The /auth/verify answer carries ${verifyResponseBytes} bytes of headers (identity headers and the signed assertion) besides the status line, Date and Connection; the bare server's answer carries about 60.`);
+  lines.push('');
+  lines.push(`Gateway resident memory, sampled every 200 ms for the whole run: peak **${peakRss.toFixed(0)} MB** (target < 256 MB).`);
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const loadBefore = existsSync('/proc/loadavg') ? readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ') : 'unknown';
+  mkdirSync(RESULTS, { recursive: true });
+  const dir = mkdtempSync(join(tmpdir(), 'trackgate-bench-'));
+  const dbFile = join(dir, 'trackgate.db');
+  const children: ChildProcess[] = [];
+  const gateways: Gateway[] = [];
+  try {
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      TRACKGATE_DATABASE_URL: `sqlite:${dbFile}`,
+      TRACKGATE_DATA_DIR: dir,
+      TRACKGATE_HOST: '127.0.0.1',
+      TRACKGATE_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
+      TRACKGATE_AUTH_FAILURE_LIMIT: '1000000',
+      TRACKGATE_CONFIG_DIR: join(dir, 'no-config'),
+    };
+    for (const k of Object.keys(env)) if (k.startsWith('TRACKGATE_') && !['TRACKGATE_DATABASE_URL', 'TRACKGATE_DATA_DIR', 'TRACKGATE_HOST', 'TRACKGATE_LOG_LEVEL', 'TRACKGATE_AUTH_FAILURE_LIMIT', 'TRACKGATE_CONFIG_DIR'].includes(k) && !k.startsWith('TRACKGATE_TEST_') && !k.startsWith('TRACKGATE_BENCH_')) delete env[k];
+
+    log('bootstrapping an organization and its admin');
+    const out = execFileSync(process.execPath, [join(ROOT, 'bin', 'trackgate'), 'bootstrap', '--email', 'bench@bench.example', '--org', 'bench', '--plan', 'enterprise', '--json'], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    const boot = JSON.parse(out) as { api_key: string; user: { id: string } };
+    const sqlite = new SQLite(dbFile, { readonly: true });
+    const orgId = (sqlite.prepare("SELECT id FROM orgs WHERE slug = 'bench'").get() as { id: string }).id;
+    sqlite.close();
+    const realKeys = [boot.api_key, ...seedKeys(dbFile, orgId, boot.user.id, DISTINCT - 1, 0, true)];
+    const small = countKeys(dbFile);
+    if (small !== SMALL) throw new Error(`expected ${SMALL} keys, found ${small}`);
+
+    const bare = spawn(process.execPath, [join(ROOT, 'bench', 'bare-server.mjs'), String(await freePort())], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const upstream = spawn(process.execPath, [join(ROOT, 'bench', 'bare-server.mjs'), String(await freePort())], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(bare, upstream);
+    const portOf = (c: ChildProcess) => new Promise<number>((resolve) => c.stdout!.once('data', (d: Buffer) => resolve(Number(/listening (\d+)/.exec(d.toString())![1]))));
+    const bareUrl = `http://127.0.0.1:${await portOf(bare)}`;
+    const upstreamUrl = `http://127.0.0.1:${await portOf(upstream)}`;
+    const gwEnv = { ...env, TRACKGATE_UPSTREAM_URL: upstreamUrl };
+
+    const rows: Row[] = [];
+    let peakRss = 0;
+    const auth = { authorization: basic(boot.api_key) };
+    const distinct: AcRequest[] = [
+      {
+        method: 'GET',
+        path: '/auth/verify',
+        setupRequest: (req) => {
+          req.headers = { authorization: basic(realKeys[Math.floor(Math.random() * realKeys.length)]!) };
+          return req;
+        },
+      },
+    ];
+
+    let seedSeconds = 0;
+    let sameHeadersUrl: string | null = null;
+    for (const keys of [SMALL, LARGE]) {
+      if (keys !== SMALL) {
+        log(`seeding ${(keys - SMALL).toLocaleString('en-US')} more key rows`);
+        const t = Date.now();
+        seedKeys(dbFile, orgId, boot.user.id, keys - SMALL, SMALL, false);
+        seedSeconds = (Date.now() - t) / 1000;
+        const n = countKeys(dbFile);
+        if (n !== keys) throw new Error(`expected ${keys} keys, found ${n}`);
+        log(`seeded in ${seedSeconds.toFixed(1)} s`);
+      }
+      const gw = await Gateway.start(gwEnv, `${keys}`);
+      gateways.push(gw);
+      if (!sameHeadersUrl) {
+        // The control for /auth/verify: a bare server sending the very headers /auth/verify sends (identity headers and the signed assertion).
+        const sample = await fetch(`${gw.url}/auth/verify`, { headers: auth });
+        const list: string[] = [];
+        sample.headers.forEach((v, k) => {
+          if (!['date', 'connection', 'keep-alive'].includes(k)) list.push(k, v);
+        });
+        const control = spawn(process.execPath, [join(ROOT, 'bench', 'bare-server.mjs'), String(await freePort())], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, BENCH_HEADERS: JSON.stringify(list) } });
+        children.push(control);
+        sameHeadersUrl = `http://127.0.0.1:${await portOf(control)}`;
+        verifyResponseBytes = list.reduce((n, x) => n + x.length, 0) + list.length * 2;
+      }
+      await measureRounds(rows, keys, [
+        { name: 'bare', target: 'bare node:http, GET /', opts: { url: bareUrl }, gateway: null },
+        { name: 'verify', target: 'trackgate GET /auth/verify, valid key', opts: { url: `${gw.url}/auth/verify`, headers: auth }, gateway: gw },
+        { name: 'bare-same-headers', target: 'bare node:http sending the headers /auth/verify sends', opts: { url: sameHeadersUrl! }, gateway: null },
+        { name: 'upstream-direct', target: 'upstream directly, POST /graphql', opts: { url: `${upstreamUrl}/graphql`, method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: VIEWER }, gateway: null },
+        { name: 'proxy', target: 'through trackgate, POST /graphql', opts: { url: `${gw.url}/graphql`, method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: VIEWER }, gateway: gw },
+        { name: 'me', target: 'trackgate GET /gateway/v1/me (Express)', opts: { url: `${gw.url}/gateway/v1/me`, headers: auth }, gateway: gw },
+      ]);
+      await gw.stop();
+      peakRss = Math.max(peakRss, gw.peakRss);
+      // The same, with the key cache off: every request is one indexed lookup among `keys` rows.
+      const cold = await Gateway.start({ ...gwEnv, TRACKGATE_KEY_CACHE_TTL_SECONDS: '0' }, `${keys}-uncached`);
+      gateways.push(cold);
+      await measureRounds(rows, keys, [
+        { name: 'verify-uncached', target: `trackgate GET /auth/verify, key cache off, ${DISTINCT.toLocaleString('en-US')} distinct keys`, opts: { url: cold.url, requests: distinct }, gateway: cold },
+      ]);
+      await cold.stop();
+      peakRss = Math.max(peakRss, cold.peakRss);
+    }
+
+    const m = machine();
+    if (ONLY) {
+      log('BENCH_ONLY set: BENCHMARKS.md left as it is');
+      return;
+    }
+    const text = report(rows, m, peakRss, started, seedSeconds, loadBefore);
+    writeFileSync(join(RESULTS, `bench-${started.toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ started, machine: m, duration: DURATION, connections: CONNECTIONS, rows, peakRss }, null, 2));
+    const file = join(ROOT, 'BENCHMARKS.md');
+    const BEGIN = '<!-- bench:begin (written by npm run bench) -->';
+    const END = '<!-- bench:end -->';
+    const existing = existsSync(file) ? readFileSync(file, 'utf8') : `# Benchmarks\n\n${BEGIN}\n${END}\n`;
+    const next = existing.includes(BEGIN) && existing.includes(END) ? existing.slice(0, existing.indexOf(BEGIN) + BEGIN.length) + '\n' + text + '\n' + existing.slice(existing.indexOf(END)) : `${existing}\n${BEGIN}\n${text}\n${END}\n`;
+    writeFileSync(file, next);
+    log(`wrote BENCHMARKS.md\n\n${text}\n`);
+  } finally {
+    for (const g of gateways) await g.stop().catch(() => {});
+    for (const c of children) await stop(c);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
