@@ -31,6 +31,8 @@ export interface SsoDeps {
   access: OrgAccess;
   users: UsersService;
   invalidator: CacheInvalidator;
+  /** The shared Redis connection, when the app has one; otherwise SSO opens its own when TRACKGATE_REDIS_URL is set. */
+  redis?: Redis | null | undefined;
 }
 
 export interface Sso {
@@ -52,8 +54,9 @@ export interface Sso {
 export function createSso(deps: SsoDeps): Sso {
   const { config, logger, store } = deps;
   const timeouts = { idleMs: config.sessionIdleMinutes * 60_000, absoluteMs: config.sessionAbsoluteHours * 3_600_000 };
-  const redis = config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 2, enableAutoPipelining: true }) : null;
-  redis?.on('error', (err) => logger.warn({ err: err.message }, 'sso: redis error'));
+  const ownRedis = !deps.redis && config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 2, enableAutoPipelining: true }) : null;
+  ownRedis?.on('error', (err) => logger.warn({ err: err.message }, 'sso: redis error'));
+  const redis = deps.redis ?? ownRedis;
   const sessionStore = redis ? new RedisSessionStore(redis, timeouts) : new DbSessionStore(store.repos.db, timeouts);
   const transactions: TransactionStore = redis ? new RedisTransactionStore(redis) : new DbTransactionStore(() => new SsoRepository(store.repos.db));
   const secure = config.publicUrl.startsWith('https://');
@@ -90,7 +93,7 @@ export function createSso(deps: SsoDeps): Sso {
     csrf: { verify: (req) => sessions.verifyCsrf(req) },
     async close() {
       clearInterval(sweep);
-      if (redis) await redis.quit().catch(() => redis.disconnect());
+      if (ownRedis) await ownRedis.quit().catch(() => ownRedis.disconnect());
     },
   };
 }
