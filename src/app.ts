@@ -33,6 +33,10 @@ import { UsersService } from './users/users.service.ts';
 import { registerUserRoutes } from './users/users.routes.ts';
 import { registerHealthRoutes } from './health/health.routes.ts';
 import { Metrics } from './metrics/metrics.ts';
+import { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
+import type { Redis } from 'ioredis';
+import { RedisInvalidationTransport } from './auth/redis-invalidation.ts';
+import { closeRedis, createRedis } from './redis/redis.ts';
 import { createSso } from './sso/index.ts';
 // gateway and service accounts (issue 3)
 import { createGateway } from './gateway/gateway.ts';
@@ -63,6 +67,10 @@ export interface Core {
   keyVerifier: KeyVerifier;
   lastUsed: LastUsedRecorder;
   authenticator: Authenticator;
+  /** The shared Redis connection when TRACKGATE_REDIS_URL is set. */
+  redis: Redis | null;
+  /** Extra checks of /readyz beyond the database. */
+  readinessChecks: Array<() => Promise<void>>;
 }
 
 /** Opens the database, applies migrations and builds the services (no HTTP). The CLI uses this alone. */
@@ -95,14 +103,34 @@ export async function createCore(config: Config, options: { logger?: Logger } = 
   const serviceAccounts = new ServiceAccountsService(store, access, teams, keys, audit, invalidator);
   keyVerifier.registerOwnerLoader('service_account', serviceAccounts.keyOwnerLoader);
   keys.registerManagePolicy('service_account', serviceAccounts.keyManagePolicy);
-  const authenticator = new Authenticator(keyVerifier, { failureLimit: config.authFailureLimit, failureWindowSeconds: config.authFailureWindowSeconds });
+  // With Redis, failed-authentication counts and cache invalidations are shared by every instance.
+  const redis = config.redisUrl ? createRedis(config.redisUrl, logger, 'trackgate') : null;
+  if (redis && config.redisUrl) {
+    invalidator.attach(new RedisInvalidationTransport(redis, createRedis(config.redisUrl, logger, 'trackgate-sub'), `${config.redisKeyPrefix}invalidate`, logger));
+  }
+  const failureLimits = { points: config.authFailureLimit, duration: config.authFailureWindowSeconds };
+  const limiter = redis
+    ? new RateLimiterRedis({ storeClient: redis, keyPrefix: `${config.redisKeyPrefix}authfail`, ...failureLimits, insuranceLimiter: new RateLimiterMemory(failureLimits) })
+    : new RateLimiterMemory(failureLimits);
+  const authenticator = new Authenticator(keyVerifier, { failureLimit: config.authFailureLimit, failureWindowSeconds: config.authFailureWindowSeconds, limiter });
+  const readinessChecks: Array<() => Promise<void>> = [];
+  if (redis) {
+    readinessChecks.push(async () => {
+      try {
+        await redis.ping();
+      } catch (err) {
+        throw Object.assign(new Error('redis unreachable', { cause: err }), { check: 'redis' });
+      }
+    });
+  }
   const trustedProxies = new TrustedProxies(config.trustedProxies);
-  return { config, logger, database, store, secretBox, invalidator, trustedProxies, audit, access, orgs, users, teams, keys, serviceAccounts, keyVerifier, lastUsed, authenticator };
+  return { config, logger, database, store, secretBox, invalidator, trustedProxies, audit, access, orgs, users, teams, keys, serviceAccounts, keyVerifier, lastUsed, authenticator, redis, readinessChecks };
 }
 
 export async function closeCore(core: Core): Promise<void> {
   await core.lastUsed.stop();
   await core.invalidator.close();
+  await closeRedis(core.redis);
   await core.database.close();
 }
 

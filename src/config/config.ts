@@ -29,6 +29,8 @@ export const configSchema = z
     publicUrl: httpUrl.optional(),
     databaseUrl: databaseUrl.default('sqlite:./data/trackgate.db'),
     redisUrl: z.string().refine((v) => /^rediss?:\/\//.test(v), { message: 'must be redis://... or rediss://...' }).optional(),
+    /** Prefix of every Redis key and channel, so several deployments (or test runs) can share one Redis. */
+    redisKeyPrefix: z.string().max(100).regex(/^[A-Za-z0-9:_.-]*$/, 'letters, digits and : _ . - only').default('trackgate:'),
     upstreamUrl: httpUrl.optional(),
     upstreamTimeoutMs: intFromEnv(100, 3_600_000).default(60_000),
     upstreamConnections: intFromEnv(1, 4096).default(128),

@@ -72,6 +72,7 @@ export interface TestResponse<T = any> {
 export interface TestApp {
   dialect: Dialect;
   url: string;
+  databaseUrl: string;
   gw: Trackgate;
   logFile: string;
   /** Every API key this app handed out, for the log-redaction check. */
@@ -100,9 +101,10 @@ function runDir(): string | null {
   return dir;
 }
 
-export async function startApp(dialect: Dialect, overrides: ConfigInput = {}): Promise<TestApp> {
+export async function startApp(dialect: Dialect, overrides: ConfigInput = {}, options: { shareWith?: TestApp } = {}): Promise<TestApp> {
   const tmp = mkdtempSync(join(tmpdir(), 'trackgate-test-'));
-  const pgDb = dialect === 'postgres' ? await createPgDatabase() : null;
+  // A second instance on the same database (the scaled setup) neither creates nor drops it.
+  const pgDb = dialect === 'postgres' && !options.shareWith ? await createPgDatabase() : null;
   const id = `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
   const shared = runDir();
   const logFile = shared ? join(shared, `${id}.log`) : join(tmp, 'trackgate.log');
@@ -112,8 +114,9 @@ export async function startApp(dialect: Dialect, overrides: ConfigInput = {}): P
     overrides: {
       port: 0,
       host: '127.0.0.1',
-      databaseUrl: pgDb ? pgDb.url : `sqlite:${join(tmp, 'trackgate.db')}`,
-      dataDir: tmp,
+      databaseUrl: options.shareWith ? options.shareWith.databaseUrl : pgDb ? pgDb.url : `sqlite:${join(tmp, 'trackgate.db')}`,
+      // Instances of one deployment share the secret key, kept in the first one's data folder.
+      dataDir: options.shareWith ? options.shareWith.gw.core.config.dataDir : tmp,
       // Trace level so that the redaction check sees everything the service could log.
       logLevel: 'trace',
       lastUsedFlushMs: 50,
@@ -130,6 +133,7 @@ export async function startApp(dialect: Dialect, overrides: ConfigInput = {}): P
   const app: TestApp = {
     dialect,
     url,
+    databaseUrl: config.databaseUrl,
     gw,
     logFile,
     keys,
