@@ -70,10 +70,11 @@ export class Authenticator {
    * The answer without any I/O when there is one: a recently verified API key
    * (from the key cache), or no credentials at all when sessions are not
    * asked for. Undefined means "call authenticate()": the hot paths use this
-   * to skip the promise machinery for the common case.
+   * to skip the promise machinery for the common case. The address is asked
+   * for only when some address is blocked.
    */
-  authenticateCached(req: IncomingMessage, ip: string, options: { allowSession?: boolean } = {}): AuthOutcome | undefined {
-    if (this.blocked.size !== 0 && this.blockedError(ip)) return undefined;
+  authenticateCached(req: IncomingMessage, ip: () => string, options: { allowSession?: boolean } = {}): AuthOutcome | undefined {
+    if (this.blocked.size !== 0 && this.blockedError(ip())) return undefined;
     const creds = readCredentials(req);
     if (creds.kind === 'none') return options.allowSession && this.sessionAuthenticator ? undefined : { ok: false, anonymous: true };
     if (creds.kind !== 'api_key') return undefined;

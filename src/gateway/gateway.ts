@@ -53,7 +53,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   const identity = new GatewayIdentity(
     {
       authenticate: (req: IncomingMessage, options: { allowSession: boolean }) => authenticator.authenticate(req, trustedProxies.clientIp(req), options),
-      cached: (req: IncomingMessage, options: { allowSession: boolean }) => authenticator.authenticateCached(req, trustedProxies.clientIp(req), options),
+      cached: (req: IncomingMessage, options: { allowSession: boolean }) => authenticator.authenticateCached(req, () => trustedProxies.clientIp(req), options),
     },
     issuer,
     deps.attribute,

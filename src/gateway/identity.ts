@@ -70,8 +70,8 @@ interface Attribution {
 export class GatewayIdentity {
   private readonly baseHeaders = new WeakMap<Principal, string[]>();
   private readonly attributions = new WeakMap<Principal, Map<string, Attribution>>();
-  /** The full header list per principal and attributed user, for the assertion it was made with. */
-  private readonly fullHeaders = new WeakMap<Principal, Map<string, { token: string; headers: readonly string[] }>>();
+  /** The finished result per principal and attributed user, for the assertion it was made with: a cached key allocates nothing. */
+  private readonly results = new WeakMap<Principal, Map<string, { token: string; result: IdentityResult & { ok: true } }>>();
   private readonly authenticate: AuthenticateFn;
   private readonly cachedAuth: Authentication['cached'] | null;
 
@@ -107,7 +107,7 @@ export class GatewayIdentity {
     }
     const token = this.assertions.assertionFor(principal, attributed);
     if (typeof token !== 'string') return undefined;
-    return { ok: true, principal, attributed, headers: this.headersWith(principal, attributed, token) };
+    return this.resultFor(principal, attributed, token);
   }
 
   async resolve(req: IncomingMessage, options: { allowSession: boolean }): Promise<IdentityResult> {
@@ -128,7 +128,7 @@ export class GatewayIdentity {
     }
     const assertion = this.assertions.assertionFor(principal, attributed);
     const token = typeof assertion === 'string' ? assertion : await assertion;
-    return { ok: true, principal, attributed, headers: this.headersWith(principal, attributed, token) };
+    return this.resultFor(principal, attributed, token);
   }
 
   /** The plain identity headers of a principal, made once per Principal object. */
@@ -147,25 +147,26 @@ export class GatewayIdentity {
     return h;
   }
 
-  /** Every identity header including the assertion; one shared array per (principal, attributed user, assertion). */
-  private headersWith(principal: Principal, attributed: AttributedUser | null, token: string): readonly string[] {
-    let perPrincipal = this.fullHeaders.get(principal);
+  /** The result with every identity header including the assertion; one shared object per (principal, attributed user, assertion). */
+  private resultFor(principal: Principal, attributed: AttributedUser | null, token: string): IdentityResult & { ok: true } {
+    let perPrincipal = this.results.get(principal);
     if (!perPrincipal) {
       perPrincipal = new Map();
-      this.fullHeaders.set(principal, perPrincipal);
+      this.results.set(principal, perPrincipal);
     }
     const slot = attributed ? attributed.id : '';
     const hit = perPrincipal.get(slot);
-    if (hit && hit.token === token) return hit.headers;
+    if (hit && hit.token === token) return hit.result;
     const headers = this.headersFor(principal).slice();
     if (attributed) {
       headers.push(IDENTITY_HEADERS.attributedUser, headerValue(attributed.username));
       headers.push(IDENTITY_HEADERS.attributedEmail, headerValue(attributed.email));
     }
     headers.push(IDENTITY_HEADERS.assertion, token);
+    const result = { ok: true as const, principal, attributed, headers };
     if (perPrincipal.size >= MAX_ATTRIBUTIONS_PER_PRINCIPAL) perPrincipal.clear();
-    perPrincipal.set(slot, { token, headers });
-    return headers;
+    perPrincipal.set(slot, { token, result });
+    return result;
   }
 
   private attributionFor(principal: Principal, claim: AttributionClaim): Promise<AttributedUser> {

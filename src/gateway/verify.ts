@@ -43,21 +43,29 @@ export function createVerifyHandler(options: VerifyOptions): (req: IncomingMessa
     if (result.principal.via === 'session') {
       const method = trustedProxies.trusts(req.socket.remoteAddress) ? originalMethod(req) : undefined;
       if (method !== undefined && !SAFE_METHODS.has(method) && !isSameOrigin(req, publicOrigin)) {
-        return sendError(req, res, errors.forbidden('cross-site request refused: a state-changing request with the session cookie must come from the same origin', 'csrf'), requestId);
+        return sendError(req, res, errors.forbidden('cross-site request refused: a state-changing request with the session cookie must come from the same origin', 'csrf'), requestId || requestIdOf(req));
       }
     }
-    // A flat [name, value, ...] list: the cheapest form for writeHead. No X-Request-Id on success: proxies drop it anyway.
-    res.writeHead(200, OK_HEADERS.concat(result.headers));
+    // A flat [name, value, ...] list (the cheapest form for writeHead), made once per identity result.
+    // No X-Request-Id on success: proxies drop it anyway.
+    let headers = okHeaders.get(result.headers);
+    if (!headers) {
+      headers = OK_HEADERS.concat(result.headers);
+      okHeaders.set(result.headers, headers);
+    }
+    res.writeHead(200, headers);
     res.end();
   };
+  const okHeaders = new WeakMap<readonly string[], string[]>();
 
   return (req, res) => {
-    const requestId = requestIdOf(req);
     const ready = identity.resolveSync(req, WITH_SESSION);
     if (ready) {
-      respond(req, res, ready, requestId);
+      // The request id is only made when an answer needs one.
+      respond(req, res, ready, ready.ok ? '' : requestIdOf(req));
       return;
     }
+    const requestId = requestIdOf(req);
     identity.resolve(req, WITH_SESSION).then(
       (result) => respond(req, res, result, requestId),
       (err: unknown) => {

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import crypto, { createHash, randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 
 /**
@@ -15,6 +15,8 @@ const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 const RANDOM_LENGTH = 34;
 const CHECKSUM_LENGTH = 6;
 export const SECRET_LENGTH = RANDOM_LENGTH + CHECKSUM_LENGTH;
+/** Length of a whole key: three-letter prefix, dash, secret. */
+export const KEY_LENGTH = 4 + SECRET_LENGTH;
 /** Characters of the secret shown in the key ID: enough to tell keys apart, far too few to matter. */
 const KEY_ID_CHARS = 6;
 
@@ -49,8 +51,11 @@ export interface GeneratedKey {
   hash: string;
 }
 
+/** Node's one-shot hash (no Hash object per call) where it exists (>= 20.12). */
+const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
+
 export function hashKey(key: string): string {
-  return createHash('sha256').update(key).digest('hex');
+  return oneShot ? oneShot('sha256', key, 'hex') : createHash('sha256').update(key).digest('hex');
 }
 
 export function generateKey(kind: KeyKind): GeneratedKey {

@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import type { Principal } from '../auth/principal.ts';
 import type { CacheInvalidator } from '../auth/invalidation.ts';
-import { checkKeyShape, hashKey } from './key-format.ts';
+import { KEY_LENGTH, checkKeyShape, hashKey } from './key-format.ts';
 import type { KeyShapeProblem } from './key-format.ts';
 import type { ApiKeyRow, KeysRepository } from './keys.repository.ts';
 import type { LastUsedRecorder } from './last-used.ts';
@@ -56,9 +56,13 @@ export class KeyVerifier {
 
   /** Synchronous answer when the key is cached (valid or a recent miss); undefined when a lookup is needed. */
   verifyCached(key: string): KeyVerification | undefined {
-    if (checkKeyShape(key) !== null) return this.verifyShape(key);
+    if (key.length !== KEY_LENGTH) return this.verifyShape(key);
     const hash = hashKey(key);
     const entry = this.cache.get(hash);
+    // A cached identity was found by this very hash, so the key is well formed: the checksum is only
+    // worth computing for keys that would otherwise cost a lookup.
+    if (entry !== undefined && !('miss' in entry)) return this.judge(entry);
+    if (checkKeyShape(key) !== null) return this.verifyShape(key);
     return entry === undefined ? undefined : this.judge(entry);
   }
 
