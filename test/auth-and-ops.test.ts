@@ -60,6 +60,7 @@ for (const dialect of dialects()) {
       for (const p of ['/gateway/v1/me', '/gateway/v1/me/keys', '/gateway/v1/keys/{id}/rotate', '/gateway/v1/orgs/{org}/users/{username}', '/gateway/v1/teams/{team}/members/{username}', '/gateway/v1/orgs/{org}/audit']) {
         assert.ok(doc.paths[p], `openapi documents ${p}`);
       }
+      for (const p of ['/auth/verify', '/.well-known/jwks.json', '/login/callback', '/healthz']) assert.ok(doc.paths[p], `openapi documents ${p}`);
       assert.ok(doc.paths['/gateway/v1/me/keys'].post.requestBody.content['application/json'].schema.properties.name);
     });
 

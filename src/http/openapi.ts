@@ -23,6 +23,50 @@ function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): unknown {
   }
 }
 
+const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } });
+const identityHeaders = {
+  'X-Trackgate-User': { schema: { type: 'string' }, description: 'username of the caller (a person or a service account)' },
+  'X-Trackgate-Email': { schema: { type: 'string' }, description: 'email of a person' },
+  'X-Trackgate-Org': { schema: { type: 'string' }, description: 'organization slug' },
+  'X-Trackgate-Teams': { schema: { type: 'string' }, description: 'comma-separated team:role list' },
+  'X-Trackgate-Principal-Type': { schema: { type: 'string', enum: ['user', 'service_account'] } },
+  'X-Trackgate-Attributed-User': { schema: { type: 'string' }, description: 'for a service account: the team member named by X-WANDB-USERNAME / X-WANDB-USER-EMAIL' },
+  'X-Trackgate-Assertion': { schema: { type: 'string' }, description: 'ES256 JWT with the same identity, verifiable against /.well-known/jwks.json' },
+};
+
+/** trackgate's paths outside the JSON management API, documented for proxies, IdP registrations and operators. */
+const OTHER_PATHS: Record<string, Record<string, unknown>> = {
+  '/healthz': { get: { summary: 'Liveness', tags: ['operations'], security: [], responses: { 200: { description: 'the process is up' } } } },
+  '/readyz': { get: { summary: 'Readiness: database (and Redis when configured) reachable', tags: ['operations'], security: [], responses: { 200: { description: 'ready' }, 503: { description: 'a dependency is unreachable' } } } },
+  '/metrics': { get: { summary: 'Prometheus metrics (answered to loopback and trusted proxies only)', tags: ['operations'], security: [], responses: { 200: { description: 'text exposition format' } } } },
+  '/auth/verify': {
+    get: {
+      summary: 'Forward auth for nginx auth_request, Traefik ForwardAuth, Envoy ext_authz',
+      tags: ['gateway'],
+      parameters: [
+        { name: 'X-Original-URI', in: 'header', required: false, schema: { type: 'string' }, description: 'from a trusted proxy: where the browser was going (return_to)' },
+        { name: 'X-WANDB-USERNAME', in: 'header', required: false, schema: { type: 'string' }, description: 'with a service-account key: the team member a run is attributed to' },
+      ],
+      responses: {
+        200: { description: 'allowed; identity in the response headers', headers: identityHeaders },
+        401: { ...errorResponse('no or bad credentials (WWW-Authenticate); a browser also gets Location: /login?return_to=...') },
+        403: errorResponse('known caller, not allowed (e.g. attribution to a non-member)'),
+        429: errorResponse('too many failed attempts from this address'),
+      },
+    },
+  },
+  '/.well-known/jwks.json': { get: { summary: 'Public keys of the identity assertions (current and previous)', tags: ['gateway'], security: [], responses: { 200: { description: 'a JWK Set' } } } },
+  '/login': { get: { summary: 'Login page: email → home realm discovery; ?org= or ?email= start SSO; ?return_to= same-origin paths only', tags: ['browser'], security: [], responses: { 200: { description: 'HTML' }, 302: { description: 'to the identity provider' } } } },
+  '/login/callback': {
+    get: { summary: 'SSO callback: the page that posts a fragment response back, and the code-flow callback', tags: ['browser'], security: [], responses: { 200: { description: 'HTML' }, 303: { description: 'signed in: to return_to' } } },
+    post: { summary: 'SSO callback for response_mode=form_post (and the fragment page posting back)', tags: ['browser'], security: [], responses: { 303: { description: 'signed in: to return_to' }, 400: { description: 'HTML error page naming the problem' } } },
+  },
+  '/logout': { post: { summary: 'End the browser session (CSRF token required)', tags: ['browser'], responses: { 303: { description: 'signed out' } } } },
+  '/{tracking API path}': {
+    description: 'Every other path is proxied to TRACKGATE_UPSTREAM_URL after authentication, without the client\'s credentials and with the identity headers of /auth/verify.',
+  },
+};
+
 /** Builds the OpenAPI 3.1 document from the route declarations. */
 export function buildOpenApi(basePath: string, specs: RouteSpec[], info: { version: string; publicUrl: string }) {
   const paths: Record<string, Record<string, unknown>> = {};
@@ -65,6 +109,6 @@ export function buildOpenApi(basePath: string, specs: RouteSpec[], info: { versi
       },
       schemas: { Error: errorSchema },
     },
-    paths,
+    paths: { ...paths, ...OTHER_PATHS },
   };
 }
