@@ -42,6 +42,8 @@ import { createSso } from './sso/index.ts';
 import { createGateway } from './gateway/gateway.ts';
 import { ServiceAccountsService } from './service-accounts/service-accounts.service.ts';
 import { registerServiceAccountRoutes } from './service-accounts/service-accounts.routes.ts';
+// web pages (issue 5)
+import { createWeb } from './web/index.ts';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -171,6 +173,10 @@ export async function createTrackgate(config: Config, options: { logger?: Logger
   extraRouters.push(sso.router);
   core.authenticator.useSessions(sso.sessionAuthenticator);
   csrf = sso.csrf;
+  // ---- web pages (issue 5): /settings, /teams/:team, /admin, one-time login links; the require_sso lockout guard ----
+  core.orgs.useSsoAvailability((orgId) => sso.service.hasEnabledConnection(orgId));
+  const web = createWeb({ ...core, sso });
+  extraRouters.push(web.router);
 
   void proxy;
   void csrf;
@@ -225,6 +231,7 @@ export async function createTrackgate(config: Config, options: { logger?: Logger
           clearTimeout(timer);
         }
         await gateway.close();
+        web.close();
         await sso.close();
         await closeCore(core);
       })()),

@@ -2,9 +2,10 @@ import { z } from 'zod';
 import type { OrgAccess } from '../orgs/org-access.ts';
 import type { Store } from '../db/store.ts';
 import type { ApiRouter } from '../http/api-router.ts';
-import { AuditService } from './audit.service.ts';
+import { AuditLog } from './audit-log.ts';
 
 export function registerAuditRoutes(api: ApiRouter, deps: { store: Store; access: OrgAccess }): void {
+  const log = new AuditLog(deps.store, deps.access);
   api.add(
     {
       method: 'get',
@@ -19,11 +20,6 @@ export function registerAuditRoutes(api: ApiRouter, deps: { store: Store; access
       }),
       responses: { 200: { description: 'events; pass next_cursor as before= for the next page' } },
     },
-    async ({ actor, params, query }) => {
-      const { org } = await deps.access.require(actor, params.org!, 'admin');
-      const rows = await deps.store.repos.audit.list(org.id, query);
-      const events = rows.map(AuditService.view);
-      return { status: 200, body: { events, next_cursor: rows.length === query.limit ? (events.at(-1)?.cursor ?? null) : null } };
-    },
+    async ({ actor, params, query }) => ({ status: 200, body: await log.list(actor, params.org!, query) }),
   );
 }

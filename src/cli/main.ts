@@ -7,6 +7,7 @@ import { AppError } from '../http/errors.ts';
 import { fields } from '../http/validation.ts';
 import { createLogger } from '../log/logger.ts';
 import { ProvisioningService } from '../users/provisioning.ts';
+import { LoginLinksService } from '../web/login-links.service.ts';
 
 function validated<S extends z.ZodType>(schema: S, what: string) {
   return (value: string): z.output<S> => {
@@ -25,11 +26,11 @@ function cliLogger(cfg: Config) {
   return createLogger({ level: cfg.logLevel === 'silent' ? 'silent' : 'warn', file: cfg.logFile, fd: 2 });
 }
 
-async function withProvisioning<T>(fn: (p: ProvisioningService) => Promise<T>): Promise<T> {
+async function withProvisioning<T>(fn: (p: ProvisioningService, links: LoginLinksService) => Promise<T>): Promise<T> {
   const cfg = config();
   const core = await createCore(cfg, { logger: cliLogger(cfg) });
   try {
-    return await fn(new ProvisioningService(core.store, core.users, core.keys, core.audit, core.invalidator));
+    return await fn(new ProvisioningService(core.store, core.users, core.keys, core.audit, core.invalidator), new LoginLinksService(core.store, core.audit, cfg.publicUrl));
   } finally {
     await closeCore(core);
   }
@@ -75,7 +76,7 @@ program
 
 program
   .command('bootstrap')
-  .description('create the first organization and its admin (also instance operator); prints the admin\'s API key')
+  .description('create the first organization and its admin (also instance operator); prints the admin\'s API key and a one-time login link')
   .requiredOption('--email <email>', 'the admin\'s email', validated(fields.email, '--email'))
   .requiredOption('--org <slug>', 'the organization\'s slug', validated(fields.slug, '--org'))
   .option('--plan <plan>', 'standard or enterprise', validated(fields.plan, '--plan'), 'standard')
@@ -83,15 +84,31 @@ program
   .option('--username <username>', 'the admin\'s username (default: from the email)', validated(fields.entityName, '--username'))
   .option('--json', 'print JSON')
   .action(async (opts: { email: string; org: string; plan: 'standard' | 'enterprise'; name?: string; username?: string; json?: boolean }) => {
-    const r = await withProvisioning((p) => p.bootstrap({ email: opts.email, org: opts.org, plan: opts.plan, orgName: opts.name, username: opts.username }));
+    const r = await withProvisioning(async (p, links) => {
+      const created = await p.bootstrap({ email: opts.email, org: opts.org, plan: opts.plan, orgName: opts.name, username: opts.username });
+      const link = await links.issue({ orgId: created.org.id, userId: created.user.id });
+      return { ...created, login_url: link.url, login_url_expires_at: link.expires_at };
+    });
     if (opts.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
     else {
       process.stdout.write(
         `Created organization "${r.org.slug}" (${r.org.plan}) and admin "${r.user.username}" <${r.user.email}>.\n\n` +
           `API key (shown once; keep it secret):\n\n  ${r.api_key}\n\n` +
-          `Use it as WANDB_API_KEY, or: curl -u api:<key> ${config().publicUrl}/gateway/v1/me\n`,
+          `Use it as WANDB_API_KEY, or: curl -u api:<key> ${config().publicUrl}/gateway/v1/me\n\n` +
+          `One-time login link for the web pages (works once, for 15 minutes; trackgate login-link makes another):\n\n  ${r.login_url}\n`,
       );
     }
+  });
+
+program
+  .command('login-link')
+  .description('print a one-time login link (valid 15 minutes) that signs a person into the web pages')
+  .requiredOption('--email <email>', 'the person\'s email', validated(fields.email, '--email'))
+  .option('--json', 'print JSON')
+  .action(async (opts: { email: string; json?: boolean }) => {
+    const link = await withProvisioning((_p, links) => links.issueForEmail(opts.email));
+    if (opts.json) process.stdout.write(JSON.stringify({ login_url: link.url, expires_at: link.expires_at, user: link.user, org: link.org }, null, 2) + '\n');
+    else process.stdout.write(`One-time login link for ${link.user.username} <${link.user.email}> in "${link.org}" (works once, until ${link.expires_at}):\n\n  ${link.url}\n`);
   });
 
 const users = program.command('users').description('manage users');

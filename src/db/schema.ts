@@ -110,6 +110,18 @@ export interface ServiceAccountsTable {
   updated_at: string;
 }
 
+/** One-time login links (src/web/login-links.*): the SHA-256 of the token, never the token. */
+export interface LoginLinksTable {
+  token_hash: string;
+  org_id: string;
+  user_id: string;
+  /** Who made it: "cli" (the operator). */
+  created_by: string;
+  created_at: string;
+  expires_at: string;
+  used_at: string | null;
+}
+
 export interface DB {
   orgs: OrgsTable;
   users: UsersTable;
@@ -120,4 +132,5 @@ export interface DB {
   audit_events: AuditEventsTable;
   signing_keys: SigningKeysTable;
   service_accounts: ServiceAccountsTable;
+  login_links: LoginLinksTable;
 }

@@ -13,6 +13,11 @@ export interface CsrfVerifier {
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** A path as it may be logged: a one-time login link's token is a credential (src/web). */
+export function loggablePath(path: string): string {
+  return path.startsWith('/login/link/') ? '/login/link/[redacted]' : path;
+}
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 export function requestId(req: { headers: Record<string, string | string[] | undefined> }): string {
@@ -54,7 +59,7 @@ export function createErrorHandler(logger: Logger): ErrorRequestHandler {
               ? new AppError(415, 'unsupported_encoding', 'unsupported request body encoding or charset')
               : new AppError(err.status && err.status < 500 ? err.status : 400, 'bad_request', 'the request body could not be read');
     } else {
-      logger.error({ err, request_id: rid, method: req.method, path: req.path }, 'unhandled error');
+      logger.error({ err, request_id: rid, method: req.method, path: loggablePath(req.path) }, 'unhandled error');
       appErr = new AppError(500, 'internal_error', 'internal error');
     }
     if (appErr.status >= 500 && err instanceof AppError) logger.error({ err, request_id: rid }, 'server error');
@@ -94,7 +99,7 @@ export function createExpressApp(options: ExpressAppOptions): Express {
     const start = process.hrtime.bigint();
     res.on('finish', () => {
       logger.info(
-        { request_id: rid, method: req.method, path: req.path, status: res.statusCode, ms: Number(process.hrtime.bigint() - start) / 1e6, ip: res.locals.clientIp },
+        { request_id: rid, method: req.method, path: loggablePath(req.path), status: res.statusCode, ms: Number(process.hrtime.bigint() - start) / 1e6, ip: res.locals.clientIp },
         'request',
       );
     });

@@ -38,13 +38,26 @@ export function orgView(row: OrgRow): OrgView {
   };
 }
 
+/**
+ * Whether an organization has an SSO connection its people can sign in with.
+ * Injected (app.ts) so that organizations need not know how SSO stores connections.
+ */
+export type SsoAvailability = (orgId: string) => Promise<boolean>;
+
 export class OrgsService {
+  private ssoAvailable: SsoAvailability | null = null;
+
   constructor(
     private readonly store: Store,
     private readonly access: OrgAccess,
     private readonly audit: AuditService,
     private readonly invalidator: CacheInvalidator,
   ) {}
+
+  /** Lockout guard: require_sso cannot be switched on while nobody could sign in through SSO. */
+  useSsoAvailability(check: SsoAvailability): void {
+    this.ssoAvailable = check;
+  }
 
   /** Creates an organization. `actor` null means the operator's CLI. */
   async create(actor: Actor | null, input: { slug: string; name: string; plan: 'standard' | 'enterprise' }): Promise<OrgView> {
@@ -81,6 +94,10 @@ export class OrgsService {
   async update(actor: Actor, slug: string, patch: { name?: string | undefined; plan?: 'standard' | 'enterprise' | undefined; policies?: Partial<OrgPolicies> | undefined }): Promise<OrgView> {
     const { org } = await this.access.require(actor, slug, 'admin');
     if (patch.plan !== undefined && patch.plan !== org.plan) await this.requireInstanceAdmin(actor, 'only the instance operator can change an organization\'s plan');
+    // Requiring SSO with no enabled connection would lock every person out (only the instance operator's login link would still work).
+    if (patch.policies?.require_sso === true && this.ssoAvailable && !(await this.ssoAvailable(org.id))) {
+      throw errors.conflict(`organization "${org.slug}" has no enabled SSO connection: add and enable one before requiring SSO, or nobody could sign in`, 'sso_not_configured');
+    }
     const set: Partial<OrgRow> = { updated_at: new Date().toISOString() };
     if (patch.name !== undefined) set.name = patch.name;
     if (patch.plan !== undefined) set.plan = patch.plan;

@@ -119,16 +119,7 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
     try {
       const result = await o.login.finish(params, bindingOf(req), ctx);
       // A fresh session id at every login: whatever session the browser had (or was given) is dropped.
-      await new Promise<void>((resolve, reject) => req.session.regenerate((err) => (err ? reject(err) : resolve())));
-      Object.assign(req.session, {
-        userId: result.user.id,
-        orgId: result.org.id,
-        loginAt: Date.now(),
-        method: 'sso',
-        connectionId: result.connectionId,
-        csrfToken: SessionManager.newCsrfToken(),
-      } satisfies Partial<SessionData>);
-      await new Promise<void>((resolve, reject) => req.session.save((err) => (err ? reject(err) : resolve())));
+      await SessionManager.establish(req, { userId: result.user.id, orgId: result.org.id, method: 'sso', connectionId: result.connectionId });
       o.logger.info({ request_id: ctx.requestId, user: result.user.username, org: result.org.slug, connection_id: result.connectionId }, 'sso: login');
       res.redirect(303, result.returnTo);
     } catch (err) {

@@ -4,7 +4,7 @@ import { parse as parseCookies } from 'cookie';
 import { unsign } from 'cookie-signature';
 import session from 'express-session';
 import type { SessionData } from 'express-session';
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler } from 'express';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import type { DB } from '../db/schema.ts';
@@ -17,11 +17,14 @@ declare module 'express-session' {
     orgId: string;
     /** Epoch ms of the login; the absolute timeout counts from here. */
     loginAt: number;
-    /** How the session was established; only "sso" exists today (require_sso checks it). */
-    method: 'sso';
-    connectionId: string;
+    /** How the session was established: an SSO login, or a one-time login link (require_sso checks it). */
+    method: 'sso' | 'link';
+    /** The SSO connection of an SSO login; null for a login link. */
+    connectionId: string | null;
     /** Sent back as X-CSRF-Token (or the csrf_token form field) on state-changing cookie requests. */
     csrfToken: string;
+    /** The web pages' one-view message (src/web/flash.ts), sealed: it may hold a new API key for one page view. */
+    flash?: string;
   }
 }
 
@@ -270,6 +273,17 @@ export class SessionManager {
     const a = createHash('sha256').update(expected).digest();
     const b = createHash('sha256').update(given).digest();
     return timingSafeEqual(a, b);
+  }
+
+  /**
+   * Starts a fresh session for a person who just proved who they are (an SSO
+   * login, a login link): a new session id — whatever session the browser had,
+   * or was given, is dropped — and a new CSRF token. Needs middleware() on the route.
+   */
+  static async establish(req: Request, who: { userId: string; orgId: string; method: SessionData['method']; connectionId: string | null }): Promise<void> {
+    await new Promise<void>((resolve, reject) => req.session.regenerate((err) => (err ? reject(err) : resolve())));
+    Object.assign(req.session, { ...who, loginAt: Date.now(), csrfToken: SessionManager.newCsrfToken() } satisfies Partial<SessionData>);
+    await new Promise<void>((resolve, reject) => req.session.save((err) => (err ? reject(err) : resolve())));
   }
 
   static newCsrfToken(): string {

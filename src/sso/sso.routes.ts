@@ -33,7 +33,8 @@ const base = {
   enabled: z.boolean(),
 };
 
-const createBody = z.strictObject({
+/** Also parses the admin page's SSO form (src/web), so both say the same about a bad field. */
+export const createConnectionBody = z.strictObject({
   ...base,
   flow: base.flow.default('implicit'),
   response_mode: base.response_mode.default('form_post'),
@@ -99,7 +100,7 @@ export function registerSsoRoutes(api: ApiRouter, sso: SsoService, sessions: Ses
       summary: 'Create an SSO connection (org admin): runs discovery and reports every problem, field by field',
       tag: 'sso',
       auth: 'required',
-      body: createBody,
+      body: createConnectionBody,
       responses: {
         201: { description: 'created; register callback_uri in the IdP', schema: connectionOut },
         422: { description: 'discovery or references found problems; nothing saved', schema: problemsOut },
@@ -155,7 +156,7 @@ export function registerSsoRoutes(api: ApiRouter, sso: SsoService, sessions: Ses
       tag: 'sso',
       auth: 'required',
       responses: {
-        200: { description: 'the session', schema: z.object({ username: z.string(), org: z.string(), csrf_token: z.string(), login_at: z.string(), connection_id: z.string() }) },
+        200: { description: 'the session', schema: z.object({ username: z.string(), org: z.string(), csrf_token: z.string(), login_at: z.string(), connection_id: z.string().nullable() }) },
         400: { description: 'the request was not authenticated by a session cookie' },
       },
     },
@@ -163,7 +164,7 @@ export function registerSsoRoutes(api: ApiRouter, sso: SsoService, sessions: Ses
       if (actor.principal.via !== 'session') throw errors.badRequest('this request is not authenticated by a browser session');
       const s = await sessions.read(req);
       if (!s) throw errors.unauthenticated();
-      return { status: 200, body: { username: actor.principal.username, org: actor.principal.orgSlug, csrf_token: s.data.csrfToken, login_at: new Date(s.data.loginAt).toISOString(), connection_id: s.data.connectionId } };
+      return { status: 200, body: { username: actor.principal.username, org: actor.principal.orgSlug, csrf_token: s.data.csrfToken, login_at: new Date(s.data.loginAt).toISOString(), connection_id: s.data.connectionId ?? null } };
     },
   );
 }

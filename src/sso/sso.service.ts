@@ -169,6 +169,11 @@ export class SsoService {
     return Promise.all(rows.map((r) => this.view(r, org.slug)));
   }
 
+  /** Whether people of an organization can sign in through SSO at all (the require_sso lockout guard asks). */
+  async hasEnabledConnection(orgId: string): Promise<boolean> {
+    return (await this.repo().listConnections(orgId)).some((r) => r.enabled === 1);
+  }
+
   async get(actor: Actor, slug: string, id: string): Promise<ConnectionView> {
     const { org } = await this.access.require(actor, slug, 'admin');
     const row = await this.repo().findConnection(org.id, id);

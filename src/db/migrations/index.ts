@@ -3,6 +3,7 @@ import type { DialectCaps } from '../dialect.ts';
 import { migration001 } from './001_initial.ts';
 import { migration002 } from './002_gateway.ts';
 import { migration003 } from './003_sso.ts';
+import { migration004 } from './004_login_links.ts';
 
 /** Every migration, in order. Names sort; never rename or edit a released one. */
 export function migrations(caps: DialectCaps): Record<string, Migration> {
@@ -10,5 +11,6 @@ export function migrations(caps: DialectCaps): Record<string, Migration> {
     '001_initial': migration001(caps),
     '002_gateway': migration002(caps),
     '003_sso': migration003(caps),
+    '004_login_links': migration004(caps),
   };
 }

@@ -1,0 +1,102 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
+import express from 'express';
+import type { NextFunction, Request, Response, Router } from 'express';
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { AppError, errors } from '../http/errors.ts';
+import type { Logger } from '../log/logger.ts';
+import { SessionManager } from '../sso/session-store.ts';
+import type { LoginLinksService } from './login-links.service.ts';
+import { errorPage } from './views/common.ts';
+import { loginLinkPage } from './views/login-link.ts';
+import { param, sendHtml } from './web.routes.ts';
+
+/**
+ * Binds the confirmation button to the browser that opened the link
+ * (double submit): SameSite=Strict, so another site cannot make a visitor's
+ * browser post someone else's link and sign them in as that person.
+ */
+export const LINK_COOKIE = 'trackgate.link';
+
+export interface LoginLinkRoutesOptions {
+  links: LoginLinksService;
+  sessions: SessionManager;
+  logger: Logger;
+  secure: boolean;
+}
+
+function same(a: string, b: string): boolean {
+  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
+}
+
+/** GET /login/link/:token (confirmation page) and POST /login/link/:token (sign in). */
+export function createLoginLinkRouter(o: LoginLinkRoutesOptions): Router {
+  const router = express.Router();
+  // Tokens are 256-bit random, so guessing is hopeless; this only keeps a scanner from hammering the table.
+  const failures = new RateLimiterMemory({ points: 20, duration: 15 * 60 });
+
+  const htmlErrors = (_req: Request, res: Response, next: NextFunction) => {
+    res.locals.renderError = (e: AppError, rid: string) => {
+      sendHtml(res, e.status, errorPage({ status: e.status, code: e.code, message: e.message, requestId: rid }));
+      return true;
+    };
+    next();
+  };
+
+  const limited = async (ip: string): Promise<void> => {
+    const r = await failures.get(ip);
+    if (r && r.consumedPoints >= 20) throw errors.tooManyRequests('too many invalid login links from this address; wait a few minutes', r.msBeforeNext / 1000);
+  };
+  const failed = async (ip: string, err: unknown): Promise<void> => {
+    if (!(err instanceof AppError) || err.status >= 500) return;
+    await failures.consume(ip).catch((res: unknown) => {
+      if (!(res instanceof RateLimiterRes)) throw res;
+    });
+  };
+
+  router.get('/login/link/:token', htmlErrors, async (req, res, next) => {
+    const ip = res.locals.clientIp as string;
+    try {
+      await limited(ip);
+      const target = await o.links.inspect(param(req, 'token')).catch(async (err: unknown) => {
+        await failed(ip, err);
+        throw err;
+      });
+      const nonce = randomBytes(18).toString('base64url');
+      res.append('Set-Cookie', serializeCookie(LINK_COOKIE, nonce, { httpOnly: true, secure: o.secure, sameSite: 'strict', path: '/login/link', maxAge: 15 * 60 }));
+      sendHtml(
+        res,
+        200,
+        loginLinkPage({ action: `/login/link/${param(req, 'token')}`, nonce, displayName: target.user.display_name, email: target.user.email, org: target.org.slug, expiresAt: target.link.expires_at }),
+      );
+    } catch (err) {
+      next(err);
+    }
+  });
+
+  router.post('/login/link/:token', htmlErrors, o.sessions.middleware(), async (req, res, next) => {
+    const ip = res.locals.clientIp as string;
+    const requestId = res.locals.requestId as string;
+    try {
+      await limited(ip);
+      const cookie = req.headers.cookie ? parseCookies(req.headers.cookie)[LINK_COOKIE] : undefined;
+      const nonce = (req.body as Record<string, unknown> | undefined)?.nonce;
+      if (!cookie || typeof nonce !== 'string' || !same(cookie, nonce)) {
+        throw errors.forbidden('open the login link in this browser and press its Sign in button; the link was not used', 'link_confirmation_failed');
+      }
+      const target = await o.links.consume(param(req, 'token'), { ip, requestId }).catch(async (err: unknown) => {
+        await failed(ip, err);
+        throw err;
+      });
+      // Exactly as an SSO login: a new session id and CSRF token, whatever the browser had before.
+      await SessionManager.establish(req, { userId: target.user.id, orgId: target.org.id, method: 'link', connectionId: null });
+      res.append('Set-Cookie', serializeCookie(LINK_COOKIE, '', { httpOnly: true, secure: o.secure, sameSite: 'strict', path: '/login/link', maxAge: 0 }));
+      o.logger.info({ request_id: requestId, user: target.user.username, org: target.org.slug }, 'login link: signed in');
+      res.redirect(303, '/settings');
+    } catch (err) {
+      next(err);
+    }
+  });
+
+  return router;
+}

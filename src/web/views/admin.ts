@@ -1,0 +1,169 @@
+import type { AuditEventView } from '../../audit/audit.service.ts';
+import type { OrgView } from '../../orgs/orgs.service.ts';
+import type { ConnectionView } from '../../sso/sso.service.ts';
+import type { UserView } from '../../users/users.service.ts';
+import type { SsoTestFlash } from '../flash.ts';
+import { buttonForm, cell, csrfField, html, notices, options, raw, when } from '../html.ts';
+import type { Html, Notices } from '../html.ts';
+import { page } from './common.ts';
+import type { Viewer } from './common.ts';
+
+const ROLES = ['admin', 'member', 'viewer'] as const;
+
+export interface AdminInput {
+  viewer: Viewer;
+  org: OrgView;
+  callbackUri: string;
+  connections: ConnectionView[];
+  users: UserView[];
+  audit: { events: AuditEventView[]; next_cursor: number | null; before: number | undefined };
+  ssoTest?: SsoTestFlash | undefined;
+  notices?: Notices;
+  /** Which form the notices belong to, so they show next to it. */
+  noticesFor?: 'sso' | 'policies' | 'users' | undefined;
+  form?: Record<string, string>;
+}
+
+function testResult(t: SsoTestFlash): Html {
+  return t.ok
+    ? html`<div class="notice" role="status"><p><strong>Test passed</strong> for ${t.issuer}: discovery found issuer <code>${t.discovered_issuer ?? ''}</code>${t.signing_algorithms.length ? html`, signing algorithms ${t.signing_algorithms.join(', ')}` : ''}.</p></div>`
+    : html`<div class="alert" role="alert"><p><strong>Test found problems</strong> with ${t.issuer}:</p><ul class="problems">${t.problems.map((p) => html`<li><strong>${p.field}</strong>: ${p.message} <code>${p.code}</code></li>`)}</ul></div>`;
+}
+
+function connectionCard(c: ConnectionView, csrf: string, test: SsoTestFlash | undefined): Html {
+  const base = `/admin/sso/${c.id}`;
+  return html`<article class="conn" id="conn-${c.id}">
+<h3>${c.issuer} ${c.enabled ? html`<span class="badge ok">enabled</span>` : html`<span class="badge off">disabled</span>`}</h3>
+${test && test.id === c.id ? testResult(test) : ''}
+<dl class="facts">
+<dt>Client ID</dt><dd><code>${c.client_id}</code></dd>
+<dt>Flow</dt><dd>${c.flow === 'implicit' ? 'implicit' : 'authorization code + PKCE'}, response mode ${c.response_mode}${c.has_client_secret ? ', client secret stored' : ''}</dd>
+<dt>Callback URI</dt><dd><code>${c.callback_uri}</code> <span class="muted">(register it in the IdP)</span></dd>
+<dt>Email domains</dt><dd>${c.domains.length ? c.domains.join(', ') : html`<span class="muted">none (people sign in with /login?org=…)</span>`}</dd>
+<dt>JIT</dt><dd>${c.jit ? 'on: new people get an account as members' : 'off: only people an admin added can sign in'}</dd>
+<dt>Group rules</dt><dd>${c.group_roles.length ? html`<ul class="plain">${c.group_roles.map((r) => html`<li>${r.group} → <code>${r.team}</code> ${r.role}</li>`)}</ul>` : html`<span class="muted">none</span>`}</dd>
+${c.allowed_tenant_ids.length ? html`<dt>Tenants</dt><dd>${c.allowed_tenant_ids.join(', ')}</dd>` : ''}
+<dt>Discovered</dt><dd>${when(c.discovered_at, 'never')}</dd>
+</dl>
+<div class="buttons">
+${buttonForm({ action: `${base}/test`, csrf, label: 'Test' })}
+${buttonForm({ action: `${base}/enabled`, csrf, label: c.enabled ? 'Disable' : 'Enable', fields: { enabled: c.enabled ? 'false' : 'true' }, ...(c.enabled ? { confirm: 'Disable this connection? People cannot sign in through it until it is enabled again.' } : {}) })}
+${buttonForm({ action: `${base}/delete`, csrf, label: 'Delete', danger: true, confirm: `Delete the SSO connection ${c.issuer}?` })}
+</div>
+</article>`;
+}
+
+function connectionForm(input: AdminInput): Html {
+  const f = input.form ?? {};
+  const fresh = Object.keys(f).length === 0;
+  const checked = (name: string, dflt: boolean) => ((fresh ? dflt : f[name] === 'on') ? raw(' checked') : '');
+  return html`<details class="create"${fresh ? '' : raw(' open')}>
+<summary>Add an SSO connection</summary>
+<p class="muted">In your IdP, create a single-page application with the implicit grant (or a web application with the authorization code grant), and register the callback URI <code>${input.callbackUri}</code>. Then enter its issuer URL and client ID. Saving checks the IdP's discovery document and lists every problem.</p>
+<form method="post" action="/admin/sso" class="stack">
+${csrfField(input.viewer.csrf)}
+<label>Issuer URL <input name="issuer" type="url" required value="${f.issuer ?? ''}" placeholder="https://acme.okta.com/oauth2/default"></label>
+<label>Client ID <input name="client_id" required value="${f.client_id ?? ''}"></label>
+<div class="row">
+<label>Flow <select name="flow">${options(['implicit', 'code'] as const, f.flow ?? 'implicit', { implicit: 'implicit (single-page app)', code: 'authorization code + PKCE' })}</select></label>
+<label>Response mode <select name="response_mode">${options(['form_post', 'fragment'] as const, f.response_mode ?? 'form_post')}</select></label>
+</div>
+<label>Client secret <span class="muted">(code flow with a confidential client only; stored encrypted, never shown again)</span> <input name="client_secret" type="password" autocomplete="off" value=""></label>
+<label>Scopes <input name="scopes" value="${f.scopes ?? 'openid email profile'}"></label>
+<label>Email domains <span class="muted">(comma or space separated: people with these addresses sign in here)</span> <input name="domains" value="${f.domains ?? ''}" placeholder="acme.com"></label>
+<label>Group rules <span class="muted">(one per line: <code>group,team,role</code>; on every sign-in, membership of these teams follows the IdP's groups)</span>
+<textarea name="group_roles" rows="3" placeholder="ML Engineers,ml,member">${f.group_roles ?? ''}</textarea></label>
+<label>Allowed Azure AD tenant IDs <span class="muted">(multi-tenant issuers only)</span> <input name="allowed_tenant_ids" value="${f.allowed_tenant_ids ?? ''}"></label>
+<div class="row">
+<label class="check"><input type="checkbox" name="jit"${checked('jit', true)}> Create accounts on first sign-in (JIT)</label>
+<label class="check"><input type="checkbox" name="enabled"${checked('enabled', true)}> Enabled</label>
+</div>
+<button type="submit">Create connection</button>
+</form>
+</details>`;
+}
+
+export function adminPage(input: AdminInput): string {
+  const { viewer: v, org } = input;
+  const f = input.form ?? {};
+  const here = (s: AdminInput['noticesFor']) => (input.noticesFor === s ? notices(input.notices ?? {}) : '');
+  const userRows = input.users.map(
+    (u) => html`<tr${u.status === 'deactivated' ? raw(' class="inactive"') : ''}>
+<td><code>${u.username}</code>${u.username === v.username ? html` <span class="badge">you</span>` : ''}</td>
+<td>${u.display_name}</td>
+<td>${u.email}</td>
+<td><form method="post" action="/admin/users/${u.username}/role" class="inline">${csrfField(v.csrf)}<select name="role" aria-label="Role of ${u.username}">${options(ROLES, u.role)}</select> <button type="submit" class="secondary">Change</button></form></td>
+<td>${u.status}</td>
+<td class="actions">${
+      u.status === 'active'
+        ? buttonForm({ action: `/admin/users/${u.username}/status`, csrf: v.csrf, label: 'Deactivate', danger: true, fields: { status: 'deactivated' }, confirm: `Deactivate ${u.username}? Their keys and sessions stop working.` })
+        : buttonForm({ action: `/admin/users/${u.username}/status`, csrf: v.csrf, label: 'Reactivate', fields: { status: 'active' } })
+    }</td>
+</tr>`,
+  );
+  const auditRows = input.audit.events.map(
+    (e) => html`<tr>
+<td>${cell(e.created_at)}</td>
+<td>${e.actor.name ?? e.actor.type}${e.actor.type !== 'user' ? html` <span class="muted">${e.actor.type}</span>` : ''}</td>
+<td><code>${e.action}</code></td>
+<td>${e.target.name ?? e.target.id ?? ''} <span class="muted">${e.target.type}</span></td>
+<td>${e.ip ?? ''}</td>
+<td class="details">${e.details ? html`<code>${JSON.stringify(e.details)}</code>` : ''}</td>
+</tr>`,
+  );
+  const policies = org.policies;
+  const body = html`<h1>Organization admin</h1>
+<p class="muted">${org.name} (<code>${org.slug}</code>) · ${org.plan} plan</p>
+<nav class="toc" aria-label="Sections"><a href="#sso">SSO connections</a> <a href="#policies">Policies</a> <a href="#users">Users</a> <a href="#audit">Audit log</a></nav>
+${input.noticesFor === undefined ? notices(input.notices ?? {}) : ''}
+
+<section class="card" id="sso" aria-labelledby="sso-title">
+<h2 id="sso-title">SSO connections</h2>
+${here('sso')}
+${input.connections.length ? input.connections.map((c) => connectionCard(c, v.csrf, input.ssoTest)) : html`<p class="empty">No SSO connection yet: people of ${org.slug} cannot sign in through an IdP.</p>`}
+${connectionForm({ ...input, form: input.noticesFor === 'sso' ? f : {} })}
+</section>
+
+<section class="card" id="policies" aria-labelledby="policies-title">
+<h2 id="policies-title">Policies</h2>
+${here('policies')}
+<form method="post" action="/admin/policies" class="stack">
+${csrfField(v.csrf)}
+<label class="check"><input type="checkbox" name="require_sso"${policies.require_sso ? raw(' checked') : ''}> Require SSO: people sign in through the IdP only (needs an enabled connection; login links then work for the instance operator only)</label>
+<label class="check"><input type="checkbox" name="disable_personal_keys"${policies.disable_personal_keys ? raw(' checked') : ''}> Disable creating personal API keys</label>
+<label>Maximum key lifetime (days) <input type="number" name="max_key_lifetime_days" min="1" max="3650" value="${policies.max_key_lifetime_days ?? ''}" placeholder="no limit" class="short"></label>
+<button type="submit">Save policies</button>
+</form>
+</section>
+
+<section class="card" id="users" aria-labelledby="users-title">
+<h2 id="users-title">Users</h2>
+${here('users')}
+<div class="scroll"><table>
+<thead><tr><th scope="col">Username</th><th scope="col">Name</th><th scope="col">Email</th><th scope="col">Role</th><th scope="col">Status</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
+<tbody>${userRows}</tbody></table></div>
+<h3>Add a person before they sign in</h3>
+<form method="post" action="/admin/users" class="row">
+${csrfField(v.csrf)}
+<label>Email <input name="email" type="email" required value="${input.noticesFor === 'users' ? (f.email ?? '') : ''}"></label>
+<label>Username <input name="username" required value="${input.noticesFor === 'users' ? (f.username ?? '') : ''}"></label>
+<label>Name <input name="display_name" value="${input.noticesFor === 'users' ? (f.display_name ?? '') : ''}"></label>
+<label>Role <select name="role">${options(ROLES, 'member')}</select></label>
+<button type="submit">Add user</button>
+</form>
+<p class="muted">Their first SSO sign-in with this email links their IdP account to this user.</p>
+</section>
+
+<section class="card" id="audit" aria-labelledby="audit-title">
+<h2 id="audit-title">Audit log</h2>
+${
+  input.audit.events.length
+    ? html`<div class="scroll"><table class="audit">
+<thead><tr><th scope="col">When (UTC)</th><th scope="col">Who</th><th scope="col">Action</th><th scope="col">Target</th><th scope="col">IP</th><th scope="col">Details</th></tr></thead>
+<tbody>${auditRows}</tbody></table></div>`
+    : html`<p class="empty">No events${input.audit.before !== undefined ? ' on this page' : ''}.</p>`
+}
+<p class="pager">${input.audit.before !== undefined ? html`<a href="/admin#audit">Newest</a>` : ''} ${input.audit.next_cursor !== null ? html`<a href="/admin?before=${String(input.audit.next_cursor)}#audit" rel="next">Older events</a>` : ''}</p>
+</section>`;
+  return page(v, 'Admin', 'admin', body);
+}

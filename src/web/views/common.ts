@@ -1,0 +1,45 @@
+import type { Actor } from '../../auth/actor.ts';
+import type { OrgRole, TeamRole } from '../../auth/principal.ts';
+import { html, layout } from '../html.ts';
+import type { Html, Theme } from '../html.ts';
+
+/** Who is looking at a page, as every page needs it. */
+export interface Viewer {
+  actor: Actor;
+  csrf: string;
+  username: string;
+  email: string;
+  displayName: string;
+  orgSlug: string;
+  role: OrgRole;
+  instanceAdmin: boolean;
+  theme: Theme;
+  teams: Array<{ name: string; role: TeamRole }>;
+}
+
+export function page(viewer: Viewer, title: string, current: 'settings' | 'admin' | 'team' | undefined, body: Html): string {
+  return layout({
+    title,
+    body,
+    theme: viewer.theme,
+    current,
+    user: { username: viewer.username, displayName: viewer.displayName, csrfToken: viewer.csrf, isAdmin: viewer.role === 'admin' },
+  });
+}
+
+/**
+ * The error page of the web pages. 5xx say nothing about the cause (it is in
+ * the log under the request ID); 4xx say what is wrong.
+ */
+export function errorPage(input: { status: number; code: string; message: string; requestId: string; theme?: Theme | undefined; viewer?: Viewer | undefined }): string {
+  const title = input.status === 404 ? 'Not found' : input.status === 403 ? 'Not allowed' : input.status >= 500 ? 'Something went wrong' : input.status === 410 ? 'Link no longer valid' : 'Request refused';
+  const message = input.status >= 500 ? 'Something went wrong on our side. Try again in a moment; if it keeps happening, give the request ID below to your administrator.' : input.message;
+  const body = html`<section class="card narrow">
+<h1>${title}</h1>
+<p class="alert" role="alert">${message}</p>
+<p class="muted">Error <code>${input.code}</code> · HTTP ${input.status} · request <code>${input.requestId}</code></p>
+<p><a href="/settings">Back to your settings</a></p>
+</section>`;
+  if (input.viewer) return page(input.viewer, title, undefined, body);
+  return layout({ title, body, theme: input.theme ?? 'system' });
+}

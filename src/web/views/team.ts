@@ -1,0 +1,101 @@
+import type { TeamRole } from '../../auth/principal.ts';
+import type { ServiceAccountView } from '../../service-accounts/service-accounts.service.ts';
+import type { TeamMemberView } from '../../teams/teams.repository.ts';
+import type { NewKeyFlash } from '../flash.ts';
+import { buttonForm, cell, csrfField, html, notices, options, when } from '../html.ts';
+import type { Notices } from '../html.ts';
+import { page } from './common.ts';
+import type { Viewer } from './common.ts';
+import { newKeyPanel } from './settings.ts';
+
+const ROLES = ['admin', 'member', 'viewer'] as const;
+
+export interface TeamInput {
+  viewer: Viewer;
+  team: { name: string; org: string; created_at: string };
+  plan: 'standard' | 'enterprise';
+  members: TeamMemberView[];
+  myTeamRole: TeamRole | null;
+  /** Org admins and the team's admins. */
+  canManage: boolean;
+  /** null: the viewer may not see them (not a member of the team). */
+  serviceAccounts: ServiceAccountView[] | null;
+  newKey?: NewKeyFlash | undefined;
+  notices?: Notices;
+  form?: Record<string, string>;
+}
+
+export function teamPage(input: TeamInput): string {
+  const { viewer: v, team, canManage } = input;
+  const base = `/teams/${encodeURIComponent(team.name)}`;
+  const enterprise = input.plan === 'enterprise';
+  const form = input.form ?? {};
+  const memberRows = input.members.map((m) => {
+    const self = m.username === v.username;
+    return html`<tr>
+<td><code>${m.username}</code>${self ? html` <span class="badge">you</span>` : ''}</td>
+<td>${m.display_name}</td>
+<td>${m.email}</td>
+<td>${
+      canManage
+        ? html`<form method="post" action="${base}/members/${m.username}" class="inline">${csrfField(v.csrf)}<select name="role" aria-label="Role of ${m.username}">${options(ROLES, m.role)}</select> <button type="submit" class="secondary">Change</button></form>`
+        : m.role
+    }</td>
+<td class="actions">${
+      canManage || self
+        ? buttonForm({ action: `${base}/members/${m.username}/remove`, csrf: v.csrf, label: self ? 'Leave' : 'Remove', danger: true, confirm: self ? `Leave the team ${team.name}?` : `Remove ${m.username} from ${team.name}?` })
+        : ''
+    }</td>
+</tr>`;
+  });
+
+  const saSection = !enterprise && (input.serviceAccounts === null || input.serviceAccounts.length === 0)
+    ? html`<p class="notice">Service accounts are an enterprise feature: an API key that is not tied to a person, with write access to this team, for nightly jobs and pipelines. Your organization is on the ${input.plan} plan; ask the operator to move it to the enterprise plan.</p>`
+    : input.serviceAccounts === null
+      ? html`<p class="muted">Only members of this team and organization admins can see its service accounts.</p>`
+      : html`${!enterprise ? html`<p class="notice">Service accounts are an enterprise feature and your organization is on the ${input.plan} plan: these accounts' keys no longer work.</p>` : ''}${
+          input.serviceAccounts.length
+            ? html`<div class="scroll"><table>
+<thead><tr><th scope="col">Username</th><th scope="col">Name</th><th scope="col">Scope</th><th scope="col">Created (UTC)</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
+<tbody>${input.serviceAccounts.map(
+                (sa) => html`<tr><td><code>${sa.username}</code></td><td>${sa.name}</td><td>${sa.scope === 'org' ? 'organization (default team)' : 'team'}</td><td>${cell(sa.created_at)}</td>
+<td class="actions">${canManage && (sa.scope === 'team' || v.role === 'admin') ? buttonForm({ action: `${base}/service-accounts/${sa.id}/delete`, csrf: v.csrf, label: 'Delete', danger: true, confirm: `Delete the service account ${sa.username}? Its keys stop working at once.` }) : ''}</td></tr>`,
+              )}</tbody></table></div>
+<p class="muted">A run started with a service account's key can be attributed to a team member with <code>WANDB_USERNAME</code>.</p>`
+            : html`<p class="empty">No service accounts yet.</p>`
+        }`;
+
+  const body = html`<h1>Team <code>${team.name}</code></h1>
+<p class="muted">Organization <code>${team.org}</code> · created ${when(team.created_at)} · your role: ${input.myTeamRole ?? (v.role === 'admin' ? 'organization admin' : 'not a member')}</p>
+${notices(input.notices ?? {})}
+${input.newKey ? newKeyPanel(input.newKey) : ''}
+<section class="card" aria-labelledby="members">
+<h2 id="members">Members</h2>
+${
+  input.members.length
+    ? html`<div class="scroll"><table>
+<thead><tr><th scope="col">Username</th><th scope="col">Name</th><th scope="col">Email</th><th scope="col">Role</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
+<tbody>${memberRows}</tbody></table></div>`
+    : html`<p class="empty">This team has no members.</p>`
+}
+${
+  canManage
+    ? html`<h3>Invite a new member</h3>
+<form method="post" action="${base}/members" class="row">
+${csrfField(v.csrf)}
+<label>Type <select name="kind">${options(['user', 'service'] as const, form.kind ?? 'user', { user: 'User', service: 'Service' })}</select></label>
+<label>Username or name <input name="name" required maxlength="100" value="${form.name ?? ''}" placeholder="username, or the service's name"></label>
+<label>Role <select name="role">${options(ROLES, form.role ?? 'member')}</select></label>
+<button type="submit">Create</button>
+</form>
+<p class="muted">User: a person of your organization, by username. Service: a service account${enterprise ? '' : ' (enterprise plan only)'} — an API key not tied to a person, with write access to this team; its key is shown once, here.</p>`
+    : html`<p class="muted">Organization admins and admins of this team manage its members.</p>`
+}
+</section>
+<section class="card" aria-labelledby="service-accounts">
+<h2 id="service-accounts">Service accounts</h2>
+${saSection}
+</section>`;
+  return page(v, `Team ${team.name}`, 'team', body);
+}
+
