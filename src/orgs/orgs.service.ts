@@ -38,6 +38,22 @@ export function orgView(row: OrgRow): OrgView {
   };
 }
 
+/** A new organization with no policies set. */
+export function newOrgRow(input: { slug: string; name: string; plan: 'standard' | 'enterprise' }): OrgRow {
+  const now = new Date().toISOString();
+  return {
+    id: randomUUID(),
+    slug: input.slug,
+    name: input.name,
+    plan: input.plan,
+    require_sso: 0,
+    disable_personal_keys: 0,
+    max_key_lifetime_days: null,
+    created_at: now,
+    updated_at: now,
+  };
+}
+
 /**
  * Whether an organization has an SSO connection its people can sign in with.
  * Injected (app.ts) so that organizations need not know how SSO stores connections.
@@ -62,18 +78,7 @@ export class OrgsService {
   /** Creates an organization. `actor` null means the operator's CLI. */
   async create(actor: Actor | null, input: { slug: string; name: string; plan: 'standard' | 'enterprise' }): Promise<OrgView> {
     if (actor) await this.requireInstanceAdmin(actor);
-    const now = new Date().toISOString();
-    const row: OrgRow = {
-      id: randomUUID(),
-      slug: input.slug,
-      name: input.name,
-      plan: input.plan,
-      require_sso: 0,
-      disable_personal_keys: 0,
-      max_key_lifetime_days: null,
-      created_at: now,
-      updated_at: now,
-    };
+    const row = newOrgRow(input);
     try {
       await this.store.transaction(async (repos) => {
         await repos.orgs.insert(row);

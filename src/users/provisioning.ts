@@ -6,8 +6,7 @@ import { isUniqueViolation } from '../db/dialect.ts';
 import type { Repositories, Store } from '../db/store.ts';
 import { AppError, errors } from '../http/errors.ts';
 import type { KeysService } from '../keys/keys.service.ts';
-import { orgView } from '../orgs/orgs.service.ts';
-import type { OrgRow } from '../orgs/orgs.repository.ts';
+import { newOrgRow, orgView } from '../orgs/orgs.service.ts';
 import type { UsersService } from './users.service.ts';
 import { userView } from './users.service.ts';
 
@@ -43,18 +42,7 @@ export class ProvisioningService {
     return this.store.transaction(async (repos) => {
       if (await repos.users.emailTaken(input.email)) throw errors.conflict(`a user with email "${input.email}" already exists; nothing was changed`, 'email_taken');
       if (await repos.orgs.findBySlug(input.org)) throw errors.conflict(`an organization with slug "${input.org}" already exists; nothing was changed`, 'slug_taken');
-      const now = new Date().toISOString();
-      const org: OrgRow = {
-        id: randomUUID(),
-        slug: input.org,
-        name: input.orgName ?? input.org,
-        plan: input.plan,
-        require_sso: 0,
-        disable_personal_keys: 0,
-        max_key_lifetime_days: null,
-        created_at: now,
-        updated_at: now,
-      };
+      const org = newOrgRow({ slug: input.org, name: input.orgName ?? input.org, plan: input.plan });
       try {
         await repos.orgs.insert(org);
       } catch (err) {
