@@ -175,6 +175,12 @@ for (const dialect of dialects()) {
       r = await app.request('PATCH', `/gateway/v1/orgs/${slug}`, { key: adminKey, body: { policies: { require_sso: true } } });
       assert.equal(r.status, 200, r.text);
       assert.equal(r.body.policies.require_sso, true);
+      // The other half of the guard: the last enabled connection can be neither turned off nor deleted.
+      const off = await app.request('PATCH', `/gateway/v1/orgs/${slug}/sso/${conn.body.id}`, { key: adminKey, body: { enabled: false } });
+      assert.equal(off.status, 409, off.text);
+      assert.equal(off.body.error.code, 'sso_required_by_policy');
+      assert.equal((await app.request('DELETE', `/gateway/v1/orgs/${slug}/sso/${conn.body.id}`, { key: adminKey })).status, 409);
+      assert.equal((await app.request('GET', `/gateway/v1/orgs/${slug}/sso/${conn.body.id}`, { key: adminKey })).body.enabled, true);
       // ...loses that session, and new links are refused.
       assert.equal((await max.get('/settings')).status, 302);
       const path = await loginLinkPath(app, `max@${slug}.example`);

@@ -224,6 +224,18 @@ export class SsoService {
     return { ok: true, connection: view };
   }
 
+  /**
+   * Turning off or deleting the last enabled connection of an organization
+   * whose policy requires SSO would lock its people out of the browser.
+   */
+  private async guardLastEnabled(repos: Repositories, org: { id: string; require_sso: number }, id: string): Promise<void> {
+    if (org.require_sso !== 1) return;
+    const others = (await this.repo(repos).listConnections(org.id)).filter((r) => r.enabled === 1 && r.id !== id);
+    if (others.length === 0) {
+      throw errors.conflict('this is the organization\'s last enabled SSO connection and its policy requires SSO; turn the policy off first, or enable another connection', 'sso_required_by_policy');
+    }
+  }
+
   async update(actor: Actor, slug: string, id: string, patch: ConnectionPatch): Promise<SaveOutcome> {
     const { org } = await this.access.require(actor, slug, 'admin');
     const row = await this.repo().findConnection(org.id, id);
@@ -263,6 +275,7 @@ export class SsoService {
     };
     const view = await this.store.transaction(async (repos) => {
       const repo = this.repo(repos);
+      if (row.enabled === 1 && update.enabled === 0) await this.guardLastEnabled(repos, org, id);
       await repo.updateConnection(org.id, id, update);
       if (patch.domains) await repo.setDomains(org.id, id, patch.domains);
       const changed = Object.keys(patch).map((k) => (k === 'client_secret' ? 'client_secret' : k));
@@ -278,6 +291,7 @@ export class SsoService {
       const repo = this.repo(repos);
       const row = await repo.findConnection(org.id, id);
       if (!row) throw errors.notFound(`SSO connection "${id}"`);
+      if (row.enabled === 1) await this.guardLastEnabled(repos, org, id);
       await repo.deleteConnection(org.id, id);
       await this.audit.record(repos, actor, { orgId: org.id, action: 'sso.connection.delete', targetType: 'sso_connection', targetId: id, targetName: row.issuer });
     });
