@@ -50,6 +50,30 @@ for (const dialect of dialects()) {
       assert.equal(elsewhere.status, 200);
     });
 
+    test('policy require_sso: a person\'s API key is refused in the browser, not in tools', async () => {
+      const { org } = await app.bootstrap();
+      const dev = await app.createUser({ org, username: `sso-only-${dialect}` });
+      const orgRow = await app.gw.core.store.repos.orgs.findBySlug(org);
+      // Set the policy directly: the API insists on an enabled SSO connection first (tested with the web pages).
+      await app.gw.core.store.repos.orgs.update(orgRow!.id, { require_sso: 1 });
+      app.gw.core.invalidator.identitiesChanged();
+      const call = (path: string, headers: Record<string, string>) => fetch(app.url + path, { headers: { authorization: 'Bearer ' + dev.key, 'x-forwarded-for': '192.0.2.44', ...headers } });
+      for (const path of ['/gateway/v1/me', '/auth/verify']) {
+        const html = await call(path, { accept: 'text/html,application/xhtml+xml' });
+        assert.equal(html.status, 403, path);
+        if (path.startsWith('/gateway')) assert.equal(((await html.json()) as any).error.code, 'sso_required');
+        assert.equal((await call(path, { 'sec-fetch-dest': 'empty', 'sec-fetch-mode': 'cors', accept: 'application/json' })).status, 403, path);
+        // The tracking client and scripts (Node's fetch included) send neither.
+        assert.equal((await call(path, { accept: '*/*' })).status, 200, path);
+      }
+      const op = await app.bootstrap();
+      const opOrg = await app.gw.core.store.repos.orgs.findBySlug(op.org);
+      await app.gw.core.store.repos.orgs.update(opOrg!.id, { require_sso: 1 });
+      app.gw.core.invalidator.identitiesChanged();
+      const opCall = await fetch(app.url + '/gateway/v1/me', { headers: { authorization: 'Bearer ' + op.adminKey, accept: 'text/html' } });
+      assert.equal(opCall.status, 200, 'the instance operator keeps the way in');
+    });
+
     test('healthz, readyz, openapi.json', async () => {
       assert.equal((await fetch(app.url + '/healthz')).status, 200);
       const ready = await fetch(app.url + '/readyz');

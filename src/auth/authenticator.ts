@@ -17,6 +17,20 @@ export type BearerTokenVerifier = (token: string) => Promise<Principal | null>;
 /** Reads a browser session from the request's cookies; null when there is none. */
 export type SessionAuthenticator = (req: IncomingMessage) => Promise<Principal | null>;
 
+/**
+ * Under the policy "require SSO", a person's API key is for tools (the
+ * tracking client, scripts), not for a browser: a browser request carrying it
+ * (it asks for HTML, or sends the Sec-Fetch-Dest header every browser sends) is
+ * refused. The instance operator keeps the way in, to repair SSO.
+ */
+function ssoOnlyRefusal(req: IncomingMessage, principal: Principal): boolean {
+  if (principal.type !== 'user' || principal.instanceAdmin) return false;
+  // Sec-Fetch-Dest, not Sec-Fetch-Mode: Node's own fetch sends the latter too.
+  if (req.headers['sec-fetch-dest'] !== undefined) return true;
+  const accept = req.headers.accept;
+  return typeof accept === 'string' && accept.includes('text/html');
+}
+
 const REASONS: Record<string, string> = {
   malformed: 'invalid API key: it is not a trackgate key (wrong length, alphabet or checksum)',
   unknown: 'invalid API key: no such key',
@@ -79,7 +93,9 @@ export class Authenticator {
     if (creds.kind === 'none') return options.allowSession && this.sessionAuthenticator ? undefined : { ok: false, anonymous: true };
     if (creds.kind !== 'api_key') return undefined;
     const result = this.keys.verifyCached(creds.key);
-    return result !== undefined && result.ok ? { ok: true, principal: result.principal } : undefined;
+    if (result === undefined || !result.ok) return undefined;
+    if (result.principal.orgRequireSso === true && ssoOnlyRefusal(req, result.principal)) return undefined;
+    return { ok: true, principal: result.principal };
   }
 
   async authenticate(req: IncomingMessage, ip: string, options: { allowSession?: boolean } = {}): Promise<AuthOutcome> {
@@ -98,7 +114,12 @@ export class Authenticator {
         return this.fail(ip, errors.unauthenticated(creds.message, 'invalid_credentials'));
       case 'api_key': {
         const result = this.keys.verifyCached(creds.key) ?? (await this.keys.verify(creds.key));
-        if (result.ok) return { ok: true, principal: result.principal };
+        if (result.ok) {
+          if (result.principal.orgRequireSso === true && ssoOnlyRefusal(req, result.principal)) {
+            return { ok: false, anonymous: false, error: errors.forbidden('your organization requires single sign-on in the browser: sign in through your identity provider at /login instead of using an API key', 'sso_required') };
+          }
+          return { ok: true, principal: result.principal };
+        }
         return this.fail(ip, errors.unauthenticated(REASONS[result.reason] ?? 'invalid API key', result.reason === 'expired' || result.reason === 'revoked' ? `key_${result.reason}` : 'invalid_key'));
       }
       case 'bearer_token': {

@@ -28,6 +28,8 @@ export interface Principal {
   teams: PrincipalTeam[];
   /** api_keys.id of the key used, when via = api_key. */
   keyId: string | null;
+  /** The organization's policy "require SSO": its people may use only their IdP in the browser. */
+  orgRequireSso?: boolean;
   /** Epoch ms after which the credential stops being valid (key expiry or grace deadline). */
   credentialExpiresAt: number | null;
 }

@@ -173,6 +173,7 @@ export class UsersService {
       displayName: u.display_name,
       orgRole: u.role,
       instanceAdmin: u.instance_admin === 1,
+      orgRequireSso: org.require_sso === 1,
       teams,
       keyId: key?.id ?? null,
       credentialExpiresAt: key?.expires_at ? Date.parse(key.expires_at) : null,
