@@ -51,6 +51,8 @@ interface Row {
   gatewayRssMb: number | null;
   /** req/s of each round. */
   samples: number[];
+  /** CPU time of the serving process per request (median of the rounds), in µs. */
+  cpuUsPerReq: number | null;
 }
 
 const log = (msg: string) => process.stdout.write(`[bench] ${msg}\n`);
@@ -119,6 +121,7 @@ class Gateway {
     args.push(join(ROOT, 'bin', 'trackgate'), 'serve');
     g.child = spawn(process.execPath, args, { env: { ...env, TRACKGATE_PORT: String(port) }, stdio: ['ignore', 'ignore', 'inherit'] });
     g.url = `http://127.0.0.1:${port}`;
+    if (g.child.pid) ownPids.add(g.child.pid);
     await waitHttp(`${g.url}/healthz`, g.child, 'the gateway');
     g.sampler = setInterval(() => g.sample(), 200);
     return g;
@@ -154,12 +157,66 @@ async function load(opts: { url: string; method?: string; headers?: Record<strin
 /** BENCH_ONLY=verify,proxy runs only those (for profiling); the report is then partial. */
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : null;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** Share of one core that processes outside the benchmark may use during a run before it is repeated. */
+const FOREIGN_LIMIT = Number(process.env.BENCH_FOREIGN_LIMIT ?? 0.15);
+let retried = 0;
+let lastForeign = 0;
+let contaminated = 0;
 
 interface Scenario {
   name: string;
   target: string;
   opts: Parameters<typeof load>[0];
   gateway: Gateway | null;
+  /** The process that serves the requests (for its CPU time per request). */
+  pid: number | undefined;
+}
+
+/** Busy CPU time of the whole machine in ms, from /proc/stat. */
+function machineBusyMs(): number | null {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal
+    return ((f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!) * 1000) / 100;
+  } catch {
+    return null;
+  }
+}
+
+/** The benchmark's own processes: this one (autocannon) and every server it started. */
+const ownPids = new Set<number>([process.pid]);
+
+/** Share of one core used by processes outside the benchmark during `ms`. */
+async function foreignShare(ms: number): Promise<number> {
+  const own0 = [...ownPids].reduce((n, pid) => n + (cpuMs(pid) ?? 0), 0);
+  const busy0 = machineBusyMs();
+  await new Promise((res) => setTimeout(res, ms));
+  const busy1 = machineBusyMs();
+  const own1 = [...ownPids].reduce((n, pid) => n + (cpuMs(pid) ?? 0), 0);
+  return busy0 !== null && busy1 !== null ? (busy1 - busy0 - (own1 - own0)) / ms : 0;
+}
+
+/** Waits (up to two minutes) until the rest of the machine is quiet. */
+async function waitForQuiet(): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  let said = false;
+  while (Date.now() < deadline) {
+    const f = await foreignShare(1000);
+    if (f <= FOREIGN_LIMIT) return;
+    if (!said) log(`waiting for other processes to quiet down (${(f * 100).toFixed(0)}% of a core)`);
+    said = true;
+  }
+}
+
+/** CPU time (user + system, all threads) of a process in ms, from /proc. */
+function cpuMs(pid: number | undefined): number | null {
+  if (!pid) return null;
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+  } catch {
+    return null;
+  }
 }
 
 const median = (xs: number[]) => {
@@ -177,14 +234,38 @@ async function measureRounds(rows: Row[], keys: number, scenarios: Scenario[]): 
   const chosen = scenarios.filter((s) => !ONLY || ONLY.has(s.name));
   const runs = new Map<string, Result[]>();
   const rss = new Map<string, number>();
+  const cpuPerReq = new Map<string, number[]>();
   for (let round = 0; round < ROUNDS; round++) {
     for (const sc of chosen) {
       await load(sc.opts, WARMUP);
       sc.gateway?.takeWindowPeak();
-      const r = await load(sc.opts, DURATION);
+      let r: Result;
+      let cpu0: number | null;
+      let cpu1: number | null;
+      for (let attempt = 0; ; attempt++) {
+        await waitForQuiet();
+        // A run during which something else on the machine used a noticeable share of the CPU is done again (at most 3 times).
+        const own0 = [...ownPids].reduce((n, pid) => n + (cpuMs(pid) ?? 0), 0);
+        const busy0 = machineBusyMs();
+        cpu0 = cpuMs(sc.pid);
+        r = await load(sc.opts, DURATION);
+        cpu1 = cpuMs(sc.pid);
+        const busy1 = machineBusyMs();
+        const own1 = [...ownPids].reduce((n, pid) => n + (cpuMs(pid) ?? 0), 0);
+        const foreign = busy0 !== null && busy1 !== null ? (busy1 - busy0 - (own1 - own0)) / (DURATION * 1000) : 0;
+        lastForeign = foreign;
+        if (foreign <= FOREIGN_LIMIT || attempt >= 3) {
+          if (foreign > FOREIGN_LIMIT) contaminated++;
+          break;
+        }
+        retried++;
+        log(`${sc.name}: other processes used ${(foreign * 100).toFixed(0)}% of a core during the run; running it again`);
+        await new Promise((res) => setTimeout(res, 2000));
+      }
       runs.set(sc.name, [...(runs.get(sc.name) ?? []), r]);
+      if (cpu0 !== null && cpu1 !== null && r.requests.total > 0) cpuPerReq.set(sc.name, [...(cpuPerReq.get(sc.name) ?? []), ((cpu1 - cpu0) * 1000) / r.requests.total]);
       if (sc.gateway) rss.set(sc.name, Math.max(rss.get(sc.name) ?? 0, sc.gateway.takeWindowPeak()));
-      log(`${keys.toLocaleString('en-US')} keys · round ${round + 1}/${ROUNDS} · ${sc.name}: ${Math.round(r.requests.average)} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms${r.non2xx ? `, ${r.non2xx} non-2xx` : ''}${r.errors + r.timeouts ? `, ${r.errors + r.timeouts} errors` : ''}`);
+      log(`${keys.toLocaleString('en-US')} keys · round ${round + 1}/${ROUNDS} · ${sc.name}: ${Math.round(r.requests.average)} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms${r.non2xx ? `, ${r.non2xx} non-2xx` : ''}${r.errors + r.timeouts ? `, ${r.errors + r.timeouts} errors` : ''}, others ${(lastForeign * 100).toFixed(0)}% of a core`);
     }
   }
   for (const sc of chosen) {
@@ -200,6 +281,7 @@ async function measureRounds(rows: Row[], keys: number, scenarios: Scenario[]): 
       errors: rs.reduce((n, r) => n + r.errors + r.timeouts, 0),
       gatewayRssMb: sc.gateway ? (rss.get(sc.name) ?? null) : null,
       samples: rs.map((r) => Math.round(r.requests.average)),
+      cpuUsPerReq: cpuPerReq.has(sc.name) ? median(cpuPerReq.get(sc.name)!) : null,
     });
   }
 }
@@ -261,13 +343,13 @@ const ratio = (a: number | undefined, b: number | undefined) => (a && b ? (a / b
 function report(rows: Row[], m: Record<string, string>, peakRss: number, started: Date, seedSeconds: number, loadBefore: string): string {
   const find = (keys: number, name: string) => rows.find((r) => r.keys === keys && r.name === name);
   const lines: string[] = [];
-  lines.push(`Measured ${started.toISOString()} with \`npm run bench\` (\`node --import tsx bench/run.ts\`): autocannon, ${CONNECTIONS} connections, no pipelining, ${ROUNDS} interleaved rounds of ${DURATION} s per run (each after a ${WARMUP} s warm-up), the median of the rounds shown; the load generator and every server on this one machine, each server in its own process; the gateway started as \`node ${GATEWAY_FLAGS.length ? GATEWAY_FLAGS.join(' ') + ' ' : ''}bin/trackgate serve\` (SQLite, log level ${process.env.BENCH_LOG_LEVEL ?? 'info'} to /dev/null). Load average before the run: ${loadBefore}.`);
+  lines.push(`Measured ${started.toISOString()} with \`npm run bench\` (\`node --import tsx bench/run.ts\`): autocannon, ${CONNECTIONS} connections, no pipelining, ${ROUNDS} interleaved rounds of ${DURATION} s per run (each after a ${WARMUP} s warm-up), the median of the rounds shown; a run during which other processes on the machine used more than ${Math.round(FOREIGN_LIMIT * 100)}% of a core was run again (${retried} repeated, ${contaminated} still disturbed after 3 tries); the load generator and every server on this one machine, each server in its own process; the gateway started as \`node ${GATEWAY_FLAGS.length ? GATEWAY_FLAGS.join(' ') + ' ' : ''}bin/trackgate serve\` (SQLite, log level ${process.env.BENCH_LOG_LEVEL ?? 'info'} to /dev/null). Load average before the run: ${loadBefore}.`);
   lines.push('');
   lines.push(`Machine: ${m.cpu}, \`nproc\` = ${m.nproc}, ${m.memory}, ${m.os}, Node.js ${m.node}. Database: SQLite (WAL) file; ${LARGE.toLocaleString('en-US')} key rows seeded in ${seedSeconds.toFixed(1)} s.`);
   lines.push('');
-  lines.push('| keys in DB | run | target | req/s (median) | rounds req/s | p50 ms | p99 ms | non-2xx | errors | gateway RSS peak MB |');
-  lines.push('| ---: | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |');
-  for (const r of rows) lines.push(`| ${r.keys.toLocaleString('en-US')} | ${r.name} | ${r.target} | ${fmt(r.rps)} | ${r.samples.map(fmt).join(' / ')} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.errors} | ${r.gatewayRssMb === null ? '–' : r.gatewayRssMb.toFixed(0)} |`);
+  lines.push('| keys in DB | run | target | req/s (median) | rounds req/s | p50 ms | p99 ms | server CPU µs/req | non-2xx | errors | gateway RSS peak MB |');
+  lines.push('| ---: | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const r of rows) lines.push(`| ${r.keys.toLocaleString('en-US')} | ${r.name} | ${r.target} | ${fmt(r.rps)} | ${r.samples.map(fmt).join(' / ')} | ${r.p50} | ${r.p99} | ${r.cpuUsPerReq === null ? '–' : r.cpuUsPerReq.toFixed(1)} | ${r.non2xx} | ${r.errors} | ${r.gatewayRssMb === null ? '–' : r.gatewayRssMb.toFixed(0)} |`);
   lines.push('');
   lines.push('| ratio | target | ' + [SMALL, LARGE].map((k) => `${k.toLocaleString('en-US')} keys`).join(' | ') + ' |');
   lines.push('| --- | --- | ---: | ---: |');
@@ -278,6 +360,10 @@ function report(rows: Row[], m: Record<string, string>, peakRss: number, started
   ratioRow('/auth/verify ÷ bare with the same headers', '–', 'verify', 'bare-same-headers');
   ratioRow('proxied ÷ upstream directly', '≥ 0.3', 'proxy', 'upstream-direct');
   ratioRow('GET /gateway/v1/me (Express) ÷ bare', '–', 'me', 'bare');
+  const cpuRow = (label: string, a: string, b: string) =>
+    lines.push(`| ${label} | – | ${[SMALL, LARGE].map((k) => ratio(find(k, b)?.cpuUsPerReq ?? undefined, find(k, a)?.cpuUsPerReq ?? undefined)).join(' | ')} |`);
+  cpuRow('server CPU per request: bare ÷ /auth/verify (capacity ratio, load generator excluded)', 'verify', 'bare');
+  cpuRow('server CPU per request: upstream ÷ gateway, proxied (gateway process only)', 'proxy', 'upstream-direct');
   ratioRow('/auth/verify uncached ÷ bare', '–', 'verify-uncached', 'bare');
   lines.push('');
   lines.push(`| ${LARGE.toLocaleString('en-US')} keys ÷ ${SMALL.toLocaleString('en-US')} keys | target | ratio |`);
@@ -323,6 +409,7 @@ async function main(): Promise<void> {
     const bare = spawn(process.execPath, [join(ROOT, 'bench', 'bare-server.mjs'), String(await freePort())], { stdio: ['ignore', 'pipe', 'inherit'] });
     const upstream = spawn(process.execPath, [join(ROOT, 'bench', 'bare-server.mjs'), String(await freePort())], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(bare, upstream);
+    for (const c of [bare, upstream]) if (c.pid) ownPids.add(c.pid);
     const portOf = (c: ChildProcess) => new Promise<number>((resolve) => c.stdout!.once('data', (d: Buffer) => resolve(Number(/listening (\d+)/.exec(d.toString())![1]))));
     const bareUrl = `http://127.0.0.1:${await portOf(bare)}`;
     const upstreamUrl = `http://127.0.0.1:${await portOf(upstream)}`;
@@ -344,6 +431,7 @@ async function main(): Promise<void> {
 
     let seedSeconds = 0;
     let sameHeadersUrl: string | null = null;
+    let controlPid: number | undefined;
     for (const keys of [SMALL, LARGE]) {
       if (keys !== SMALL) {
         log(`seeding ${(keys - SMALL).toLocaleString('en-US')} more key rows`);
@@ -365,16 +453,18 @@ async function main(): Promise<void> {
         });
         const control = spawn(process.execPath, [join(ROOT, 'bench', 'bare-server.mjs'), String(await freePort())], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, BENCH_HEADERS: JSON.stringify(list) } });
         children.push(control);
+        if (control.pid) ownPids.add(control.pid);
         sameHeadersUrl = `http://127.0.0.1:${await portOf(control)}`;
+        controlPid = control.pid;
         verifyResponseBytes = list.reduce((n, x) => n + x.length, 0) + list.length * 2;
       }
       await measureRounds(rows, keys, [
-        { name: 'bare', target: 'bare node:http, GET /', opts: { url: bareUrl }, gateway: null },
-        { name: 'verify', target: 'trackgate GET /auth/verify, valid key', opts: { url: `${gw.url}/auth/verify`, headers: auth }, gateway: gw },
-        { name: 'bare-same-headers', target: 'bare node:http sending the headers /auth/verify sends', opts: { url: sameHeadersUrl! }, gateway: null },
-        { name: 'upstream-direct', target: 'upstream directly, POST /graphql', opts: { url: `${upstreamUrl}/graphql`, method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: VIEWER }, gateway: null },
-        { name: 'proxy', target: 'through trackgate, POST /graphql', opts: { url: `${gw.url}/graphql`, method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: VIEWER }, gateway: gw },
-        { name: 'me', target: 'trackgate GET /gateway/v1/me (Express)', opts: { url: `${gw.url}/gateway/v1/me`, headers: auth }, gateway: gw },
+        { name: 'bare', target: 'bare node:http, GET /', opts: { url: bareUrl }, gateway: null, pid: bare.pid },
+        { name: 'verify', target: 'trackgate GET /auth/verify, valid key', opts: { url: `${gw.url}/auth/verify`, headers: auth }, gateway: gw, pid: gw.child.pid },
+        { name: 'bare-same-headers', target: 'bare node:http sending the headers /auth/verify sends', opts: { url: sameHeadersUrl! }, gateway: null, pid: controlPid },
+        { name: 'upstream-direct', target: 'upstream directly, POST /graphql', opts: { url: `${upstreamUrl}/graphql`, method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: VIEWER }, gateway: null, pid: upstream.pid },
+        { name: 'proxy', target: 'through trackgate, POST /graphql', opts: { url: `${gw.url}/graphql`, method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: VIEWER }, gateway: gw, pid: gw.child.pid },
+        { name: 'me', target: 'trackgate GET /gateway/v1/me (Express)', opts: { url: `${gw.url}/gateway/v1/me`, headers: auth }, gateway: gw, pid: gw.child.pid },
       ]);
       await gw.stop();
       peakRss = Math.max(peakRss, gw.peakRss);
@@ -382,7 +472,7 @@ async function main(): Promise<void> {
       const cold = await Gateway.start({ ...gwEnv, TRACKGATE_KEY_CACHE_TTL_SECONDS: '0' }, `${keys}-uncached`);
       gateways.push(cold);
       await measureRounds(rows, keys, [
-        { name: 'verify-uncached', target: `trackgate GET /auth/verify, key cache off, ${DISTINCT.toLocaleString('en-US')} distinct keys`, opts: { url: cold.url, requests: distinct }, gateway: cold },
+        { name: 'verify-uncached', target: `trackgate GET /auth/verify, key cache off, ${DISTINCT.toLocaleString('en-US')} distinct keys`, opts: { url: cold.url, requests: distinct }, gateway: cold, pid: cold.child.pid },
       ]);
       await cold.stop();
       peakRss = Math.max(peakRss, cold.peakRss);
