@@ -35,5 +35,6 @@ VOLUME ["/var/lib/trackgate"]
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.TRACKGATE_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-ENTRYPOINT ["node", "bin/trackgate"]
+# A bounded V8 heap keeps the gateway's resident memory under 256 MB (BENCHMARKS.md).
+ENTRYPOINT ["node", "--max-semi-space-size=4", "--max-old-space-size=160", "bin/trackgate"]
 CMD ["serve"]

@@ -34,8 +34,9 @@ const SMALL = 1_000;
 const LARGE = Number(process.env.BENCH_KEYS_LARGE ?? 1_000_000);
 const DISTINCT = 1_000;
 const CPU_PROF = process.env.BENCH_CPU_PROF === '1';
-/** Node flags for the gateway process (default none: it runs exactly as `npm start` runs it). */
-const GATEWAY_FLAGS = (process.env.BENCH_GATEWAY_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+/** Node flags for the gateway process: by default those of `npm start` (read from package.json), so it runs exactly as `npm start` runs it. */
+const START_FLAGS = ((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start.match(/--[\w-]+=\S+/g) ?? []).join(' ');
+const GATEWAY_FLAGS = (process.env.BENCH_GATEWAY_NODE_FLAGS ?? START_FLAGS).split(' ').filter(Boolean);
 const RESULTS = join(ROOT, 'bench', '.results');
 const VIEWER = JSON.stringify({ query: 'query Viewer{ viewer { id entity username email flags teams { edges { node { name } } } } }', variables: {} });
 

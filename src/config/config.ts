@@ -52,7 +52,8 @@ export const configSchema = z
       .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean))
       .default(['127.0.0.1/8', '::1/128']),
     keyCacheTtlSeconds: intFromEnv(0, 3600).default(30),
-    keyCacheMaxEntries: intFromEnv(100, 10_000_000).default(100_000),
+    /** About 2-3 KB per cached key: 20 000 stays within the gateway's memory budget; raise it with the heap. */
+    keyCacheMaxEntries: intFromEnv(100, 10_000_000).default(20_000),
     keyNegativeCacheTtlSeconds: intFromEnv(0, 600).default(5),
     lastUsedFlushMs: intFromEnv(10, 3_600_000).default(15_000),
     authFailureLimit: intFromEnv(1, 1_000_000).default(30),

@@ -28,7 +28,7 @@ const identityHeaders = {
   'X-Trackgate-User': { schema: { type: 'string' }, description: 'username of the caller (a person or a service account)' },
   'X-Trackgate-Email': { schema: { type: 'string' }, description: 'email of a person' },
   'X-Trackgate-Org': { schema: { type: 'string' }, description: 'organization slug' },
-  'X-Trackgate-Teams': { schema: { type: 'string' }, description: 'comma-separated team:role list' },
+  'X-Trackgate-Teams': { schema: { type: 'string' }, description: 'comma-separated names of the caller\'s teams' },
   'X-Trackgate-Principal-Type': { schema: { type: 'string', enum: ['user', 'service_account'] } },
   'X-Trackgate-Attributed-User': { schema: { type: 'string' }, description: 'for a service account: the team member named by X-WANDB-USERNAME / X-WANDB-USER-EMAIL' },
   'X-Trackgate-Assertion': { schema: { type: 'string' }, description: 'ES256 JWT with the same identity, verifiable against /.well-known/jwks.json' },

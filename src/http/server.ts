@@ -47,7 +47,8 @@ export function createHttpServer(handler: RequestHandler): http.Server {
     {
       // Large headers are refused by Node itself with 431; keep the default 16 KiB limit explicit.
       maxHeaderSize: 16 * 1024,
-      requestTimeout: 300_000,
+      // No limit on the whole request: uploads through the proxy may take long; slow headers still time out.
+      requestTimeout: 0,
       headersTimeout: 30_000,
       keepAliveTimeout: 65_000,
     },
