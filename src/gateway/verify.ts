@@ -5,6 +5,7 @@ import type { Logger } from '../log/logger.ts';
 import { isBrowser, isSameOrigin, SAFE_METHODS } from './browser.ts';
 import type { GatewayIdentity, IdentityResult } from './identity.ts';
 import { requestIdOf, sendError } from './respond.ts';
+import { safeReturnTo } from '../http/return-to.ts';
 
 export interface VerifyOptions {
   identity: GatewayIdentity;
@@ -88,22 +89,13 @@ function originalMethod(req: IncomingMessage): string | undefined {
   return (header(req, 'x-original-method') ?? header(req, 'x-forwarded-method'))?.toUpperCase();
 }
 
-/** A same-origin relative path, or null: no scheme, no host, no `//` or `/\` trick. */
-export function safeReturnTo(uri: string | undefined): string | null {
-  if (!uri || uri.length > 2048 || uri.charCodeAt(0) !== 47 /* / */) return null;
-  if (uri.startsWith('//') || uri.startsWith('/\\')) return null;
-  // eslint-disable-next-line no-control-regex
-  if (/[\x00-\x1f\x7f]/.test(uri)) return null;
-  return uri;
-}
-
 /** `/login`, with `return_to` when a trusted proxy told us where the browser was going. */
 export function loginLocation(req: IncomingMessage, trustedProxies: TrustedProxies): string {
   if (!trustedProxies.trusts(req.socket.remoteAddress)) return '/login';
   let uri = header(req, 'x-original-uri') ?? header(req, 'x-forwarded-uri');
   const prefix = header(req, 'x-forwarded-prefix');
   if (uri && prefix && !uri.startsWith(prefix)) uri = prefix.replace(/\/+$/, '') + uri;
-  const returnTo = safeReturnTo(uri);
+  const returnTo = safeReturnTo(uri, null);
   return returnTo ? `/login?return_to=${encodeURIComponent(returnTo)}` : '/login';
 }
 

@@ -24,25 +24,14 @@ import { SsoRepository } from './sso.repository.ts';
 import { decodeConnection } from './sso.service.ts';
 import type { Connection, SsoService, TeamRole } from './sso.service.ts';
 
+import { safeReturnTo as sameOriginPath } from '../http/return-to.ts';
+
 const VERIFIER_PURPOSE = 'sso-pkce-verifier';
 const ROLE_RANK: Record<TeamRole, number> = { viewer: 1, member: 2, admin: 3 };
 
-/**
- * `return_to` accepts same-origin relative paths only: "/x", not "//x", not
- * "/\x", not absolute URLs, no control characters. Anything else is /settings.
- */
+/** `return_to` of a login: a same-origin relative path, else /settings. */
 export function safeReturnTo(value: unknown, fallback = '/settings'): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > 2000) return fallback;
-  if (!value.startsWith('/') || value.startsWith('//') || value.startsWith('/\\')) return fallback;
-  if (/[\u0000-\u001f\u007f\\]/.test(value)) return fallback;
-  try {
-    const base = new URL('http://trackgate.invalid');
-    const u = new URL(value, base);
-    if (u.origin !== base.origin) return fallback;
-    return u.pathname + u.search + u.hash;
-  } catch {
-    return fallback;
-  }
+  return sameOriginPath(value, fallback);
 }
 
 /** A login that failed for the person at the browser, not the admin's configuration (unknown domain, no account). */
