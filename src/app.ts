@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import express from 'express';
 import type { Config } from './config/config.ts';
 import { AuditService } from './audit/audit.service.ts';
 import { registerAuditRoutes } from './audit/audit.routes.ts';
@@ -14,10 +13,8 @@ import { Store } from './db/store.ts';
 import { ApiRouter } from './http/api-router.ts';
 import { TrustedProxies } from './http/client-ip.ts';
 import { createExpressApp, createRequireAuth } from './http/express-app.ts';
-import type { CsrfVerifier } from './http/express-app.ts';
 import { buildOpenApi } from './http/openapi.ts';
 import { createDispatcher, createHttpServer } from './http/server.ts';
-import type { RequestHandler } from './http/server.ts';
 import { KeyVerifier } from './keys/key-verifier.ts';
 import { KeysService } from './keys/keys.service.ts';
 import { registerKeyRoutes } from './keys/keys.routes.ts';
@@ -146,40 +143,27 @@ export interface Trackgate {
 export async function createTrackgate(config: Config, options: { logger?: Logger } = {}): Promise<Trackgate> {
   const core = await createCore(config, options);
   const { logger } = core;
-  let csrf: CsrfVerifier | null = null;
-  const requireAuth = createRequireAuth(core.authenticator, () => csrf);
-  const api = new ApiRouter(requireAuth);
-  const lean = new Map<string, RequestHandler>();
-  let proxy: RequestHandler | null = null;
-  const extraRouters: express.Router[] = [];
+  // SSO first: its sessions authenticate browsers everywhere, and its CSRF check guards cookie-authenticated writes.
+  const sso = createSso(core);
+  core.authenticator.useSessions(sso.sessionAuthenticator);
+  const api = new ApiRouter(createRequireAuth(core.authenticator, () => sso.csrf));
 
-  // ---- management API (issue 2) ----
+  // Management API: organizations, users, teams, keys, audit, service accounts, SSO connections.
   registerOrgRoutes(api, core.orgs);
   registerUserRoutes(api, core.users);
   registerTeamRoutes(api, core.teams);
   registerKeyRoutes(api, core.keys);
   registerAuditRoutes(api, { store: core.store, access: core.access });
-
-  // ---- features plug in below: each adds routes, lean handlers, the proxy, or the CSRF verifier ----
-
-  // ---- service accounts and the gateway (issue 3): /auth/verify, /.well-known/jwks.json, the reverse proxy ----
   registerServiceAccountRoutes(api, core.serviceAccounts);
-  const gateway = await createGateway({ ...core, attribute: core.serviceAccounts.attribute });
-  for (const [path, handler] of gateway.lean) lean.set(path, handler);
-  proxy = gateway.proxy;
-  // ---- SSO (issue 4): connections API, /login pages, browser sessions, CSRF for cookie-authenticated writes ----
-  const sso = createSso(core);
   sso.registerApi(api);
-  extraRouters.push(sso.router);
-  core.authenticator.useSessions(sso.sessionAuthenticator);
-  csrf = sso.csrf;
-  // ---- web pages (issue 5): /settings, /teams/:team, /admin, one-time login links; the require_sso lockout guard ----
+
+  // The hot paths, served before Express: /auth/verify, /.well-known/jwks.json, and the reverse proxy.
+  const gateway = await createGateway({ ...core, attribute: core.serviceAccounts.attribute });
+
+  // Browser pages: /login (SSO), /settings, /teams/:team, /admin, one-time login links.
   core.orgs.useSsoAvailability((orgId) => sso.service.hasEnabledConnection(orgId));
   const web = createWeb({ ...core, sso });
-  extraRouters.push(web.router);
-
-  void proxy;
-  void csrf;
+  const pageRouters = [sso.router, web.router];
 
   const metrics = new Metrics({
     key_cache_entries: { help: 'API keys (and recent misses) held in the in-process verification cache', read: () => core.keyVerifier.size },
@@ -196,11 +180,11 @@ export async function createTrackgate(config: Config, options: { logger?: Logger
         res.json(openapi);
       });
       a.use('/gateway/v1', api.router);
-      for (const r of extraRouters) a.use(r);
+      for (const r of pageRouters) a.use(r);
     },
   });
 
-  const server = createHttpServer(createDispatcher({ lean, proxy, app }));
+  const server = createHttpServer(createDispatcher({ lean: gateway.lean, proxy: gateway.proxy, app }));
   core.lastUsed.start();
   let closing: Promise<void> | null = null;
 
