@@ -23,6 +23,10 @@ export interface KeyVerifierOptions {
 
 const MISS: CacheEntry = { miss: true };
 
+function malformed(shape: KeyShapeProblem): KeyVerification {
+  return { ok: false, reason: 'malformed', shape };
+}
+
 /**
  * The hot path of the gateway: shape and checksum first (no I/O), then an
  * in-process LRU keyed by the key's SHA-256 (remembering recent misses too),
@@ -56,27 +60,20 @@ export class KeyVerifier {
 
   /** Synchronous answer when the key is cached (valid or a recent miss); undefined when a lookup is needed. */
   verifyCached(key: string): KeyVerification | undefined {
-    if (key.length !== KEY_LENGTH) return this.verifyShape(key);
+    if (key.length !== KEY_LENGTH) return malformed(checkKeyShape(key) ?? 'length');
     const hash = hashKey(key);
     const entry = this.cache.get(hash);
     // A cached identity was found by this very hash, so the key is well formed: the checksum is only
     // worth computing for keys that would otherwise cost a lookup.
     if (entry !== undefined && !('miss' in entry)) return this.judge(entry);
-    if (checkKeyShape(key) !== null) return this.verifyShape(key);
+    const shape = checkKeyShape(key);
+    if (shape !== null) return malformed(shape);
     return entry === undefined ? undefined : this.judge(entry);
   }
 
+  /** The cached answer when there is one; otherwise one (shared) lookup. */
   async verify(key: string): Promise<KeyVerification> {
-    const shape = checkKeyShape(key);
-    if (shape !== null) return { ok: false, reason: 'malformed', shape };
-    const hash = hashKey(key);
-    let entry = this.cache.get(hash);
-    if (entry === undefined) entry = await this.load(hash);
-    return this.judge(entry);
-  }
-
-  private verifyShape(key: string): KeyVerification {
-    return { ok: false, reason: 'malformed', shape: checkKeyShape(key) ?? 'checksum' };
+    return this.verifyCached(key) ?? this.judge(await this.load(hashKey(key)));
   }
 
   private judge(entry: CacheEntry): KeyVerification {
