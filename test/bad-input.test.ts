@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { dialects, startApp } from './support/app.ts';
 import type { TestApp } from './support/app.ts';
+import { rawRequest } from './support/net.ts';
 
 for (const dialect of dialects()) {
   describe(`bad input (${dialect})`, () => {
@@ -94,17 +94,8 @@ for (const dialect of dialects()) {
     });
 
     test('garbage on the wire does not crash the process', async () => {
-      const { port } = new URL(app.url);
-      const raw = (payload: string) =>
-        new Promise<string>((resolve) => {
-          const s = net.connect(Number(port), '127.0.0.1', () => s.end(payload));
-          let out = '';
-          s.on('data', (d) => (out += d));
-          s.on('close', () => resolve(out));
-          s.on('error', () => resolve(out));
-        });
-      assert.match(await raw('NOT HTTP AT ALL\r\n\r\n'), /400/);
-      assert.match(await raw(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`), /431/);
+      assert.match(await rawRequest(app.url, 'NOT HTTP AT ALL\r\n\r\n'), /400/);
+      assert.match(await rawRequest(app.url, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`), /431/);
       assert.equal((await fetch(app.url + '/healthz')).status, 200);
     });
   });

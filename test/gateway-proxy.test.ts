@@ -29,6 +29,7 @@ import { readCredentials } from '../src/auth/credentials.ts';
 import type { Principal } from '../src/auth/principal.ts';
 import { startUpstream } from './support/upstream.ts';
 import type { StubUpstream } from './support/upstream.ts';
+import { rawRequest } from './support/net.ts';
 
 const GOOD_KEY = 'tgp-' + 'A'.repeat(40);
 const SA_KEY = 'tgs-' + 'B'.repeat(40);
@@ -96,18 +97,6 @@ async function stopGateway(gw: Gw): Promise<void> {
   await gw.proxy.close();
 }
 
-/** A raw HTTP/1.1 exchange, for requests fetch will not send (duplicate headers, smuggling). */
-function rawRequest(url: string, text: string): Promise<string> {
-  const { port } = new URL(url);
-  return new Promise((resolve, reject) => {
-    const s = net.connect(Number(port), '127.0.0.1', () => s.end(text));
-    let out = '';
-    s.setEncoding('latin1');
-    s.on('data', (d: string) => (out += d));
-    s.on('end', () => resolve(out));
-    s.on('error', reject);
-  });
-}
 
 /** node:http, for headers fetch refuses to send (Connection). */
 function httpRequest(url: string, options: { method: string; headers: Record<string, string>; body?: string }): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {

@@ -11,6 +11,7 @@ import { basic, dialects, startApp } from './support/app.ts';
 import type { TestApp } from './support/app.ts';
 import { startUpstream } from './support/upstream.ts';
 import type { StubUpstream } from './support/upstream.ts';
+import { rawRequest } from './support/net.ts';
 
 /** The body `wandb login` sends to check a key. */
 const VIEWER = JSON.stringify({ query: 'query Viewer{ viewer { id entity username email flags teams { edges { node { name } } } } }', variables: {} });
@@ -20,17 +21,6 @@ function clientHeaders(key: string, extra: Record<string, string> = {}): Record<
   return { Authorization: basic(key), 'Content-Type': 'application/json', 'User-Agent': 'W&B Internal Client 0.19.8', ...extra };
 }
 
-function raw(url: string, text: string): Promise<string> {
-  const { port } = new URL(url);
-  return new Promise((resolve, reject) => {
-    const s = net.connect(Number(port), '127.0.0.1', () => s.end(text));
-    let out = '';
-    s.setEncoding('latin1');
-    s.on('data', (d: string) => (out += d));
-    s.on('end', () => resolve(out));
-    s.on('error', reject);
-  });
-}
 
 for (const dialect of dialects()) {
   describe(`the tracking client through the gateway (${dialect})`, () => {
@@ -227,16 +217,16 @@ for (const dialect of dialects()) {
 
       const { host } = new URL(app.url);
       // Two Authorization headers, the second a valid key: refused, whatever the order.
-      const two = await raw(app.url, `POST /graphql HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Basic Zm9vOmJhcg==\r\nAuthorization: ${basic(good)}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`);
+      const two = await rawRequest(app.url, `POST /graphql HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Basic Zm9vOmJhcg==\r\nAuthorization: ${basic(good)}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`);
       assert.match(two, /^HTTP\/1\.1 401/);
       assert.match(two, /more than one Authorization header/);
 
       // Request smuggling: Transfer-Encoding and Content-Length together, with a second request hidden in the body.
-      const smuggled = await raw(app.url, `POST /graphql HTTP/1.1\r\nHost: ${host}\r\nAuthorization: ${basic(good)}\r\nContent-Length: 44\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin-only HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+      const smuggled = await rawRequest(app.url, `POST /graphql HTTP/1.1\r\nHost: ${host}\r\nAuthorization: ${basic(good)}\r\nContent-Length: 44\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin-only HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
       assert.match(smuggled, /^HTTP\/1\.1 400/);
       assert.equal((smuggled.match(/HTTP\/1\.1 \d/g) ?? []).length, 1, 'one answer: the hidden request is not served');
       // An obfuscated Transfer-Encoding is refused too.
-      const obfuscated = await raw(app.url, `POST /graphql HTTP/1.1\r\nHost: ${host}\r\nAuthorization: ${basic(good)}\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: x\r\n\r\n0\r\n\r\n`);
+      const obfuscated = await rawRequest(app.url, `POST /graphql HTTP/1.1\r\nHost: ${host}\r\nAuthorization: ${basic(good)}\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: x\r\n\r\n0\r\n\r\n`);
       assert.match(obfuscated, /^HTTP\/1\.1 (400|501)/);
       assert.equal(upstream.requests.length, 0, 'nothing reached the upstream');
 

@@ -5,7 +5,6 @@
  * rejected token with no session created, key rotation, logout, timeouts.
  */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
@@ -19,17 +18,11 @@ import type { AzureLikeIdp, OktaLikeIdp } from './support/idp/oidc-provider-idp.
 import { startJoseIdp } from './support/idp/jose-idp.ts';
 import type { JoseIdp, MintOptions } from './support/idp/jose-idp.ts';
 import { safeReturnTo } from '../src/sso/sso-login.service.ts';
+import { freePort } from './support/net.ts';
 
 const TENANT_A = 'aaaaaaaa-1111-4111-8111-111111111111';
 const TENANT_EVIL = 'eeeeeeee-9999-4999-8999-999999999999';
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 test('return_to accepts same-origin relative paths only', () => {
   assert.equal(safeReturnTo('/teams/x?tab=1'), '/teams/x?tab=1');

@@ -6,7 +6,6 @@
  * from the admin form against a real IdP and then used to sign in.
  */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
 import { dialects, startApp } from './support/app.ts';
@@ -19,16 +18,10 @@ import type { Page } from './support/web.ts';
 import { parseGroupRules } from '../src/web/web.routes.ts';
 import { errorPage } from '../src/web/views/common.ts';
 import { html, raw } from '../src/web/html.ts';
+import { freePort } from './support/net.ts';
 
 const KEY = /tg[ps]-[A-Za-z0-9]{40}/g;
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 function htmlClass(page: Page): string {
   return /<html lang="en" class="([^"]*)">/.exec(page.text)?.[1] ?? '';
