@@ -106,6 +106,13 @@ for (const dialect of dialects()) {
       assert.equal((await app.request('PATCH', `/gateway/v1/orgs/${orgB}/users/${userB}`, { key: m.key, body: { role: 'admin' } })).status, 403);
       const me = await app.request('GET', '/gateway/v1/me', { key: m.key });
       assert.deepEqual(me.body.teams, [{ name: team, org: orgB, role: 'admin' }]);
+      // The team's only admin cannot step down (an org admin could still change it).
+      const last = await app.request('PUT', `/gateway/v1/teams/${team}/members/member-b-${dialect}`, { key: m.key, body: { role: 'member' } });
+      assert.equal(last.status, 409, last.text);
+      assert.equal(last.body.error.code, 'last_team_admin');
+      const member = await app.request('GET', `/gateway/v1/teams/${team}/members/${userB}`, { key: m.key });
+      assert.equal(member.body.role, 'viewer');
+      assert.equal((await app.request('GET', `/gateway/v1/teams/${team}/members/nobody`, { key: m.key })).status, 404);
     });
 
     test('only the instance operator creates organizations; an org admin cannot change its plan', async () => {

@@ -33,15 +33,32 @@ export class TeamsRepository {
     return this.db.selectFrom('teams').selectAll().where('org_id', '=', orgId).orderBy('name').execute();
   }
 
-  async listMembers(orgId: string, teamId: string): Promise<TeamMemberView[]> {
+  private members(orgId: string, teamId: string) {
     return this.db
       .selectFrom('team_members as m')
       .innerJoin('users as u', (j) => j.onRef('u.id', '=', 'm.user_id').onRef('u.org_id', '=', 'm.org_id'))
       .select(['m.user_id', 'u.username', 'u.email', 'u.display_name', 'm.role', 'm.created_at'])
       .where('m.org_id', '=', orgId)
-      .where('m.team_id', '=', teamId)
-      .orderBy('u.username')
-      .execute();
+      .where('m.team_id', '=', teamId);
+  }
+
+  async listMembers(orgId: string, teamId: string): Promise<TeamMemberView[]> {
+    return this.members(orgId, teamId).orderBy('u.username').execute();
+  }
+
+  async findMember(orgId: string, teamId: string, username: string): Promise<TeamMemberView | undefined> {
+    return this.members(orgId, teamId).where('u.username', '=', username).executeTakeFirst();
+  }
+
+  async countAdmins(orgId: string, teamId: string): Promise<number> {
+    const r = await this.db
+      .selectFrom('team_members')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .where('org_id', '=', orgId)
+      .where('team_id', '=', teamId)
+      .where('role', '=', 'admin')
+      .executeTakeFirstOrThrow();
+    return Number(r.n);
   }
 
   async getMember(orgId: string, teamId: string, userId: string): Promise<TeamMemberRow | undefined> {

@@ -87,8 +87,7 @@ export class TeamsService {
 
   async getMember(actor: Actor, name: string, username: string): Promise<TeamMemberView> {
     const ctx = await this.resolveTeam(actor, name);
-    const members = await this.store.repos.teams.listMembers(ctx.org.id, ctx.team.id);
-    const m = members.find((x) => x.username === username);
+    const m = await this.store.repos.teams.findMember(ctx.org.id, ctx.team.id, username);
     if (!m) throw errors.notFound(`member "${username}" of team "${name}"`);
     return m;
   }
@@ -101,7 +100,7 @@ export class TeamsService {
       if (!user) throw errors.notFound(`user "${username}"`);
       if (user.status !== 'active') throw errors.conflict(`user "${username}" is deactivated`, 'user_deactivated');
       const existing = await repos.teams.getMember(ctx.org.id, ctx.team.id, user.id);
-      if (existing?.role === 'admin' && role !== 'admin' && (await this.countTeamAdmins(ctx.org.id, ctx.team.id)) <= 1 && ctx.role !== 'admin') {
+      if (existing?.role === 'admin' && role !== 'admin' && (await repos.teams.countAdmins(ctx.org.id, ctx.team.id)) <= 1 && ctx.role !== 'admin') {
         throw errors.conflict('a team must keep at least one admin', 'last_team_admin');
       }
       const outcome = await repos.teams.putMember(ctx.org.id, ctx.team.id, user.id, role, new Date().toISOString());
@@ -113,10 +112,10 @@ export class TeamsService {
         targetName: ctx.team.name,
         details: { username, role, previous_role: existing?.role ?? null },
       });
-      return outcome;
+      return { outcome, member: (await repos.teams.findMember(ctx.org.id, ctx.team.id, username))! };
     });
     this.invalidator.identitiesChanged();
-    return { member: await this.getMember(actor, name, username), created: result === 'created' };
+    return { member: result.member, created: result.outcome === 'created' };
   }
 
   async removeMember(actor: Actor, name: string, username: string): Promise<void> {
@@ -130,10 +129,6 @@ export class TeamsService {
       await this.audit.record(repos, actor, { orgId: ctx.org.id, action: 'team.member.remove', targetType: 'team', targetId: ctx.team.id, targetName: ctx.team.name, details: { username } });
     });
     this.invalidator.identitiesChanged();
-  }
-
-  private async countTeamAdmins(orgId: string, teamId: string): Promise<number> {
-    return (await this.store.repos.teams.listMembers(orgId, teamId)).filter((m) => m.role === 'admin').length;
   }
 
   static atLeast(role: TeamRole | null, minimum: TeamRole): boolean {
