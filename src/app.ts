@@ -29,6 +29,7 @@ import { registerTeamRoutes } from './teams/teams.routes.ts';
 import { UsersService } from './users/users.service.ts';
 import { registerUserRoutes } from './users/users.routes.ts';
 import { registerHealthRoutes } from './health/health.routes.ts';
+import type { ReadinessCheck } from './health/health.routes.ts';
 import { Metrics } from './metrics/metrics.ts';
 import { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
 import type { Redis } from 'ioredis';
@@ -69,7 +70,7 @@ export interface Core {
   /** The shared Redis connection when TRACKGATE_REDIS_URL is set. */
   redis: Redis | null;
   /** Extra checks of /readyz beyond the database. */
-  readinessChecks: Array<() => Promise<void>>;
+  readinessChecks: ReadinessCheck[];
 }
 
 /** Opens the database, applies migrations and builds the services (no HTTP). The CLI uses this alone. */
@@ -112,16 +113,8 @@ export async function createCore(config: Config, options: { logger?: Logger } = 
     ? new RateLimiterRedis({ storeClient: redis, keyPrefix: `${config.redisKeyPrefix}authfail`, ...failureLimits, insuranceLimiter: new RateLimiterMemory(failureLimits) })
     : new RateLimiterMemory(failureLimits);
   const authenticator = new Authenticator(keyVerifier, { failureLimit: config.authFailureLimit, failureWindowSeconds: config.authFailureWindowSeconds, limiter });
-  const readinessChecks: Array<() => Promise<void>> = [];
-  if (redis) {
-    readinessChecks.push(async () => {
-      try {
-        await redis.ping();
-      } catch (err) {
-        throw Object.assign(new Error('redis unreachable', { cause: err }), { check: 'redis' });
-      }
-    });
-  }
+  const readinessChecks: ReadinessCheck[] = [{ name: 'database', check: () => database.ping() }];
+  if (redis) readinessChecks.push({ name: 'redis', check: async () => void (await redis.ping()) });
   const trustedProxies = new TrustedProxies(config.trustedProxies);
   return { config, logger, database, store, secretBox, invalidator, trustedProxies, audit, access, orgs, users, teams, keys, serviceAccounts, keyVerifier, lastUsed, authenticator, redis, readinessChecks };
 }

@@ -79,7 +79,7 @@ if (!REDIS_URL) {
     test('readyz checks Redis', async () => {
       const r = await fetch(b.url + '/readyz');
       assert.equal(r.status, 200);
-      assert.equal(((await r.json()) as any).checks.database, 'ok');
+      assert.deepEqual(((await r.json()) as any).checks, { database: 'ok', redis: 'ok' });
     });
   });
 }

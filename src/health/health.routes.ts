@@ -1,27 +1,27 @@
 import type { Express } from 'express';
-import type { Core } from '../app.ts';
+import type { Logger } from '../log/logger.ts';
 
-export function registerHealthRoutes(app: Express, core: Pick<Core, 'database' | 'logger'> & { readinessChecks?: Array<() => Promise<void>> }): void {
+/** A dependency /readyz checks: it throws when the dependency cannot be reached. */
+export interface ReadinessCheck {
+  name: string;
+  check: () => Promise<void>;
+}
+
+export function registerHealthRoutes(app: Express, deps: { logger: Logger; readinessChecks: ReadinessCheck[] }): void {
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
   app.get('/readyz', async (_req, res) => {
     const checks: Record<string, string> = {};
     let ok = true;
-    try {
-      await core.database.ping();
-      checks.database = 'ok';
-    } catch (err) {
-      ok = false;
-      checks.database = 'unreachable';
-      core.logger.warn({ err }, 'readiness: database unreachable');
-    }
-    for (const check of core.readinessChecks ?? []) {
+    for (const { name, check } of deps.readinessChecks) {
       try {
         await check();
+        checks[name] = 'ok';
       } catch (err) {
         ok = false;
-        checks[(err as Error & { check?: string }).check ?? 'dependency'] = 'unreachable';
+        checks[name] = 'unreachable';
+        deps.logger.warn({ err, check: name }, 'readiness: dependency unreachable');
       }
     }
     res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'unavailable', checks });
