@@ -27,7 +27,7 @@ import { generateKey } from '../src/keys/key-format.ts';
 
 let verifyResponseBytes = 0;
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const DURATION = Number(process.env.BENCH_DURATION ?? 5);
+const DURATION = Number(process.env.BENCH_DURATION ?? 3);
 const WARMUP = Math.min(3, Math.max(1, Math.round(DURATION / 5)));
 const CONNECTIONS = 50;
 const SMALL = 1_000;
@@ -157,7 +157,7 @@ async function load(opts: { url: string; method?: string; headers?: Record<strin
 
 /** BENCH_ONLY=verify,proxy runs only those (for profiling); the report is then partial. */
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : null;
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 /** Share of one core that processes outside the benchmark may use during a run before it is repeated. */
 const FOREIGN_LIMIT = Number(process.env.BENCH_FOREIGN_LIMIT ?? 0.15);
 let retried = 0;
@@ -341,10 +341,22 @@ function machine(): Record<string, string> {
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 const ratio = (a: number | undefined, b: number | undefined) => (a && b ? (a / b).toFixed(2) : 'n/a');
 
+/**
+ * The ratio of two runs measured in the same rounds: the median of the
+ * per-round ratios (each round runs the two back to back, so a slow spell of
+ * the shared machine hits both sides of a pair), with the lowest and highest
+ * round in brackets.
+ */
+function pairedRatio(a: Row | undefined, b: Row | undefined): string {
+  if (!a || !b || a.samples.length !== b.samples.length || a.samples.length === 0) return ratio(a?.rps, b?.rps);
+  const rs = a.samples.map((x, i) => x / b.samples[i]!);
+  return `${median(rs).toFixed(2)} (${Math.min(...rs).toFixed(2)}–${Math.max(...rs).toFixed(2)})`;
+}
+
 function report(rows: Row[], m: Record<string, string>, peakRss: number, started: Date, seedSeconds: number, loadBefore: string): string {
   const find = (keys: number, name: string) => rows.find((r) => r.keys === keys && r.name === name);
   const lines: string[] = [];
-  lines.push(`Measured ${started.toISOString()} with \`npm run bench\` (\`node --import tsx bench/run.ts\`): autocannon, ${CONNECTIONS} connections, no pipelining, ${ROUNDS} interleaved rounds of ${DURATION} s per run (each after a ${WARMUP} s warm-up), the median of the rounds shown; a run during which other processes on the machine used more than ${Math.round(FOREIGN_LIMIT * 100)}% of a core was run again (${retried} repeated, ${contaminated} still disturbed after 3 tries); the load generator and every server on this one machine, each server in its own process; the gateway started as \`node ${GATEWAY_FLAGS.length ? GATEWAY_FLAGS.join(' ') + ' ' : ''}bin/trackgate serve\` (SQLite, log level ${process.env.BENCH_LOG_LEVEL ?? 'info'} to /dev/null). Load average before the run: ${loadBefore}.`);
+  lines.push(`Measured ${started.toISOString()} with \`npm run bench\` (\`node --import tsx bench/run.ts\`): autocannon, ${CONNECTIONS} connections, no pipelining, ${ROUNDS} interleaved rounds of ${DURATION} s per run (each after a ${WARMUP} s warm-up), the median of the rounds shown; a ratio between two runs is the median of their per-round ratios (lowest–highest round in brackets), since the two run back to back in every round; a run during which other processes on the machine used more than ${Math.round(FOREIGN_LIMIT * 100)}% of a core was run again (${retried} repeated, ${contaminated} still disturbed after 3 tries); the load generator and every server on this one machine, each server in its own process; the gateway started as \`node ${GATEWAY_FLAGS.length ? GATEWAY_FLAGS.join(' ') + ' ' : ''}bin/trackgate serve\` (SQLite, log level ${process.env.BENCH_LOG_LEVEL ?? 'info'} to /dev/null). Load average before the run: ${loadBefore}.`);
   lines.push('');
   lines.push(`Machine: ${m.cpu}, \`nproc\` = ${m.nproc}, ${m.memory}, ${m.os}, Node.js ${m.node}. Database: SQLite (WAL) file; ${LARGE.toLocaleString('en-US')} key rows seeded in ${seedSeconds.toFixed(1)} s.`);
   lines.push('');
@@ -355,17 +367,19 @@ function report(rows: Row[], m: Record<string, string>, peakRss: number, started
   lines.push('| ratio | target | ' + [SMALL, LARGE].map((k) => `${k.toLocaleString('en-US')} keys`).join(' | ') + ' |');
   lines.push('| --- | --- | ---: | ---: |');
   const ratioRow = (label: string, target: string, a: string, b: string) =>
-    lines.push(`| ${label} | ${target} | ${[SMALL, LARGE].map((k) => ratio(find(k, a)?.rps, find(k, b)?.rps)).join(' | ')} |`);
+    lines.push(`| ${label} | ${target} | ${[SMALL, LARGE].map((k) => pairedRatio(find(k, a), find(k, b))).join(' | ')} |`);
   ratioRow('/auth/verify ÷ bare node:http', '≥ 0.8', 'verify', 'bare');
   ratioRow('bare with the same headers ÷ bare (the cost of the answer itself)', '–', 'bare-same-headers', 'bare');
   ratioRow('/auth/verify ÷ bare with the same headers', '–', 'verify', 'bare-same-headers');
   ratioRow('proxied ÷ upstream directly', '≥ 0.3', 'proxy', 'upstream-direct');
+  ratioRow('reference undici proxy (no auth) ÷ upstream directly', '–', 'proxy-reference', 'upstream-direct');
+  ratioRow('proxied through trackgate ÷ reference undici proxy', '–', 'proxy', 'proxy-reference');
   ratioRow('GET /gateway/v1/me (Express) ÷ bare', '–', 'me', 'bare');
   const cpuRow = (label: string, a: string, b: string) =>
     lines.push(`| ${label} | – | ${[SMALL, LARGE].map((k) => ratio(find(k, b)?.cpuUsPerReq ?? undefined, find(k, a)?.cpuUsPerReq ?? undefined)).join(' | ')} |`);
   cpuRow('server CPU per request: bare ÷ /auth/verify (capacity ratio, load generator excluded)', 'verify', 'bare');
   cpuRow('server CPU per request: upstream ÷ gateway, proxied (gateway process only)', 'proxy', 'upstream-direct');
-  ratioRow('/auth/verify uncached ÷ bare', '–', 'verify-uncached', 'bare');
+  lines.push(`| /auth/verify uncached ÷ bare (measured after the others, so a ratio of medians) | – | ${[SMALL, LARGE].map((k) => ratio(find(k, 'verify-uncached')?.rps, find(k, 'bare')?.rps)).join(' | ')} |`);
   lines.push('');
   lines.push(`| ${LARGE.toLocaleString('en-US')} keys ÷ ${SMALL.toLocaleString('en-US')} keys | target | ratio |`);
   lines.push('| --- | --- | ---: |');
@@ -414,6 +428,10 @@ async function main(): Promise<void> {
     const portOf = (c: ChildProcess) => new Promise<number>((resolve) => c.stdout!.once('data', (d: Buffer) => resolve(Number(/listening (\d+)/.exec(d.toString())![1]))));
     const bareUrl = `http://127.0.0.1:${await portOf(bare)}`;
     const upstreamUrl = `http://127.0.0.1:${await portOf(upstream)}`;
+    const refProxy = spawn(process.execPath, [join(ROOT, 'bench', 'undici-proxy.mjs'), String(await freePort())], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, BENCH_UPSTREAM: upstreamUrl } });
+    children.push(refProxy);
+    if (refProxy.pid) ownPids.add(refProxy.pid);
+    const refProxyUrl = `http://127.0.0.1:${await portOf(refProxy)}`;
     const gwEnv = { ...env, TRACKGATE_UPSTREAM_URL: upstreamUrl };
 
     const rows: Row[] = [];
@@ -465,6 +483,7 @@ async function main(): Promise<void> {
         { name: 'bare-same-headers', target: 'bare node:http sending the headers /auth/verify sends', opts: { url: sameHeadersUrl! }, gateway: null, pid: controlPid },
         { name: 'upstream-direct', target: 'upstream directly, POST /graphql', opts: { url: `${upstreamUrl}/graphql`, method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: VIEWER }, gateway: null, pid: upstream.pid },
         { name: 'proxy', target: 'through trackgate, POST /graphql', opts: { url: `${gw.url}/graphql`, method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: VIEWER }, gateway: gw, pid: gw.child.pid },
+        { name: 'proxy-reference', target: 'reference: bare undici Pool proxy, no auth, POST /graphql', opts: { url: `${refProxyUrl}/graphql`, method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: VIEWER }, gateway: null, pid: refProxy.pid },
         { name: 'me', target: 'trackgate GET /gateway/v1/me (Express)', opts: { url: `${gw.url}/gateway/v1/me`, headers: auth }, gateway: gw, pid: gw.child.pid },
       ]);
       await gw.stop();

@@ -17,7 +17,8 @@ export interface AssertionOptions {
   ttlSeconds: number;
 }
 
-interface Cached {
+/** A signed assertion and when it stops being handed out. */
+export interface SignedAssertion {
   token: string;
   kid: string;
   /** Epoch ms after which a fresh one is signed (shortly before it expires). */
@@ -52,7 +53,7 @@ export interface AssertionClaims {
  * assertion and nothing here needs to be invalidated or bounded separately.
  */
 export class AssertionIssuer {
-  private readonly cache = new WeakMap<Principal, Map<string, Cached | Promise<string>>>();
+  private readonly cache = new WeakMap<Principal, Map<string, SignedAssertion | Promise<SignedAssertion>>>();
   private readonly ttlMs: number;
   private readonly reuseMs: number;
 
@@ -68,6 +69,17 @@ export class AssertionIssuer {
 
   /** The assertion for a principal: a string when a cached one is fresh, else a promise of a newly signed one. */
   assertionFor(principal: Principal, attributed: AttributedUser | null): string | Promise<string> {
+    const a = this.signedFor(principal, attributed);
+    return a instanceof Promise ? a.then((x) => x.token) : a.token;
+  }
+
+  /** Whether a signed assertion may still be handed out: enough of its life left, and signed by the current key. */
+  isFresh(a: SignedAssertion): boolean {
+    return a.refreshAt > this.now() && a.kid === this.keys.current().kid;
+  }
+
+  /** Like assertionFor, with the freshness information (for callers that cache what they build from it). */
+  signedFor(principal: Principal, attributed: AttributedUser | null): SignedAssertion | Promise<SignedAssertion> {
     let perPrincipal = this.cache.get(principal);
     if (!perPrincipal) {
       perPrincipal = new Map();
@@ -77,13 +89,13 @@ export class AssertionIssuer {
     const hit = perPrincipal.get(slot);
     if (hit !== undefined) {
       if (hit instanceof Promise) return hit;
-      if (hit.refreshAt > this.now() && hit.kid === this.keys.current().kid) return hit.token;
+      if (this.isFresh(hit)) return hit;
     }
     const map = perPrincipal;
     const p = this.sign(principal, attributed).then(
       (c) => {
         map.set(slot, c);
-        return c.token;
+        return c;
       },
       (err: unknown) => {
         map.delete(slot);
@@ -110,7 +122,7 @@ export class AssertionIssuer {
     };
   }
 
-  private async sign(principal: Principal, attributed: AttributedUser | null): Promise<Cached> {
+  private async sign(principal: Principal, attributed: AttributedUser | null): Promise<SignedAssertion> {
     const key = this.keys.current();
     const now = this.now();
     const iat = Math.floor(now / 1000);

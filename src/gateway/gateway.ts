@@ -50,10 +50,11 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     audience: config.assertionAudience ?? config.upstreamUrl ?? config.publicUrl,
     ttlSeconds: config.assertionTtlSeconds,
   });
+  const clientIp = (req: IncomingMessage) => trustedProxies.clientIp(req);
   const identity = new GatewayIdentity(
     {
       authenticate: (req: IncomingMessage, options: { allowSession: boolean }) => authenticator.authenticate(req, trustedProxies.clientIp(req), options),
-      cached: (req: IncomingMessage, options: { allowSession: boolean }) => authenticator.authenticateCached(req, () => trustedProxies.clientIp(req), options),
+      cached: (req: IncomingMessage, options: { allowSession: boolean }) => authenticator.authenticateCached(req, clientIp, options),
     },
     issuer,
     deps.attribute,

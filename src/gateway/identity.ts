@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { AssertionIssuer, AttributedUser } from '../assertions/assertion-issuer.ts';
+import type { AssertionIssuer, AttributedUser, SignedAssertion } from '../assertions/assertion-issuer.ts';
 import type { AuthOutcome } from '../auth/authenticator.ts';
 import type { Principal } from '../auth/principal.ts';
 import { AppError, errors } from '../http/errors.ts';
@@ -71,7 +71,7 @@ export class GatewayIdentity {
   private readonly baseHeaders = new WeakMap<Principal, string[]>();
   private readonly attributions = new WeakMap<Principal, Map<string, Attribution>>();
   /** The finished result per principal and attributed user, for the assertion it was made with: a cached key allocates nothing. */
-  private readonly results = new WeakMap<Principal, Map<string, { token: string; result: IdentityResult & { ok: true } }>>();
+  private readonly results = new WeakMap<Principal, Map<string, { assertion: SignedAssertion; result: IdentityResult & { ok: true } }>>();
   private readonly authenticate: AuthenticateFn;
   private readonly cachedAuth: Authentication['cached'] | null;
 
@@ -105,9 +105,12 @@ export class GatewayIdentity {
         attributed = a.value;
       }
     }
-    const token = this.assertions.assertionFor(principal, attributed);
-    if (typeof token !== 'string') return undefined;
-    return this.resultFor(principal, attributed, token);
+    // The finished result while its assertion is fresh: one WeakMap and one Map lookup.
+    const done = this.results.get(principal)?.get(attributed ? attributed.id : '');
+    if (done !== undefined && this.assertions.isFresh(done.assertion)) return done.result;
+    const assertion = this.assertions.signedFor(principal, attributed);
+    if (assertion instanceof Promise) return undefined;
+    return this.resultFor(principal, attributed, assertion);
   }
 
   async resolve(req: IncomingMessage, options: { allowSession: boolean }): Promise<IdentityResult> {
@@ -126,9 +129,8 @@ export class GatewayIdentity {
         }
       }
     }
-    const assertion = this.assertions.assertionFor(principal, attributed);
-    const token = typeof assertion === 'string' ? assertion : await assertion;
-    return this.resultFor(principal, attributed, token);
+    const signed = this.assertions.signedFor(principal, attributed);
+    return this.resultFor(principal, attributed, signed instanceof Promise ? await signed : signed);
   }
 
   /** The plain identity headers of a principal, made once per Principal object. */
@@ -148,7 +150,8 @@ export class GatewayIdentity {
   }
 
   /** The result with every identity header including the assertion; one shared object per (principal, attributed user, assertion). */
-  private resultFor(principal: Principal, attributed: AttributedUser | null, token: string): IdentityResult & { ok: true } {
+  private resultFor(principal: Principal, attributed: AttributedUser | null, assertion: SignedAssertion): IdentityResult & { ok: true } {
+    const token = assertion.token;
     let perPrincipal = this.results.get(principal);
     if (!perPrincipal) {
       perPrincipal = new Map();
@@ -156,7 +159,10 @@ export class GatewayIdentity {
     }
     const slot = attributed ? attributed.id : '';
     const hit = perPrincipal.get(slot);
-    if (hit && hit.token === token) return hit.result;
+    if (hit && hit.assertion.token === token) {
+      hit.assertion = assertion;
+      return hit.result;
+    }
     const headers = this.headersFor(principal).slice();
     if (attributed) {
       headers.push(IDENTITY_HEADERS.attributedUser, headerValue(attributed.username));
@@ -165,7 +171,7 @@ export class GatewayIdentity {
     headers.push(IDENTITY_HEADERS.assertion, token);
     const result = { ok: true as const, principal, attributed, headers };
     if (perPrincipal.size >= MAX_ATTRIBUTIONS_PER_PRINCIPAL) perPrincipal.clear();
-    perPrincipal.set(slot, { token, result });
+    perPrincipal.set(slot, { assertion, result });
     return result;
   }
 

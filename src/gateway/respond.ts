@@ -4,10 +4,24 @@ import { AppError } from '../http/errors.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/**
+ * The first value of a request header, read from the raw list: on the hot
+ * paths this spares Node building the whole `req.headers` object.
+ */
+export function rawHeader(req: IncomingMessage, lowerName: string): string | undefined {
+  const raw = req.rawHeaders;
+  const n = lowerName.length;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === n && (name === lowerName || name.toLowerCase() === lowerName)) return raw[i + 1];
+  }
+  return undefined;
+}
+
 /** The caller's X-Request-Id when it is sane, else a new one. */
 export function requestIdOf(req: IncomingMessage): string {
-  const given = req.headers['x-request-id'];
-  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+  const given = rawHeader(req, 'x-request-id');
+  return given !== undefined && REQUEST_ID.test(given) ? given : randomUUID();
 }
 
 /**
@@ -43,7 +57,7 @@ export function sendError(req: IncomingMessage, res: ServerResponse, err: unknow
 
 /** Whether the request announces a body (a non-zero Content-Length or any Transfer-Encoding). */
 export function hasRequestBody(req: IncomingMessage): boolean {
-  const cl = req.headers['content-length'];
+  const cl = rawHeader(req, 'content-length');
   if (cl !== undefined) return cl !== '0';
-  return req.headers['transfer-encoding'] !== undefined;
+  return rawHeader(req, 'transfer-encoding') !== undefined;
 }

@@ -13,7 +13,13 @@ export type KeyVerification =
   | { ok: true; principal: Principal }
   | { ok: false; reason: 'malformed' | 'unknown' | 'expired' | 'revoked' | 'owner_inactive'; shape?: KeyShapeProblem };
 
-type CacheEntry = { principal: Principal; revokedAt: number | null; expiresAt: number | null } | { miss: true };
+/** A key's row as the hot path needs it; `until` is when the cached answer must be looked up again. */
+type CacheEntry =
+  | { principal: Principal; /** the answer, made once */ ok: KeyVerification; revokedAt: number | null; expiresAt: number | null; until: number; /** when last_used_at was last recorded */ usedAt: number }
+  | { miss: true; until: number };
+
+/** last_used_at is kept to the second: a key used thousands of times a second is recorded about once a second. */
+const LAST_USED_RESOLUTION_MS = 1000;
 
 export interface KeyVerifierOptions {
   ttlMs: number;
@@ -21,7 +27,9 @@ export interface KeyVerifierOptions {
   maxEntries: number;
 }
 
-const MISS: CacheEntry = { miss: true };
+const UNKNOWN: KeyVerification = Object.freeze({ ok: false, reason: 'unknown' });
+const REVOKED: KeyVerification = Object.freeze({ ok: false, reason: 'revoked' });
+const EXPIRED: KeyVerification = Object.freeze({ ok: false, reason: 'expired' });
 
 function malformed(shape: KeyShapeProblem): KeyVerification {
   return { ok: false, reason: 'malformed', shape };
@@ -46,7 +54,9 @@ export class KeyVerifier {
     private readonly options: KeyVerifierOptions,
     private readonly now: () => number = Date.now,
   ) {
-    this.cache = new LRUCache<string, CacheEntry>({ max: options.maxEntries, ttl: Math.max(1, options.ttlMs), ttlAutopurge: false });
+    // Expiry is kept on the entries (checked with the one clock reading of the request) rather than by
+    // the LRU's own TTL tracking, which would read a second clock and keep a parallel array of timestamps.
+    this.cache = new LRUCache<string, CacheEntry>({ max: options.maxEntries });
     invalidator.onInvalidate((event) => {
       this.generation++;
       if (event.kind === 'key') this.cache.delete(event.hash);
@@ -62,27 +72,34 @@ export class KeyVerifier {
   verifyCached(key: string): KeyVerification | undefined {
     if (key.length !== KEY_LENGTH) return malformed(checkKeyShape(key) ?? 'length');
     const hash = hashKey(key);
-    const entry = this.cache.get(hash);
+    const now = this.now();
+    let entry = this.cache.get(hash);
+    if (entry !== undefined && entry.until <= now) {
+      this.cache.delete(hash);
+      entry = undefined;
+    }
     // A cached identity was found by this very hash, so the key is well formed: the checksum is only
     // worth computing for keys that would otherwise cost a lookup.
-    if (entry !== undefined && !('miss' in entry)) return this.judge(entry);
+    if (entry !== undefined && !('miss' in entry)) return this.judge(entry, now);
     const shape = checkKeyShape(key);
     if (shape !== null) return malformed(shape);
-    return entry === undefined ? undefined : this.judge(entry);
+    return entry === undefined ? undefined : this.judge(entry, now);
   }
 
   /** The cached answer when there is one; otherwise one (shared) lookup. */
   async verify(key: string): Promise<KeyVerification> {
-    return this.verifyCached(key) ?? this.judge(await this.load(hashKey(key)));
+    return this.verifyCached(key) ?? this.judge(await this.load(hashKey(key)), this.now());
   }
 
-  private judge(entry: CacheEntry): KeyVerification {
-    if ('miss' in entry) return { ok: false, reason: 'unknown' };
-    const now = this.now();
-    if (entry.revokedAt !== null && entry.revokedAt <= now) return { ok: false, reason: 'revoked' };
-    if (entry.expiresAt !== null && entry.expiresAt <= now) return { ok: false, reason: 'expired' };
-    if (entry.principal.keyId) this.lastUsed.record(entry.principal.keyId, now);
-    return { ok: true, principal: entry.principal };
+  private judge(entry: CacheEntry, now: number): KeyVerification {
+    if ('miss' in entry) return UNKNOWN;
+    if (entry.revokedAt !== null && entry.revokedAt <= now) return REVOKED;
+    if (entry.expiresAt !== null && entry.expiresAt <= now) return EXPIRED;
+    if (now - entry.usedAt >= LAST_USED_RESOLUTION_MS && entry.principal.keyId) {
+      entry.usedAt = now;
+      this.lastUsed.record(entry.principal.keyId, now);
+    }
+    return entry.ok;
   }
 
   private load(hash: string): Promise<CacheEntry> {
@@ -93,7 +110,7 @@ export class KeyVerifier {
       .then((entry) => {
         // An invalidation that raced this lookup wins: do not cache what may be stale.
         if (generation === this.generation) {
-          this.cache.set(hash, entry, 'miss' in entry ? { ttl: Math.max(1, this.options.negativeTtlMs) } : undefined);
+          this.cache.set(hash, entry);
         }
         return entry;
       })
@@ -104,14 +121,18 @@ export class KeyVerifier {
 
   private async fetch(hash: string): Promise<CacheEntry> {
     const row = await this.repo.findByHash(hash);
-    if (!row) return MISS;
+    const miss = (): CacheEntry => ({ miss: true, until: this.now() + Math.max(1, this.options.negativeTtlMs) });
+    if (!row) return miss();
     const loader = this.loaders.get(row.owner_type);
     const principal = loader ? await loader(row) : null;
-    if (!principal) return MISS;
+    if (!principal) return miss();
     return {
       principal,
+      ok: { ok: true, principal },
       revokedAt: row.revoked_at ? Date.parse(row.revoked_at) : null,
       expiresAt: row.expires_at ? Date.parse(row.expires_at) : null,
+      until: this.now() + Math.max(1, this.options.ttlMs),
+      usedAt: -Infinity,
     };
   }
 
