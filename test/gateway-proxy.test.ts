@@ -370,6 +370,13 @@ describe('gateway proxy and forward auth (stand-in authentication)', () => {
     const twice = await rawRequest(gw.url, `GET /graphql HTTP/1.1\r\nHost: ${host}\r\nAuthorization: ${basic(GOOD_KEY)}\r\nAuthorization: ${basic('tgp-' + 'C'.repeat(40))}\r\nConnection: close\r\n\r\n`);
     assert.match(twice, /^HTTP\/1\.1 401/);
     assert.match(twice, /more than one Authorization header/);
+    // Header names are read from the raw list on the hot paths: any case is the same header.
+    const upper = await rawRequest(gw.url, `GET /auth/verify HTTP/1.1\r\nHost: ${host}\r\nAUTHORIZATION: ${basic(GOOD_KEY)}\r\nConnection: close\r\n\r\n`);
+    assert.match(upper, /^HTTP\/1\.1 200/);
+    assert.match(upper, /x-trackgate-user: alice/i);
+    const twiceMixed = await rawRequest(gw.url, `GET /auth/verify HTTP/1.1\r\nHost: ${host}\r\nauthorization: ${basic(GOOD_KEY)}\r\nAuthoriZation: ${basic(GOOD_KEY)}\r\nConnection: close\r\n\r\n`);
+    assert.match(twiceMixed, /^HTTP\/1\.1 401/);
+    assert.match(twiceMixed, /more than one Authorization header/);
 
     const smuggle = await rawRequest(
       gw.url,
