@@ -28,8 +28,8 @@ import { TeamsService } from './teams/teams.service.ts';
 import { registerTeamRoutes } from './teams/teams.routes.ts';
 import { UsersService } from './users/users.service.ts';
 import { registerUserRoutes } from './users/users.routes.ts';
-import { registerHealthRoutes } from './health/health.routes.ts';
-import type { ReadinessCheck } from './health/health.routes.ts';
+import { createHealthHandlers } from './health/health.handlers.ts';
+import type { ReadinessCheck } from './health/health.handlers.ts';
 import { Metrics } from './metrics/metrics.ts';
 import { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
 import type { Redis } from 'ioredis';
@@ -167,8 +167,6 @@ export async function createTrackgate(config: Config, options: { logger?: Logger
     trustedProxies: core.trustedProxies,
     mount: (a) => {
       a.use(metrics.middleware());
-      metrics.mount(a, core.trustedProxies);
-      registerHealthRoutes(a, core);
       a.get('/gateway/v1/openapi.json', (_req, res) => {
         res.json(openapi);
       });
@@ -177,7 +175,9 @@ export async function createTrackgate(config: Config, options: { logger?: Logger
     },
   });
 
-  const server = createHttpServer(createDispatcher({ lean: gateway.lean, proxy: gateway.proxy, app }));
+  // Health probes and metrics scrapes are lean too: they never pass through Express (see health.handlers.ts).
+  const lean = new Map([...gateway.lean, ...createHealthHandlers(core), ['/metrics', metrics.handler(core.trustedProxies)]]);
+  const server = createHttpServer(createDispatcher({ lean, proxy: gateway.proxy, app }));
   core.lastUsed.start();
   let closing: Promise<void> | null = null;
 

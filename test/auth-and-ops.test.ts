@@ -75,7 +75,17 @@ for (const dialect of dialects()) {
     });
 
     test('healthz, readyz, openapi.json', async () => {
-      assert.equal((await fetch(app.url + '/healthz')).status, 200);
+      const health = await fetch(app.url + '/healthz');
+      assert.equal(health.status, 200);
+      assert.deepEqual(await health.json(), { status: 'ok' });
+      assert.equal(health.headers.get('cache-control'), 'no-store');
+      const head = await fetch(app.url + '/healthz', { method: 'HEAD' });
+      assert.equal(head.status, 200);
+      assert.equal(await head.text(), '');
+      const post = await fetch(app.url + '/readyz', { method: 'POST' });
+      assert.equal(post.status, 405);
+      assert.equal(post.headers.get('allow'), 'GET, HEAD');
+      assert.equal(((await post.json()) as any).error.code, 'method_not_allowed');
       const ready = await fetch(app.url + '/readyz');
       assert.equal(ready.status, 200);
       assert.equal(((await ready.json()) as any).checks.database, 'ok');

@@ -1,7 +1,10 @@
-import type { Express, NextFunction, Request, Response } from 'express';
+import type { NextFunction, Request, Response } from 'express';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { TrustedProxies } from '../http/client-ip.ts';
 import { errors } from '../http/errors.ts';
+import type { RequestHandler } from '../http/server.ts';
+import { requestIdOf, sendError } from '../gateway/respond.ts';
+import { allowed, sendJson } from '../health/health.handlers.ts';
 
 /**
  * Prometheus metrics. The registry belongs to one app instance (no global
@@ -49,11 +52,18 @@ export class Metrics {
     };
   }
 
-  /** GET /metrics, answered only to trusted peers (loopback and the configured proxies). */
-  mount(app: Express, trusted: TrustedProxies): void {
-    app.get('/metrics', async (req, res, next) => {
-      if (!trusted.trusts(req.socket.remoteAddress)) return next(errors.notFound('GET /metrics'));
-      res.set('Content-Type', this.registry.contentType).send(await this.registry.metrics());
-    });
+  /**
+   * GET /metrics as a lean handler (scrapes come for the life of the process and stay off Express, like
+   * the health probes), answered only to trusted peers (loopback and the configured proxies).
+   */
+  handler(trusted: TrustedProxies): RequestHandler {
+    return (req, res) => {
+      if (!trusted.trusts(req.socket.remoteAddress)) return sendError(req, res, errors.notFound('GET /metrics'), requestIdOf(req));
+      if (!allowed(req, res)) return;
+      this.registry.metrics().then(
+        (text) => sendJson(req, res, 200, text, this.registry.contentType),
+        (err: unknown) => sendError(req, res, err, requestIdOf(req)),
+      );
+    };
   }
 }

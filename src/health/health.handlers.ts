@@ -1,0 +1,66 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { AppError } from '../http/errors.ts';
+import type { RequestHandler } from '../http/server.ts';
+import { requestIdOf, sendError } from '../gateway/respond.ts';
+import type { Logger } from '../log/logger.ts';
+
+/** A dependency /readyz checks: it throws when the dependency cannot be reached. */
+export interface ReadinessCheck {
+  name: string;
+  check: () => Promise<void>;
+}
+
+/**
+ * /healthz and /readyz as lean handlers, not Express routes: probes arrive
+ * every few seconds for the life of the process, and every request that goes
+ * through Express leaves Node's HTTP code slower for the hot paths (its
+ * request and response objects make V8's inline caches there megamorphic;
+ * BENCHMARKS.md), so the probes stay off Express.
+ */
+export function createHealthHandlers(deps: { logger: Logger; readinessChecks: ReadinessCheck[] }): Map<string, RequestHandler> {
+  const healthz: RequestHandler = (req, res) => {
+    if (!allowed(req, res)) return;
+    sendJson(req, res, 200, HEALTHY);
+  };
+  const readyz: RequestHandler = (req, res) => {
+    if (!allowed(req, res)) return;
+    void (async () => {
+      const checks: Record<string, string> = {};
+      let ok = true;
+      for (const { name, check } of deps.readinessChecks) {
+        try {
+          await check();
+          checks[name] = 'ok';
+        } catch (err) {
+          ok = false;
+          checks[name] = 'unreachable';
+          deps.logger.warn({ err, check: name }, 'readiness: dependency unreachable');
+        }
+      }
+      sendJson(req, res, ok ? 200 : 503, JSON.stringify({ status: ok ? 'ok' : 'unavailable', checks }));
+    })();
+  };
+  return new Map([
+    ['/healthz', healthz],
+    ['/readyz', readyz],
+  ]);
+}
+
+const HEALTHY = JSON.stringify({ status: 'ok' });
+
+/** GET and HEAD only; anything else is answered 405 here. */
+export function allowed(req: IncomingMessage, res: ServerResponse): boolean {
+  if (req.method === 'GET' || req.method === 'HEAD') return true;
+  sendError(req, res, new AppError(405, 'method_not_allowed', `${req.method} is not allowed here: use GET`, { headers: { Allow: 'GET, HEAD' } }), requestIdOf(req));
+  return false;
+}
+
+export function sendJson(req: IncomingMessage, res: ServerResponse, status: number, body: string, contentType = 'application/json; charset=utf-8'): void {
+  res.writeHead(status, {
+    'Content-Type': contentType,
+    'Content-Length': Buffer.byteLength(body),
+    'Cache-Control': 'no-store',
+    'X-Content-Type-Options': 'nosniff',
+  });
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
