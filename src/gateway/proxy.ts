@@ -6,7 +6,7 @@ import type { TrustedProxies } from '../http/client-ip.ts';
 import type { Logger } from '../log/logger.ts';
 import { isBrowser, isSameOrigin, SAFE_METHODS } from './browser.ts';
 import type { GatewayIdentity, IdentityResult } from './identity.ts';
-import { rawHeader, requestIdOf, sendError } from './respond.ts';
+import { rawHeader, requestIdOf, sendError } from '../http/raw-response.ts';
 
 export interface ProxyOptions {
   /** The tracking API: origin plus an optional base path. */

@@ -4,7 +4,7 @@ import type { TrustedProxies } from '../http/client-ip.ts';
 import type { Logger } from '../log/logger.ts';
 import { isBrowser, isSameOrigin, SAFE_METHODS } from './browser.ts';
 import type { GatewayIdentity, IdentityResult } from './identity.ts';
-import { requestIdOf, sendError } from './respond.ts';
+import { requestIdOf, sendError } from '../http/raw-response.ts';
 import { safeReturnTo } from '../http/return-to.ts';
 
 export interface VerifyOptions {

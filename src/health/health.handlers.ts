@@ -1,7 +1,5 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AppError } from '../http/errors.ts';
 import type { RequestHandler } from '../http/server.ts';
-import { requestIdOf, sendError } from '../gateway/respond.ts';
+import { onlyGetOrHead, sendJson } from '../http/raw-response.ts';
 import type { Logger } from '../log/logger.ts';
 
 /** A dependency /readyz checks: it throws when the dependency cannot be reached. */
@@ -19,11 +17,11 @@ export interface ReadinessCheck {
  */
 export function createHealthHandlers(deps: { logger: Logger; readinessChecks: ReadinessCheck[] }): Map<string, RequestHandler> {
   const healthz: RequestHandler = (req, res) => {
-    if (!allowed(req, res)) return;
+    if (!onlyGetOrHead(req, res)) return;
     sendJson(req, res, 200, HEALTHY);
   };
   const readyz: RequestHandler = (req, res) => {
-    if (!allowed(req, res)) return;
+    if (!onlyGetOrHead(req, res)) return;
     void (async () => {
       const checks: Record<string, string> = {};
       let ok = true;
@@ -47,20 +45,3 @@ export function createHealthHandlers(deps: { logger: Logger; readinessChecks: Re
 }
 
 const HEALTHY = JSON.stringify({ status: 'ok' });
-
-/** GET and HEAD only; anything else is answered 405 here. */
-export function allowed(req: IncomingMessage, res: ServerResponse): boolean {
-  if (req.method === 'GET' || req.method === 'HEAD') return true;
-  sendError(req, res, new AppError(405, 'method_not_allowed', `${req.method} is not allowed here: use GET`, { headers: { Allow: 'GET, HEAD' } }), requestIdOf(req));
-  return false;
-}
-
-export function sendJson(req: IncomingMessage, res: ServerResponse, status: number, body: string, contentType = 'application/json; charset=utf-8'): void {
-  res.writeHead(status, {
-    'Content-Type': contentType,
-    'Content-Length': Buffer.byteLength(body),
-    'Cache-Control': 'no-store',
-    'X-Content-Type-Options': 'nosniff',
-  });
-  res.end(req.method === 'HEAD' ? undefined : body);
-}

@@ -3,8 +3,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { TrustedProxies } from '../http/client-ip.ts';
 import { errors } from '../http/errors.ts';
 import type { RequestHandler } from '../http/server.ts';
-import { requestIdOf, sendError } from '../gateway/respond.ts';
-import { allowed, sendJson } from '../health/health.handlers.ts';
+import { onlyGetOrHead, requestIdOf, sendError, sendJson } from '../http/raw-response.ts';
 
 /**
  * Prometheus metrics. The registry belongs to one app instance (no global
@@ -59,7 +58,7 @@ export class Metrics {
   handler(trusted: TrustedProxies): RequestHandler {
     return (req, res) => {
       if (!trusted.trusts(req.socket.remoteAddress)) return sendError(req, res, errors.notFound('GET /metrics'), requestIdOf(req));
-      if (!allowed(req, res)) return;
+      if (!onlyGetOrHead(req, res)) return;
       this.registry.metrics().then(
         (text) => sendJson(req, res, 200, text, this.registry.contentType),
         (err: unknown) => sendError(req, res, err, requestIdOf(req)),

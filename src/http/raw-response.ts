@@ -1,6 +1,8 @@
+// Answers written by the lean handlers, straight on node:http (no Express): the
+// error shape, the request id and the headers are the same as the Express side's.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AppError } from '../http/errors.ts';
+import { AppError } from './errors.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -60,4 +62,22 @@ export function hasRequestBody(req: IncomingMessage): boolean {
   const cl = rawHeader(req, 'content-length');
   if (cl !== undefined) return cl !== '0';
   return rawHeader(req, 'transfer-encoding') !== undefined;
+}
+
+/** GET and HEAD only; anything else is answered 405 here. */
+export function onlyGetOrHead(req: IncomingMessage, res: ServerResponse): boolean {
+  if (req.method === 'GET' || req.method === 'HEAD') return true;
+  sendError(req, res, new AppError(405, 'method_not_allowed', `${req.method} is not allowed here: use GET`, { headers: { Allow: 'GET, HEAD' } }), requestIdOf(req));
+  return false;
+}
+
+/** A complete answer from a lean handler (one that Express never sees), not cached, no MIME sniffing. */
+export function sendJson(req: IncomingMessage, res: ServerResponse, status: number, body: string, contentType = 'application/json; charset=utf-8'): void {
+  res.writeHead(status, {
+    'Content-Type': contentType,
+    'Content-Length': Buffer.byteLength(body),
+    'Cache-Control': 'no-store',
+    'X-Content-Type-Options': 'nosniff',
+  });
+  res.end(req.method === 'HEAD' ? undefined : body);
 }
