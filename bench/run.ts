@@ -349,9 +349,15 @@ const ratio = (a: number | undefined, b: number | undefined) => (a && b ? (a / b
  * round in brackets.
  */
 function pairedRatio(a: Row | undefined, b: Row | undefined): string {
-  if (!a || !b || a.samples.length !== b.samples.length || a.samples.length === 0) return ratio(a?.rps, b?.rps);
-  const rs = a.samples.map((x, i) => x / b.samples[i]!);
+  const rs = roundRatios(a, b);
+  if (!rs) return ratio(a?.rps, b?.rps);
   return `${median(rs).toFixed(2)} (${Math.min(...rs).toFixed(2)}–${Math.max(...rs).toFixed(2)})`;
+}
+
+/** a ÷ b round by round; null when the two were not measured in the same rounds. */
+function roundRatios(a: Row | undefined, b: Row | undefined): number[] | null {
+  if (!a || !b || a.samples.length !== b.samples.length || a.samples.length === 0) return null;
+  return a.samples.map((x, i) => x / b.samples[i]!);
 }
 
 function report(rows: Row[], m: Record<string, string>, peakRss: number, started: Date, seedSeconds: number, loadBefore: string): string {
@@ -386,11 +392,8 @@ function report(rows: Row[], m: Record<string, string>, peakRss: number, started
   // Each side is first divided by its baseline from the same rounds, so that a slower spell of the
   // machine during one half of the run does not read as a drop (the raw req/s are in the table above).
   const norm = (keys: number, a: string, b: string) => {
-    const x = find(keys, a);
-    const y = find(keys, b);
-    if (!x || !y) return undefined;
-    if (x.samples.length !== y.samples.length) return x.rps / y.rps;
-    return median(x.samples.map((v, i) => v / y.samples[i]!));
+    const rs = roundRatios(find(keys, a), find(keys, b));
+    return rs ? median(rs) : undefined;
   };
   lines.push(`| ${LARGE.toLocaleString('en-US')} keys ÷ ${SMALL.toLocaleString('en-US')} keys, each as a ratio to its baseline | target | ratio |`);
   lines.push('| --- | --- | ---: |');

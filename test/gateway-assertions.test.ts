@@ -13,7 +13,13 @@ import { SecretBox } from '../src/crypto/secret-box.ts';
 import { SigningKeysRepository } from '../src/assertions/signing-keys.repository.ts';
 import { SigningKeyService } from '../src/assertions/signing-keys.service.ts';
 import { AssertionIssuer } from '../src/assertions/assertion-issuer.ts';
+import type { SignedAssertion } from '../src/assertions/assertion-issuer.ts';
 import type { Principal } from '../src/auth/principal.ts';
+
+/** The token of an assertion handed out without signing; undefined (a pending signature) when it was not cached. */
+function cachedToken(a: SignedAssertion | Promise<SignedAssertion>): string | undefined {
+  return a instanceof Promise ? undefined : a.token;
+}
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -74,7 +80,7 @@ describe('assertion signing keys', () => {
     await s.start();
     const first = s.current().kid;
     const issuer = new AssertionIssuer(s, { issuer: 'https://gw.test', audience: 'https://api.test', ttlSeconds: 60 }, clock);
-    const oldToken = await issuer.assertionFor(principal(), null);
+    const oldToken = (await issuer.signedFor(principal(), null)).token;
     const verifierKeysBefore = createLocalJWKSet(jwks(s));
 
     now += 30 * DAY + 1000;
@@ -89,7 +95,7 @@ describe('assertion signing keys', () => {
     now += HOUR + 1000;
     assert.equal(s.current().kid, next, 'the successor signs once its prepublication is over');
     const p2 = principal();
-    const newToken = await issuer.assertionFor(p2, null);
+    const newToken = (await issuer.signedFor(p2, null)).token;
     assert.equal(decodeProtectedHeader(newToken).kid, next);
     await jwtVerify(newToken, verifierKeysDuring, { issuer: 'https://gw.test', audience: 'https://api.test', currentDate: new Date(now) });
     // The old key set cannot verify the new key (that is why it is prepublished).
@@ -110,19 +116,19 @@ describe('assertion signing keys', () => {
     await s.start();
     const issuer = new AssertionIssuer(s, { issuer: 'https://gw.test', audience: 'https://api.test', ttlSeconds: 60 }, clock);
     const p = principal();
-    const a1 = await issuer.assertionFor(p, null);
-    assert.equal(issuer.assertionFor(p, null), a1, 'a cached assertion is returned synchronously');
+    const a1 = (await issuer.signedFor(p, null)).token;
+    assert.equal(cachedToken(issuer.signedFor(p, null)), a1, 'a cached assertion is returned synchronously');
     const bob = { id: 'u2', username: 'bob', email: 'bob@acme.test' };
-    const withBob = await issuer.assertionFor(p, bob);
+    const withBob = (await issuer.signedFor(p, bob)).token;
     assert.notEqual(withBob, a1);
     const { payload } = await jwtVerify(withBob, createLocalJWKSet(jwks(s)), { currentDate: new Date(now) });
     assert.equal(payload.attributed_user, 'bob');
     assert.deepEqual(payload.team_roles, { vision: 'admin' });
     now += 40_000;
-    assert.equal(issuer.assertionFor(p, null), a1, 'reused at 40 s of 60');
+    assert.equal(cachedToken(issuer.signedFor(p, null)), a1, 'reused at 40 s of 60');
     now += 10_000;
-    const a2 = await issuer.assertionFor(p, null);
+    const a2 = (await issuer.signedFor(p, null)).token;
     assert.notEqual(a2, a1, 'renewed in the last quarter of its life');
-    assert.notEqual(await issuer.assertionFor(principal(), null), undefined, 'another Principal object (changed identity) signs anew');
+    assert.notEqual((await issuer.signedFor(principal(), null)).token, undefined, 'another Principal object (changed identity) signs anew');
   });
 });

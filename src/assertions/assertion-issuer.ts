@@ -67,18 +67,12 @@ export class AssertionIssuer {
     this.reuseMs = Math.max(0, this.ttlMs - Math.max(10_000, this.ttlMs / 4));
   }
 
-  /** The assertion for a principal: a string when a cached one is fresh, else a promise of a newly signed one. */
-  assertionFor(principal: Principal, attributed: AttributedUser | null): string | Promise<string> {
-    const a = this.signedFor(principal, attributed);
-    return a instanceof Promise ? a.then((x) => x.token) : a.token;
-  }
-
   /** Whether a signed assertion may still be handed out: enough of its life left, and signed by the current key. */
   isFresh(a: SignedAssertion): boolean {
     return a.refreshAt > this.now() && a.kid === this.keys.current().kid;
   }
 
-  /** Like assertionFor, with the freshness information (for callers that cache what they build from it). */
+  /** The assertion for a principal: the cached one while it is fresh, else a promise of a newly signed one. */
   signedFor(principal: Principal, attributed: AttributedUser | null): SignedAssertion | Promise<SignedAssertion> {
     let perPrincipal = this.cache.get(principal);
     if (!perPrincipal) {

@@ -195,11 +195,7 @@ export function createProxy(options: ProxyOptions): Proxy {
       }
       out.push(name, raw[i + 1]!);
     }
-    // Headers listed in Connection are hop-by-hop too.
-    if (connection !== undefined && connection !== 'keep-alive' && connection !== 'close') {
-      const listed = new Set(connection.toLowerCase().split(',').map((s) => s.trim()));
-      for (let i = out.length - 2; i >= 0; i -= 2) if (listed.has(out[i]!.toLowerCase())) out.splice(i, 2);
-    }
+    if (connection !== undefined) dropConnectionListed(out, connection);
     const peer = req.socket.remoteAddress ?? '';
     const trusted = trustedProxies.trusts(peer);
     const proto = trusted ? firstValue(xfProto) : undefined;
@@ -266,21 +262,19 @@ class ProxyHandler {
     this.resume = resume;
     // A flat [name, value, ...] list from the raw headers: names keep their case, repeated headers stay repeated.
     const out: string[] = [];
-    let listed: string[] | null = null;
+    let connection: string | undefined;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!.toString('latin1');
       const lower = name.toLowerCase();
       if (lower === 'connection') {
-        const v = raw[i + 1]!.toString('latin1').toLowerCase();
-        if (v !== 'keep-alive' && v !== 'close') (listed ??= []).push(...v.split(',').map((s) => s.trim()));
+        const v = raw[i + 1]!.toString('latin1');
+        connection = connection === undefined ? v : `${connection}, ${v}`;
         continue;
       }
       if (HOP_BY_HOP.has(lower) || lower === 'x-request-id') continue;
       out.push(name, raw[i + 1]!.toString('latin1'));
     }
-    if (listed) {
-      for (let i = out.length - 2; i >= 0; i -= 2) if (listed.includes(out[i]!.toLowerCase())) out.splice(i, 2);
-    }
+    if (connection !== undefined) dropConnectionListed(out, connection);
     out.push('X-Request-Id', this.requestId);
     if (statusText) this.res.writeHead(statusCode, statusText, out);
     else this.res.writeHead(statusCode, out);
@@ -321,6 +315,20 @@ class ProxyHandler {
     this.logger?.warn({ err: { code, message: err.message }, requestId: this.requestId, status: status.status }, 'gateway: upstream request failed');
     sendError(this.req, this.res, status, this.requestId);
   }
+}
+
+/**
+ * Removes from a flat [name, value, ...] list the headers that a Connection
+ * header names: they describe this hop only (RFC 9110 §7.6.1). The usual
+ * "keep-alive" / "close" name nothing to remove.
+ */
+function dropConnectionListed(out: string[], connection: string): void {
+  const listed = new Set(connection.toLowerCase().split(',').map((s) => s.trim()));
+  listed.delete('keep-alive');
+  listed.delete('close');
+  listed.delete('');
+  if (listed.size === 0) return;
+  for (let i = out.length - 2; i >= 0; i -= 2) if (listed.has(out[i]!.toLowerCase())) out.splice(i, 2);
 }
 
 function firstValue(v: string | string[] | undefined): string | undefined {

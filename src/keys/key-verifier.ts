@@ -71,7 +71,17 @@ export class KeyVerifier {
   /** Synchronous answer when the key is cached (valid or a recent miss); undefined when a lookup is needed. */
   verifyCached(key: string): KeyVerification | undefined {
     if (key.length !== KEY_LENGTH) return malformed(checkKeyShape(key) ?? 'length');
+    return this.cached(key, hashKey(key));
+  }
+
+  /** The cached answer when there is one; otherwise one (shared) lookup. The key is hashed once either way. */
+  async verify(key: string): Promise<KeyVerification> {
+    if (key.length !== KEY_LENGTH) return malformed(checkKeyShape(key) ?? 'length');
     const hash = hashKey(key);
+    return this.cached(key, hash) ?? this.judge(await this.load(hash), this.now());
+  }
+
+  private cached(key: string, hash: string): KeyVerification | undefined {
     const now = this.now();
     let entry = this.cache.get(hash);
     if (entry !== undefined && entry.until <= now) {
@@ -84,11 +94,6 @@ export class KeyVerifier {
     const shape = checkKeyShape(key);
     if (shape !== null) return malformed(shape);
     return entry === undefined ? undefined : this.judge(entry, now);
-  }
-
-  /** The cached answer when there is one; otherwise one (shared) lookup. */
-  async verify(key: string): Promise<KeyVerification> {
-    return this.verifyCached(key) ?? this.judge(await this.load(hashKey(key)), this.now());
   }
 
   private judge(entry: CacheEntry, now: number): KeyVerification {
