@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { generateKey } from '../src/keys/key-format.ts';
-import { dialects, startApp } from './support/app.ts';
+import { basic, dialects, startApp } from './support/app.ts';
 import type { TestApp } from './support/app.ts';
 
 for (const dialect of dialects()) {
@@ -106,18 +106,23 @@ for (const dialect of dialects()) {
       assert.ok(r.headers.get('x-request-id'));
     });
 
-    test('a 500 answers a generic body; the details go to the log', async () => {
+    test('a 500 answers a generic body; the details go to the log (hot path; the Express side is in management-isolate.test.ts)', async () => {
+      // A key the hot path has not seen: verifying it loads its owner, whose teams lookup fails.
+      const fresh = await app.request('POST', '/gateway/v1/me/keys', { key: adminKey, body: { name: 'fails-to-load' } });
+      assert.equal(fresh.status, 201);
       const repo = app.gw.core.store.repos.teams;
       const original = repo.teamsOfUser.bind(repo);
       repo.teamsOfUser = async () => {
         throw new Error('database exploded: SECRET-INTERNAL-DETAIL');
       };
       try {
-        const r = await app.request('GET', '/gateway/v1/me', { key: adminKey });
-        assert.equal(r.status, 500);
-        assert.deepEqual(Object.keys(r.body.error).sort(), ['code', 'message', 'request_id']);
-        assert.equal(r.body.error.message, 'internal error');
-        assert.ok(!r.text.includes('SECRET-INTERNAL-DETAIL'));
+        const res = await fetch(app.url + '/auth/verify', { headers: { authorization: basic(fresh.body.key) } });
+        const text = await res.text();
+        assert.equal(res.status, 500);
+        const body = JSON.parse(text);
+        assert.deepEqual(Object.keys(body.error).sort(), ['code', 'message', 'request_id']);
+        assert.equal(body.error.message, 'internal error');
+        assert.ok(!text.includes('SECRET-INTERNAL-DETAIL'));
       } finally {
         repo.teamsOfUser = original;
       }
@@ -134,6 +139,8 @@ describe('metrics', () => {
     try {
       const { adminKey } = await app.bootstrap();
       await app.request('GET', '/gateway/v1/me', { key: adminKey });
+      // The hot path's key cache (the gauge); /gateway/v1/me is counted by the management worker.
+      await fetch(app.url + '/auth/verify', { headers: { authorization: basic(adminKey) } });
       const r = await fetch(app.url + '/metrics');
       assert.equal(r.status, 200);
       const text = await r.text();

@@ -4,7 +4,7 @@ import { generateKey } from '../src/keys/key-format.ts';
 import { basic, dialects, sleep, startApp } from './support/app.ts';
 import type { TestApp } from './support/app.ts';
 
-/** Counts the key verifier's database lookups (the real repository still answers them). */
+/** Counts the database lookups of the hot paths' key verifier (the main isolate; the real repository still answers them). */
 function countKeyLookups(app: TestApp) {
   const repo = app.gw.core.store.repos.keys;
   const original = repo.findByHash.bind(repo);
@@ -126,7 +126,7 @@ for (const dialect of dialects()) {
         const last = good.at(-1) === 'a' ? 'b' : 'a';
         const bad = [good.slice(0, -1) + last, 'tgp-' + 'a'.repeat(40), 'tgp-short', 'tgp-' + 'é'.repeat(40), 'xyz-' + good.slice(4), 'not-a-key-at-all'];
         for (const key of bad) {
-          const r = await app.request('GET', '/gateway/v1/me', { key });
+          const r = await app.request('GET', '/auth/verify', { key });
           assert.equal(r.status, 401, key);
           assert.equal(r.body.error.code, 'invalid_key');
           assert.ok(r.headers.get('www-authenticate'));
@@ -134,8 +134,8 @@ for (const dialect of dialects()) {
         assert.equal(spy.count, 0, 'no lookup for a malformed key');
         // A well-formed unknown key is looked up once, then remembered as unknown.
         const unknown = generateKey('user').key;
-        assert.equal((await app.request('GET', '/gateway/v1/me', { key: unknown })).status, 401);
-        assert.equal((await app.request('GET', '/gateway/v1/me', { key: unknown })).status, 401);
+        assert.equal((await app.request('GET', '/auth/verify', { key: unknown })).status, 401);
+        assert.equal((await app.request('GET', '/auth/verify', { key: unknown })).status, 401);
         assert.equal(spy.count, 1);
       } finally {
         spy.restore();
@@ -146,7 +146,7 @@ for (const dialect of dialects()) {
       const k = await newKey();
       const spy = countKeyLookups(app);
       try {
-        for (let i = 0; i < 5; i++) assert.equal((await app.request('GET', '/gateway/v1/me', { key: k.key })).status, 200);
+        for (let i = 0; i < 5; i++) assert.equal((await app.request('GET', '/auth/verify', { key: k.key })).status, 200);
         assert.equal(spy.count, 1);
       } finally {
         spy.restore();

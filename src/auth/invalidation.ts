@@ -1,7 +1,8 @@
 /**
  * Tells every cache of identities that something changed. Local listeners run
- * at once; a cross-instance transport (Redis pub/sub) can be attached so that
- * a revocation on one gateway instance reaches all of them.
+ * at once; transports carry the change further: Redis pub/sub to the other
+ * gateway instances, a BroadcastChannel to the other isolate of this one (the
+ * management worker), so that a revocation anywhere reaches every cache.
  */
 export type InvalidationEvent = { kind: 'key'; hash: string } | { kind: 'all' };
 export type InvalidationListener = (event: InvalidationEvent) => void;
@@ -14,14 +15,14 @@ export interface InvalidationTransport {
 
 export class CacheInvalidator {
   private readonly listeners: InvalidationListener[] = [];
-  private transport: InvalidationTransport | null = null;
+  private readonly transports: InvalidationTransport[] = [];
 
   onInvalidate(listener: InvalidationListener): void {
     this.listeners.push(listener);
   }
 
   attach(transport: InvalidationTransport): void {
-    this.transport = transport;
+    this.transports.push(transport);
     transport.subscribe((event) => this.emitLocal(event));
   }
 
@@ -37,7 +38,7 @@ export class CacheInvalidator {
 
   private emit(event: InvalidationEvent): void {
     this.emitLocal(event);
-    this.transport?.publish(event);
+    for (const t of this.transports) t.publish(event);
   }
 
   private emitLocal(event: InvalidationEvent): void {
@@ -45,6 +46,6 @@ export class CacheInvalidator {
   }
 
   async close(): Promise<void> {
-    await this.transport?.close();
+    await Promise.all(this.transports.map((t) => t.close()));
   }
 }

@@ -75,6 +75,12 @@ export const configSchema = z
     sessionIdleMinutes: intFromEnv(1, 43_200).default(480),
     /** ...and this long after login, whatever the activity. */
     sessionAbsoluteHours: intFromEnv(1, 8760).default(24),
+    /**
+     * Where the management API, pages and SSO (Express) run: `worker`, an isolate of their own, so that
+     * the hot paths' isolate never sees an Express request (see src/management/worker.ts); `inline`, the
+     * main thread. An in-memory SQLite database always runs inline.
+     */
+    managementIsolate: z.enum(['worker', 'inline']).default('worker'),
   })
   .strict();
 

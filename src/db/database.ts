@@ -1,8 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
-import type { Migration, MigrationProvider } from 'kysely';
+import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, SqliteDriver, sql } from 'kysely';
+import type { DatabaseConnection, Driver, Migration, MigrationProvider, SqliteDialectConfig } from 'kysely';
 import pg from 'pg';
 import { dialectCaps } from './dialect.ts';
 import type { DialectCaps } from './dialect.ts';
@@ -28,7 +28,7 @@ export function openDatabase(url: string, options: { poolSize?: number } = {}): 
     sqlite.pragma('busy_timeout = 5000');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('synchronous = NORMAL');
-    const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) });
+    const db = new Kysely<DB>({ dialect: new ImmediateSqliteDialect({ database: sqlite }) });
     return {
       db,
       caps: dialectCaps('sqlite'),
@@ -50,6 +50,29 @@ export function openDatabase(url: string, options: { poolSize?: number } = {}): 
     },
     close: () => db.destroy(),
   };
+}
+
+/**
+ * SQLite transactions that take the write lock when they begin. Several
+ * connections write to one file (the management isolate, the hot paths' last-used
+ * writer, the CLI, a second instance); a deferred transaction that read before
+ * another connection committed cannot upgrade to a write in WAL mode and fails
+ * with SQLITE_BUSY at once, without waiting for the busy timeout.
+ */
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}
+
+class ImmediateSqliteDialect extends SqliteDialect {
+  constructor(private readonly sqliteConfig: SqliteDialectConfig) {
+    super(sqliteConfig);
+  }
+
+  override createDriver(): Driver {
+    return new ImmediateSqliteDriver(this.sqliteConfig);
+  }
 }
 
 class StaticProvider implements MigrationProvider {

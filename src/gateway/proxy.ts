@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Pool, errors as undiciErrors } from 'undici';
+import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 import { AppError, errors } from '../http/errors.ts';
 import type { TrustedProxies } from '../http/client-ip.ts';
@@ -7,6 +7,8 @@ import type { Logger } from '../log/logger.ts';
 import { isBrowser, isSameOrigin, SAFE_METHODS } from './browser.ts';
 import type { GatewayIdentity, IdentityResult } from './identity.ts';
 import { rawHeader, requestIdOf, sendError } from '../http/raw-response.ts';
+import { HOP_BY_HOP, ProxyHandler, dropConnectionListed } from '../http/forward-exchange.ts';
+import type { ForwardTarget } from '../http/forward-exchange.ts';
 
 export interface ProxyOptions {
   /** The tracking API: origin plus an optional base path. */
@@ -29,18 +31,6 @@ export interface Proxy {
   close(): Promise<void>;
 }
 
-/** Request headers that describe one hop, not the request; RFC 9110 §7.6.1 plus the usual suspects. */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
 
 /**
  * Request headers never forwarded: the client's credentials (the key never
@@ -132,7 +122,7 @@ export function createProxy(options: ProxyOptions): Proxy {
 
   function forward(req: IncomingMessage, res: ServerResponse, identityHeaders: readonly string[], requestId: string): void {
     const headers = upstreamHeaders(req, identityHeaders, requestId);
-    const h = new ProxyHandler(req, res, requestId, logger ?? null);
+    const h = new ProxyHandler(req, res, requestId, logger ?? null, TRACKING_API);
     res.on('close', h.onClientClose);
     const dispatch = (body: Buffer | IncomingMessage | null): void => {
       pool.dispatch(
@@ -217,119 +207,11 @@ export function createProxy(options: ProxyOptions): Proxy {
   };
 }
 
-/**
- * One proxied exchange. Response headers are written when the upstream's
- * arrive; body chunks are written as they come, pausing the upstream while
- * the client's socket is full.
- *
- * Written against undici's original handler interface (onConnect, onHeaders,
- * onData, onComplete, onError), which undici 7 calls directly; a handler with
- * the newer controller interface is wrapped per request in an adapter that
- * also parses every response header into an object nobody here reads. On
- * this path that adapter was measured at a few percent of the proxy's
- * throughput.
- */
-class ProxyHandler {
-  private abort: ((err?: Error) => void) | null = null;
-  private resume: (() => void) | null = null;
-  private clientGone = false;
-  private done = false;
-
-  constructor(
-    private readonly req: IncomingMessage,
-    private readonly res: ServerResponse,
-    private readonly requestId: string,
-    private readonly logger: Logger | null,
-  ) {}
-
-  onClientClose = (): void => {
-    if (this.done) return;
-    this.clientGone = true;
-    this.abort?.(new Error('client closed the connection'));
-  };
-
-  private onDrain = (): void => {
-    this.resume?.();
-  };
-
-  onConnect(abort: (err?: Error) => void): void {
-    this.abort = abort;
-    if (this.clientGone) abort(new Error('client closed the connection'));
-  }
-
-  onHeaders(statusCode: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
-    if (statusCode < 200) return true; // 1xx: Node already spoke to the client.
-    this.resume = resume;
-    // A flat [name, value, ...] list from the raw headers: names keep their case, repeated headers stay repeated.
-    const out: string[] = [];
-    let connection: string | undefined;
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i]!.toString('latin1');
-      const lower = name.toLowerCase();
-      if (lower === 'connection') {
-        const v = raw[i + 1]!.toString('latin1');
-        connection = connection === undefined ? v : `${connection}, ${v}`;
-        continue;
-      }
-      if (HOP_BY_HOP.has(lower) || lower === 'x-request-id') continue;
-      out.push(name, raw[i + 1]!.toString('latin1'));
-    }
-    if (connection !== undefined) dropConnectionListed(out, connection);
-    out.push('X-Request-Id', this.requestId);
-    if (statusText) this.res.writeHead(statusCode, statusText, out);
-    else this.res.writeHead(statusCode, out);
-    return true;
-  }
-
-  onData(chunk: Buffer): boolean {
-    if (this.res.write(chunk)) return true;
-    this.res.once('drain', this.onDrain);
-    return false;
-  }
-
-  onComplete(): void {
-    this.done = true;
-    this.res.end();
-  }
-
-  onError(err: Error): void {
-    this.done = true;
-    if (this.clientGone) return;
-    const code = (err as { code?: string }).code;
-    if (this.res.headersSent) {
-      // Mid-body: the only honest signal left is to cut the connection.
-      this.logger?.warn({ err: { code, message: err.message }, requestId: this.requestId }, 'gateway: upstream failed while sending a response');
-      this.res.destroy();
-      return;
-    }
-    let status: AppError;
-    if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError || err instanceof undiciErrors.ConnectTimeoutError) {
-      status = new AppError(504, 'upstream_timeout', 'the tracking API did not answer in time');
-    } else if (err instanceof undiciErrors.RequestContentLengthMismatchError) {
-      status = errors.badRequest('request body does not match its Content-Length');
-    } else if (this.req.errored || (this.req.destroyed && !this.req.complete)) {
-      status = errors.badRequest('the request body was cut off');
-    } else {
-      status = new AppError(502, 'upstream_unavailable', 'the tracking API could not be reached');
-    }
-    this.logger?.warn({ err: { code, message: err.message }, requestId: this.requestId, status: status.status }, 'gateway: upstream request failed');
-    sendError(this.req, this.res, status, this.requestId);
-  }
-}
-
-/**
- * Removes from a flat [name, value, ...] list the headers that a Connection
- * header names: they describe this hop only (RFC 9110 §7.6.1). The usual
- * "keep-alive" / "close" name nothing to remove.
- */
-function dropConnectionListed(out: string[], connection: string): void {
-  const listed = new Set(connection.toLowerCase().split(',').map((s) => s.trim()));
-  listed.delete('keep-alive');
-  listed.delete('close');
-  listed.delete('');
-  if (listed.size === 0) return;
-  for (let i = out.length - 2; i >= 0; i -= 2) if (listed.has(out[i]!.toLowerCase())) out.splice(i, 2);
-}
+const TRACKING_API: ForwardTarget = {
+  timeout: () => new AppError(504, 'upstream_timeout', 'the tracking API did not answer in time'),
+  unavailable: () => new AppError(502, 'upstream_unavailable', 'the tracking API could not be reached'),
+  name: 'upstream',
+};
 
 function firstValue(v: string | string[] | undefined): string | undefined {
   if (v === undefined) return undefined;

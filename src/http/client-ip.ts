@@ -1,6 +1,23 @@
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 
+const FORWARDED_PEER = Symbol('trackgate.forwardedPeer');
+
+/**
+ * The management worker receives every request from the main isolate over a
+ * private socket; the main isolate tells it the address of the client's own
+ * connection, and the worker records it on the request here.
+ */
+export function setForwardedPeer(req: IncomingMessage, address: string | undefined): void {
+  (req as { [FORWARDED_PEER]?: string | undefined })[FORWARDED_PEER] = address;
+}
+
+/** The address of the connection the request came in on, also when it was forwarded to the management worker. */
+export function peerAddress(req: IncomingMessage): string | undefined {
+  const forwarded = (req as { [FORWARDED_PEER]?: string | undefined })[FORWARDED_PEER];
+  return forwarded !== undefined ? forwarded || undefined : req.socket.remoteAddress;
+}
+
 /** Which peers may speak for the client through X-Forwarded-* headers. */
 export class TrustedProxies {
   private readonly list = new BlockList();
@@ -32,7 +49,7 @@ export class TrustedProxies {
 
   /** The client's address: the peer, or the nearest untrusted hop of X-Forwarded-For when the peer is a trusted proxy. */
   clientIp(req: IncomingMessage): string {
-    const peer = req.socket.remoteAddress ?? 'unknown';
+    const peer = peerAddress(req) ?? 'unknown';
     if (!this.trusts(peer)) return peer;
     const xff = req.headers['x-forwarded-for'];
     if (typeof xff !== 'string' || xff === '') return peer;

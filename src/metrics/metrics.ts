@@ -13,11 +13,20 @@ import { onlyGetOrHead, requestIdOf, sendError, sendJson } from '../http/raw-res
  */
 export class Metrics {
   readonly registry = new Registry();
-  private readonly requests: Counter<'method' | 'route' | 'status'>;
-  private readonly duration: Histogram<'method' | 'route'>;
+  private readonly requests: Counter<'method' | 'route' | 'status'> | null = null;
+  private readonly duration: Histogram<'method' | 'route'> | null = null;
 
-  constructor(gauges: Record<string, { help: string; read: () => number }> = {}) {
-    collectDefaultMetrics({ register: this.registry, prefix: 'trackgate_' });
+  /**
+   * `process`: the process's own metrics (CPU, memory, event loop) and the gauges; `requests`: the
+   * management API's request counters. With the management API in its worker, the main isolate
+   * holds the first and the worker the second, and a scrape of /metrics gets both (no name twice).
+   */
+  constructor(gauges: Record<string, { help: string; read: () => number }> = {}, parts: { process: boolean; requests: boolean } = { process: true, requests: true }) {
+    if (parts.process) collectDefaultMetrics({ register: this.registry, prefix: 'trackgate_' });
+    if (!parts.requests) {
+      this.registerGauges(gauges);
+      return;
+    }
     this.requests = new Counter({ name: 'trackgate_http_requests_total', help: 'Requests answered by the management API and pages', labelNames: ['method', 'route', 'status'], registers: [this.registry] });
     this.duration = new Histogram({
       name: 'trackgate_http_request_duration_seconds',
@@ -26,6 +35,10 @@ export class Metrics {
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [this.registry],
     });
+    this.registerGauges(gauges);
+  }
+
+  private registerGauges(gauges: Record<string, { help: string; read: () => number }>): void {
     for (const [name, g] of Object.entries(gauges)) {
       new Gauge({
         name: `trackgate_${name}`,
@@ -40,26 +53,35 @@ export class Metrics {
 
   /** Express middleware: counts by matched route pattern, never by raw path (unbounded label values). */
   middleware() {
+    const duration = this.duration;
+    const requests = this.requests;
+    if (!duration || !requests) throw new Error('these metrics do not count requests');
     return (req: Request, res: Response, next: NextFunction) => {
-      const end = this.duration.startTimer();
+      const end = duration.startTimer();
       res.on('finish', () => {
         const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched';
         end({ method: req.method, route });
-        this.requests.inc({ method: req.method, route, status: String(res.statusCode) });
+        requests.inc({ method: req.method, route, status: String(res.statusCode) });
       });
       next();
     };
   }
 
+  /** The exposition text of this registry. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
   /**
    * GET /metrics as a lean handler (scrapes come for the life of the process and stay off Express, like
    * the health probes), answered only to trusted peers (loopback and the configured proxies).
+   * `more`: the exposition text of the other isolate (the management worker), appended.
    */
-  handler(trusted: TrustedProxies): RequestHandler {
+  handler(trusted: TrustedProxies, more?: () => Promise<string>): RequestHandler {
     return (req, res) => {
       if (!trusted.trusts(req.socket.remoteAddress)) return sendError(req, res, errors.notFound('GET /metrics'), requestIdOf(req));
       if (!onlyGetOrHead(req, res)) return;
-      this.registry.metrics().then(
+      Promise.all([this.registry.metrics(), more?.() ?? '']).then(([own, other]) => (other ? `${own}\n${other}` : own)).then(
         (text) => sendJson(req, res, 200, text, this.registry.contentType),
         (err: unknown) => sendError(req, res, err, requestIdOf(req)),
       );

@@ -1,7 +1,7 @@
 import express from 'express';
 import type { Router } from 'express';
 import { AuditLog } from '../audit/audit-log.ts';
-import type { Core } from '../app.ts';
+import type { Core } from '../core.ts';
 import type { Sso } from '../sso/index.ts';
 import { FlashStore } from './flash.ts';
 import { createLoginLinkRouter } from './login-link.routes.ts';

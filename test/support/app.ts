@@ -120,6 +120,8 @@ export async function startApp(dialect: Dialect, overrides: ConfigInput = {}, op
       // Trace level so that the redaction check sees everything the service could log.
       logLevel: 'trace',
       lastUsedFlushMs: 50,
+      // The management worker writes its own log lines into the same file.
+      logFile,
       authFailureLimit: 1000,
       ...overrides,
     },

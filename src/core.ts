@@ -1,0 +1,120 @@
+import type { Config } from './config/config.ts';
+import { AuditService } from './audit/audit.service.ts';
+import { Authenticator } from './auth/authenticator.ts';
+import { CacheInvalidator } from './auth/invalidation.ts';
+import { RedisInvalidationTransport } from './auth/redis-invalidation.ts';
+import { SecretBox, resolveSecretKey } from './crypto/secret-box.ts';
+import { migrateToLatest, openDatabase } from './db/database.ts';
+import type { Database } from './db/database.ts';
+import { Store } from './db/store.ts';
+import type { ReadinessCheck } from './health/health.handlers.ts';
+import { TrustedProxies } from './http/client-ip.ts';
+import { KeyVerifier } from './keys/key-verifier.ts';
+import { KeysService } from './keys/keys.service.ts';
+import { LastUsedRecorder } from './keys/last-used.ts';
+import { createLogger } from './log/logger.ts';
+import type { Logger } from './log/logger.ts';
+import { OrgAccess } from './orgs/org-access.ts';
+import { OrgsService } from './orgs/orgs.service.ts';
+import { closeRedis, createRedis } from './redis/redis.ts';
+import { ServiceAccountsService } from './service-accounts/service-accounts.service.ts';
+import { createSso } from './sso/index.ts';
+import type { Sso } from './sso/index.ts';
+import { TeamsService } from './teams/teams.service.ts';
+import { UsersService } from './users/users.service.ts';
+import { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
+import type { Redis } from 'ioredis';
+
+/**
+ * Everything the running service is made of. Built once here — the only place
+ * where features are wired together — and handed to routes, the CLI and tests.
+ */
+export interface Core {
+  config: Config;
+  logger: Logger;
+  database: Database;
+  store: Store;
+  secretBox: SecretBox;
+  invalidator: CacheInvalidator;
+  trustedProxies: TrustedProxies;
+  audit: AuditService;
+  access: OrgAccess;
+  orgs: OrgsService;
+  users: UsersService;
+  teams: TeamsService;
+  keys: KeysService;
+  serviceAccounts: ServiceAccountsService;
+  keyVerifier: KeyVerifier;
+  lastUsed: LastUsedRecorder;
+  authenticator: Authenticator;
+  /** The shared Redis connection when TRACKGATE_REDIS_URL is set. */
+  redis: Redis | null;
+  /** Extra checks of /readyz beyond the database. */
+  readinessChecks: ReadinessCheck[];
+}
+
+/**
+ * Opens the database, applies migrations (unless `migrate` is false: the management worker starts after
+ * the main isolate applied them) and builds the services (no HTTP). The CLI uses this alone.
+ */
+export async function createCore(config: Config, options: { logger?: Logger; migrate?: boolean } = {}): Promise<Core> {
+  const logger = options.logger ?? createLogger({ level: config.logLevel, file: config.logFile });
+  const database = openDatabase(config.databaseUrl);
+  if (options.migrate !== false) {
+    try {
+      await migrateToLatest(database);
+    } catch (err) {
+      await database.close();
+      throw err;
+    }
+  }
+  const store = new Store(database.db);
+  const secretBox = new SecretBox(resolveSecretKey(config.secretKey, config.dataDir));
+  const invalidator = new CacheInvalidator();
+  const audit = new AuditService();
+  const access = new OrgAccess(store);
+  const orgs = new OrgsService(store, access, audit, invalidator);
+  const users = new UsersService(store, access, audit, invalidator);
+  const teams = new TeamsService(store, access, audit, invalidator);
+  const keys = new KeysService(store, access, audit, invalidator);
+  const lastUsed = new LastUsedRecorder(store.repos.keys, config.lastUsedFlushMs, logger);
+  const keyVerifier = new KeyVerifier(store.repos.keys, lastUsed, invalidator, {
+    ttlMs: config.keyCacheTtlSeconds * 1000,
+    negativeTtlMs: config.keyNegativeCacheTtlSeconds * 1000,
+    maxEntries: config.keyCacheMaxEntries,
+  });
+  keyVerifier.registerOwnerLoader('user', users.keyOwnerLoader);
+  // Service accounts (issue 3): their keys' owners, and who may manage those keys.
+  const serviceAccounts = new ServiceAccountsService(store, access, teams, keys, audit, invalidator);
+  keyVerifier.registerOwnerLoader('service_account', serviceAccounts.keyOwnerLoader);
+  keys.registerManagePolicy('service_account', serviceAccounts.keyManagePolicy);
+  // With Redis, failed-authentication counts and cache invalidations are shared by every instance.
+  const redis = config.redisUrl ? createRedis(config.redisUrl, logger, 'trackgate') : null;
+  if (redis && config.redisUrl) {
+    invalidator.attach(new RedisInvalidationTransport(redis, createRedis(config.redisUrl, logger, 'trackgate-sub'), `${config.redisKeyPrefix}invalidate`, logger));
+  }
+  const failureLimits = { points: config.authFailureLimit, duration: config.authFailureWindowSeconds };
+  const limiter = redis
+    ? new RateLimiterRedis({ storeClient: redis, keyPrefix: `${config.redisKeyPrefix}authfail`, ...failureLimits, insuranceLimiter: new RateLimiterMemory(failureLimits) })
+    : new RateLimiterMemory(failureLimits);
+  const authenticator = new Authenticator(keyVerifier, { failureLimit: config.authFailureLimit, failureWindowSeconds: config.authFailureWindowSeconds, limiter });
+  const readinessChecks: ReadinessCheck[] = [{ name: 'database', check: () => database.ping() }];
+  if (redis) readinessChecks.push({ name: 'redis', check: async () => void (await redis.ping()) });
+  const trustedProxies = new TrustedProxies(config.trustedProxies);
+  return { config, logger, database, store, secretBox, invalidator, trustedProxies, audit, access, orgs, users, teams, keys, serviceAccounts, keyVerifier, lastUsed, authenticator, redis, readinessChecks };
+}
+
+export async function closeCore(core: Core): Promise<void> {
+  await core.lastUsed.stop();
+  await core.invalidator.close();
+  await closeRedis(core.redis);
+  await core.database.close();
+}
+
+/** SSO wired into the core: its sessions authenticate browsers everywhere (with CSRF on cookie-authenticated writes), and organizations learn whether SSO is on. */
+export function createWiredSso(core: Core): Sso {
+  const sso = createSso(core);
+  core.authenticator.useSessions(sso.sessionAuthenticator);
+  core.orgs.useSsoAvailability((orgId) => sso.service.hasEnabledConnection(orgId));
+  return sso;
+}

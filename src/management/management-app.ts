@@ -1,0 +1,58 @@
+import type { Express } from 'express';
+import type { Core } from '../core.ts';
+import { VERSION } from '../version.ts';
+import { registerAuditRoutes } from '../audit/audit.routes.ts';
+import { ApiRouter } from '../http/api-router.ts';
+import { createExpressApp, createRequireAuth } from '../http/express-app.ts';
+import { buildOpenApi } from '../http/openapi.ts';
+import { registerKeyRoutes } from '../keys/keys.routes.ts';
+import type { Metrics } from '../metrics/metrics.ts';
+import { registerOrgRoutes } from '../orgs/orgs.routes.ts';
+import { registerServiceAccountRoutes } from '../service-accounts/service-accounts.routes.ts';
+import type { Sso } from '../sso/index.ts';
+import { registerTeamRoutes } from '../teams/teams.routes.ts';
+import { registerUserRoutes } from '../users/users.routes.ts';
+import { createWeb } from '../web/index.ts';
+
+export interface ManagementApp {
+  /** The management API under /gateway/v1, the browser pages and SSO, as one Express application. */
+  app: Express;
+  close(): void;
+}
+
+/**
+ * Everything trackgate serves through Express: the management API
+ * (organizations, users, teams, keys, audit, service accounts, SSO
+ * connections), the browser pages and the SSO login. It runs in the
+ * management worker (or inline, see TRACKGATE_MANAGEMENT_ISOLATE).
+ */
+export function createManagementApp(core: Core, sso: Sso, metrics: Metrics): ManagementApp {
+  const { config, logger } = core;
+  const api = new ApiRouter(createRequireAuth(core.authenticator, () => sso.csrf));
+  registerOrgRoutes(api, core.orgs);
+  registerUserRoutes(api, core.users);
+  registerTeamRoutes(api, core.teams);
+  registerKeyRoutes(api, core.keys);
+  registerAuditRoutes(api, { store: core.store, access: core.access });
+  registerServiceAccountRoutes(api, core.serviceAccounts);
+  sso.registerApi(api);
+
+  // Browser pages: /login (SSO), /settings, /teams/:team, /admin, one-time login links.
+  const web = createWeb({ ...core, sso });
+  const pageRouters = [sso.router, web.router];
+
+  const openapi = buildOpenApi('/gateway/v1', api.specs, { version: VERSION, publicUrl: config.publicUrl });
+  const app = createExpressApp({
+    logger,
+    trustedProxies: core.trustedProxies,
+    mount: (a) => {
+      a.use(metrics.middleware());
+      a.get('/gateway/v1/openapi.json', (_req, res) => {
+        res.json(openapi);
+      });
+      a.use('/gateway/v1', api.router);
+      for (const r of pageRouters) a.use(r);
+    },
+  });
+  return { app, close: () => web.close() };
+}

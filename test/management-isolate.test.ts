@@ -1,0 +1,159 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { basic, dialects, sleep, startApp } from './support/app.ts';
+import type { TestApp } from './support/app.ts';
+
+/**
+ * The management API, pages and SSO run in a worker thread of their own (the
+ * hot paths' isolate never sees an Express request); these check what that
+ * split must not change: revocations act at once on the hot paths, the
+ * worker sees the client's real address, /metrics covers both, and a dead
+ * worker comes back while /auth/verify keeps answering.
+ */
+for (const dialect of dialects()) {
+  describe(`the management worker (${dialect})`, () => {
+    let app: TestApp;
+    let org: string;
+    let adminKey: string;
+
+    before(async () => {
+      app = await startApp(dialect);
+      ({ org, adminKey } = await app.bootstrap());
+    });
+    after(() => app.close());
+
+    const verify = async (key: string) => (await fetch(`${app.url}/auth/verify`, { headers: { authorization: basic(key) } })).status;
+
+    test('runs in a worker thread by default', () => {
+      assert.ok(app.gw.management, 'a management worker was started');
+      assert.ok(app.gw.management.threadId! > 0);
+    });
+
+    test('a key revoked through the management API fails on /auth/verify at once, every time', async () => {
+      for (let i = 0; i < 15; i++) {
+        const created = await app.request('POST', '/gateway/v1/me/keys', { key: adminKey, body: { name: `revoke-race-${i}` } });
+        assert.equal(created.status, 201);
+        // Cached by the hot path (main isolate) first...
+        assert.equal(await verify(created.body.key), 200);
+        assert.equal(await verify(created.body.key), 200);
+        // ...then revoked in the worker: the very next request must fail.
+        assert.equal((await app.request('DELETE', `/gateway/v1/keys/${created.body.id}`, { key: adminKey })).status, 204);
+        assert.equal(await verify(created.body.key), 401, `round ${i}: the revoked key still passed /auth/verify`);
+      }
+    });
+
+    test('a rotated key (grace 0) and a deactivated user stop at once on the hot path', async () => {
+      const created = await app.request('POST', '/gateway/v1/me/keys', { key: adminKey, body: { name: 'rotate-me' } });
+      assert.equal(await verify(created.body.key), 200);
+      const rotated = await app.request('POST', `/gateway/v1/keys/${created.body.id}/rotate`, { key: adminKey, body: { grace_seconds: 0 } });
+      assert.equal(rotated.status, 201);
+      assert.equal(await verify(created.body.key), 401);
+      assert.equal(await verify(rotated.body.key), 200);
+
+      const dana = await app.createUser({ org, username: `dana-${dialect}` });
+      assert.equal(await verify(dana.key), 200);
+      assert.equal((await app.request('DELETE', `/gateway/v1/orgs/${org}/users/${dana.username}`, { key: adminKey })).status, 204);
+      assert.equal(await verify(dana.key), 401);
+      assert.equal((await app.request('PATCH', `/gateway/v1/orgs/${org}/users/${dana.username}`, { key: adminKey, body: { status: 'active' } })).status, 200);
+      assert.equal(await verify(dana.key), 200, 'reactivated');
+    });
+
+    test('the worker sees the client\'s address; a client cannot claim another through the internal header', async () => {
+      const k = await app.request('POST', '/gateway/v1/me/keys', { key: adminKey, body: { name: 'addr-1' } });
+      await app.request('DELETE', `/gateway/v1/keys/${k.body.id}`, { key: adminKey, headers: { 'X-Trackgate-Peer': '203.0.113.9' } });
+      const k2 = await app.request('POST', '/gateway/v1/me/keys', { key: adminKey, body: { name: 'addr-2' } });
+      // Loopback is a trusted proxy by default, so its X-Forwarded-For is believed, as before the split.
+      await app.request('DELETE', `/gateway/v1/keys/${k2.body.id}`, { key: adminKey, headers: { 'X-Forwarded-For': '198.51.100.7' } });
+      const events = (await app.request('GET', `/gateway/v1/orgs/${org}/audit?limit=50`, { key: adminKey })).body.events as any[];
+      const first = events.find((e) => e.action === 'key.revoke' && e.target.id === k.body.id);
+      const second = events.find((e) => e.action === 'key.revoke' && e.target.id === k2.body.id);
+      assert.match(first.ip, /^(::ffff:)?127\.0\.0\.1$/, 'the address of the client\'s connection, not the claimed one');
+      assert.equal(second.ip, '198.51.100.7');
+    });
+
+    test('request ids are kept across the hop', async () => {
+      const r = await app.request('GET', '/gateway/v1/me', { key: adminKey, headers: { 'X-Request-Id': 'abc-123-management' } });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers.get('x-request-id'), 'abc-123-management');
+      assert.equal(r.headers.get('x-trackgate-peer'), null);
+    });
+
+    test('/metrics has the process metrics and the management API\'s request counters, each name once', async () => {
+      assert.equal((await app.request('GET', '/gateway/v1/me', { key: adminKey })).status, 200);
+      const text = (await app.request('GET', '/metrics')).text;
+      assert.match(text, /trackgate_http_requests_total\{[^}]*route="\/gateway\/v1\/me"[^}]*\} \d+/);
+      assert.match(text, /trackgate_process_cpu_seconds_total/);
+      assert.match(text, /trackgate_key_cache_entries \d+/);
+      const types = [...text.matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]);
+      assert.equal(new Set(types).size, types.length, 'no metric declared twice');
+    });
+
+    test('a worker that dies is started again; /auth/verify keeps answering meanwhile', async () => {
+      const m = app.gw.management!;
+      const before = m.threadId;
+      assert.equal((await app.request('GET', '/gateway/v1/me', { key: adminKey })).status, 200);
+      await m.kill();
+      assert.equal(await verify(adminKey), 200, 'the hot path does not depend on the worker');
+      const during = await app.request('GET', '/gateway/v1/me', { key: adminKey });
+      assert.ok([200, 503].includes(during.status), `management answers 503 while the worker restarts (got ${during.status})`);
+      if (during.status === 503) {
+        assert.equal(during.body.error.code, 'management_unavailable');
+        assert.equal(during.headers.get('retry-after'), '1');
+      }
+      const deadline = Date.now() + 20_000;
+      let status = during.status;
+      while (status !== 200 && Date.now() < deadline) {
+        await sleep(100);
+        status = (await app.request('GET', '/gateway/v1/me', { key: adminKey })).status;
+      }
+      assert.equal(status, 200, 'the management API is back');
+      assert.equal(m.restarts, 1);
+      assert.notEqual(m.threadId, before);
+      // Revocations still reach the hot path from the new worker.
+      const k = await app.request('POST', '/gateway/v1/me/keys', { key: adminKey, body: { name: 'after-restart' } });
+      assert.equal(await verify(k.body.key), 200);
+      assert.equal((await app.request('DELETE', `/gateway/v1/keys/${k.body.id}`, { key: adminKey })).status, 204);
+      assert.equal(await verify(k.body.key), 401);
+    });
+  });
+}
+
+describe('the management API inline (TRACKGATE_MANAGEMENT_ISOLATE=inline)', () => {
+  let app: TestApp;
+  before(async () => {
+    app = await startApp('sqlite', { managementIsolate: 'inline' });
+  });
+  after(() => app.close());
+
+  test('serves the same API from the main thread', async () => {
+    assert.equal(app.gw.management, null);
+    const { adminKey } = await app.bootstrap();
+    assert.equal((await app.request('GET', '/gateway/v1/me', { key: adminKey })).status, 200);
+    const created = await app.request('POST', '/gateway/v1/me/keys', { key: adminKey, body: { name: 'inline' } });
+    assert.equal((await fetch(`${app.url}/auth/verify`, { headers: { authorization: basic(created.body.key) } })).status, 200);
+    assert.equal((await app.request('DELETE', `/gateway/v1/keys/${created.body.id}`, { key: adminKey })).status, 204);
+    assert.equal((await fetch(`${app.url}/auth/verify`, { headers: { authorization: basic(created.body.key) } })).status, 401);
+    const text = (await app.request('GET', '/metrics')).text;
+    assert.match(text, /trackgate_http_requests_total\{[^}]*route="\/gateway\/v1\/me"/);
+  });
+
+  test('a 500 from Express answers a generic body; the details go to the log', async () => {
+    const { adminKey } = await app.bootstrap();
+    const repo = app.gw.core.store.repos.teams;
+    const original = repo.teamsOfUser.bind(repo);
+    repo.teamsOfUser = async () => {
+      throw new Error('database exploded: SECRET-INTERNAL-DETAIL');
+    };
+    try {
+      const r = await app.request('GET', '/gateway/v1/me', { key: adminKey });
+      assert.equal(r.status, 500);
+      assert.deepEqual(Object.keys(r.body.error).sort(), ['code', 'message', 'request_id']);
+      assert.equal(r.body.error.message, 'internal error');
+      assert.ok(!r.text.includes('SECRET-INTERNAL-DETAIL'));
+    } finally {
+      repo.teamsOfUser = original;
+    }
+    assert.match(readFileSync(app.logFile, 'utf8'), /SECRET-INTERNAL-DETAIL/);
+  });
+});
