@@ -83,6 +83,8 @@ export function buildOpenApi(basePath: string, specs: RouteSpec[], info: { versi
     }
     if (s.body) responses['400'] ??= { description: 'invalid request', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
     if (s.auth === 'required') responses['401'] ??= { description: 'missing or invalid credentials', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
+    // The management API runs in a worker thread that is started again if it dies; meanwhile it answers this.
+    responses['503'] ??= { description: 'management_unavailable: the management service is restarting (Retry-After: 1)', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
     (paths[path] ??= {})[s.method] = {
       summary: s.summary,
       tags: [s.tag],
