@@ -123,33 +123,33 @@ export function createProxy(options: ProxyOptions): Proxy {
   function forward(req: IncomingMessage, res: ServerResponse, identityHeaders: readonly string[], requestId: string): void {
     const headers = upstreamHeaders(req, identityHeaders, requestId);
     const h = new ProxyHandler(req, res, requestId, logger ?? null, TRACKING_API);
-    res.on('close', h.onClientClose);
-    const dispatch = (body: Buffer | IncomingMessage | null): void => {
-      pool.dispatch(
-        {
-          path: basePath + (req.url ?? '/'),
-          method: req.method ?? 'GET',
-          headers,
-          body,
-          // Not retried by undici: a POST is never sent twice.
-          idempotent: false,
-          blocking: false,
-        },
-        // The original handler interface (see ProxyHandler): typed as deprecated in undici 7, called directly by it.
-        h as unknown as Dispatcher.DispatchHandler,
-      );
-    };
     const length = rawHeader(req, 'content-length');
     const chunked = rawHeader(req, 'transfer-encoding') !== undefined;
-    if (!chunked && (length === undefined || length === '0')) return dispatch(null);
+    if (!chunked && (length === undefined || length === '0')) return dispatch(req, headers, h, null);
     if (length === undefined || chunked || Number(length) > SMALL_BODY) {
       // Large or of unknown length: streamed as it arrives, with backpressure both ways.
-      return dispatch(req);
+      return dispatch(req, headers, h, req);
     }
     // A small body (a GraphQL query) is read first, so that headers and body leave in one write.
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.once('end', () => dispatch(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+    req.once('end', () => dispatch(req, headers, h, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+  }
+
+  function dispatch(req: IncomingMessage, headers: string[], h: ProxyHandler, body: Buffer | IncomingMessage | null): void {
+    pool.dispatch(
+      {
+        path: basePath + (req.url ?? '/'),
+        method: req.method ?? 'GET',
+        headers,
+        body,
+        // Not retried by undici: a POST is never sent twice.
+        idempotent: false,
+        blocking: false,
+      },
+      // The original handler interface (see ProxyHandler): typed as deprecated in undici 7, called directly by it.
+      h as unknown as Dispatcher.DispatchHandler,
+    );
   }
 
   /**

@@ -17,6 +17,19 @@ export const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
+const EXCHANGE = Symbol('trackgate.exchange');
+type ExchangeResponse = ServerResponse & { [EXCHANGE]?: ProxyHandler };
+
+// Listeners shared by every exchange (an emitter calls them with itself as `this`): per-request
+// closures, and the name each gets under tsx's keep-names transform, showed in the proxy's profile.
+function onResponseClose(this: ServerResponse): void {
+  (this as ExchangeResponse)[EXCHANGE]?.clientClosed();
+}
+
+function onResponseDrain(this: ServerResponse): void {
+  (this as ExchangeResponse)[EXCHANGE]?.resume?.();
+}
+
 /** How a failed exchange is told to the client and the log. */
 export interface ForwardTarget {
   timeout: () => AppError;
@@ -39,27 +52,27 @@ export interface ForwardTarget {
  */
 export class ProxyHandler {
   private abort: ((err?: Error) => void) | null = null;
-  private resume: (() => void) | null = null;
+  resume: (() => void) | null = null;
   private clientGone = false;
   private done = false;
 
+  /** Also listens for the client going away (through the response, so that no closure is made per request). */
   constructor(
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
     private readonly requestId: string,
     private readonly logger: Logger | null,
     private readonly target: ForwardTarget,
-  ) {}
+  ) {
+    (res as ExchangeResponse)[EXCHANGE] = this;
+    res.on('close', onResponseClose);
+  }
 
-  onClientClose = (): void => {
+  clientClosed(): void {
     if (this.done) return;
     this.clientGone = true;
     this.abort?.(new Error('client closed the connection'));
-  };
-
-  private onDrain = (): void => {
-    this.resume?.();
-  };
+  }
 
   onConnect(abort: (err?: Error) => void): void {
     this.abort = abort;
@@ -92,7 +105,7 @@ export class ProxyHandler {
 
   onData(chunk: Buffer): boolean {
     if (this.res.write(chunk)) return true;
-    this.res.once('drain', this.onDrain);
+    this.res.once('drain', onResponseDrain);
     return false;
   }
 
@@ -131,7 +144,11 @@ export class ProxyHandler {
  * header names: they describe this hop only (RFC 9110 §7.6.1). The usual
  * "keep-alive" / "close" name nothing to remove.
  */
+const NOTHING_LISTED = /^\s*(?:keep-alive|close)?\s*$/i;
+
 export function dropConnectionListed(out: string[], connection: string): void {
+  // The usual case, answered without allocating: it ran on every proxied response.
+  if (NOTHING_LISTED.test(connection)) return;
   const listed = new Set(connection.toLowerCase().split(',').map((s) => s.trim()));
   listed.delete('keep-alive');
   listed.delete('close');

@@ -135,7 +135,6 @@ export class ManagementWorker {
   readonly handler = (req: IncomingMessage, res: ServerResponse): void => {
     const requestId = requestIdOf(req);
     const h = new ProxyHandler(req, res, requestId, this.logger, MANAGEMENT);
-    res.on('close', h.onClientClose);
     this.pool.dispatch(
       {
         path: req.url ?? '/',
