@@ -35,13 +35,13 @@ export async function createTrackgate(config: Config, options: { logger?: Logger
   let management: ManagementWorker | null = null;
   let inline: ManagementApp | null = null;
   let metrics: Metrics;
+  // The management API, pages and SSO run in a worker of their own unless told otherwise (an
+  // in-memory SQLite database cannot be shared with a worker): see src/management/worker.ts.
+  const isolated = config.managementIsolate === 'worker' && config.databaseUrl !== 'sqlite::memory:';
   try {
-    sso = createWiredSso(core);
+    sso = createWiredSso(core, { servesSso: !isolated });
     // The hot paths, served before Express: /auth/verify, /.well-known/jwks.json, and the reverse proxy.
     gateway = await createGateway({ ...core, attribute: core.serviceAccounts.attribute });
-    // The management API, pages and SSO run in a worker of their own unless told otherwise (an
-    // in-memory SQLite database cannot be shared with a worker): see src/management/worker.ts.
-    const isolated = config.managementIsolate === 'worker' && config.databaseUrl !== 'sqlite::memory:';
     metrics = new Metrics(
       { key_cache_entries: { help: 'API keys (and recent misses) held in the in-process verification cache', read: () => core.keyVerifier.size } },
       { process: true, requests: !isolated },

@@ -26,8 +26,9 @@ import { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
 import type { Redis } from 'ioredis';
 
 /**
- * Everything the running service is made of. Built once here — the only place
- * where features are wired together — and handed to routes, the CLI and tests.
+ * Everything the running service is made of, without HTTP. Built here and
+ * handed to routes, the CLI, the management worker and tests; the HTTP side is
+ * wired in src/app.ts (main thread) and src/management/ (the Express application).
  */
 export interface Core {
   config: Config;
@@ -111,9 +112,14 @@ export async function closeCore(core: Core): Promise<void> {
   await core.database.close();
 }
 
-/** SSO wired into the core: its sessions authenticate browsers everywhere (with CSRF on cookie-authenticated writes), and organizations learn whether SSO is on. */
-export function createWiredSso(core: Core): Sso {
-  const sso = createSso(core);
+/**
+ * SSO wired into the core: its sessions authenticate browsers everywhere (with CSRF on cookie-authenticated
+ * writes), and organizations learn whether SSO is on. `servesSso`: whether this isolate serves the SSO
+ * pages (and so sweeps expired logins and sessions); the main isolate next to a management worker only
+ * reads sessions.
+ */
+export function createWiredSso(core: Core, options: { servesSso: boolean }): Sso {
+  const sso = createSso(core, { sweep: options.servesSso });
   core.authenticator.useSessions(sso.sessionAuthenticator);
   core.orgs.useSsoAvailability((orgId) => sso.service.hasEnabledConnection(orgId));
   return sso;

@@ -31,7 +31,6 @@ export interface Proxy {
   close(): Promise<void>;
 }
 
-
 /**
  * Request headers never forwarded: the client's credentials (the key never
  * travels upstream), identity claims that only trackgate may make, headers
@@ -213,9 +212,8 @@ const TRACKING_API: ForwardTarget = {
   name: 'upstream',
 };
 
-function firstValue(v: string | string[] | undefined): string | undefined {
-  if (v === undefined) return undefined;
-  const s = Array.isArray(v) ? v[0] : v;
+/** The first entry of a comma-separated header value (X-Forwarded-Proto / -Host). */
+function firstValue(s: string | undefined): string | undefined {
   if (!s) return undefined;
   const comma = s.indexOf(',');
   return (comma === -1 ? s : s.slice(0, comma)).trim() || undefined;

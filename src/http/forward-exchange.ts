@@ -139,13 +139,13 @@ export class ProxyHandler {
   }
 }
 
+const NOTHING_LISTED = /^\s*(?:keep-alive|close)?\s*$/i;
+
 /**
  * Removes from a flat [name, value, ...] list the headers that a Connection
  * header names: they describe this hop only (RFC 9110 §7.6.1). The usual
  * "keep-alive" / "close" name nothing to remove.
  */
-const NOTHING_LISTED = /^\s*(?:keep-alive|close)?\s*$/i;
-
 export function dropConnectionListed(out: string[], connection: string): void {
   // The usual case, answered without allocating: it ran on every proxied response.
   if (NOTHING_LISTED.test(connection)) return;
@@ -156,4 +156,3 @@ export function dropConnectionListed(out: string[], connection: string): void {
   if (listed.size === 0) return;
   for (let i = out.length - 2; i >= 0; i -= 2) if (listed.has(out[i]!.toLowerCase())) out.splice(i, 2);
 }
-

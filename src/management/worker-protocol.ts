@@ -13,7 +13,7 @@ export interface WorkerInit {
 export type ToWorker = { type: 'metrics'; id: number } | { type: 'close' };
 
 /** Worker → main. */
-export type FromWorker = { type: 'ready' } | { type: 'metrics'; id: number; text: string } | { type: 'closed' };
+export type FromWorker = { type: 'ready' } | { type: 'metrics'; id: number; text: string };
 
 /**
  * The request header that carries the address of the client's connection from

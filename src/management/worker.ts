@@ -27,7 +27,7 @@ const { config } = init;
 const logger = createLogger({ level: config.logLevel, file: config.logFile, name: 'trackgate-management' });
 const core = await createCore(config, { logger, migrate: false });
 core.invalidator.attach(new ThreadInvalidationTransport(init.invalidationChannel));
-const sso = createWiredSso(core);
+const sso = createWiredSso(core, { servesSso: true });
 const metrics = new Metrics({}, { process: false, requests: true });
 const management = createManagementApp(core, sso, metrics);
 core.lastUsed.start();
@@ -76,7 +76,6 @@ async function close(): Promise<void> {
   } catch (err) {
     logger.error({ err }, 'management worker: error while closing');
   }
-  send({ type: 'closed' });
   port.close();
 }
 

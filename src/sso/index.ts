@@ -51,7 +51,7 @@ export interface Sso {
 }
 
 /** Builds the SSO feature: services, stores (database, or Redis when configured), routes, the session hook. */
-export function createSso(deps: SsoDeps): Sso {
+export function createSso(deps: SsoDeps, options: { sweep?: boolean } = {}): Sso {
   const { config, logger, store } = deps;
   const timeouts = { idleMs: config.sessionIdleMinutes * 60_000, absoluteMs: config.sessionAbsoluteHours * 3_600_000 };
   const ownRedis = !deps.redis && config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 2, enableAutoPipelining: true }) : null;
@@ -66,11 +66,14 @@ export function createSso(deps: SsoDeps): Sso {
   const login = new SsoLoginService(store, service, deps.users, deps.audit, deps.invalidator, deps.secretBox, transactions, jwks, config, logger);
   const router = createLoginRouter({ login, sessions, logger, transactionTtlSeconds: config.loginTransactionTtlSeconds, allowHttpIssuers: config.allowHttpIssuers, secure });
 
-  // Expired transactions and sessions are swept every few minutes.
-  const sweep = setInterval(() => {
-    Promise.all([transactions.sweep(), sessionStore.deleteExpired()]).catch((err) => logger.warn({ err }, 'sso: sweeping expired logins and sessions failed'));
-  }, 5 * 60_000);
-  sweep.unref();
+  // Expired transactions and sessions are swept every few minutes, by the isolate that serves SSO only.
+  const sweep =
+    options.sweep === false
+      ? null
+      : setInterval(() => {
+          Promise.all([transactions.sweep(), sessionStore.deleteExpired()]).catch((err) => logger.warn({ err }, 'sso: sweeping expired logins and sessions failed'));
+        }, 5 * 60_000);
+  sweep?.unref();
 
   return {
     service,
@@ -92,7 +95,7 @@ export function createSso(deps: SsoDeps): Sso {
     },
     csrf: { verify: (req) => sessions.verifyCsrf(req) },
     async close() {
-      clearInterval(sweep);
+      if (sweep) clearInterval(sweep);
       if (ownRedis) await ownRedis.quit().catch(() => ownRedis.disconnect());
     },
   };
