@@ -289,6 +289,47 @@ for (const dialect of dialects()) {
       assert.ok(rssPeak - rssBefore < 160 * 1024 * 1024, `RSS grew by ${Math.round((rssPeak - rssBefore) / 1048576)} MB`);
     });
 
+    test('TRACKGATE_IDENTITY_HEADERS=assertion: the upstream gets the signed assertion alone, with every claim', async () => {
+      // A second gateway on the same database, set up for an upstream that verifies the assertion.
+      const lean = await startApp(dialect, { upstreamUrl: upstream.url, identityHeaders: 'assertion' }, { shareWith: app });
+      try {
+        upstream.reset();
+        const spoofed = { 'X-Trackgate-User': 'mallory', 'X-Trackgate-Assertion': 'forged' };
+        const personal = await fetch(`${lean.url}/graphql`, { method: 'POST', headers: clientHeaders(alice.key, spoofed), body: VIEWER });
+        assert.equal(personal.status, 200);
+        await personal.text();
+        const run = await fetch(`${lean.url}/graphql`, { method: 'POST', headers: clientHeaders(sa.key.key, { ...spoofed, 'X-WANDB-USERNAME': alice.username }), body: VIEWER });
+        assert.equal(run.status, 200);
+        await run.text();
+        const [p, r] = upstream.requests;
+        for (const seen of [p!, r!]) {
+          const identity = Object.keys(seen.headers).filter((h) => h.startsWith('x-trackgate-'));
+          assert.deepEqual(identity, ['x-trackgate-assertion'], 'no plain identity header, and nothing the client sent');
+        }
+        const cp = await verifyAssertion(p!.headers['x-trackgate-assertion']);
+        assert.equal(cp.username, alice.username);
+        assert.equal(cp.email, `${alice.username}@${org}.example`);
+        assert.equal(cp.org, org);
+        assert.deepEqual(cp.teams, [team]);
+        assert.equal(cp.principal_type, 'user');
+        const cr = await verifyAssertion(r!.headers['x-trackgate-assertion']);
+        assert.equal(cr.sub, sa.id);
+        assert.equal(cr.principal_type, 'service_account');
+        assert.equal(cr.attributed_user, alice.username);
+        assert.equal(cr.attributed_user_email, `${alice.username}@${org}.example`);
+        noKeyUpstream(sa.key.key);
+
+        // Forward auth answers the same: the assertion is the only identity header.
+        const v = await fetch(`${lean.url}/auth/verify`, { headers: clientHeaders(sa.key.key, { 'X-WANDB-USERNAME': alice.username }) });
+        assert.equal(v.status, 200);
+        assert.equal(v.headers.get('x-trackgate-user'), null);
+        assert.equal(v.headers.get('x-trackgate-attributed-user'), null);
+        assert.equal((await verifyAssertion(v.headers.get('x-trackgate-assertion'))).attributed_user, alice.username);
+      } finally {
+        await lean.close();
+      }
+    });
+
     test('502 when the tracking API is down, 504 when it is slow', async () => {
       upstream.route('/slow', (_req, res) => {
         const t = setTimeout(() => res.end('late'), 5000);

@@ -36,6 +36,12 @@ export const configSchema = z
     upstreamConnections: intFromEnv(1, 4096).default(128),
     /** Lifetime of the signed identity assertion (X-Trackgate-Assertion). */
     assertionTtlSeconds: intFromEnv(10, 3600).default(60),
+    /**
+     * What tells the upstream who the caller is: `plain-and-assertion`, the plain X-Trackgate-* headers and
+     * the signed assertion; `assertion`, the signed assertion alone (for an upstream that verifies it: the
+     * assertion carries every claim the plain headers do, and each header less is work saved per request).
+     */
+    identityHeaders: z.enum(['plain-and-assertion', 'assertion']).default('plain-and-assertion'),
     /** The assertion's `aud`; defaults to the upstream URL, else the public URL. */
     assertionAudience: z.string().min(1).optional(),
     /** Age after which the assertion signing key is rotated (0 = never). */

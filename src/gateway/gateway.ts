@@ -58,6 +58,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     },
     issuer,
     deps.attribute,
+    { plainHeaders: config.identityHeaders === 'plain-and-assertion' },
   );
   const lean = new Map<string, RequestHandler>([
     ['/auth/verify', createVerifyHandler({ identity, trustedProxies, publicUrl: config.publicUrl, logger })],

@@ -75,11 +75,15 @@ export class GatewayIdentity {
   private readonly authenticate: AuthenticateFn;
   private readonly cachedAuth: Authentication['cached'] | null;
 
+  private readonly plainHeaders: boolean;
+
   constructor(
     auth: AuthenticateFn | Authentication,
     private readonly assertions: AssertionIssuer,
     private readonly attribute: Attributor | null = null,
+    options: { /** The plain X-Trackgate-* headers besides the assertion (default true). */ plainHeaders?: boolean } = {},
   ) {
+    this.plainHeaders = options.plainHeaders ?? true;
     this.authenticate = typeof auth === 'function' ? auth : auth.authenticate;
     this.cachedAuth = typeof auth === 'function' ? null : (auth.cached ?? null);
   }
@@ -149,7 +153,7 @@ export class GatewayIdentity {
     return h;
   }
 
-  /** The result with every identity header including the assertion; one shared object per (principal, attributed user, assertion). */
+  /** The result with the identity headers (the plain ones when configured, and the assertion); one shared object per (principal, attributed user, assertion). */
   private resultFor(principal: Principal, attributed: AttributedUser | null, assertion: SignedAssertion): IdentityResult & { ok: true } {
     const token = assertion.token;
     let perPrincipal = this.results.get(principal);
@@ -163,8 +167,8 @@ export class GatewayIdentity {
       hit.assertion = assertion;
       return hit.result;
     }
-    const headers = this.headersFor(principal).slice();
-    if (attributed) {
+    const headers = this.plainHeaders ? this.headersFor(principal).slice() : [];
+    if (attributed && this.plainHeaders) {
       headers.push(IDENTITY_HEADERS.attributedUser, headerValue(attributed.username));
       headers.push(IDENTITY_HEADERS.attributedEmail, headerValue(attributed.email));
     }
