@@ -71,6 +71,50 @@ describe('CLI and configuration', () => {
     assert.match(noOrg.stderr, /organization "nosuch" not found/);
   });
 
+  test('the compiled build (what npm start runs) serves the hot paths, the management worker and the static files', async () => {
+    const root = join(import.meta.dirname, '..');
+    // Built into a folder of its own beside dist/ (so that node_modules and package.json are found the same
+    // way), leaving a dist/ someone is running as it is.
+    const out = mkdtempSync(join(root, '.build-test-'));
+    try {
+      const build = spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs'), '--out', out], { encoding: 'utf8', cwd: root });
+      assert.equal(build.status, 0, build.stdout + build.stderr);
+      const child = spawn(process.execPath, [join(out, 'cli', 'main.js'), 'serve'], { env: { ...env, TRACKGATE_PORT: '0', TRACKGATE_HOST: '127.0.0.1', TRACKGATE_LOG_LEVEL: 'info' }, cwd: root });
+      let log = '';
+      child.stdout.on('data', (d) => (log += d));
+      child.stderr.on('data', (d) => (log += d));
+      const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      try {
+        const port = await new Promise<number>((resolve, reject) => {
+          const t = setTimeout(() => reject(new Error('the build did not start: ' + log)), 20_000);
+          child.stdout.on('data', () => {
+            const m = /"port":(\d+)/.exec(log);
+            if (m) {
+              clearTimeout(t);
+              resolve(Number(m[1]));
+            }
+          });
+        });
+        const base = `http://127.0.0.1:${port}`;
+        const verify = await fetch(`${base}/auth/verify`, { headers: { authorization: basic(adminKey) } });
+        assert.equal(verify.status, 200);
+        assert.ok(verify.headers.get('x-trackgate-assertion'));
+        const me = await fetch(`${base}/gateway/v1/me`, { headers: { authorization: basic(adminKey) } });
+        assert.equal(me.status, 200, 'the management worker runs from the build');
+        const page = await fetch(`${base}/login`);
+        assert.equal(page.status, 200);
+        const css = /href="(\/static\/[^"]+\.css)"/.exec(await page.text());
+        assert.ok(css, 'the login page links its stylesheet');
+        assert.equal((await fetch(`${base}${css[1]}`)).status, 200, 'static files are part of the build');
+      } finally {
+        child.kill('SIGTERM');
+      }
+      assert.equal(await exit, 0, log);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+
   test('serve shares the SQLite file with the CLI and stops cleanly on SIGTERM', async () => {
     const child = spawn(process.execPath, [BIN, 'serve'], { env: { ...env, TRACKGATE_PORT: '0', TRACKGATE_HOST: '127.0.0.1', TRACKGATE_LOG_LEVEL: 'info' }, cwd: join(import.meta.dirname, '..') });
     let out = '';
