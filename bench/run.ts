@@ -18,7 +18,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import SQLite from 'better-sqlite3';
 import autocannon from 'autocannon';
@@ -34,8 +34,12 @@ const SMALL = 1_000;
 const LARGE = Number(process.env.BENCH_KEYS_LARGE ?? 1_000_000);
 const DISTINCT = 1_000;
 const CPU_PROF = process.env.BENCH_CPU_PROF === '1';
-/** Node flags for the gateway process: by default those of `npm start` (read from package.json), so it runs exactly as `npm start` runs it. */
-const START_FLAGS = ((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start.match(/--[\w-]+=\S+/g) ?? []).join(' ');
+/** `npm start`'s command line (package.json): the gateway runs exactly as `npm start` runs it, the compiled build included. */
+const START_SCRIPT = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+/** Node flags for the gateway process: by default those of `npm start`. */
+const START_FLAGS = (START_SCRIPT.match(/--[\w-]+=\S+/g) ?? []).join(' ');
+/** The script `npm start` runs (dist/cli/main.js, built by prestart). */
+const START_ENTRY = join(ROOT, /\s(\S+\.js|bin\/trackgate)\s+serve\b/.exec(START_SCRIPT)?.[1] ?? 'bin/trackgate');
 const GATEWAY_FLAGS = (process.env.BENCH_GATEWAY_NODE_FLAGS ?? START_FLAGS).split(' ').filter(Boolean);
 const RESULTS = join(ROOT, 'bench', '.results');
 const VIEWER = JSON.stringify({ query: 'query Viewer{ viewer { id entity username email flags teams { edges { node { name } } } } }', variables: {} });
@@ -120,7 +124,7 @@ class Gateway {
     const args = [];
     if (CPU_PROF) args.push('--cpu-prof', `--cpu-prof-dir=${join(RESULTS, 'prof', label)}`);
     if (GATEWAY_FLAGS.length) args.push(...GATEWAY_FLAGS);
-    args.push(join(ROOT, 'bin', 'trackgate'), 'serve');
+    args.push(START_ENTRY, 'serve');
     g.child = spawn(process.execPath, args, { env: { ...env, TRACKGATE_PORT: String(port) }, stdio: ['ignore', 'ignore', 'inherit'] });
     g.url = `http://127.0.0.1:${port}`;
     if (g.child.pid) ownPids.add(g.child.pid);
@@ -266,8 +270,9 @@ async function measureRounds(rows: Row[], keys: number, scenarios: Scenario[]): 
       }
       runs.set(sc.name, [...(runs.get(sc.name) ?? []), r]);
       if (cpu0 !== null && cpu1 !== null && r.requests.total > 0) cpuPerReq.set(sc.name, [...(cpuPerReq.get(sc.name) ?? []), ((cpu1 - cpu0) * 1000) / r.requests.total]);
-      if (sc.gateway) rss.set(sc.name, Math.max(rss.get(sc.name) ?? 0, sc.gateway.takeWindowPeak()));
-      log(`${keys.toLocaleString('en-US')} keys · round ${round + 1}/${ROUNDS} · ${sc.name}: ${Math.round(r.requests.average)} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms${r.non2xx ? `, ${r.non2xx} non-2xx` : ''}${r.errors + r.timeouts ? `, ${r.errors + r.timeouts} errors` : ''}, others ${(lastForeign * 100).toFixed(0)}% of a core`);
+      const windowRss = sc.gateway ? sc.gateway.takeWindowPeak() : null;
+      if (windowRss !== null) rss.set(sc.name, Math.max(rss.get(sc.name) ?? 0, windowRss));
+      log(`${keys.toLocaleString('en-US')} keys · round ${round + 1}/${ROUNDS} · ${sc.name}: ${Math.round(r.requests.average)} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms${r.non2xx ? `, ${r.non2xx} non-2xx` : ''}${r.errors + r.timeouts ? `, ${r.errors + r.timeouts} errors` : ''}${windowRss !== null ? `, gateway RSS ${windowRss.toFixed(0)} MB` : ''}, others ${(lastForeign * 100).toFixed(0)}% of a core`);
     }
   }
   for (const sc of chosen) {
@@ -363,7 +368,7 @@ function roundRatios(a: Row | undefined, b: Row | undefined): number[] | null {
 function report(rows: Row[], m: Record<string, string>, peakRss: number, started: Date, seedSeconds: number, loadBefore: string): string {
   const find = (keys: number, name: string) => rows.find((r) => r.keys === keys && r.name === name);
   const lines: string[] = [];
-  lines.push(`Measured ${started.toISOString()} with \`npm run bench\` (\`node --import tsx bench/run.ts\`): autocannon, ${CONNECTIONS} connections, no pipelining, ${ROUNDS} interleaved rounds of ${DURATION} s per run (each after a ${WARMUP} s warm-up), the median of the rounds shown; a ratio between two runs is the median of their per-round ratios (lowest–highest round in brackets), since the two run back to back in every round; a run during which other processes on the machine used more than ${Math.round(FOREIGN_LIMIT * 100)}% of a core was run again (${retried} repeated, ${contaminated} still disturbed after 3 tries); the load generator and every server on this one machine, each server in its own process; the gateway started as \`node ${GATEWAY_FLAGS.length ? GATEWAY_FLAGS.join(' ') + ' ' : ''}bin/trackgate serve\` (SQLite, log level ${process.env.BENCH_LOG_LEVEL ?? 'info'} to /dev/null). Load average before the run: ${loadBefore}.`);
+  lines.push(`Measured ${started.toISOString()} with \`npm run bench\` (\`node --import tsx bench/run.ts\`): autocannon, ${CONNECTIONS} connections, no pipelining, ${ROUNDS} interleaved rounds of ${DURATION} s per run (each after a ${WARMUP} s warm-up), the median of the rounds shown; a ratio between two runs is the median of their per-round ratios (lowest–highest round in brackets), since the two run back to back in every round; a run during which other processes on the machine used more than ${Math.round(FOREIGN_LIMIT * 100)}% of a core was run again (${retried} repeated, ${contaminated} still disturbed after 3 tries); the load generator and every server on this one machine, each server in its own process; the gateway started as \`node ${GATEWAY_FLAGS.length ? GATEWAY_FLAGS.join(' ') + ' ' : ''}${relative(ROOT, START_ENTRY)} serve\` (SQLite, log level ${process.env.BENCH_LOG_LEVEL ?? 'info'} to /dev/null). Load average before the run: ${loadBefore}.`);
   lines.push('');
   lines.push(`Machine: ${m.cpu}, \`nproc\` = ${m.nproc}, ${m.memory}, ${m.os}, Node.js ${m.node}. Database: SQLite (WAL) file; ${LARGE.toLocaleString('en-US')} key rows seeded in ${seedSeconds.toFixed(1)} s.`);
   lines.push('');
@@ -382,6 +387,8 @@ function report(rows: Row[], m: Record<string, string>, peakRss: number, started
   ratioRow('proxied ÷ upstream directly', '≥ 0.3', 'proxy', 'upstream-direct');
   ratioRow('reference undici proxy (no auth) ÷ upstream directly', '–', 'proxy-reference', 'upstream-direct');
   ratioRow('proxied through trackgate ÷ reference undici proxy', '–', 'proxy', 'proxy-reference');
+  ratioRow('proxied, assertion only (TRACKGATE_IDENTITY_HEADERS=assertion) ÷ upstream directly', '≥ 0.3', 'proxy-assertion-only', 'upstream-direct-2');
+  ratioRow('/auth/verify, assertion only ÷ bare node:http', '≥ 0.8', 'verify-assertion-only', 'bare-3');
   ratioRow('GET /gateway/v1/me (Express) ÷ bare', '–', 'me', 'bare');
   const cpuRow = (label: string, a: string, b: string) =>
     lines.push(`| ${label} | – | ${[SMALL, LARGE].map((k) => ratio(find(k, b)?.cpuUsPerReq ?? undefined, find(k, a)?.cpuUsPerReq ?? undefined)).join(' | ')} |`);
@@ -397,7 +404,7 @@ function report(rows: Row[], m: Record<string, string>, peakRss: number, started
   };
   lines.push(`| ${LARGE.toLocaleString('en-US')} keys ÷ ${SMALL.toLocaleString('en-US')} keys, each as a ratio to its baseline | target | ratio |`);
   lines.push('| --- | --- | ---: |');
-  for (const [n, base] of [['verify', 'bare'], ['verify-lean-only', 'bare-2'], ['proxy', 'upstream-direct'], ['me', 'bare'], ['verify-uncached', 'bare']] as const) {
+  for (const [n, base] of [['verify', 'bare'], ['verify-lean-only', 'bare-2'], ['proxy', 'upstream-direct'], ['proxy-assertion-only', 'upstream-direct-2'], ['verify-assertion-only', 'bare-3'], ['me', 'bare'], ['verify-uncached', 'bare']] as const) {
     lines.push(`| ${n} (÷ ${base}) | no drop | ${ratio(norm(LARGE, n, base), norm(SMALL, n, base))} |`);
   }
   lines.push('');
@@ -411,6 +418,10 @@ async function main(): Promise<void> {
   const started = new Date();
   const loadBefore = existsSync('/proc/loadavg') ? readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ') : 'unknown';
   mkdirSync(RESULTS, { recursive: true });
+  if (START_ENTRY.includes(`${join(ROOT, 'dist')}`)) {
+    log('building dist/ (as npm start does)');
+    execFileSync(process.execPath, [join(ROOT, 'scripts', 'build.mjs')], { stdio: 'inherit' });
+  }
   const dir = mkdtempSync(join(tmpdir(), 'trackgate-bench-'));
   const dbFile = join(dir, 'trackgate.db');
   const children: ChildProcess[] = [];
@@ -516,6 +527,18 @@ async function main(): Promise<void> {
       ]);
       await leanOnly.stop();
       peakRss = Math.max(peakRss, leanOnly.peakRss);
+      // TRACKGATE_IDENTITY_HEADERS=assertion: the signed assertion is the only identity header (for an
+      // upstream that verifies it), upstream and in /auth/verify's answer; each paired with its baseline.
+      const lean = await Gateway.start({ ...gwEnv, TRACKGATE_IDENTITY_HEADERS: 'assertion' }, `${keys}-assertion-only`);
+      gateways.push(lean);
+      await measureRounds(rows, keys, [
+        { name: 'upstream-direct-2', target: 'upstream directly, POST /graphql (paired with the next run)', opts: { url: `${upstreamUrl}/graphql`, method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: VIEWER }, gateway: null, pid: upstream.pid },
+        { name: 'proxy-assertion-only', target: 'through trackgate, POST /graphql, TRACKGATE_IDENTITY_HEADERS=assertion', opts: { url: `${lean.url}/graphql`, method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: VIEWER }, gateway: lean, pid: lean.child.pid },
+        { name: 'bare-3', target: 'bare node:http, GET / (paired with the next run)', opts: { url: bareUrl }, gateway: null, pid: bare.pid },
+        { name: 'verify-assertion-only', target: 'trackgate GET /auth/verify, valid key, TRACKGATE_IDENTITY_HEADERS=assertion', opts: { url: `${lean.url}/auth/verify`, headers: auth }, gateway: lean, pid: lean.child.pid },
+      ]);
+      await lean.stop();
+      peakRss = Math.max(peakRss, lean.peakRss);
       // The same, with the key cache off: every request is one indexed lookup among `keys` rows.
       const cold = await Gateway.start({ ...gwEnv, TRACKGATE_KEY_CACHE_TTL_SECONDS: '0' }, `${keys}-uncached`);
       gateways.push(cold);
