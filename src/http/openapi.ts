@@ -48,7 +48,7 @@ const OTHER_PATHS: Record<string, Record<string, unknown>> = {
         { name: 'X-WANDB-USERNAME', in: 'header', required: false, schema: { type: 'string' }, description: 'with a service-account key: the team member a run is attributed to' },
       ],
       responses: {
-        200: { description: 'allowed; identity in the response headers', headers: identityHeaders },
+        200: { description: 'allowed; identity in the response headers (only X-Trackgate-Assertion when TRACKGATE_IDENTITY_HEADERS=assertion)', headers: identityHeaders },
         401: { ...errorResponse('no or bad credentials (WWW-Authenticate); a browser also gets Location: /login?return_to=...') },
         403: errorResponse('known caller, not allowed (e.g. attribution to a non-member)'),
         429: errorResponse('too many failed attempts from this address'),
