@@ -5,13 +5,18 @@
 import { execFileSync } from 'node:child_process';
 import { cpSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join, relative, resolve } from 'node:path';
+import { join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const src = join(root, 'src');
 const outFlag = process.argv.indexOf('--out');
-const dist = outFlag === -1 ? join(root, 'dist') : resolve(process.argv[outFlag + 1] ?? '');
+const outArg = outFlag === -1 ? 'dist' : process.argv[outFlag + 1];
+// The output folder is emptied first: never the project itself or anything above it.
+if (!outArg || outArg.startsWith('-')) throw new Error('--out needs a folder');
+const dist = resolve(root, outArg);
+const up = relative(dist, root);
+if (up === '' || !up.startsWith('..') || dist === src || dist.startsWith(src + sep)) throw new Error(`--out ${outArg}: not a folder to build into`);
 rmSync(dist, { recursive: true, force: true });
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 execFileSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json'), '--outDir', dist], { stdio: 'inherit' });
