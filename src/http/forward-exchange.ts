@@ -82,21 +82,7 @@ export class ProxyHandler {
   onHeaders(statusCode: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true; // 1xx: Node already spoke to the client.
     this.resume = resume;
-    // A flat [name, value, ...] list from the raw headers: names keep their case, repeated headers stay repeated.
-    const out: string[] = [];
-    let connection: string | undefined;
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i]!.toString('latin1');
-      const lower = name.toLowerCase();
-      if (lower === 'connection') {
-        const v = raw[i + 1]!.toString('latin1');
-        connection = connection === undefined ? v : `${connection}, ${v}`;
-        continue;
-      }
-      if (HOP_BY_HOP.has(lower) || lower === 'x-request-id') continue;
-      out.push(name, raw[i + 1]!.toString('latin1'));
-    }
-    if (connection !== undefined) dropConnectionListed(out, connection);
+    const out = forwardedResponseHeaders(raw);
     out.push('X-Request-Id', this.requestId);
     if (statusText) this.res.writeHead(statusCode, statusText, out);
     else this.res.writeHead(statusCode, out);
@@ -137,6 +123,30 @@ export class ProxyHandler {
     this.logger?.warn({ err: { code, message: err.message }, requestId: this.requestId, status: status.status }, `gateway: ${this.target.name} request failed`);
     sendError(this.req, this.res, status, this.requestId);
   }
+}
+
+/**
+ * A response's headers as they go on to the client: a flat [name, value, ...]
+ * list from the raw headers (names keep their case, repeated headers stay
+ * repeated), less those of this hop and the answerer's X-Request-Id (the
+ * caller adds the request's own).
+ */
+export function forwardedResponseHeaders(raw: Buffer[]): string[] {
+  const out: string[] = [];
+  let connection: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1');
+    const lower = name.toLowerCase();
+    if (lower === 'connection') {
+      const v = raw[i + 1]!.toString('latin1');
+      connection = connection === undefined ? v : `${connection}, ${v}`;
+      continue;
+    }
+    if (HOP_BY_HOP.has(lower) || lower === 'x-request-id') continue;
+    out.push(name, raw[i + 1]!.toString('latin1'));
+  }
+  if (connection !== undefined) dropConnectionListed(out, connection);
+  return out;
 }
 
 const NOTHING_LISTED = /^\s*(?:keep-alive|close)?\s*$/i;

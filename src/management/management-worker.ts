@@ -4,39 +4,55 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { Pool } from 'undici';
-import type { Dispatcher } from 'undici';
 import type { Config } from '../config/config.ts';
 import { AppError } from '../http/errors.ts';
-import { HOP_BY_HOP, ProxyHandler, dropConnectionListed } from '../http/forward-exchange.ts';
-import type { ForwardTarget } from '../http/forward-exchange.ts';
-import { hasRequestBody, requestIdOf } from '../http/raw-response.ts';
+import { HOP_BY_HOP, dropConnectionListed } from '../http/forward-exchange.ts';
+import { hasRequestBody, requestIdOf, sendError } from '../http/raw-response.ts';
 import type { Logger } from '../log/logger.ts';
-import { PEER_HEADER } from './worker-protocol.ts';
+import { PEER_HEADER, chunkMessage } from './worker-protocol.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.ts';
 
-const MANAGEMENT: ForwardTarget = {
-  timeout: () => new AppError(504, 'management_timeout', 'the request took too long'),
-  unavailable: () => new AppError(503, 'management_unavailable', 'the management service is restarting; try again in a moment', { headers: { 'Retry-After': '1' } }),
-  name: 'management worker',
-};
+const timedOut = () => new AppError(504, 'management_timeout', 'the request took too long');
+const unavailable = () => new AppError(503, 'management_unavailable', 'the management service is restarting; try again in a moment', { headers: { 'Retry-After': '1' } });
+const tooLarge = () => new AppError(413, 'payload_too_large', `request bodies of the management API are limited to ${MAX_BODY_BYTES / 1024 / 1024} MB`);
+
+/** The management API takes small JSON and form bodies (64 KB in Express); more than this is never forwarded. */
+const MAX_BODY_BYTES = 1024 * 1024;
+
+/** One request forwarded to the worker and not yet answered in full. */
+interface Pending {
+  req: IncomingMessage;
+  res: ServerResponse;
+  requestId: string;
+  /** The worker it went to: when that one dies, its requests fail. */
+  worker: Worker;
+  /** The answer's Content-Length, once its head has come (null: none, or not yet). */
+  length: number | null;
+  written: number;
+}
 
 /** Heap limits of the worker; the whole process stays within the gateway's memory budget. */
 const WORKER_LIMITS = { maxOldGenerationSizeMb: 96, maxYoungGenerationSizeMb: 4 };
 
 /**
  * The main isolate's side of the management worker: starts it, forwards every
- * request for it (over a private unix socket, through undici like the proxy,
- * headers and bodies passed on as they are plus the client's address), relays
- * its metrics, and starts it again when it dies (the hot paths keep serving
- * meanwhile; its requests get 503).
+ * request for it, relays its metrics, and starts it again when it dies (the
+ * hot paths keep serving meanwhile; its requests get 503).
+ *
+ * Requests and answers travel as messages (head, body chunks, end), not over a
+ * socket: an HTTP client's sockets in this isolate would share Node's net and
+ * stream code with the hot paths' server sockets and turn its inline caches
+ * megamorphic (seen with --log-ic); the worker makes them real HTTP requests
+ * to its own server. Headers and bodies pass unchanged, less this hop's
+ * headers, plus the request id and the client's address.
  */
 export class ManagementWorker {
   private worker: Worker | null = null;
   private readonly dir = mkdtempSync(join(tmpdir(), 'trackgate-mgmt-'));
   private readonly socketPath = join(this.dir, 'management.sock');
-  private readonly pool: Pool;
   private closing = false;
+  private nextRequestId = 1;
+  private readonly pending = new Map<number, Pending>();
   private restartDelayMs = 250;
   private restartTimer: NodeJS.Timeout | null = null;
   private nextMetricsId = 1;
@@ -48,17 +64,7 @@ export class ManagementWorker {
     private readonly config: Config,
     private readonly invalidationChannel: string,
     private readonly logger: Logger,
-  ) {
-    this.pool = new Pool('http://localhost', {
-      socketPath: this.socketPath,
-      connections: 64,
-      pipelining: 1,
-      keepAliveTimeout: 30_000,
-      headersTimeout: 300_000,
-      bodyTimeout: 300_000,
-      connectTimeout: 5_000,
-    });
-  }
+  ) {}
 
   /** Starts the worker and waits until it serves (or fails to start). */
   static async start(config: Config, invalidationChannel: string, logger: Logger): Promise<ManagementWorker> {
@@ -67,7 +73,6 @@ export class ManagementWorker {
       await m.spawn();
     } catch (err) {
       m.closing = true;
-      await m.pool.close();
       rmSync(m.dir, { recursive: true, force: true });
       throw err;
     }
@@ -98,6 +103,8 @@ export class ManagementWorker {
         } else if (message.type === 'metrics') {
           this.pendingMetrics.get(message.id)?.(message.text);
           this.pendingMetrics.delete(message.id);
+        } else {
+          this.answer(message);
         }
       });
       worker.on('error', (err) => {
@@ -108,6 +115,7 @@ export class ManagementWorker {
         if (this.worker === worker) this.worker = null;
         for (const done of this.pendingMetrics.values()) done('');
         this.pendingMetrics.clear();
+        for (const [id, p] of this.pending) if (p.worker === worker) this.fail(id, unavailable());
         if (!ready) return reject(new Error(`the management worker exited with code ${code} before it was ready`));
         if (this.closing) return;
         this.logger.error({ code, restart_in_ms: this.restartDelayMs }, 'management worker stopped; starting it again');
@@ -134,19 +142,73 @@ export class ManagementWorker {
   /** Forwards one request to the worker. */
   readonly handler = (req: IncomingMessage, res: ServerResponse): void => {
     const requestId = requestIdOf(req);
-    const h = new ProxyHandler(req, res, requestId, this.logger, MANAGEMENT);
-    this.pool.dispatch(
-      {
-        path: req.url ?? '/',
-        method: req.method ?? 'GET',
-        headers: forwardedHeaders(req, requestId),
-        body: hasRequestBody(req) ? req : null,
-        idempotent: false,
-        blocking: false,
-      },
-      h as unknown as Dispatcher.DispatchHandler,
-    );
+    const worker = this.worker;
+    if (!worker || this.closing) {
+      sendError(req, res, unavailable(), requestId);
+      return;
+    }
+    const id = this.nextRequestId++;
+    this.pending.set(id, { req, res, requestId, worker, length: null, written: 0 });
+    // The client went away before the answer was complete: the worker stops too.
+    res.once('close', () => {
+      if (this.pending.delete(id)) worker.postMessage({ type: 'abort', id } satisfies ToWorker);
+    });
+    const body = hasRequestBody(req);
+    worker.postMessage({ type: 'request', id, method: req.method ?? 'GET', path: req.url ?? '/', headers: forwardedHeaders(req, requestId), body } satisfies ToWorker);
+    if (!body) return;
+    let bytes = 0;
+    req.on('data', (chunk: Buffer) => {
+      if (!this.pending.has(id)) return;
+      bytes += chunk.length;
+      if (bytes > MAX_BODY_BYTES) {
+        worker.postMessage({ type: 'abort', id } satisfies ToWorker);
+        this.fail(id, tooLarge());
+        return;
+      }
+      const c = chunkMessage(chunk);
+      worker.postMessage({ type: 'body', id, chunk: c.chunk } satisfies ToWorker, c.transfer);
+    });
+    req.once('end', () => {
+      if (this.pending.has(id)) worker.postMessage({ type: 'end', id } satisfies ToWorker);
+    });
   };
+
+  /** A message about a forwarded request: its answer's head, a body chunk, its end, or its failure. */
+  private answer(m: Exclude<FromWorker, { type: 'ready' } | { type: 'metrics' }>): void {
+    const p = this.pending.get(m.id);
+    if (!p) return; // the client has gone
+    if (m.type === 'head') {
+      for (let i = 0; i < m.headers.length; i += 2) if (m.headers[i]!.toLowerCase() === 'content-length') p.length = Number(m.headers[i + 1]);
+      m.headers.push('X-Request-Id', p.requestId);
+      if (m.statusText) p.res.writeHead(m.status, m.statusText, m.headers);
+      else p.res.writeHead(m.status, m.headers);
+    } else if (m.type === 'data') {
+      p.res.write(Buffer.from(m.chunk.buffer, m.chunk.byteOffset, m.chunk.byteLength));
+      p.written += m.chunk.byteLength;
+      // Complete as the client sees it: ended now, so that a worker that dies before its `end`
+      // arrives (a terminated thread's last messages can be lost) does not cut a finished answer.
+      if (p.length !== null && p.written >= p.length) {
+        this.pending.delete(m.id);
+        p.res.end();
+      }
+    } else if (m.type === 'end') {
+      this.pending.delete(m.id);
+      p.res.end();
+    } else {
+      this.logger.warn({ err: { message: m.message }, requestId: p.requestId }, 'gateway: management worker request failed');
+      this.fail(m.id, m.timeout ? timedOut() : unavailable());
+    }
+  }
+
+  /** Ends a forwarded request with an error: the error answer, or a cut connection once the answer has begun. */
+  private fail(id: number, err: AppError): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    if (!p.res.headersSent) sendError(p.req, p.res, err, p.requestId);
+    else if (p.length !== null && p.written >= p.length) p.res.end();
+    else p.res.destroy();
+  }
 
   /** The worker's metrics in the exposition format ('' when it does not answer within a second). */
   metricsText(): Promise<string> {
@@ -170,7 +232,6 @@ export class ManagementWorker {
   async close(): Promise<void> {
     this.closing = true;
     if (this.restartTimer) clearTimeout(this.restartTimer);
-    await this.pool.close();
     const worker = this.worker;
     if (worker) {
       const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));

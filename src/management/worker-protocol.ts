@@ -3,17 +3,32 @@ import type { Config } from '../config/config.ts';
 /** What the main isolate hands the management worker at start. */
 export interface WorkerInit {
   config: Config;
-  /** The private socket the worker serves on (in a folder only this user can enter). */
+  /** The private socket the worker's own HTTP server listens on (in a folder only this user can enter). */
   socketPath: string;
   /** The BroadcastChannel name for cache invalidations between the two isolates. */
   invalidationChannel: string;
 }
 
-/** Main → worker. */
-export type ToWorker = { type: 'metrics'; id: number } | { type: 'close' };
+/**
+ * Main → worker. A forwarded request is `request`, then its body as `body`
+ * chunks and `end` (when it has one); `abort` when the client went away.
+ */
+export type ToWorker =
+  | { type: 'metrics'; id: number }
+  | { type: 'close' }
+  | { type: 'request'; id: number; method: string; path: string; headers: string[]; body: boolean }
+  | { type: 'body'; id: number; chunk: Uint8Array }
+  | { type: 'end'; id: number }
+  | { type: 'abort'; id: number };
 
-/** Worker → main. */
-export type FromWorker = { type: 'ready' } | { type: 'metrics'; id: number; text: string };
+/** Worker → main. The answer to a forwarded request is `head` (its headers, this hop's already removed), `data` chunks and `end`, or `error`. */
+export type FromWorker =
+  | { type: 'ready' }
+  | { type: 'metrics'; id: number; text: string }
+  | { type: 'head'; id: number; status: number; statusText: string; headers: string[] }
+  | { type: 'data'; id: number; chunk: Uint8Array }
+  | { type: 'end'; id: number }
+  | { type: 'error'; id: number; message: string; /** the worker's own server did not answer in time */ timeout: boolean };
 
 /**
  * The request header that carries the address of the client's connection from
@@ -21,3 +36,13 @@ export type FromWorker = { type: 'ready' } | { type: 'metrics'; id: number; text
  * sent and sets its own; the worker removes it before the request goes on.
  */
 export const PEER_HEADER = 'x-trackgate-peer';
+
+/**
+ * A chunk as a message can carry it: a copy of just its bytes. A Buffer is
+ * often a view into a larger pooled buffer, which a message would copy whole;
+ * the copy's own buffer is transferred instead.
+ */
+export function chunkMessage(chunk: Uint8Array): { chunk: Uint8Array; transfer: ArrayBuffer[] } {
+  const copy = new Uint8Array(chunk);
+  return { chunk: copy, transfer: [copy.buffer] };
+}

@@ -1,14 +1,18 @@
 import { rmSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PassThrough } from 'node:stream';
 import { parentPort, workerData } from 'node:worker_threads';
+import { Pool, errors as undiciErrors } from 'undici';
+import type { Dispatcher } from 'undici';
 import { closeCore, createCore, createWiredSso } from '../core.ts';
 import { ThreadInvalidationTransport } from '../auth/thread-invalidation.ts';
 import { setForwardedPeer } from '../http/client-ip.ts';
+import { forwardedResponseHeaders } from '../http/forward-exchange.ts';
 import { createHttpServer } from '../http/server.ts';
 import { createLogger } from '../log/logger.ts';
 import { Metrics } from '../metrics/metrics.ts';
 import { createManagementApp } from './management-app.ts';
-import { PEER_HEADER } from './worker-protocol.ts';
+import { PEER_HEADER, chunkMessage } from './worker-protocol.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.ts';
 
 /**
@@ -50,10 +54,87 @@ function takePeer(req: IncomingMessage): void {
   setForwardedPeer(req, peer);
 }
 
-const send = (message: FromWorker) => port.postMessage(message);
+const send = (message: FromWorker, transfer?: ArrayBuffer[]) => port.postMessage(message, transfer);
+
+/**
+ * Requests arrive from the main isolate as messages, and this isolate makes
+ * them real HTTP requests to its own server (undici over the private socket).
+ * So the HTTP client's sockets and streams live here, where they cannot
+ * disturb the main isolate's hot paths: there, Node's net and stream code
+ * only ever sees the server's own sockets (a client socket in the same
+ * isolate turned its inline caches megamorphic; see BENCHMARKS.md).
+ */
+const client = new Pool('http://localhost', {
+  socketPath: init.socketPath,
+  connections: 64,
+  pipelining: 1,
+  keepAliveTimeout: 30_000,
+  headersTimeout: 300_000,
+  bodyTimeout: 300_000,
+  connectTimeout: 5_000,
+});
+
+interface Exchange {
+  body: PassThrough | null;
+  abort: ((err?: Error) => void) | null;
+  done: boolean;
+}
+const exchanges = new Map<number, Exchange>();
+
+function forward(m: Extract<ToWorker, { type: 'request' }>): void {
+  const ex: Exchange = { body: m.body ? new PassThrough() : null, abort: null, done: false };
+  exchanges.set(m.id, ex);
+  const finish = () => {
+    ex.done = true;
+    exchanges.delete(m.id);
+  };
+  const handler = {
+    onConnect(abort: (err?: Error) => void): void {
+      ex.abort = abort;
+      // Aborted by the main isolate before undici got this far.
+      if (ex.done) abort(new Error('client closed the connection'));
+    },
+    onHeaders(status: number, raw: Buffer[], _resume: () => void, statusText: string): boolean {
+      if (status < 200) return true;
+      send({ type: 'head', id: m.id, status, statusText, headers: forwardedResponseHeaders(raw) });
+      return true;
+    },
+    onData(chunk: Buffer): boolean {
+      const c = chunkMessage(chunk);
+      send({ type: 'data', id: m.id, chunk: c.chunk }, c.transfer);
+      return true;
+    },
+    onComplete(): void {
+      finish();
+      send({ type: 'end', id: m.id });
+    },
+    onError(err: Error): void {
+      finish();
+      ex.body?.destroy();
+      const timeout = err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError;
+      send({ type: 'error', id: m.id, message: err.message, timeout });
+    },
+  };
+  // The original handler interface, as in src/http/forward-exchange.ts.
+  client.dispatch({ path: m.path, method: m.method, headers: m.headers, body: ex.body, idempotent: false, blocking: false }, handler as unknown as Dispatcher.DispatchHandler);
+}
 
 port.on('message', (message: ToWorker) => {
-  if (message.type === 'metrics') {
+  if (message.type === 'request') {
+    forward(message);
+  } else if (message.type === 'body') {
+    exchanges.get(message.id)?.body?.write(message.chunk);
+  } else if (message.type === 'end') {
+    exchanges.get(message.id)?.body?.end();
+  } else if (message.type === 'abort') {
+    const ex = exchanges.get(message.id);
+    if (ex) {
+      exchanges.delete(message.id);
+      ex.done = true;
+      ex.body?.destroy();
+      ex.abort?.(new Error('client closed the connection'));
+    }
+  } else if (message.type === 'metrics') {
     metrics.text().then(
       (text) => send({ type: 'metrics', id: message.id, text }),
       () => send({ type: 'metrics', id: message.id, text: '' }),
@@ -65,6 +146,7 @@ port.on('message', (message: ToWorker) => {
 
 async function close(): Promise<void> {
   try {
+    await client.close();
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeIdleConnections();
