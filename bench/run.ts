@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import SQLite from 'better-sqlite3';
 import autocannon from 'autocannon';
 import type { Request as AcRequest, Result } from 'autocannon';
+import { configSchema } from '../src/config/config.ts';
 import { generateKey } from '../src/keys/key-format.ts';
 
 let verifyResponseBytes = 0;
@@ -365,7 +366,7 @@ function roundRatios(a: Row | undefined, b: Row | undefined): number[] | null {
   return a.samples.map((x, i) => x / b.samples[i]!);
 }
 
-function report(rows: Row[], m: Record<string, string>, peakRss: number, started: Date, seedSeconds: number, loadBefore: string): string {
+function report(rows: Row[], m: Record<string, string>, peakRss: number, started: Date, seedSeconds: number, loadBefore: string, fullCache: { keys: number; peakRss: number } | null): string {
   const find = (keys: number, name: string) => rows.find((r) => r.keys === keys && r.name === name);
   const lines: string[] = [];
   lines.push(`Measured ${started.toISOString()} with \`npm run bench\` (\`node --import tsx bench/run.ts\`): autocannon, ${CONNECTIONS} connections, no pipelining, ${ROUNDS} interleaved rounds of ${DURATION} s per run (each after a ${WARMUP} s warm-up), the median of the rounds shown; a ratio between two runs is the median of their per-round ratios (lowest–highest round in brackets), since the two run back to back in every round; a run during which other processes on the machine used more than ${Math.round(FOREIGN_LIMIT * 100)}% of a core was run again (${retried} repeated, ${contaminated} still disturbed after 3 tries); the load generator and every server on this one machine, each server in its own process; the gateway started as \`node ${GATEWAY_FLAGS.length ? GATEWAY_FLAGS.join(' ') + ' ' : ''}${relative(ROOT, START_ENTRY)} serve\` (SQLite, log level ${process.env.BENCH_LOG_LEVEL ?? 'info'} to /dev/null). Load average before the run: ${loadBefore}.`);
@@ -410,7 +411,7 @@ function report(rows: Row[], m: Record<string, string>, peakRss: number, started
   lines.push('');
   lines.push(`The /auth/verify answer carries ${verifyResponseBytes} bytes of headers (identity headers and the signed assertion) besides the status line, Date and Connection; the bare server's answer carries about 60.`);
   lines.push('');
-  lines.push(`Gateway resident memory, sampled every 200 ms for the whole run: peak **${peakRss.toFixed(0)} MB** (target < 256 MB).`);
+  lines.push(`Gateway resident memory, sampled every 200 ms for the whole run: peak **${peakRss.toFixed(0)} MB** (target < 256 MB)${fullCache ? `; of that, the gateway with a full key cache (${fullCache.keys.toLocaleString('en-US')} keys, each verified once, then ${DURATION} s each of proxy, /auth/verify and management load): ${fullCache.peakRss.toFixed(0)} MB` : ''}.`);
   return lines.join('\n');
 }
 
@@ -549,12 +550,40 @@ async function main(): Promise<void> {
       peakRss = Math.max(peakRss, cold.peakRss);
     }
 
+    // Memory with a full key cache: the runs above cache at most 1 000 keys. As many real keys as the
+    // cache holds by default, each verified once (the TTL raised so that none expires meanwhile), then
+    // proxy, /auth/verify and management load on that gateway.
+    let fullCache: { keys: number; peakRss: number } | null = null;
+    if (!ONLY || ONLY.has('full-cache')) {
+      const bound = configSchema.parse({}).keyCacheMaxEntries;
+      log(`seeding ${bound.toLocaleString('en-US')} more real keys for the full-cache run`);
+      const cacheKeys = seedKeys(dbFile, orgId, boot.user.id, bound, LARGE, true);
+      const full = await Gateway.start({ ...gwEnv, TRACKGATE_KEY_CACHE_TTL_SECONDS: '600' }, 'full-cache');
+      gateways.push(full);
+      let next = 0;
+      await autocannon({
+        url: full.url,
+        connections: CONNECTIONS,
+        amount: bound,
+        requests: [{ method: 'GET', path: '/auth/verify', setupRequest: (req) => ({ ...req, headers: { authorization: basic(cacheKeys[next++ % bound]!) } }) }],
+      });
+      const afterFill = full.takeWindowPeak();
+      const one = { authorization: basic(cacheKeys[0]!) };
+      await load({ url: `${full.url}/graphql`, method: 'POST', headers: { ...one, 'content-type': 'application/json' }, body: VIEWER }, DURATION);
+      await load({ url: `${full.url}/auth/verify`, headers: one }, DURATION);
+      await load({ url: `${full.url}/gateway/v1/me`, headers: one }, DURATION);
+      await full.stop();
+      fullCache = { keys: bound, peakRss: full.peakRss };
+      peakRss = Math.max(peakRss, full.peakRss);
+      log(`full key cache (${bound.toLocaleString('en-US')} keys): RSS ${afterFill.toFixed(0)} MB once filled, peak ${full.peakRss.toFixed(0)} MB`);
+    }
+
     const m = machine();
     if (ONLY) {
       log('BENCH_ONLY set: BENCHMARKS.md left as it is');
       return;
     }
-    const text = report(rows, m, peakRss, started, seedSeconds, loadBefore);
+    const text = report(rows, m, peakRss, started, seedSeconds, loadBefore, fullCache);
     writeFileSync(join(RESULTS, `bench-${started.toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ started, machine: m, duration: DURATION, connections: CONNECTIONS, rows, peakRss }, null, 2));
     const file = join(ROOT, 'BENCHMARKS.md');
     const BEGIN = '<!-- bench:begin (written by npm run bench) -->';
