@@ -360,10 +360,14 @@ function pairedRatio(a: Row | undefined, b: Row | undefined): string {
   return `${median(rs).toFixed(2)} (${Math.min(...rs).toFixed(2)}–${Math.max(...rs).toFixed(2)})`;
 }
 
-/** a ÷ b round by round; null when the two were not measured in the same rounds. */
+/**
+ * a ÷ b round by round; null when the two were not measured in the same rounds. A round in which
+ * either side served nothing (a server that stopped answering) is left out, not counted as 0 or ∞.
+ */
 function roundRatios(a: Row | undefined, b: Row | undefined): number[] | null {
   if (!a || !b || a.samples.length !== b.samples.length || a.samples.length === 0) return null;
-  return a.samples.map((x, i) => x / b.samples[i]!);
+  const rs = a.samples.flatMap((x, i) => (x > 0 && b.samples[i]! > 0 ? [x / b.samples[i]!] : []));
+  return rs.length ? rs : null;
 }
 
 function report(rows: Row[], m: Record<string, string>, peakRss: number, started: Date, seedSeconds: number, loadBefore: string, fullCache: { keys: number; peakRss: number } | null): string {
@@ -409,6 +413,8 @@ function report(rows: Row[], m: Record<string, string>, peakRss: number, started
     lines.push(`| ${n} (÷ ${base}) | no drop | ${ratio(norm(LARGE, n, base), norm(SMALL, n, base))} |`);
   }
   lines.push('');
+  const dead = rows.filter((r) => r.samples.includes(0));
+  if (dead.length) lines.push(`Rounds with 0 req/s (a server that stopped answering) are left out of the ratios: ${dead.map((r) => `${r.name} at ${r.keys.toLocaleString('en-US')} keys (${r.samples.filter((x) => x === 0).length} of ${r.samples.length})`).join(', ')}.`, '');
   lines.push(`The /auth/verify answer carries ${verifyResponseBytes} bytes of headers (identity headers and the signed assertion) besides the status line, Date and Connection; the bare server's answer carries about 60.`);
   lines.push('');
   lines.push(`Gateway resident memory, sampled every 200 ms for the whole run: peak **${peakRss.toFixed(0)} MB** (target < 256 MB)${fullCache ? `; of that, the gateway with a full key cache (${fullCache.keys.toLocaleString('en-US')} keys, each verified once, then ${DURATION} s each of proxy, /auth/verify and management load): ${fullCache.peakRss.toFixed(0)} MB` : ''}.`);

@@ -59,11 +59,12 @@ export const configSchema = z
       .default(['127.0.0.1/8', '::1/128']),
     keyCacheTtlSeconds: intFromEnv(0, 3600).default(30),
     /**
-     * About 4 KB per cached key (its principal, signed assertion and identity headers). Measured with
-     * `npm start`'s heap flags and a full cache under proxy, verify and management load: 15 000 peak at
-     * ~230 MB resident, 20 000 at ~250 MB, against a 256 MB budget. Raise it with the heap.
+     * About 4 KB per cached key (its principal, signed assertion and identity headers). With `npm start`'s
+     * heap flags, a full cache under proxy, verify and management load, and a million keys in the database
+     * (`npm run bench`, its full-cache run), 15 000 entries peaked at 252 MB resident against a 256 MB
+     * budget; 10 000 leave room. Raise it with the heap.
      */
-    keyCacheMaxEntries: intFromEnv(100, 10_000_000).default(15_000),
+    keyCacheMaxEntries: intFromEnv(100, 10_000_000).default(10_000),
     keyNegativeCacheTtlSeconds: intFromEnv(0, 600).default(5),
     lastUsedFlushMs: intFromEnv(10, 3_600_000).default(15_000),
     authFailureLimit: intFromEnv(1, 1_000_000).default(30),
