@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -9,6 +10,20 @@ import Database from 'better-sqlite3';
 import { basic, startApp } from './support/app.ts';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'trackgate');
+
+/** The port a `serve` child announces in its start-up log line (20 s at most). */
+function listeningPort(child: ChildProcess, output: () => string, what: string): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${what} did not start: ${output()}`)), 20_000);
+    child.stdout!.on('data', () => {
+      const m = /"port":(\d+)/.exec(output());
+      if (m) {
+        clearTimeout(t);
+        resolve(Number(m[1]));
+      }
+    });
+  });
+}
 
 describe('CLI and configuration', () => {
   let dir: string;
@@ -85,16 +100,7 @@ describe('CLI and configuration', () => {
       child.stderr.on('data', (d) => (log += d));
       const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
       try {
-        const port = await new Promise<number>((resolve, reject) => {
-          const t = setTimeout(() => reject(new Error('the build did not start: ' + log)), 20_000);
-          child.stdout.on('data', () => {
-            const m = /"port":(\d+)/.exec(log);
-            if (m) {
-              clearTimeout(t);
-              resolve(Number(m[1]));
-            }
-          });
-        });
+        const port = await listeningPort(child, () => log, 'the build');
         const base = `http://127.0.0.1:${port}`;
         const verify = await fetch(`${base}/auth/verify`, { headers: { authorization: basic(adminKey) } });
         assert.equal(verify.status, 200);
@@ -119,16 +125,7 @@ describe('CLI and configuration', () => {
     const child = spawn(process.execPath, [BIN, 'serve'], { env: { ...env, TRACKGATE_PORT: '0', TRACKGATE_HOST: '127.0.0.1', TRACKGATE_LOG_LEVEL: 'info' }, cwd: join(import.meta.dirname, '..') });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
-    const port = await new Promise<number>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('serve did not start: ' + out)), 20_000);
-      child.stdout.on('data', () => {
-        const m = /"port":(\d+)/.exec(out);
-        if (m) {
-          clearTimeout(t);
-          resolve(Number(m[1]));
-        }
-      });
-    });
+    const port = await listeningPort(child, () => out, 'serve');
     const me = await fetch(`http://127.0.0.1:${port}/gateway/v1/me`, { headers: { authorization: basic(adminKey) } });
     assert.equal(me.status, 200);
     const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));

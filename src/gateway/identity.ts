@@ -74,7 +74,6 @@ export class GatewayIdentity {
   private readonly results = new WeakMap<Principal, Map<string, { assertion: SignedAssertion; result: IdentityResult & { ok: true } }>>();
   private readonly authenticate: AuthenticateFn;
   private readonly cachedAuth: Authentication['cached'] | null;
-
   private readonly plainHeaders: boolean;
 
   constructor(

@@ -12,12 +12,16 @@ import type { Logger } from '../log/logger.ts';
 import { PEER_HEADER, chunkMessage } from './worker-protocol.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.ts';
 
+/**
+ * The management API takes small JSON and form bodies (64 KB in Express); more than this is never
+ * forwarded. Messages to the worker have no backpressure, so this also bounds what one request can
+ * queue there while the worker has not answered yet.
+ */
+const MAX_BODY_BYTES = 1024 * 1024;
+
 const timedOut = () => new AppError(504, 'management_timeout', 'the request took too long');
 const unavailable = () => new AppError(503, 'management_unavailable', 'the management service is restarting; try again in a moment', { headers: { 'Retry-After': '1' } });
 const tooLarge = () => new AppError(413, 'payload_too_large', `request bodies of the management API are limited to ${MAX_BODY_BYTES / 1024 / 1024} MB`);
-
-/** The management API takes small JSON and form bodies (64 KB in Express); more than this is never forwarded. */
-const MAX_BODY_BYTES = 1024 * 1024;
 
 /** One request forwarded to the worker and not yet answered in full. */
 interface Pending {
