@@ -16,26 +16,41 @@ const server = http.createServer((req, res) => {
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
   req.on('end', () => {
+    let abort = null;
+    let done = false;
+    // A client that goes away mid-answer must release the upstream connection: without this, each
+    // request cut off at the end of a load run left one pooled connection paused for good, and after
+    // a few runs the pool had none left (the proxy stopped answering).
+    res.on('close', () => {
+      if (!done && abort) abort(new Error('client went away'));
+    });
     pool.dispatch(
       { path: req.url, method: req.method, headers, body: chunks.length ? Buffer.concat(chunks) : null },
       {
-        onConnect() {},
-        onHeaders(status, rawRes) {
+        onConnect(a) {
+          abort = a;
+          if (res.destroyed) a(new Error('client went away'));
+        },
+        onHeaders(status, rawRes, resume) {
           const out = [];
           for (let i = 0; i < rawRes.length; i += 2) {
             const name = rawRes[i].toString('latin1');
             if (!HOP.has(name.toLowerCase()) || name.toLowerCase() === 'content-length') out.push(name, rawRes[i + 1].toString('latin1'));
           }
           res.writeHead(status, out);
+          res.on('drain', resume);
           return true;
         },
         onData(chunk) {
           return res.write(chunk);
         },
         onComplete() {
+          done = true;
           res.end();
         },
         onError() {
+          done = true;
+          if (res.destroyed) return;
           if (!res.headersSent) res.writeHead(502);
           res.end();
         },

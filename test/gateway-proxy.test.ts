@@ -249,6 +249,31 @@ describe('gateway proxy and forward auth (stand-in authentication)', () => {
     assert.equal(h.status, 204);
   });
 
+  it('passes response bodies through byte for byte, small and large, and gives every request its own id', async () => {
+    upstream.reset();
+    // Every byte value: a small first chunk is sent with the response head as a latin1 string (see ProxyHandler.onData).
+    const small = Buffer.from(Array.from({ length: 512 }, (_, i) => i % 256));
+    const large = Buffer.alloc(200_000);
+    for (let i = 0; i < large.length; i++) large[i] = (i * 7919) % 256;
+    upstream.route('/bytes/', (req, res) => {
+      const body = req.url === '/bytes/small' ? small : req.url === '/bytes/large' ? large : Buffer.alloc(0);
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': body.length });
+      res.end(body);
+    });
+    const ids = new Set<string>();
+    for (const [path, want] of [['/bytes/small', small], ['/bytes/large', large], ['/bytes/empty', Buffer.alloc(0)], ['/bytes/small', small]] as const) {
+      const r = await fetch(`${gw.url}${path}`, { headers: { Authorization: basic(GOOD_KEY) } });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers.get('content-length'), String(want.length));
+      assert.ok(Buffer.from(await r.arrayBuffer()).equals(want), `${path}: the body arrived unchanged`);
+      const id = r.headers.get('x-request-id')!;
+      assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      assert.equal(upstream.requests.at(-1)!.headers['x-request-id'], id);
+      ids.add(id);
+    }
+    assert.equal(ids.size, 4, 'a new id for every request');
+  });
+
   it('streams a large upload to the upstream while it is still being sent', async () => {
     upstream.reset();
     const { port } = new URL(gw.url);

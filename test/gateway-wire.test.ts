@@ -7,6 +7,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { Client } from 'undici';
 import { basic, dialects, startApp } from './support/app.ts';
 import type { TestApp } from './support/app.ts';
 import { startUpstream } from './support/upstream.ts';
@@ -182,6 +183,38 @@ for (const dialect of dialects()) {
       assert.equal(r.status, 401);
       assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'key_revoked');
       assert.equal(upstream.requests.length, 0);
+    });
+
+    test('one keep-alive connection: each request is judged by the key it carries, and a revoked key fails on the very next request', async () => {
+      // The gateway remembers the last key a connection sent (parsed and hashed); this checks that what
+      // it remembers never stands in for what a request carries.
+      const k = await app.request('POST', `/gateway/v1/service-accounts/${sa.id}/keys`, { key: adminKey, body: { name: 'one-connection' } });
+      assert.equal(k.status, 201);
+      // One client connection (undici's Client is a single connection), kept alive across the requests.
+      const client = new Client(app.url);
+      const send = async (headers: Record<string, string | string[]>) => {
+        const r = await client.request({ path: '/graphql', method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: VIEWER });
+        await r.body.text();
+        const seen = upstream.requests.at(-1);
+        return { status: r.statusCode, user: r.statusCode === 200 ? seen?.headers['x-trackgate-user'] : undefined };
+      };
+      try {
+        upstream.reset();
+        assert.deepEqual(await send({ authorization: basic(k.body.key) }), { status: 200, user: sa.username });
+        assert.deepEqual(await send({ authorization: basic(k.body.key) }), { status: 200, user: sa.username });
+        assert.deepEqual(await send({ authorization: basic(alice.key) }), { status: 200, user: alice.username });
+        assert.deepEqual(await send({ authorization: `Bearer ${k.body.key}` }), { status: 200, user: sa.username });
+        assert.deepEqual(await send({ authorization: basic(k.body.key) }), { status: 200, user: sa.username });
+        assert.equal((await send({ authorization: basic(k.body.key.slice(0, -1) + (k.body.key.endsWith('A') ? 'B' : 'A')) })).status, 401);
+        assert.equal((await send({ authorization: [basic(k.body.key), basic(k.body.key)] })).status, 401);
+        assert.equal((await send({})).status, 401);
+        assert.deepEqual(await send({ authorization: basic(k.body.key) }), { status: 200, user: sa.username });
+        assert.equal((await app.request('DELETE', `/gateway/v1/keys/${k.body.id}`, { key: adminKey })).status, 204);
+        assert.equal((await send({ authorization: basic(k.body.key) })).status, 401);
+        assert.deepEqual(await send({ authorization: basic(alice.key) }), { status: 200, user: alice.username });
+      } finally {
+        await client.close();
+      }
     });
 
     test('bad input: a clear 4xx or cleaned, nothing unauthenticated upstream, and the process keeps serving', async () => {

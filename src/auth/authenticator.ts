@@ -95,7 +95,7 @@ export class Authenticator {
     const creds = readCredentials(req);
     if (creds.kind === 'none') return options.allowSession && this.sessionAuthenticator ? undefined : ANONYMOUS;
     if (creds.kind !== 'api_key') return undefined;
-    const result = this.keys.verifyCached(creds.key);
+    const result = this.keys.verifyCached(creds.key, creds);
     if (result === undefined || !result.ok) return undefined;
     if (result.principal.orgRequireSso === true && ssoOnlyRefusal(req, result.principal)) return undefined;
     return result;

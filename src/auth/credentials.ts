@@ -1,11 +1,29 @@
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 
 /** What the Authorization header carried, before anything is looked up. */
 export type Credentials =
   | { kind: 'none' }
-  | { kind: 'api_key'; key: string }
+  | ApiKeyCredentials
   | { kind: 'bearer_token'; token: string }
   | { kind: 'invalid'; message: string };
+
+/** An API key as sent; `hash` is filled in by the key verifier the first time it is needed. */
+export interface ApiKeyCredentials {
+  kind: 'api_key';
+  key: string;
+  hash?: string;
+}
+
+/**
+ * The last API key a connection sent, by its Authorization header: a client on
+ * a keep-alive connection sends the same header with every request, and on the
+ * hot paths decoding and hashing it again was the largest part of
+ * authentication. Only the parsing and the hash are remembered; every request
+ * still goes through the key cache with its expiry and revocation checks.
+ */
+const LAST_KEY = Symbol('trackgate.lastKey');
+type RememberingSocket = Socket & { [LAST_KEY]?: { header: string; creds: ApiKeyCredentials } };
 
 const NONE: Credentials = Object.freeze({ kind: 'none' });
 const KEY_LIKE = /^[a-z]{3}-/;
@@ -29,7 +47,12 @@ export function readCredentials(req: IncomingMessage): Credentials {
   }
   if (header === undefined) return NONE;
   if (count > 1) return { kind: 'invalid', message: 'more than one Authorization header' };
-  return parseAuthorization(header);
+  const socket = req.socket as RememberingSocket | null;
+  const last = socket?.[LAST_KEY];
+  if (last !== undefined && last.header === header) return last.creds;
+  const creds = parseAuthorization(header);
+  if (creds.kind === 'api_key' && socket) socket[LAST_KEY] = { header, creds };
+  return creds;
 }
 
 export function parseAuthorization(header: string): Credentials {

@@ -132,7 +132,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     // A small body (a GraphQL query) is read first, so that headers and body leave in one write.
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.once('end', () => dispatch(req, headers, h, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+    req.on('end', () => dispatch(req, headers, h, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
   }
 
   function dispatch(req: IncomingMessage, headers: string[], h: ProxyHandler, body: Buffer | IncomingMessage | null): void {

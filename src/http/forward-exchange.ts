@@ -18,6 +18,8 @@ export const HOP_BY_HOP = new Set([
 ]);
 
 const EXCHANGE = Symbol('trackgate.exchange');
+/** Up to this size the first body chunk is sent in the same write as the response head (see onData). */
+const SINGLE_WRITE_LIMIT = 8 * 1024;
 type ExchangeResponse = ServerResponse & { [EXCHANGE]?: ProxyHandler };
 
 // Listeners shared by every exchange (an emitter calls them with itself as `this`): per-request
@@ -55,6 +57,8 @@ export class ProxyHandler {
   resume: (() => void) | null = null;
   private clientGone = false;
   private done = false;
+  /** The response head is written but not yet sent: Node sends it with the first body chunk. */
+  private headPending = false;
 
   /** Also listens for the client going away (through the response, so that no closure is made per request). */
   constructor(
@@ -86,11 +90,22 @@ export class ProxyHandler {
     out.push('X-Request-Id', this.requestId);
     if (statusText) this.res.writeHead(statusCode, statusText, out);
     else this.res.writeHead(statusCode, out);
+    this.headPending = true;
     return true;
   }
 
   onData(chunk: Buffer): boolean {
-    if (this.res.write(chunk)) return true;
+    let ok: boolean;
+    if (this.headPending && chunk.length <= SINGLE_WRITE_LIMIT) {
+      // Given a string, Node joins it to the response head and sends both in one plain write;
+      // given a Buffer, it gathers the two into a writev, which costs more per response. latin1
+      // maps bytes to characters one to one, so the body goes out unchanged.
+      ok = this.res.write(chunk.toString('latin1'), 'latin1');
+    } else {
+      ok = this.res.write(chunk);
+    }
+    this.headPending = false;
+    if (ok) return true;
     this.res.once('drain', onResponseDrain);
     return false;
   }

@@ -5,16 +5,18 @@ export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void
 
 /**
  * Paths that are trackgate's own. Everything else goes to the tracking API when
- * an upstream is configured. Kept as prefixes so that dispatch is a few string
- * comparisons and never a regex or a middleware stack.
+ * an upstream is configured. Exact paths and first segments, so that dispatch
+ * is two set lookups and never a regex or a middleware stack.
  */
-const OWN_EXACT = new Set(['/healthz', '/readyz', '/metrics', '/login', '/logout', '/settings', '/admin', '/favicon.ico']);
-const OWN_PREFIXES = ['/gateway/', '/login/', '/teams/', '/admin/', '/auth/', '/.well-known/', '/oidc/', '/scim/', '/static/', '/settings/'];
+const OWN_EXACT = new Set(['/healthz', '/readyz', '/metrics', '/login', '/logout', '/settings', '/admin', '/favicon.ico', '/gateway', '/scim', '/oidc']);
+/** First path segments under which everything is trackgate's own ("/gateway" for "/gateway/..."). */
+const OWN_SEGMENTS = new Set(['/gateway', '/login', '/teams', '/admin', '/auth', '/.well-known', '/oidc', '/scim', '/static', '/settings']);
 
 export function isOwnPath(path: string): boolean {
   if (OWN_EXACT.has(path)) return true;
-  for (const p of OWN_PREFIXES) if (path.startsWith(p)) return true;
-  return path === '/gateway' || path === '/scim' || path === '/oidc';
+  // One lookup by the first segment rather than a startsWith per prefix: this runs for every proxied request.
+  const slash = path.indexOf('/', 1);
+  return slash !== -1 && OWN_SEGMENTS.has(path.slice(0, slash));
 }
 
 export function pathOf(url: string | undefined): string {

@@ -68,10 +68,19 @@ export class KeyVerifier {
     this.loaders.set(ownerType, loader);
   }
 
-  /** Synchronous answer when the key is cached (valid or a recent miss); undefined when a lookup is needed. */
-  verifyCached(key: string): KeyVerification | undefined {
+  /**
+   * Synchronous answer when the key is cached (valid or a recent miss); undefined when a lookup is needed.
+   * Given the credentials object, the hash is kept on it, so that credentials remembered for a
+   * connection are hashed once.
+   */
+  verifyCached(key: string, creds?: { hash?: string }): KeyVerification | undefined {
     if (key.length !== KEY_LENGTH) return malformed(checkKeyShape(key) ?? 'length');
-    return this.cached(key, hashKey(key));
+    let hash = creds?.hash;
+    if (hash === undefined) {
+      hash = hashKey(key);
+      if (creds) creds.hash = hash;
+    }
+    return this.cached(key, hash);
   }
 
   /** The cached answer when there is one; otherwise one (shared) lookup. The key is hashed once either way. */
