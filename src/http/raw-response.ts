@@ -20,8 +20,8 @@ export function rawHeader(req: IncomingMessage, lowerName: string): string | und
   return undefined;
 }
 
-// A request id has the form of a random UUID: the first 80 bits are drawn once per process, the last
-// 48 count requests. Unique without a draw from the random pool per request (randomUUID showed in the
+// A request id has the form of a random UUID: its first 20 hex digits (74 random bits, besides the
+// version and variant) are drawn once per process, the last 12 count requests. Unique without a draw from the random pool per request (randomUUID showed in the
 // proxy's profile); request ids are labels for the logs, not secrets.
 const ID_PREFIX = randomUUID().slice(0, 24);
 let idCounter = Math.floor(Math.random() * 2 ** 32);
