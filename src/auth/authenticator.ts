@@ -116,7 +116,7 @@ export class Authenticator {
       case 'invalid':
         return this.fail(ip, errors.unauthenticated(creds.message, 'invalid_credentials'));
       case 'api_key': {
-        const result = await this.keys.verify(creds.key);
+        const result = await this.keys.verify(creds.key, creds);
         if (result.ok) {
           if (result.principal.orgRequireSso === true && ssoOnlyRefusal(req, result.principal)) {
             return { ok: false, anonymous: false, error: errors.forbidden('your organization requires single sign-on in the browser: sign in through your identity provider at /login instead of using an API key', 'sso_required') };

@@ -31,6 +31,18 @@ const UNKNOWN: KeyVerification = Object.freeze({ ok: false, reason: 'unknown' })
 const REVOKED: KeyVerification = Object.freeze({ ok: false, reason: 'revoked' });
 const EXPIRED: KeyVerification = Object.freeze({ ok: false, reason: 'expired' });
 
+/**
+ * The key's hash, kept on its credentials object when there is one: a key the hot path could not answer
+ * from the cache goes on to the lookup with the same credentials, and a connection's remembered
+ * credentials (src/auth/credentials.ts) are hashed once for all its requests.
+ */
+function hashOf(key: string, creds: { hash?: string } | undefined): string {
+  if (creds?.hash !== undefined) return creds.hash;
+  const hash = hashKey(key);
+  if (creds) creds.hash = hash;
+  return hash;
+}
+
 function malformed(shape: KeyShapeProblem): KeyVerification {
   return { ok: false, reason: 'malformed', shape };
 }
@@ -70,23 +82,17 @@ export class KeyVerifier {
 
   /**
    * Synchronous answer when the key is cached (valid or a recent miss); undefined when a lookup is needed.
-   * Given the credentials object, the hash is kept on it, so that credentials remembered for a
-   * connection are hashed once.
+   * Given the credentials object, the hash is kept on it (see hashOf).
    */
   verifyCached(key: string, creds?: { hash?: string }): KeyVerification | undefined {
     if (key.length !== KEY_LENGTH) return malformed(checkKeyShape(key) ?? 'length');
-    let hash = creds?.hash;
-    if (hash === undefined) {
-      hash = hashKey(key);
-      if (creds) creds.hash = hash;
-    }
-    return this.cached(key, hash);
+    return this.cached(key, hashOf(key, creds));
   }
 
-  /** The cached answer when there is one; otherwise one (shared) lookup. The key is hashed once either way. */
-  async verify(key: string): Promise<KeyVerification> {
+  /** The cached answer when there is one; otherwise one (shared) lookup. */
+  async verify(key: string, creds?: { hash?: string }): Promise<KeyVerification> {
     if (key.length !== KEY_LENGTH) return malformed(checkKeyShape(key) ?? 'length');
-    const hash = hashKey(key);
+    const hash = hashOf(key, creds);
     return this.cached(key, hash) ?? this.judge(await this.load(hash), this.now());
   }
 
