@@ -9,6 +9,7 @@ import { basic, startApp } from './support/app.ts';
 import type { TestApp } from './support/app.ts';
 import { nginxBinary, startNginx } from './support/nginx.ts';
 import type { Nginx } from './support/nginx.ts';
+import { freePort } from './support/net.ts';
 import { startUpstream } from './support/upstream.ts';
 import type { StubUpstream } from './support/upstream.ts';
 
@@ -90,5 +91,80 @@ describe('nginx auth_request in front of the tracking API', { skip: nginxBinary(
     const r = await fetch(`${nginx.url}/gateway/v1/me`, { headers: { Authorization: basic(adminKey) } });
     assert.equal(r.status, 200);
     assert.equal(((await r.json()) as { orgs: Array<{ slug: string }> }).orgs[0]!.slug, org);
+  });
+});
+
+describe('nginx auth_request when trackgate refuses or cannot answer', { skip: nginxBinary() ? false : 'nginx is not installed' }, () => {
+  let app: TestApp;
+  let upstream: StubUpstream;
+  let nginx: Nginx;
+  let adminKey: string;
+
+  before(async () => {
+    upstream = await startUpstream();
+    // Three failures per address, then 429: what nginx's auth_request alone would turn into a 500.
+    app = await startApp('sqlite', { authFailureLimit: 3 });
+    ({ adminKey } = await app.bootstrap());
+    nginx = await startNginx({ trackgatePort: Number(new URL(app.url).port), upstreamPort: upstream.port });
+  });
+  after(async () => {
+    await nginx?.close();
+    await app?.close();
+    await upstream?.close();
+  });
+
+  test("an address blocked after repeated failures gets trackgate's 429 with Retry-After through nginx, not a 500", async () => {
+    upstream.reset();
+    // nginx appends its peer (127.0.0.1, trusted) to X-Forwarded-For, so trackgate counts 203.0.113.7.
+    const bad = { Authorization: basic(`tgp-${'x'.repeat(40)}`), 'X-Forwarded-For': '203.0.113.7' };
+    const statuses: number[] = [];
+    let limited: Response | null = null;
+    for (let i = 0; i < 10 && !limited; i++) {
+      const r = await fetch(`${nginx.url}/graphql`, { method: 'POST', headers: bad, body: '{}' });
+      statuses.push(r.status);
+      if (r.status === 429) limited = r;
+      else await r.text();
+    }
+    assert.ok(limited, `no 429 after ${statuses.join(', ')}\n${nginx.errorLog()}`);
+    assert.deepEqual(statuses.slice(0, 3), [401, 401, 401]);
+    assert.ok(Number(limited.headers.get('retry-after')) >= 1, `Retry-After: ${limited.headers.get('retry-after')}`);
+    assert.equal(limited.headers.get('cache-control'), 'no-store');
+    const body = (await limited.json()) as { error: { code: string } };
+    assert.equal(body.error.code, 'rate_limited');
+    // Blocked means blocked, even with a good key; another address is not.
+    const again = await fetch(`${nginx.url}/graphql`, { method: 'POST', headers: { ...bad, Authorization: basic(adminKey) }, body: '{}' });
+    assert.equal(again.status, 429);
+    await again.text();
+    assert.equal(upstream.requests.length, 0);
+    const other = await fetch(`${nginx.url}/graphql`, { method: 'POST', headers: { Authorization: basic(adminKey), 'X-Forwarded-For': '203.0.113.8' }, body: '{}' });
+    assert.equal(other.status, 200, nginx.errorLog());
+    await other.text();
+    assert.equal(upstream.requests.length, 1);
+  });
+
+  test('trackgate unreachable → 502 that says so, and nothing reaches the tracking API', async () => {
+    const down = await startNginx({ trackgatePort: await freePort(), upstreamPort: upstream.port });
+    try {
+      upstream.reset();
+      const r = await fetch(`${down.url}/graphql`, { method: 'POST', headers: { Authorization: basic(adminKey) }, body: '{}' });
+      assert.equal(r.status, 502, down.errorLog());
+      const body = (await r.json()) as { error: { code: string } };
+      assert.equal(body.error.code, 'auth_unavailable');
+      assert.equal(upstream.requests.length, 0);
+    } finally {
+      await down.close();
+    }
+  });
+
+  test("the tracking API's own 500 reaches the client as it is", async () => {
+    upstream.reset();
+    upstream.route('/fail', (_req, res) => {
+      res.writeHead(500, { 'Content-Type': 'text/plain' });
+      res.end('the tracking API broke');
+    });
+    const r = await fetch(`${nginx.url}/fail`, { headers: { Authorization: basic(adminKey) } });
+    assert.equal(r.status, 500);
+    assert.equal(await r.text(), 'the tracking API broke');
+    assert.equal(upstream.requests.length, 1);
   });
 });
