@@ -66,7 +66,7 @@ export async function createTrackgate(config: Config, options: { logger?: Logger
 
   // Health probes and metrics scrapes are lean too: they never pass through Express (see health.handlers.ts).
   const lean = new Map([...gateway.lean, ...createHealthHandlers(core), ['/metrics', metrics.handler(core.trustedProxies, worker ? () => worker.metricsText() : undefined)]]);
-  const server = createHttpServer(createDispatcher({ lean, proxy: gateway.proxy, app: handleManagement }));
+  const server = createHttpServer(createDispatcher({ lean, leanPrefixes: gateway.leanPrefixes, proxy: gateway.proxy, app: handleManagement }));
   core.lastUsed.start();
   let closing: Promise<void> | null = null;
 

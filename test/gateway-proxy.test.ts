@@ -21,7 +21,7 @@ import { GatewayIdentity } from '../src/gateway/identity.ts';
 import type { AuthenticateFn } from '../src/gateway/identity.ts';
 import { createProxy } from '../src/gateway/proxy.ts';
 import type { Proxy } from '../src/gateway/proxy.ts';
-import { createVerifyHandler } from '../src/gateway/verify.ts';
+import { VERIFY_PREFIX, createVerifyHandler } from '../src/gateway/verify.ts';
 import { TrustedProxies } from '../src/http/client-ip.ts';
 import { createDispatcher, createHttpServer } from '../src/http/server.ts';
 import { errors } from '../src/http/errors.ts';
@@ -73,13 +73,15 @@ interface Gw {
 async function startGateway(upstreamUrl: string, identity: GatewayIdentity, keys: SigningKeyService, timeoutMs = 5_000): Promise<Gw> {
   const trusted = new TrustedProxies(['127.0.0.1/8', '::1/128']);
   const proxy = createProxy({ upstreamUrl, timeoutMs, connections: 8, identity, trustedProxies: trusted, publicUrl: 'http://gw.test' });
+  const verify = createVerifyHandler({ identity, trustedProxies: trusted, publicUrl: 'http://gw.test' });
   const lean = new Map([
-    ['/auth/verify', createVerifyHandler({ identity, trustedProxies: trusted, publicUrl: 'http://gw.test' })],
+    ['/auth/verify', verify],
     ['/.well-known/jwks.json', createJwksHandler(keys)],
   ]);
   const server = createHttpServer(
     createDispatcher({
       lean,
+      leanPrefixes: [[VERIFY_PREFIX, verify]],
       proxy: proxy.handler,
       app: (_req, res) => {
         res.writeHead(404, { 'Content-Type': 'application/json' });
@@ -449,6 +451,49 @@ describe('gateway proxy and forward auth (stand-in authentication)', () => {
     const refused = await fetch(`${gw.url}/auth/verify`, { headers: { Authorization: basic(SA_KEY), 'X-WANDB-USERNAME': 'eve' } });
     assert.equal(refused.status, 403);
     assert.match(((await refused.json()) as { error: { message: string } }).error.message, /not a member of the team/);
+  });
+
+  it("forward auth in Envoy ext_authz's path-prefix form: /auth/verify/<original path> with the original method", async () => {
+    upstream.reset();
+    const ok = await fetch(`${gw.url}/auth/verify/graphql?x=1`, { method: 'POST', headers: { Authorization: basic(GOOD_KEY), 'Content-Length': '0' } });
+    assert.equal(ok.status, 200);
+    assert.equal(ok.headers.get('x-trackgate-user'), 'alice');
+    assert.ok(ok.headers.get('x-trackgate-assertion'));
+    await ok.text();
+    const del = await fetch(`${gw.url}/auth/verify/files/x`, { method: 'DELETE', headers: { Authorization: basic(GOOD_KEY) } });
+    assert.equal(del.status, 200);
+    await del.text();
+    // A check request is never proxied, whatever its path.
+    assert.equal(upstream.requests.length, 0);
+
+    const none = await fetch(`${gw.url}/auth/verify/graphql`, { method: 'POST', body: '{}' });
+    assert.equal(none.status, 401);
+    assert.ok(none.headers.get('www-authenticate'));
+    await none.text();
+
+    const browser = await fetch(`${gw.url}/auth/verify/runs/1?tab=files`, { headers: { Accept: 'text/html' } });
+    assert.equal(browser.status, 401);
+    assert.equal(browser.headers.get('location'), '/login?return_to=%2Fruns%2F1%3Ftab%3Dfiles');
+    await browser.text();
+    for (const evil of ['//evil.test/x', '/\\evil.test/x', '/%0d%0aSet-Cookie:x=1']) {
+      const r = await fetch(`${gw.url}/auth/verify/${evil.slice(1)}`, { headers: { Accept: 'text/html' } });
+      assert.equal(r.status, 401, evil);
+      // Never anywhere but a path of this origin.
+      const location = r.headers.get('location') ?? '';
+      const returnTo = new URL(location, 'http://gw.test').searchParams.get('return_to');
+      assert.ok(location.startsWith('/login'), location);
+      assert.ok(returnTo === null || (returnTo.startsWith('/') && !returnTo.startsWith('//') && !/[\r\n\\]/.test(returnTo)), `${evil} → ${location}`);
+      if (evil.startsWith('//')) assert.equal(location, '/login');
+      await r.text();
+    }
+
+    const refused = await fetch(`${gw.url}/auth/verify/graphql`, { method: 'POST', headers: { Authorization: basic(SA_KEY), 'X-WANDB-USERNAME': 'eve', 'Content-Length': '0' } });
+    assert.equal(refused.status, 403);
+    await refused.text();
+    // Not a prefix match: an own path like any other.
+    const near = await fetch(`${gw.url}/auth/verifyx`, { headers: { Authorization: basic(GOOD_KEY) } });
+    assert.equal(near.status, 404);
+    await near.text();
   });
 
   it('builds the login Location from forwarded headers only for a trusted proxy', async () => {

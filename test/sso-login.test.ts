@@ -329,6 +329,31 @@ for (const [runIndex, { dialect, tag, redis }] of runs.entries()) {
       assert.equal((await me(browser)).status, 401);
     });
 
+    test('forward auth with the session cookie: a state change must come from the same origin, in the header and the path-prefix forms', async () => {
+      okta.addUser({ sub: `fwd-${tag}`, email: `fwd@acme-${tag}.test` });
+      const browser = new Browser(app.url);
+      assertLoggedIn(await ssoLogin(browser, `org=${orgs.okta}`, `fwd-${tag}`));
+      const origin = app.gw.core.config.publicUrl;
+      const evil = 'http://evil.test';
+
+      const plain = await browser.get('/auth/verify');
+      assert.equal(plain.status, 200, plain.text);
+      assert.ok(plain.headers.get('x-trackgate-assertion'));
+      // Envoy ext_authz (path_prefix /auth/verify): the original method, path and query.
+      const read = await browser.request('GET', '/auth/verify/runs/1?tab=files');
+      assert.equal(read.status, 200, read.text);
+      const crossSite = await browser.request('POST', '/auth/verify/graphql', { headers: { origin: evil } });
+      assert.equal(crossSite.status, 403, crossSite.text);
+      assert.equal(JSON.parse(crossSite.text).error.code, 'csrf');
+      const sameSite = await browser.request('POST', '/auth/verify/graphql', { headers: { origin } });
+      assert.equal(sameSite.status, 200, sameSite.text);
+      // nginx / Traefik: the original method in a header from a trusted proxy (loopback is trusted here).
+      const viaHeader = await browser.request('GET', '/auth/verify', { headers: { 'x-original-method': 'POST', origin: evil } });
+      assert.equal(viaHeader.status, 403, viaHeader.text);
+      const viaTraefik = await browser.request('GET', '/auth/verify', { headers: { 'x-forwarded-method': 'DELETE', origin } });
+      assert.equal(viaTraefik.status, 200, viaTraefik.text);
+    });
+
     test('idle and absolute timeouts end the session', async () => {
       okta.addUser({ sub: `idle-${tag}`, email: `idle@acme-${tag}.test` });
       const db = app.gw.core.database.db;

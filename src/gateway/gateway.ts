@@ -13,7 +13,7 @@ import type { Logger } from '../log/logger.ts';
 import { GatewayIdentity } from './identity.ts';
 import type { Attributor } from './identity.ts';
 import { createProxy } from './proxy.ts';
-import { createVerifyHandler } from './verify.ts';
+import { VERIFY_PREFIX, createVerifyHandler } from './verify.ts';
 
 export interface GatewayDeps {
   config: Config;
@@ -29,6 +29,8 @@ export interface GatewayDeps {
 export interface Gateway {
   /** Lean handlers by exact path: /auth/verify and /.well-known/jwks.json. */
   lean: Map<string, RequestHandler>;
+  /** Lean handlers by path prefix: /auth/verify/<the original path> (Envoy ext_authz's path_prefix). */
+  leanPrefixes: Array<readonly [string, RequestHandler]>;
   /** The reverse proxy, when an upstream is configured. */
   proxy: RequestHandler | null;
   signingKeys: SigningKeyService;
@@ -60,8 +62,9 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     deps.attribute,
     { plainHeaders: config.identityHeaders === 'plain-and-assertion' },
   );
+  const verify = createVerifyHandler({ identity, trustedProxies, publicUrl: config.publicUrl, logger });
   const lean = new Map<string, RequestHandler>([
-    ['/auth/verify', createVerifyHandler({ identity, trustedProxies, publicUrl: config.publicUrl, logger })],
+    ['/auth/verify', verify],
     ['/.well-known/jwks.json', createJwksHandler(signingKeys)],
   ]);
   const proxy = config.upstreamUrl
@@ -69,6 +72,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     : null;
   return {
     lean,
+    leanPrefixes: [[VERIFY_PREFIX, verify]],
     proxy: proxy?.handler ?? null,
     signingKeys,
     identity,

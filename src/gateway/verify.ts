@@ -28,6 +28,13 @@ export interface VerifyOptions {
  * - 403 for a known caller who is not allowed (failed attribution, a
  *   cross-site state change with the session cookie);
  * - 429 while the client's address is blocked after repeated failures.
+ *
+ * The request being authorized is described either by a trusted proxy's
+ * headers (X-Original-URI / X-Forwarded-Uri and X-Original-Method /
+ * X-Forwarded-Method: nginx, Traefik) on `GET /auth/verify`, or by the check
+ * request itself on `/auth/verify/<original path>`: Envoy's ext_authz
+ * (`path_prefix: /auth/verify`) sends the original method and appends the
+ * original path and query.
  */
 export function createVerifyHandler(options: VerifyOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const { identity, trustedProxies, logger } = options;
@@ -42,7 +49,7 @@ export function createVerifyHandler(options: VerifyOptions): (req: IncomingMessa
       return sendError(req, res, result.error, requestId);
     }
     if (result.principal.via === 'session') {
-      const method = trustedProxies.trusts(req.socket.remoteAddress) ? originalMethod(req) : undefined;
+      const method = originalMethod(req, trustedProxies);
       if (method !== undefined && !SAFE_METHODS.has(method) && !isSameOrigin(req, publicOrigin)) {
         return sendError(req, res, errors.forbidden('cross-site request refused: a state-changing request with the session cookie must come from the same origin', 'csrf'), requestId || requestIdOf(req));
       }
@@ -85,15 +92,37 @@ function header(req: IncomingMessage, name: string): string | undefined {
   return typeof v === 'string' && v !== '' ? v : undefined;
 }
 
-function originalMethod(req: IncomingMessage): string | undefined {
+/** The path under which the check request carries the original path (Envoy ext_authz's `path_prefix`). */
+export const VERIFY_PREFIX = '/auth/verify/';
+
+/** The original path and query from `/auth/verify/<original path>`, or undefined for plain `/auth/verify`. */
+function pathSuffix(req: IncomingMessage): string | undefined {
+  const url = req.url ?? '';
+  return url.startsWith(VERIFY_PREFIX) ? url.slice(VERIFY_PREFIX.length - 1) : undefined;
+}
+
+/**
+ * The method of the request being authorized: the check request's own in the path-prefix form (Envoy
+ * sends the original method), else what a trusted proxy says; undefined when nobody says.
+ */
+function originalMethod(req: IncomingMessage, trustedProxies: TrustedProxies): string | undefined {
+  if (pathSuffix(req) !== undefined) return req.method;
+  if (!trustedProxies.trusts(req.socket.remoteAddress)) return undefined;
   return (header(req, 'x-original-method') ?? header(req, 'x-forwarded-method'))?.toUpperCase();
 }
 
-/** `/login`, with `return_to` when a trusted proxy told us where the browser was going. */
+/**
+ * `/login`, with `return_to` when we know where the browser was going: the original path of the
+ * path-prefix form, or what a trusted proxy told us. Same-origin paths only (safeReturnTo).
+ */
 export function loginLocation(req: IncomingMessage, trustedProxies: TrustedProxies): string {
-  if (!trustedProxies.trusts(req.socket.remoteAddress)) return '/login';
-  let uri = header(req, 'x-original-uri') ?? header(req, 'x-forwarded-uri');
-  const prefix = header(req, 'x-forwarded-prefix');
+  const trusted = trustedProxies.trusts(req.socket.remoteAddress);
+  let uri = pathSuffix(req);
+  if (uri === undefined) {
+    if (!trusted) return '/login';
+    uri = header(req, 'x-original-uri') ?? header(req, 'x-forwarded-uri');
+  }
+  const prefix = trusted ? header(req, 'x-forwarded-prefix') : undefined;
   if (uri && prefix && !uri.startsWith(prefix)) uri = prefix.replace(/\/+$/, '') + uri;
   const returnTo = safeReturnTo(uri, null);
   return returnTo ? `/login?return_to=${encodeURIComponent(returnTo)}` : '/login';

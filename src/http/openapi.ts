@@ -55,6 +55,21 @@ const OTHER_PATHS: Record<string, Record<string, unknown>> = {
       },
     },
   },
+  '/auth/verify/{original_path}': {
+    description:
+      "Forward auth in Envoy ext_authz's path-prefix form (path_prefix: /auth/verify): any method, the original request's method; the original path and query follow the prefix. Answers as GET /auth/verify does; the original method and path need no trusted proxy here, since they are the check request's own.",
+    get: {
+      summary: 'Forward auth, Envoy ext_authz path-prefix form (any method: the original one)',
+      tags: ['gateway'],
+      parameters: [{ name: 'original_path', in: 'path', required: true, schema: { type: 'string' }, description: 'the original path and query, after /auth/verify' }],
+      responses: {
+        200: { description: 'allowed; identity in the response headers', headers: identityHeaders },
+        401: { ...errorResponse('no or bad credentials; a browser also gets Location: /login?return_to=<original path>') },
+        403: errorResponse('known caller, not allowed (attribution to a non-member; a cross-site state change with the session cookie)'),
+        429: errorResponse('too many failed attempts from this address'),
+      },
+    },
+  },
   '/.well-known/jwks.json': { get: { summary: 'Public keys of the identity assertions (current and previous)', tags: ['gateway'], security: [], responses: { 200: { description: 'a JWK Set' } } } },
   '/login': { get: { summary: 'Login page: email → home realm discovery; ?org= or ?email= start SSO; ?return_to= same-origin paths only', tags: ['browser'], security: [], responses: { 200: { description: 'HTML' }, 302: { description: 'to the identity provider' } } } },
   '/login/callback': {

@@ -28,6 +28,8 @@ export function pathOf(url: string | undefined): string {
 export interface Dispatch {
   /** Lean handlers by exact path, served before Express (the hot paths). */
   lean: Map<string, RequestHandler>;
+  /** Lean handlers for every path under a prefix (ending in "/"), for trackgate's own paths only. */
+  leanPrefixes?: ReadonlyArray<readonly [string, RequestHandler]>;
   /** The reverse proxy for paths that are not trackgate's own, when an upstream is configured. */
   proxy: RequestHandler | null;
   /** Everything else: the Express application. */
@@ -35,11 +37,14 @@ export interface Dispatch {
 }
 
 export function createDispatcher(dispatch: Dispatch): RequestHandler {
+  const prefixes = dispatch.leanPrefixes ?? [];
   return (req, res) => {
     const path = pathOf(req.url);
     const lean = dispatch.lean.get(path);
     if (lean) return lean(req, res);
     if (dispatch.proxy && !isOwnPath(path)) return dispatch.proxy(req, res);
+    // Looked at only for trackgate's own paths: a proxied request never gets this far.
+    for (let i = 0; i < prefixes.length; i++) if (path.startsWith(prefixes[i]![0])) return prefixes[i]![1](req, res);
     return dispatch.app(req, res);
   };
 }
