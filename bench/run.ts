@@ -128,7 +128,10 @@ class Gateway {
     args.push(START_ENTRY, 'serve');
     g.child = spawn(process.execPath, args, { env: { ...env, TRACKGATE_PORT: String(port) }, stdio: ['ignore', 'ignore', 'inherit'] });
     g.url = `http://127.0.0.1:${port}`;
-    if (g.child.pid) ownPids.add(g.child.pid);
+    if (g.child.pid) {
+      ownPids.add(g.child.pid);
+      pidNames.set(g.child.pid, `gateway ${label}`);
+    }
     await waitHttp(`${g.url}${readyPath}`, g.child, 'the gateway');
     g.sampler = setInterval(() => g.sample(), 200);
     return g;
@@ -215,6 +218,20 @@ async function waitForQuiet(): Promise<void> {
   }
 }
 
+/** Names for the log line that says which of the bench's own servers were busy during a run. */
+const pidNames = new Map<number, string>();
+
+/** CPU time (ms) of a process's main thread (the thread whose id is the process id), from /proc. */
+function mainThreadCpuMs(pid: number | undefined): number | null {
+  if (!pid) return null;
+  try {
+    const f = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+  } catch {
+    return null;
+  }
+}
+
 /** CPU time (user + system, all threads) of a process in ms, from /proc. */
 function cpuMs(pid: number | undefined): number | null {
   if (!pid) return null;
@@ -242,6 +259,7 @@ async function measureRounds(rows: Row[], keys: number, scenarios: Scenario[]): 
   const runs = new Map<string, Result[]>();
   const rss = new Map<string, number>();
   const cpuPerReq = new Map<string, number[]>();
+  let threadsNote = '';
   for (let round = 0; round < ROUNDS; round++) {
     for (const sc of chosen) {
       await load(sc.opts, WARMUP);
@@ -252,13 +270,27 @@ async function measureRounds(rows: Row[], keys: number, scenarios: Scenario[]): 
       for (let attempt = 0; ; attempt++) {
         await waitForQuiet();
         // A run during which something else on the machine used a noticeable share of the CPU is done again (at most 3 times).
-        const own0 = [...ownPids].reduce((n, pid) => n + (cpuMs(pid) ?? 0), 0);
+        const each0 = new Map([...ownPids].map((pid) => [pid, cpuMs(pid) ?? 0]));
+        const own0 = [...each0.values()].reduce((a, b) => a + b, 0);
         const busy0 = machineBusyMs();
         cpu0 = cpuMs(sc.pid);
+        const main0 = mainThreadCpuMs(sc.pid);
         r = await load(sc.opts, DURATION);
         cpu1 = cpuMs(sc.pid);
+        const main1 = mainThreadCpuMs(sc.pid);
         const busy1 = machineBusyMs();
-        const own1 = [...ownPids].reduce((n, pid) => n + (cpuMs(pid) ?? 0), 0);
+        const each1 = new Map([...ownPids].map((pid) => [pid, cpuMs(pid) ?? 0]));
+        const own1 = [...each1.values()].reduce((a, b) => a + b, 0);
+        // The server under test's main thread and its other threads, and any other server of the bench that
+        // was busy meanwhile (they are not "other processes", so a busy one would otherwise go unseen).
+        const share = (ms: number) => `${((ms / (DURATION * 1000)) * 100).toFixed(0)}%`;
+        threadsNote =
+          cpu0 !== null && cpu1 !== null && main0 !== null && main1 !== null ? `, server main thread ${share(main1 - main0)} + other threads ${share(cpu1 - cpu0 - (main1 - main0))}` : '';
+        const busyOwn = [...each1]
+          .filter(([pid]) => pid !== process.pid && pid !== sc.pid && pidNames.get(pid) !== 'upstream')
+          .map(([pid, ms]) => [pid, ms - (each0.get(pid) ?? ms)] as const)
+          .filter(([, ms]) => ms / (DURATION * 1000) > 0.05);
+        if (busyOwn.length) threadsNote += `, busy meanwhile: ${busyOwn.map(([pid, ms]) => `${pidNames.get(pid) ?? pid} ${share(ms)}`).join(', ')}`;
         const foreign = busy0 !== null && busy1 !== null ? (busy1 - busy0 - (own1 - own0)) / (DURATION * 1000) : 0;
         lastForeign = foreign;
         if (foreign <= FOREIGN_LIMIT || attempt >= 3) {
@@ -273,7 +305,7 @@ async function measureRounds(rows: Row[], keys: number, scenarios: Scenario[]): 
       if (cpu0 !== null && cpu1 !== null && r.requests.total > 0) cpuPerReq.set(sc.name, [...(cpuPerReq.get(sc.name) ?? []), ((cpu1 - cpu0) * 1000) / r.requests.total]);
       const windowRss = sc.gateway ? sc.gateway.takeWindowPeak() : null;
       if (windowRss !== null) rss.set(sc.name, Math.max(rss.get(sc.name) ?? 0, windowRss));
-      log(`${keys.toLocaleString('en-US')} keys · round ${round + 1}/${ROUNDS} · ${sc.name}: ${Math.round(r.requests.average)} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms${r.non2xx ? `, ${r.non2xx} non-2xx` : ''}${r.errors + r.timeouts ? `, ${r.errors + r.timeouts} errors` : ''}${windowRss !== null ? `, gateway RSS ${windowRss.toFixed(0)} MB` : ''}, others ${(lastForeign * 100).toFixed(0)}% of a core`);
+      log(`${keys.toLocaleString('en-US')} keys · round ${round + 1}/${ROUNDS} · ${sc.name}: ${Math.round(r.requests.average)} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms${r.non2xx ? `, ${r.non2xx} non-2xx` : ''}${r.errors + r.timeouts ? `, ${r.errors + r.timeouts} errors` : ''}${windowRss !== null ? `, gateway RSS ${windowRss.toFixed(0)} MB` : ''}, others ${(lastForeign * 100).toFixed(0)}% of a core${threadsNote}`);
     }
   }
   for (const sc of chosen) {
@@ -459,12 +491,15 @@ async function main(): Promise<void> {
     const upstream = spawn(process.execPath, [join(ROOT, 'bench', 'bare-server.mjs'), String(await freePort())], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(bare, upstream);
     for (const c of [bare, upstream]) if (c.pid) ownPids.add(c.pid);
+    if (bare.pid) pidNames.set(bare.pid, 'bare');
+    if (upstream.pid) pidNames.set(upstream.pid, 'upstream');
     const portOf = (c: ChildProcess) => new Promise<number>((resolve) => c.stdout!.once('data', (d: Buffer) => resolve(Number(/listening (\d+)/.exec(d.toString())![1]))));
     const bareUrl = `http://127.0.0.1:${await portOf(bare)}`;
     const upstreamUrl = `http://127.0.0.1:${await portOf(upstream)}`;
     const refProxy = spawn(process.execPath, [join(ROOT, 'bench', 'undici-proxy.mjs'), String(await freePort())], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, BENCH_UPSTREAM: upstreamUrl } });
     children.push(refProxy);
     if (refProxy.pid) ownPids.add(refProxy.pid);
+    if (refProxy.pid) pidNames.set(refProxy.pid, 'reference proxy');
     const refProxyUrl = `http://127.0.0.1:${await portOf(refProxy)}`;
     const gwEnv = { ...env, TRACKGATE_UPSTREAM_URL: upstreamUrl };
 
@@ -507,6 +542,7 @@ async function main(): Promise<void> {
         const control = spawn(process.execPath, [join(ROOT, 'bench', 'bare-server.mjs'), String(await freePort())], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, BENCH_HEADERS: JSON.stringify(list) } });
         children.push(control);
         if (control.pid) ownPids.add(control.pid);
+        if (control.pid) pidNames.set(control.pid, 'bare-same-headers');
         sameHeadersUrl = `http://127.0.0.1:${await portOf(control)}`;
         controlPid = control.pid;
         verifyResponseBytes = list.reduce((n, x) => n + x.length, 0) + list.length * 2;
