@@ -14,7 +14,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
@@ -221,15 +221,51 @@ async function waitForQuiet(): Promise<void> {
 /** Names for the log line that says which of the bench's own servers were busy during a run. */
 const pidNames = new Map<number, string>();
 
-/** CPU time (ms) of a process's main thread (the thread whose id is the process id), from /proc. */
-function mainThreadCpuMs(pid: number | undefined): number | null {
-  if (!pid) return null;
+/** CPU time (ms) of each thread of a process, by thread id, from /proc (empty where there is none). */
+function threadCpuMs(pid: number | undefined): Map<number, number> {
+  const out = new Map<number, number>();
+  if (!pid) return out;
   try {
-    const f = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const f = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+        out.set(Number(tid), ((Number(f[11]) + Number(f[12])) * 1000) / 100);
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
   } catch {
-    return null;
+    // the process ended
   }
+  return out;
+}
+
+/**
+ * The management worker's thread id in each gateway, learnt from its first `me` run (the thread other
+ * than the main one that was busiest): every thread is called "node" in /proc, so this is how the log
+ * line can tell the worker from V8's and libuv's helper threads.
+ */
+const managementTid = new Map<number, number>();
+
+/** How a run's CPU time split over the serving process's threads, for the log line. */
+function threadSplit(pid: number, before: Map<number, number>, after: Map<number, number>, ms: number, isManagementRun: boolean): string {
+  const share = (x: number) => `${((x / ms) * 100).toFixed(0)}%`;
+  let main = 0;
+  let busiest: [number, number] | null = null;
+  let others = 0;
+  for (const [tid, t] of after) {
+    const d = t - (before.get(tid) ?? 0);
+    if (tid === pid) main = d;
+    else {
+      others += d;
+      if (!busiest || d > busiest[1]) busiest = [tid, d];
+    }
+  }
+  if (isManagementRun && busiest && !managementTid.has(pid)) managementTid.set(pid, busiest[0]);
+  const worker = managementTid.get(pid);
+  const workerMs = worker !== undefined && after.has(worker) ? after.get(worker)! - (before.get(worker) ?? 0) : null;
+  if (workerMs !== null) return `, server main thread ${share(main)} + management worker ${share(workerMs)} + other threads ${share(others - workerMs)}`;
+  return `, server main thread ${share(main)} + other threads ${share(others)}${busiest && busiest[1] / ms > 0.05 ? ` (busiest: thread ${busiest[0]}, ${share(busiest[1])})` : ''}`;
 }
 
 /** CPU time (user + system, all threads) of a process in ms, from /proc. */
@@ -274,18 +310,17 @@ async function measureRounds(rows: Row[], keys: number, scenarios: Scenario[]): 
         const own0 = [...each0.values()].reduce((a, b) => a + b, 0);
         const busy0 = machineBusyMs();
         cpu0 = cpuMs(sc.pid);
-        const main0 = mainThreadCpuMs(sc.pid);
+        const threads0 = threadCpuMs(sc.pid);
         r = await load(sc.opts, DURATION);
         cpu1 = cpuMs(sc.pid);
-        const main1 = mainThreadCpuMs(sc.pid);
+        const threads1 = threadCpuMs(sc.pid);
         const busy1 = machineBusyMs();
         const each1 = new Map([...ownPids].map((pid) => [pid, cpuMs(pid) ?? 0]));
         const own1 = [...each1.values()].reduce((a, b) => a + b, 0);
         // The server under test's main thread and its other threads, and any other server of the bench that
         // was busy meanwhile (they are not "other processes", so a busy one would otherwise go unseen).
         const share = (ms: number) => `${((ms / (DURATION * 1000)) * 100).toFixed(0)}%`;
-        threadsNote =
-          cpu0 !== null && cpu1 !== null && main0 !== null && main1 !== null ? `, server main thread ${share(main1 - main0)} + other threads ${share(cpu1 - cpu0 - (main1 - main0))}` : '';
+        threadsNote = sc.pid && threads1.size ? threadSplit(sc.pid, threads0, threads1, DURATION * 1000, sc.name === 'me') : '';
         const busyOwn = [...each1]
           .filter(([pid]) => pid !== process.pid && pid !== sc.pid && pidNames.get(pid) !== 'upstream')
           .map(([pid, ms]) => [pid, ms - (each0.get(pid) ?? ms)] as const)
