@@ -247,9 +247,12 @@ function threadCpuMs(pid: number | undefined): Map<number, number> {
  */
 const managementTid = new Map<number, number>();
 
+/** CPU time as a share of one core over a run of `runMs`, for the log line. */
+const shareOfCore = (cpuMs: number, runMs: number) => `${((cpuMs / runMs) * 100).toFixed(0)}%`;
+
 /** How a run's CPU time split over the serving process's threads, for the log line. */
 function threadSplit(pid: number, before: Map<number, number>, after: Map<number, number>, ms: number, isManagementRun: boolean): string {
-  const share = (x: number) => `${((x / ms) * 100).toFixed(0)}%`;
+  const share = (x: number) => shareOfCore(x, ms);
   let main = 0;
   let busiest: [number, number] | null = null;
   let others = 0;
@@ -319,13 +322,12 @@ async function measureRounds(rows: Row[], keys: number, scenarios: Scenario[]): 
         const own1 = [...each1.values()].reduce((a, b) => a + b, 0);
         // The server under test's main thread and its other threads, and any other server of the bench that
         // was busy meanwhile (they are not "other processes", so a busy one would otherwise go unseen).
-        const share = (ms: number) => `${((ms / (DURATION * 1000)) * 100).toFixed(0)}%`;
         threadsNote = sc.pid && threads1.size ? threadSplit(sc.pid, threads0, threads1, DURATION * 1000, sc.name === 'me') : '';
         const busyOwn = [...each1]
           .filter(([pid]) => pid !== process.pid && pid !== sc.pid && pidNames.get(pid) !== 'upstream')
           .map(([pid, ms]) => [pid, ms - (each0.get(pid) ?? ms)] as const)
           .filter(([, ms]) => ms / (DURATION * 1000) > 0.05);
-        if (busyOwn.length) threadsNote += `, busy meanwhile: ${busyOwn.map(([pid, ms]) => `${pidNames.get(pid) ?? pid} ${share(ms)}`).join(', ')}`;
+        if (busyOwn.length) threadsNote += `, busy meanwhile: ${busyOwn.map(([pid, ms]) => `${pidNames.get(pid) ?? pid} ${shareOfCore(ms, DURATION * 1000)}`).join(', ')}`;
         const foreign = busy0 !== null && busy1 !== null ? (busy1 - busy0 - (own1 - own0)) / (DURATION * 1000) : 0;
         lastForeign = foreign;
         if (foreign <= FOREIGN_LIMIT || attempt >= 3) {

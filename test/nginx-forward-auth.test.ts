@@ -7,13 +7,52 @@ import assert from 'node:assert/strict';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { basic, startApp } from './support/app.ts';
 import type { TestApp } from './support/app.ts';
+import type { ConfigInput } from '../src/config/config.ts';
 import { nginxBinary, startNginx } from './support/nginx.ts';
 import type { Nginx } from './support/nginx.ts';
 import { freePort } from './support/net.ts';
 import { startUpstream } from './support/upstream.ts';
 import type { StubUpstream } from './support/upstream.ts';
 
+/** A stub tracking API, a trackgate with a bootstrapped organization, and nginx with the shipped configuration in front of both. */
+interface Stack {
+  app: TestApp;
+  upstream: StubUpstream;
+  nginx: Nginx;
+  org: string;
+  adminKey: string;
+  close(): Promise<void>;
+}
+
+async function startStack(overrides: ConfigInput = {}): Promise<Stack> {
+  const upstream = await startUpstream();
+  let app: TestApp | null = null;
+  try {
+    app = await startApp('sqlite', overrides);
+    const { org, adminKey } = await app.bootstrap();
+    const nginx = await startNginx({ trackgatePort: Number(new URL(app.url).port), upstreamPort: upstream.port });
+    const started = app;
+    return {
+      app: started,
+      upstream,
+      nginx,
+      org,
+      adminKey,
+      close: async () => {
+        await nginx.close();
+        await started.close();
+        await upstream.close();
+      },
+    };
+  } catch (err) {
+    await app?.close();
+    await upstream.close();
+    throw err;
+  }
+}
+
 describe('nginx auth_request in front of the tracking API', { skip: nginxBinary() ? false : 'nginx is not installed' }, () => {
+  let stack: Stack | undefined;
   let app: TestApp;
   let upstream: StubUpstream;
   let nginx: Nginx;
@@ -21,16 +60,10 @@ describe('nginx auth_request in front of the tracking API', { skip: nginxBinary(
   let org: string;
 
   before(async () => {
-    upstream = await startUpstream();
-    app = await startApp('sqlite');
-    ({ org, adminKey } = await app.bootstrap());
-    nginx = await startNginx({ trackgatePort: Number(new URL(app.url).port), upstreamPort: upstream.port });
+    stack = await startStack();
+    ({ app, upstream, nginx, org, adminKey } = stack);
   });
-  after(async () => {
-    await nginx?.close();
-    await app?.close();
-    await upstream?.close();
-  });
+  after(() => stack?.close());
 
   test('no key → 401 with WWW-Authenticate, and nothing reaches the tracking API', async () => {
     upstream.reset();
@@ -95,23 +128,17 @@ describe('nginx auth_request in front of the tracking API', { skip: nginxBinary(
 });
 
 describe('nginx auth_request when trackgate refuses or cannot answer', { skip: nginxBinary() ? false : 'nginx is not installed' }, () => {
-  let app: TestApp;
+  let stack: Stack | undefined;
   let upstream: StubUpstream;
   let nginx: Nginx;
   let adminKey: string;
 
   before(async () => {
-    upstream = await startUpstream();
     // Three failures per address, then 429: what nginx's auth_request alone would turn into a 500.
-    app = await startApp('sqlite', { authFailureLimit: 3 });
-    ({ adminKey } = await app.bootstrap());
-    nginx = await startNginx({ trackgatePort: Number(new URL(app.url).port), upstreamPort: upstream.port });
+    stack = await startStack({ authFailureLimit: 3 });
+    ({ upstream, nginx, adminKey } = stack);
   });
-  after(async () => {
-    await nginx?.close();
-    await app?.close();
-    await upstream?.close();
-  });
+  after(() => stack?.close());
 
   test("an address blocked after repeated failures gets trackgate's 429 with Retry-After through nginx, not a 500", async () => {
     upstream.reset();
