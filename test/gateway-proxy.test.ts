@@ -276,6 +276,42 @@ describe('gateway proxy and forward auth (stand-in authentication)', () => {
     assert.equal(ids.size, 4, 'a new id for every request');
   });
 
+  it('answers pipelined requests on one connection in order, each body whole, the later ones ready first', async () => {
+    // The first answer is the slowest, so the later responses are complete before they may be sent:
+    // Node holds them until the connection is theirs (the response head and first chunk are written
+    // with the socket uncorked at once, see ProxyHandler.onData).
+    upstream.route('/pipe/', (req, res) => {
+      const n = Number(req.url!.slice(6));
+      const body = n === 3 ? 'x'.repeat(20_000) : `pipe-${n}`;
+      setTimeout(() => {
+        res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': body.length });
+        res.end(body);
+      }, n === 1 ? 150 : 0);
+    });
+    const { port } = new URL(gw.url);
+    const auth = basic(GOOD_KEY);
+    const raw = await new Promise<string>((resolve, reject) => {
+      const s = net.connect(Number(port), '127.0.0.1', () => {
+        s.write(
+          `GET /pipe/1 HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth}\r\n\r\n` +
+            `POST /pipe/2 HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth}\r\nContent-Length: 2\r\n\r\nhi` +
+            `GET /pipe/3 HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth}\r\n\r\n` +
+            `GET /pipe/4 HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth}\r\nConnection: close\r\n\r\n`,
+        );
+      });
+      let text = '';
+      s.setEncoding('latin1');
+      s.on('data', (d: string) => (text += d));
+      s.on('end', () => resolve(text));
+      s.on('error', reject);
+    });
+    // Each answer follows the previous body directly; no body here contains "HTTP/1.1 ".
+    const statuses = raw.match(/HTTP\/1\.1 \d{3}/g) ?? [];
+    assert.deepEqual(statuses, ['HTTP/1.1 200', 'HTTP/1.1 200', 'HTTP/1.1 200', 'HTTP/1.1 200']);
+    const bodies = raw.split(/HTTP\/1\.1 (?=\d{3} )/).slice(1).map((r) => r.slice(r.indexOf('\r\n\r\n') + 4));
+    assert.deepEqual(bodies.map((b) => (b.length > 100 ? `${b[0]}×${b.length}` : b)), ['pipe-1', 'pipe-2', 'x×20000', 'pipe-4']);
+  });
+
   it('streams a large upload to the upstream while it is still being sent', async () => {
     upstream.reset();
     const { port } = new URL(gw.url);
