@@ -4,6 +4,7 @@ import { migration001 } from './001_initial.ts';
 import { migration002 } from './002_gateway.ts';
 import { migration003 } from './003_sso.ts';
 import { migration004 } from './004_login_links.ts';
+import { migration005 } from './005_key_successor.ts';
 
 /** Every migration, in order. Names sort; never rename or edit a released one. */
 export function migrations(caps: DialectCaps): Record<string, Migration> {
@@ -12,5 +13,6 @@ export function migrations(caps: DialectCaps): Record<string, Migration> {
     '002_gateway': migration002(caps),
     '003_sso': migration003(caps),
     '004_login_links': migration004(caps),
+    '005_key_successor': migration005(caps),
   };
 }
