@@ -7,6 +7,7 @@ import type { Logger } from '../log/logger.ts';
 import { isBrowser, isSameOrigin, SAFE_METHODS } from './browser.ts';
 import type { GatewayIdentity, IdentityResult } from './identity.ts';
 import { rawHeader, requestIdOf, sendError } from '../http/raw-response.ts';
+import { loginPath } from '../http/return-to.ts';
 import { HOP_BY_HOP, ProxyHandler, dropConnectionListed } from '../http/forward-exchange.ts';
 import type { ForwardTarget } from '../http/forward-exchange.ts';
 
@@ -236,8 +237,7 @@ function filterCookies(header: string, isOwn: (name: string) => boolean): string
 function unauthenticated(req: IncomingMessage, res: ServerResponse, requestId: string): void {
   // A person in a browser is sent to log in; an API client gets 401 with WWW-Authenticate.
   if ((req.method === 'GET' || req.method === 'HEAD') && isBrowser(req)) {
-    const location = `/login?return_to=${encodeURIComponent(req.url ?? '/')}`;
-    res.writeHead(302, { Location: location, 'Cache-Control': 'no-store', 'X-Request-Id': requestId, 'Content-Length': 0 });
+    res.writeHead(302, { Location: loginPath(req.url), 'Cache-Control': 'no-store', 'X-Request-Id': requestId, 'Content-Length': 0 });
     res.end();
     return;
   }

@@ -5,7 +5,7 @@ import type { Logger } from '../log/logger.ts';
 import { isBrowser, isSameOrigin, SAFE_METHODS } from './browser.ts';
 import type { GatewayIdentity, IdentityResult } from './identity.ts';
 import { requestIdOf, sendError } from '../http/raw-response.ts';
-import { safeReturnTo } from '../http/return-to.ts';
+import { loginPath } from '../http/return-to.ts';
 
 export interface VerifyOptions {
   identity: GatewayIdentity;
@@ -124,7 +124,6 @@ export function loginLocation(req: IncomingMessage, trustedProxies: TrustedProxi
   }
   const prefix = trusted ? header(req, 'x-forwarded-prefix') : undefined;
   if (uri && prefix && !uri.startsWith(prefix)) uri = prefix.replace(/\/+$/, '') + uri;
-  const returnTo = safeReturnTo(uri, null);
-  return returnTo ? `/login?return_to=${encodeURIComponent(returnTo)}` : '/login';
+  return loginPath(uri);
 }
 

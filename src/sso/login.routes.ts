@@ -121,7 +121,8 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
       // A fresh session id at every login: whatever session the browser had (or was given) is dropped.
       await SessionManager.establish(req, { userId: result.user.id, orgId: result.org.id, method: 'sso', connectionId: result.connectionId });
       o.logger.info({ request_id: ctx.requestId, user: result.user.username, org: result.org.slug, connection_id: result.connectionId }, 'sso: login');
-      res.redirect(303, result.returnTo);
+      // Checked again on the way out: a transaction stored by an older version may hold any path.
+      res.redirect(303, safeReturnTo(result.returnTo));
     } catch (err) {
       if (!(err instanceof OidcLoginError)) throw err;
       o.logger.warn({ request_id: ctx.requestId, code: err.code, details: err.details, cause: err.cause instanceof Error ? err.cause.message : undefined }, `sso: login failed: ${err.message}`);

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { Principal } from '../auth/principal.ts';
 import { AppError, errors } from '../http/errors.ts';
+import { loginPath } from '../http/return-to.ts';
 import { fields, parse } from '../http/validation.ts';
 import type { KeysService } from '../keys/keys.service.ts';
 import type { OrgsService } from '../orgs/orgs.service.ts';
@@ -130,7 +131,7 @@ export function createWebRouter(d: WebRoutesDeps): Router {
       const principal = await d.sessionPrincipal(req);
       if (!principal || principal.type !== 'user') {
         const safe = SAFE_METHODS.has(req.method);
-        return res.redirect(safe ? 302 : 303, `/login?return_to=${encodeURIComponent(safe ? req.originalUrl : pageOf(req.originalUrl))}`);
+        return res.redirect(safe ? 302 : 303, loginPath(safe ? req.originalUrl : pageOf(req.originalUrl)));
       }
       const session = await d.sessions.read(req);
       const me = await d.users.me(principal);
