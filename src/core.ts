@@ -77,7 +77,7 @@ export async function createCore(config: Config, options: { logger?: Logger; mig
   const orgs = new OrgsService(store, access, audit, invalidator);
   const users = new UsersService(store, access, audit, invalidator);
   const teams = new TeamsService(store, access, audit, invalidator);
-  const keys = new KeysService(store, access, audit, invalidator);
+  const keys = new KeysService(store, access, audit, invalidator, { maxKeysPerPrincipal: config.maxKeysPerPrincipal });
   const lastUsed = new LastUsedRecorder(store.repos.keys, config.lastUsedFlushMs, logger);
   const keyVerifier = new KeyVerifier(store.repos.keys, lastUsed, invalidator, {
     ttlMs: config.keyCacheTtlSeconds * 1000,

@@ -67,6 +67,8 @@ export const configSchema = z
     keyCacheMaxEntries: intFromEnv(100, 10_000_000).default(10_000),
     keyNegativeCacheTtlSeconds: intFromEnv(0, 600).default(5),
     lastUsedFlushMs: intFromEnv(10, 3_600_000).default(15_000),
+    /** Live (neither revoked nor expired) API keys one user or service account may hold: creation and rotation beyond it answer 409. */
+    maxKeysPerPrincipal: intFromEnv(1, 100_000).default(50),
     authFailureLimit: intFromEnv(1, 1_000_000).default(30),
     authFailureWindowSeconds: intFromEnv(1, 86_400).default(60),
     shutdownTimeoutMs: intFromEnv(0, 600_000).default(10_000),

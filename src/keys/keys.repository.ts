@@ -1,7 +1,12 @@
 import type { Kysely, Selectable } from 'kysely';
+import { keysetPage } from '../db/keyset.ts';
+import type { Keyset, Page, PageRequest } from '../db/keyset.ts';
 import type { ApiKeysTable, DB } from '../db/schema.ts';
 
 export type ApiKeyRow = Selectable<ApiKeysTable>;
+
+/** Oldest first; created_at ties are broken by the id, so the order is total and never changes. */
+const KEYS_ORDER: Keyset<ApiKeyRow> = { columns: ['created_at', 'id'], direction: 'asc', keyOf: (r) => [r.created_at, r.id] };
 
 export interface KeyOwnerRef {
   ownerType: 'user' | 'service_account';
@@ -28,19 +33,51 @@ export class KeysRepository {
     return this.db.selectFrom('api_keys').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
   }
 
-  /** Keys of one owner that are not revoked (expired ones are listed so people see them lapse). */
-  async listForOwner(orgId: string, owner: KeyOwnerRef): Promise<ApiKeyRow[]> {
+  /** Keys of one owner that are not revoked (expired ones are listed so people see them lapse), a page at a time. */
+  async listForOwner(orgId: string, owner: KeyOwnerRef, page: PageRequest): Promise<Page<ApiKeyRow>> {
     const column = owner.ownerType === 'user' ? 'user_id' : 'service_account_id';
-    return this.db
+    const q = this.db
       .selectFrom('api_keys')
       .selectAll()
       .where('org_id', '=', orgId)
       .where('owner_type', '=', owner.ownerType)
       .where(column, '=', owner.ownerId)
+      .where('revoked_at', 'is', null);
+    return keysetPage(q, KEYS_ORDER, page);
+  }
+
+  /**
+   * Takes the owner's row lock until the transaction ends, so that two
+   * transactions creating keys for one owner run one after the other and a
+   * count of its keys stays true until the insert. (A no-op update locks the
+   * row on PostgreSQL; SQLite transactions begin with the write lock already.)
+   */
+  async lockOwner(owner: KeyOwnerRef): Promise<void> {
+    if (owner.ownerType === 'user') {
+      await this.db.updateTable('users').set((eb) => ({ updated_at: eb.ref('updated_at') })).where('id', '=', owner.ownerId).execute();
+    } else {
+      await this.db.updateTable('service_accounts').set((eb) => ({ updated_at: eb.ref('updated_at') })).where('id', '=', owner.ownerId).execute();
+    }
+  }
+
+  /** Keys of one owner that still work or will (neither revoked nor expired at `now`). */
+  async countLive(orgId: string, owner: KeyOwnerRef, now: string): Promise<number> {
+    const column = owner.ownerType === 'user' ? 'user_id' : 'service_account_id';
+    const r = await this.db
+      .selectFrom('api_keys')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .where('org_id', '=', orgId)
+      .where('owner_type', '=', owner.ownerType)
+      .where(column, '=', owner.ownerId)
       .where('revoked_at', 'is', null)
-      .orderBy('created_at', 'asc')
-      .orderBy('id', 'asc')
-      .execute();
+      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
+      .executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+
+  /** The key a rotation of this one created, if any (there is at most one: a unique index). */
+  async findSuccessor(orgId: string, id: string): Promise<ApiKeyRow | undefined> {
+    return this.db.selectFrom('api_keys').selectAll().where('org_id', '=', orgId).where('rotated_from_id', '=', id).executeTakeFirst();
   }
 
   async revoke(orgId: string, id: string, at: string, trx: Kysely<DB> = this.db): Promise<boolean> {

@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Actor } from '../auth/actor.ts';
 import type { CacheInvalidator } from '../auth/invalidation.ts';
 import type { AuditService } from '../audit/audit.service.ts';
+import { isUniqueViolation, uniqueViolationTarget } from '../db/dialect.ts';
+import type { Page, PageRequest } from '../db/keyset.ts';
 import type { Repositories, Store } from '../db/store.ts';
 import { errors } from '../http/errors.ts';
 import type { OrgAccess, OrgContext } from '../orgs/org-access.ts';
@@ -10,6 +12,10 @@ import { generateKey } from './key-format.ts';
 import type { ApiKeyRow } from './keys.repository.ts';
 
 const DAY_MS = 86_400_000;
+
+function alreadyRotated(id: string, successorId: string | null) {
+  return errors.conflict(`API key "${id}" was already rotated${successorId ? ` (its replacement is "${successorId}")` : ''}: a key is replaced once; rotate its replacement instead`, 'key_already_rotated');
+}
 
 export interface KeyView {
   id: string;
@@ -48,6 +54,13 @@ export interface IssueKeyInput {
   expiresInDays?: number | undefined;
   createdBy: string | null;
   rotatedFromId?: string | null;
+  /** A rotation that revokes the key it replaces at once: the owner's count of live keys does not grow. */
+  replacesLiveKey?: boolean;
+}
+
+export interface KeysOptions {
+  /** Live keys one user or service account may hold (TRACKGATE_MAX_KEYS_PER_PRINCIPAL). */
+  maxKeysPerPrincipal: number;
 }
 
 /**
@@ -64,6 +77,7 @@ export class KeysService {
     private readonly access: OrgAccess,
     private readonly audit: AuditService,
     private readonly invalidator: CacheInvalidator,
+    private readonly options: KeysOptions,
   ) {}
 
   registerManagePolicy(ownerType: 'service_account', policy: KeyManagePolicy): void {
@@ -80,9 +94,24 @@ export class KeysService {
     return days === null ? null : new Date(now + days * DAY_MS).toISOString();
   }
 
-  /** Creates a key row inside the caller's transaction and returns it with its secret. */
+  /**
+   * Creates a key row inside the caller's transaction and returns it with its
+   * secret. Every way to get a key comes through here, so the cap on live keys
+   * per owner holds for all of them; the owner's row lock makes concurrent
+   * creations wait for each other, so a burst cannot overshoot the cap.
+   */
   async issue(repos: Repositories, input: IssueKeyInput): Promise<{ row: ApiKeyRow; key: string }> {
     const now = Date.now();
+    const owner = { ownerType: input.ownerType, ownerId: input.ownerId };
+    await repos.keys.lockOwner(owner);
+    const live = await repos.keys.countLive(input.org.id, owner, new Date(now).toISOString());
+    const cap = this.options.maxKeysPerPrincipal;
+    if (live + (input.replacesLiveKey ? 0 : 1) > cap) {
+      throw errors.conflict(
+        `key limit reached: a ${input.ownerType === 'user' ? 'user' : 'service account'} may hold at most ${cap} live API keys (it has ${live}); revoke one first${input.rotatedFromId ? ', or rotate with grace_seconds 0' : ''}`,
+        'key_limit_reached',
+      );
+    }
     const generated = generateKey(input.ownerType);
     const row: ApiKeyRow = {
       id: randomUUID(),
@@ -117,18 +146,19 @@ export class KeysService {
     return { ...keyView(row), key };
   }
 
-  async listMine(actor: Actor): Promise<KeyView[]> {
+  async listMine(actor: Actor, page: PageRequest): Promise<Page<KeyView>> {
     const p = actor.principal;
     if (p.type !== 'user') throw errors.forbidden('service accounts have no personal keys', 'not_a_person');
-    return (await this.store.repos.keys.listForOwner(p.orgId, { ownerType: 'user', ownerId: p.id })).map(keyView);
+    const rows = await this.store.repos.keys.listForOwner(p.orgId, { ownerType: 'user', ownerId: p.id }, page);
+    return { items: rows.items.map(keyView), next: rows.next };
   }
 
   /** A key the actor may manage, or 404 (a key it may not see does not exist for it). */
-  private async manageable(actor: Actor, id: string): Promise<{ ctx: OrgContext; row: ApiKeyRow }> {
+  private async manageable(actor: Actor, id: string, options: { revoked?: boolean } = {}): Promise<{ ctx: OrgContext; row: ApiKeyRow }> {
     const p = actor.principal;
     const ctx = await this.access.own(actor);
     const row = await this.store.repos.keys.findById(ctx.org.id, id);
-    if (!row || row.revoked_at !== null) throw errors.notFound(`API key "${id}"`);
+    if (!row || (row.revoked_at !== null && !options.revoked)) throw errors.notFound(`API key "${id}"`);
     if (p.type === 'service_account') throw errors.forbidden('service accounts cannot manage API keys', 'not_a_person');
     // Everyone manages their own keys (a viewer too: a key is how they read); org admins manage all.
     if (row.owner_type === 'user' && row.user_id === p.id) return { ctx, row };
@@ -142,43 +172,74 @@ export class KeysService {
     return keyView((await this.manageable(actor, id)).row);
   }
 
-  async rotate(actor: Actor, id: string, graceSeconds: number): Promise<NewKeyView & { previous: KeyView }> {
-    const { ctx, row } = await this.manageable(actor, id);
-    const now = Date.now();
-    const lifetimeDays = row.expires_at ? Math.max(1, Math.ceil((Date.parse(row.expires_at) - Date.parse(row.created_at)) / DAY_MS)) : undefined;
-    const result = await this.store.transaction(async (repos) => {
-      const fresh = await repos.keys.findById(ctx.org.id, row.id);
-      if (!fresh || fresh.revoked_at !== null) throw errors.notFound(`API key "${id}"`);
-      const cap = ctx.org.max_key_lifetime_days;
-      const issued = await this.issue(repos, {
-        org: ctx.org,
-        ownerType: row.owner_type,
-        ownerId: (row.owner_type === 'user' ? row.user_id : row.service_account_id)!,
-        name: row.name,
-        expiresInDays: lifetimeDays !== undefined && cap !== null ? Math.min(lifetimeDays, cap) : lifetimeDays,
-        createdBy: actor.principal.id,
-        rotatedFromId: row.id,
-      });
-      let previousExpiry = fresh.expires_at;
-      if (graceSeconds === 0) {
-        await repos.keys.revoke(ctx.org.id, row.id, new Date(now).toISOString());
-      } else {
-        const deadline = new Date(now + graceSeconds * 1000).toISOString();
-        if (previousExpiry === null || previousExpiry > deadline) {
-          await repos.keys.setExpiry(ctx.org.id, row.id, deadline);
-          previousExpiry = deadline;
+  /** The organization's policies that govern keys of this owner type, as they stand now. */
+  private static requireKeysAllowed(org: OrgRow, ownerType: 'user' | 'service_account'): void {
+    if (ownerType === 'user' && org.disable_personal_keys === 1) throw errors.forbidden('your organization\'s policy disables personal API keys: a personal key cannot be rotated', 'personal_keys_disabled');
+    if (ownerType === 'service_account' && org.plan !== 'enterprise') {
+      throw errors.forbidden(`service accounts are an enterprise feature: organization "${org.slug}" is on the ${org.plan} plan`, 'enterprise_feature');
+    }
+  }
+
+  /**
+   * Replaces a key by a new one. Only a live key that was never rotated can be:
+   * a key has at most one successor (else one key could mint any number of
+   * keys, each with its own grace window), and an expired or revoked key
+   * stays dead. The successor obeys the same policies as a new key.
+   */
+  async rotate(actor: Actor, id: string, graceSeconds: number, options: { expiresInDays?: number | undefined } = {}): Promise<NewKeyView & { previous: KeyView }> {
+    const { ctx, row } = await this.manageable(actor, id, { revoked: true });
+    KeysService.requireKeysAllowed(ctx.org, row.owner_type);
+    const owner = { ownerType: row.owner_type, ownerId: (row.owner_type === 'user' ? row.user_id : row.service_account_id)! };
+    let result: { issued: { row: ApiKeyRow; key: string }; previous: ApiKeyRow };
+    try {
+      result = await this.store.transaction(async (repos) => {
+        // The owner's lock first: a concurrent rotation of the same key has then committed (or not begun), and the reads below see it.
+        await repos.keys.lockOwner(owner);
+        const now = Date.now();
+        const fresh = await repos.keys.findById(ctx.org.id, row.id);
+        if (!fresh) throw errors.notFound(`API key "${id}"`);
+        if (fresh.revoked_at !== null) throw errors.conflict(`API key "${id}" is revoked: a revoked key cannot be rotated; create a new key instead`, 'key_revoked');
+        if (fresh.expires_at !== null && Date.parse(fresh.expires_at) <= now) throw errors.conflict(`API key "${id}" has expired: an expired key cannot be rotated; create a new key instead`, 'key_expired');
+        const successor = await repos.keys.findSuccessor(ctx.org.id, fresh.id);
+        if (successor) throw alreadyRotated(id, successor.id);
+        // Unless asked otherwise, the successor lives as long as its predecessor did, within the organization's maximum.
+        const cap = ctx.org.max_key_lifetime_days;
+        const lifetimeDays = fresh.expires_at ? Math.max(1, Math.ceil((Date.parse(fresh.expires_at) - Date.parse(fresh.created_at)) / DAY_MS)) : undefined;
+        const expiresInDays = options.expiresInDays ?? (lifetimeDays !== undefined && cap !== null ? Math.min(lifetimeDays, cap) : lifetimeDays);
+        const issued = await this.issue(repos, {
+          org: ctx.org,
+          ...owner,
+          name: fresh.name,
+          expiresInDays,
+          createdBy: actor.principal.id,
+          rotatedFromId: fresh.id,
+          replacesLiveKey: graceSeconds === 0,
+        });
+        let previousExpiry = fresh.expires_at;
+        if (graceSeconds === 0) {
+          await repos.keys.revoke(ctx.org.id, fresh.id, new Date(now).toISOString());
+        } else {
+          const deadline = new Date(now + graceSeconds * 1000).toISOString();
+          if (previousExpiry === null || previousExpiry > deadline) {
+            await repos.keys.setExpiry(ctx.org.id, fresh.id, deadline);
+            previousExpiry = deadline;
+          }
         }
-      }
-      await this.audit.record(repos, actor, {
-        orgId: ctx.org.id,
-        action: 'key.rotate',
-        targetType: 'api_key',
-        targetId: row.id,
-        targetName: row.key_id,
-        details: { new_key: issued.row.key_id, new_key_id: issued.row.id, grace_seconds: graceSeconds },
+        await this.audit.record(repos, actor, {
+          orgId: ctx.org.id,
+          action: 'key.rotate',
+          targetType: 'api_key',
+          targetId: fresh.id,
+          targetName: fresh.key_id,
+          details: { new_key: issued.row.key_id, new_key_id: issued.row.id, grace_seconds: graceSeconds, expires_at: issued.row.expires_at },
+        });
+        return { issued, previous: { ...fresh, expires_at: previousExpiry, revoked_at: graceSeconds === 0 ? new Date(now).toISOString() : null } };
       });
-      return { issued, previous: { ...fresh, expires_at: previousExpiry, revoked_at: graceSeconds === 0 ? new Date(now).toISOString() : null } };
-    });
+    } catch (err) {
+      // The unique index on rotated_from_id: a concurrent rotation of this key committed first.
+      if (isUniqueViolation(err) && uniqueViolationTarget(err).includes('rotated_from')) throw alreadyRotated(id, null);
+      throw err;
+    }
     this.invalidator.keyChanged(row.key_hash);
     return { ...keyView(result.issued.row), key: result.issued.key, previous: keyView(result.previous) };
   }

@@ -1,8 +1,13 @@
 import type { Kysely, Selectable, Updateable } from 'kysely';
+import { keysetPage } from '../db/keyset.ts';
+import type { Keyset, Page, PageRequest } from '../db/keyset.ts';
 import type { DB, ServiceAccountsTable } from '../db/schema.ts';
 
 export type ServiceAccountRow = Selectable<ServiceAccountsTable>;
 export type ServiceAccountWithTeam = ServiceAccountRow & { team_name: string };
+
+/** By username: unique across the instance, and never changed. */
+const BY_USERNAME: Keyset<ServiceAccountWithTeam> = { columns: ['s.username'], direction: 'asc', keyOf: (r) => [r.username] };
 
 /** Service accounts of one organization; every method takes the organization's id. */
 export class ServiceAccountsRepository {
@@ -24,10 +29,10 @@ export class ServiceAccountsRepository {
     return this.withTeam().where('s.org_id', '=', orgId).where('s.id', '=', id).executeTakeFirst();
   }
 
-  async list(orgId: string, filter: { teamId?: string } = {}): Promise<ServiceAccountWithTeam[]> {
+  async list(orgId: string, filter: { teamId?: string }, page: PageRequest): Promise<Page<ServiceAccountWithTeam>> {
     let q = this.withTeam().where('s.org_id', '=', orgId);
     if (filter.teamId !== undefined) q = q.where('s.team_id', '=', filter.teamId);
-    return q.orderBy('s.username').execute();
+    return keysetPage(q, BY_USERNAME, page);
   }
 
   async update(orgId: string, id: string, patch: Updateable<ServiceAccountsTable>): Promise<void> {

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import type { ApiRouter } from '../http/api-router.ts';
+import { nextCursorOut, pageBody, pageQuery, pageRequest } from '../http/pagination.ts';
 import { fields } from '../http/validation.ts';
-import { createKeyBody, keyOut, newKeyOut } from '../keys/keys.routes.ts';
+import { createKeyBody, keysPageOut, keysPageQuery, newKeyOut } from '../keys/keys.routes.ts';
 import type { ServiceAccountsService } from './service-accounts.service.ts';
 
 const serviceAccountOut = z.object({
@@ -15,6 +16,10 @@ const serviceAccountOut = z.object({
   updated_at: z.string(),
 });
 const createdOut = serviceAccountOut.extend({ key: newKeyOut });
+/** By username. */
+const saPageQuery = pageQuery('service_accounts', ['string']);
+const saPageOut = z.object({ service_accounts: z.array(serviceAccountOut), next_cursor: nextCursorOut });
+const badPage = { description: 'bad limit or cursor' };
 const createBody = z.strictObject({
   name: fields.label,
   username: fields.entityName.optional().describe('default: derived from the name'),
@@ -40,12 +45,13 @@ export function registerServiceAccountRoutes(api: ApiRouter, sas: ServiceAccount
     {
       method: 'get',
       path: '/teams/:team/service-accounts',
-      summary: 'Service accounts of a team (its members and org admins)',
+      summary: 'Service accounts of a team (its members and org admins), by username, a page at a time',
       tag: 'service-accounts',
       auth: 'required',
-      responses: { 200: { description: 'service accounts', schema: z.object({ service_accounts: z.array(serviceAccountOut) }) }, 404: { description: 'no such team' } },
+      query: saPageQuery,
+      responses: { 200: { description: 'service accounts', schema: saPageOut }, 400: badPage, 404: { description: 'no such team' } },
     },
-    async ({ actor, params }) => ({ status: 200, body: { service_accounts: await sas.listForTeam(actor, params.team!) } }),
+    async ({ actor, params, query }) => ({ status: 200, body: pageBody('service_accounts', 'service_accounts', await sas.listForTeam(actor, params.team!, pageRequest(query))) }),
   );
   api.add(
     {
@@ -63,12 +69,13 @@ export function registerServiceAccountRoutes(api: ApiRouter, sas: ServiceAccount
     {
       method: 'get',
       path: '/orgs/:org/service-accounts',
-      summary: 'Every service account of an organization (org admin)',
+      summary: 'Every service account of an organization (org admin), by username, a page at a time',
       tag: 'service-accounts',
       auth: 'required',
-      responses: { 200: { description: 'service accounts', schema: z.object({ service_accounts: z.array(serviceAccountOut) }) } },
+      query: saPageQuery,
+      responses: { 200: { description: 'service accounts', schema: saPageOut }, 400: badPage },
     },
-    async ({ actor, params }) => ({ status: 200, body: { service_accounts: await sas.listForOrg(actor, params.org!) } }),
+    async ({ actor, params, query }) => ({ status: 200, body: pageBody('service_accounts', 'service_accounts', await sas.listForOrg(actor, params.org!, pageRequest(query))) }),
   );
   api.add(
     {
@@ -111,12 +118,13 @@ export function registerServiceAccountRoutes(api: ApiRouter, sas: ServiceAccount
     {
       method: 'get',
       path: '/service-accounts/:id/keys',
-      summary: 'Keys of a service account (never their secrets); rotate and revoke them through /keys/:id',
+      summary: 'Keys of a service account (never their secrets), oldest first, a page at a time; rotate and revoke them through /keys/:id',
       tag: 'service-accounts',
       auth: 'required',
-      responses: { 200: { description: 'keys', schema: z.object({ keys: z.array(keyOut) }) }, 403: { description: 'not an admin of its team or organization' }, 404: { description: 'no such service account' } },
+      query: keysPageQuery,
+      responses: { 200: { description: 'keys', schema: keysPageOut }, 400: badPage, 403: { description: 'not an admin of its team or organization' }, 404: { description: 'no such service account' } },
     },
-    async ({ actor, params }) => ({ status: 200, body: { keys: await sas.listKeys(actor, params.id!) } }),
+    async ({ actor, params, query }) => ({ status: 200, body: pageBody('keys', 'keys', await sas.listKeys(actor, params.id!, pageRequest(query))) }),
   );
   api.add(
     {
@@ -126,7 +134,12 @@ export function registerServiceAccountRoutes(api: ApiRouter, sas: ServiceAccount
       tag: 'service-accounts',
       auth: 'required',
       body: createKeyBody,
-      responses: { 201: { description: 'created', schema: newKeyOut }, 403: { description: 'not an admin of its team or organization' }, 404: { description: 'no such service account' } },
+      responses: {
+        201: { description: 'created', schema: newKeyOut },
+        403: { description: 'not an admin of its team or organization' },
+        404: { description: 'no such service account' },
+        409: { description: 'key_limit_reached: the account holds the most live keys allowed' },
+      },
     },
     async ({ actor, params, body }) => ({ status: 201, body: await sas.createKey(actor, params.id!, body) }),
   );

@@ -5,6 +5,7 @@ import type { Principal } from '../auth/principal.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import type { AttributedUser } from '../assertions/assertion-issuer.ts';
 import { isUniqueViolation } from '../db/dialect.ts';
+import type { Page, PageRequest } from '../db/keyset.ts';
 import type { Repositories, Store } from '../db/store.ts';
 import { errors } from '../http/errors.ts';
 import type { AttributionClaim } from '../gateway/identity.ts';
@@ -151,17 +152,19 @@ export class ServiceAccountsService {
     return deriveUsername(repos, input.name);
   }
 
-  async listForTeam(actor: Actor, teamName: string): Promise<ServiceAccountView[]> {
+  async listForTeam(actor: Actor, teamName: string, page: PageRequest): Promise<Page<ServiceAccountView>> {
     ServiceAccountsService.requirePerson(actor);
     const ctx = await this.teams.resolveTeam(actor, teamName);
     if (ctx.role !== 'admin' && ctx.teamRole === null) throw errors.forbidden('only members of this team and organization admins can see its service accounts', 'insufficient_role');
-    return (await this.store.repos.serviceAccounts.list(ctx.org.id, { teamId: ctx.team.id })).map((sa) => view(sa, ctx.org.slug));
+    const rows = await this.store.repos.serviceAccounts.list(ctx.org.id, { teamId: ctx.team.id }, page);
+    return { items: rows.items.map((sa) => view(sa, ctx.org.slug)), next: rows.next };
   }
 
-  async listForOrg(actor: Actor, slug: string): Promise<ServiceAccountView[]> {
+  async listForOrg(actor: Actor, slug: string, page: PageRequest): Promise<Page<ServiceAccountView>> {
     ServiceAccountsService.requirePerson(actor);
     const ctx = await this.access.require(actor, slug, 'admin');
-    return (await this.store.repos.serviceAccounts.list(ctx.org.id)).map((sa) => view(sa, ctx.org.slug));
+    const rows = await this.store.repos.serviceAccounts.list(ctx.org.id, {}, page);
+    return { items: rows.items.map((sa) => view(sa, ctx.org.slug)), next: rows.next };
   }
 
   async get(actor: Actor, id: string): Promise<ServiceAccountView> {
@@ -193,9 +196,10 @@ export class ServiceAccountsService {
     for (const h of hashes) this.invalidator.keyChanged(h);
   }
 
-  async listKeys(actor: Actor, id: string): Promise<KeyView[]> {
+  async listKeys(actor: Actor, id: string, page: PageRequest): Promise<Page<KeyView>> {
     const { ctx, sa } = await this.load(actor, id, 'manage');
-    return (await this.store.repos.keys.listForOwner(ctx.org.id, { ownerType: 'service_account', ownerId: sa.id })).map(keyView);
+    const rows = await this.store.repos.keys.listForOwner(ctx.org.id, { ownerType: 'service_account', ownerId: sa.id }, page);
+    return { items: rows.items.map(keyView), next: rows.next };
   }
 
   async createKey(actor: Actor, id: string, input: { name: string; expires_in_days?: number | undefined }): Promise<NewKeyView> {

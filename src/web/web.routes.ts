@@ -4,7 +4,9 @@ import type { NextFunction, Request, Response, Router } from 'express';
 import { z } from 'zod';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { Principal } from '../auth/principal.ts';
+import type { PageRequest } from '../db/keyset.ts';
 import { AppError, errors } from '../http/errors.ts';
+import { PAGE_LIMIT_MAX } from '../http/pagination.ts';
 import { loginPath } from '../http/return-to.ts';
 import { fields, parse } from '../http/validation.ts';
 import type { KeysService } from '../keys/keys.service.ts';
@@ -39,6 +41,8 @@ export interface WebRoutesDeps {
 
 const SAFE_METHODS = new Set(['GET', 'HEAD']);
 const AUDIT_PAGE_SIZE = 50;
+/** The pages show a list's first page at the API's largest page size (the key cap keeps key lists well below it). */
+const LIST_PAGE: PageRequest = { limit: PAGE_LIMIT_MAX, after: null };
 /** 403s that are about what was asked for, not who asks: shown next to the form like bad input. */
 const POLICY_REFUSALS = new Set(['enterprise_feature', 'personal_keys_disabled']);
 
@@ -185,7 +189,7 @@ export function createWebRouter(d: WebRoutesDeps): Router {
   // ---- /settings ----
   const renderSettings: Rerender = async (req, res, status, extras) => {
     const v = viewerOf(res);
-    const [org, keys] = await Promise.all([d.orgs.get(v.actor, v.orgSlug), d.keys.listMine(v.actor)]);
+    const [org, keys] = await Promise.all([d.orgs.get(v.actor, v.orgSlug), d.keys.listMine(v.actor, LIST_PAGE).then((p) => p.items)]);
     const flash = d.flash.take(req);
     sendHtml(res, status, settingsPage({ viewer: v, org, keys, newKey: flash?.newKey, notices: { ...flashNotices(flash), ...extras.notices }, form: extras.form }));
   };
@@ -256,7 +260,7 @@ export function createWebRouter(d: WebRoutesDeps): Router {
     const myTeamRole = team.members.find((m) => m.username === v.username)?.role ?? null;
     let serviceAccounts: ServiceAccountView[] | null = null;
     try {
-      serviceAccounts = await d.serviceAccounts.listForTeam(v.actor, name);
+      serviceAccounts = (await d.serviceAccounts.listForTeam(v.actor, name, LIST_PAGE)).items;
     } catch (err) {
       if (!(err instanceof AppError && err.status === 403)) throw err;
     }
