@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { dialects, startApp } from './support/app.ts';
+import { basic, dialects, startApp } from './support/app.ts';
 import type { TestApp } from './support/app.ts';
 import { rawRequest } from './support/net.ts';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
+import { startUpstream } from './support/upstream.ts';
+import type { StubUpstream } from './support/upstream.ts';
+import { signIn } from './support/web.ts';
 
 for (const dialect of dialects()) {
   describe(`bad input (${dialect})`, () => {
@@ -97,6 +101,119 @@ for (const dialect of dialects()) {
       assert.match(await rawRequest(app.url, 'NOT HTTP AT ALL\r\n\r\n'), /400/);
       assert.match(await rawRequest(app.url, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`), /431/);
       assert.equal((await fetch(app.url + '/healthz')).status, 200);
+    });
+  });
+}
+
+// Client errors that libraries raise (a body that does not decompress, a path whose percent-encoding
+// is not UTF-8, body-parser's typed errors) answered 500: each is a 4xx naming the problem, on every
+// plane, and the process keeps serving after each.
+for (const dialect of dialects()) {
+  describe(`malformed encodings are client errors (${dialect})`, () => {
+    let app: TestApp;
+    let upstream: StubUpstream;
+    let org: string;
+    let adminKey: string;
+    before(async () => {
+      upstream = await startUpstream();
+      app = await startApp(dialect, { upstreamUrl: upstream.url });
+      ({ org, adminKey } = await app.bootstrap());
+    });
+    after(async () => {
+      await app.close();
+      await upstream.close();
+    });
+
+    const alive = async (what: string) => assert.equal((await fetch(app.url + '/healthz')).status, 200, `still serving after ${what}`);
+    const post = (path: string, body: Buffer, headers: Record<string, string>) =>
+      fetch(app.url + path, { method: 'POST', headers: { authorization: basic(adminKey), ...headers }, body });
+
+    test('a body that does not decompress as its Content-Encoding says: 400 malformed_body, on every plane', async () => {
+      const json = Buffer.from(JSON.stringify({ name: 'zipped-team' }));
+      const bodies: Array<[string, string, Buffer]> = [
+        ['gzip', 'garbage', Buffer.from('this is not gzip at all')],
+        ['gzip', 'truncated', gzipSync(json).subarray(0, 12)],
+        ['deflate', 'garbage', Buffer.from('this is not deflate at all')],
+        ['deflate', 'truncated', deflateSync(json).subarray(0, 6)],
+        ['br', 'garbage', Buffer.from('this is not brotli at all')],
+        ['br', 'truncated', brotliCompressSync(json).subarray(0, 5)],
+        ['GZIP', 'garbage (upper case)', Buffer.from('\x1f\x8b garbage')],
+      ];
+      const paths: Array<[string, string]> = [
+        [`/gateway/v1/orgs/${org}/teams`, 'application/json'],
+        ['/oidc/token', 'application/x-www-form-urlencoded'],
+        ['/login/callback', 'application/x-www-form-urlencoded'],
+        ['/logout', 'application/x-www-form-urlencoded'],
+        ['/settings/keys', 'application/x-www-form-urlencoded'],
+      ];
+      for (const [encoding, label, body] of bodies) {
+        for (const [path, type] of paths) {
+          const r = await post(path, body, { 'content-type': type, 'content-encoding': encoding });
+          const text = await r.text();
+          assert.equal(r.status, 400, `${encoding} ${label} → POST ${path}: ${r.status} ${text}`);
+          const e = JSON.parse(text).error;
+          assert.equal(e.code, 'malformed_body', text);
+          assert.match(e.message, /does not decompress as its Content-Encoding says/);
+          assert.ok(e.request_id);
+        }
+        await alive(`${encoding} ${label}`);
+      }
+      // A body that does decompress is read as usual.
+      const ok = await post(`/gateway/v1/orgs/${org}/teams`, gzipSync(json), { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+      assert.equal(ok.status, 201, await ok.text());
+    });
+
+    test("body-parser's typed errors keep their 4xx and say what is wrong", async () => {
+      const cases: Array<[string, Record<string, string>, Buffer, number, string, RegExp]> = [
+        [`/gateway/v1/orgs/${org}/teams`, { 'content-type': 'application/json', 'content-encoding': 'x-custom' }, Buffer.from('{}'), 415, 'unsupported_encoding', /Content-Encoding "x-custom"/],
+        [`/gateway/v1/orgs/${org}/teams`, { 'content-type': 'application/json; charset=klingon' }, Buffer.from('{}'), 415, 'unsupported_encoding', /charset "klingon"/],
+        ['/oidc/token', { 'content-type': 'application/x-www-form-urlencoded' }, Buffer.from(Array.from({ length: 60 }, (_, i) => `p${i}=1`).join('&')), 413, 'payload_too_large', /too many parameters/],
+        [`/gateway/v1/orgs/${org}/teams`, { 'content-type': 'application/json', 'content-encoding': 'gzip' }, gzipSync(Buffer.alloc(200_000, 0x20)), 413, 'payload_too_large', /too large/],
+      ];
+      for (const [path, headers, body, status, code, message] of cases) {
+        const r = await post(path, body, headers);
+        const text = await r.text();
+        assert.equal(r.status, status, `POST ${path} ${JSON.stringify(headers)}: ${text}`);
+        const e = JSON.parse(text).error;
+        assert.equal(e.code, code, text);
+        assert.match(e.message, message);
+        await alive(`${code} on ${path}`);
+      }
+    });
+
+    test('bad percent-encoding in a path (%E0%A4%A): 400 malformed_path on trackgate\'s own paths, passed through by the proxy', async () => {
+      const bad = '%E0%A4%A';
+      // Management API: JSON.
+      for (const path of [`/gateway/v1/teams/${bad}`, `/gateway/v1/orgs/${bad}/users`, `/gateway/v1/keys/${bad}/rotate`, `/static/web/${bad}`, `/login/link/${bad}`]) {
+        const method = path.endsWith('/rotate') ? 'POST' : 'GET';
+        const r = await app.request(method, path, { key: adminKey, ...(method === 'POST' ? { body: {} } : {}) });
+        assert.equal(r.status, 400, `${method} ${path}: ${r.text}`);
+        assert.equal(r.body.error.code, 'malformed_path', r.text);
+        assert.match(r.body.error.message, /malformed percent-encoding/);
+        await alive(path);
+      }
+      // A page, signed in: the page renderer shows the 400.
+      const browser = await signIn(app, `admin@${org}.example`);
+      const page = await browser.get(`/teams/${bad}`);
+      assert.equal(page.status, 400, page.text.slice(0, 300));
+      assert.match(page.headers.get('content-type') ?? '', /text\/html/);
+      assert.match(page.text, /<code>malformed_path<\/code>/);
+      assert.match(page.text, /malformed percent-encoding/);
+      // Signed out, the page sends the browser to log in (the path is not decoded for that).
+      const out = await app.request('GET', `/settings/${bad}`, { headers: { accept: 'text/html' } });
+      assert.equal(out.status, 302);
+      // Forward auth does not decode the path: a valid key is allowed, none is 401 (with a login Location for a browser).
+      assert.equal((await app.request('GET', `/auth/verify/${bad}`, { key: adminKey })).status, 200);
+      const anon = await app.request('GET', `/auth/verify/${bad}`, { headers: { accept: 'text/html' } });
+      assert.equal(anon.status, 401);
+      assert.equal((await app.request('GET', `/auth/verify?x=${bad}`, { key: adminKey })).status, 200);
+      // The proxy hands the raw path to the upstream unchanged.
+      upstream.reset();
+      const proxied = await app.request('GET', `/runs/${bad}?q=${bad}`, { key: adminKey });
+      assert.equal(proxied.status, 200, proxied.text);
+      assert.equal(upstream.requests.at(-1)!.url, `/runs/${bad}?q=${bad}`);
+      assert.equal((await app.request('GET', `/runs/${bad}`, { headers: { accept: 'text/html' } })).status, 302);
+      await alive('bad percent-encoding');
     });
   });
 }

@@ -5,7 +5,7 @@ import helmet from 'helmet';
 import type { Authenticator } from '../auth/authenticator.ts';
 import type { Logger } from '../log/logger.ts';
 import type { TrustedProxies } from './client-ip.ts';
-import { AppError, errors } from './errors.ts';
+import { AppError, clientErrorOf, errors } from './errors.ts';
 
 export interface CsrfVerifier {
   /** True when a cookie-authenticated state-changing request carries a valid CSRF token. */
@@ -47,18 +47,9 @@ export function createRequireAuth(authenticator: Authenticator, csrf: () => Csrf
 export function createErrorHandler(logger: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
     const rid = (res.locals.requestId as string | undefined) ?? 'unknown';
-    let appErr: AppError;
-    if (err instanceof AppError) appErr = err;
-    else if (isBodyParserError(err)) {
-      appErr =
-        err.type === 'entity.parse.failed'
-          ? errors.badRequest('malformed JSON in request body')
-          : err.type === 'entity.too.large'
-            ? new AppError(413, 'payload_too_large', 'request body is too large')
-            : err.type === 'encoding.unsupported' || err.type === 'charset.unsupported'
-              ? new AppError(415, 'unsupported_encoding', 'unsupported request body encoding or charset')
-              : new AppError(err.status && err.status < 500 ? err.status : 400, 'bad_request', 'the request body could not be read');
-    } else {
+    // A library's error that marks bad client input (body-parser, the router, send) is a 4xx like any AppError.
+    let appErr = clientErrorOf(err, req.path);
+    if (appErr === null) {
       logger.error({ err, request_id: rid, method: req.method, path: loggablePath(req.path) }, 'unhandled error');
       appErr = new AppError(500, 'internal_error', 'internal error');
     }
@@ -69,10 +60,6 @@ export function createErrorHandler(logger: Logger): ErrorRequestHandler {
     if (render && render(appErr, rid)) return;
     res.status(appErr.status).json({ error: { code: appErr.code, message: appErr.message, request_id: rid } });
   };
-}
-
-function isBodyParserError(err: unknown): err is { type: string; status?: number } {
-  return typeof err === 'object' && err !== null && typeof (err as { type?: unknown }).type === 'string' && 'expose' in err;
 }
 
 export interface ExpressAppOptions {

@@ -2,7 +2,7 @@
 // error shape, the request id and the headers are the same as the Express side's.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AppError } from './errors.ts';
+import { AppError, clientErrorOf } from './errors.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -47,7 +47,7 @@ export function requestIdOf(req: IncomingMessage): string {
  * nobody wants.
  */
 export function sendError(req: IncomingMessage, res: ServerResponse, err: unknown, requestId: string, extraHeaders?: Record<string, string>): void {
-  const app = err instanceof AppError ? err : new AppError(500, 'internal_error', 'internal error');
+  const app = clientErrorOf(err) ?? new AppError(500, 'internal_error', 'internal error');
   if (res.headersSent) {
     res.destroy();
     return;
