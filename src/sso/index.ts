@@ -15,6 +15,7 @@ import type { UsersService } from '../users/users.service.ts';
 import { DbTransactionStore, RedisTransactionStore } from './login-transactions.ts';
 import type { TransactionStore } from './login-transactions.ts';
 import { createLoginRouter } from './login.routes.ts';
+import { IdpFetcher } from './oidc/idp-fetch.ts';
 import { JwksRegistry } from './oidc/jwks.ts';
 import { DbSessionStore, RedisSessionStore, SessionManager } from './session-store.ts';
 import { SsoLoginService } from './sso-login.service.ts';
@@ -61,8 +62,10 @@ export function createSso(deps: SsoDeps, options: { sweep?: boolean } = {}): Sso
   const transactions: TransactionStore = redis ? new RedisTransactionStore(redis) : new DbTransactionStore(() => new SsoRepository(store.repos.db));
   const secure = config.publicUrl.startsWith('https://');
   const sessions = new SessionManager({ store: sessionStore, secret: deps.secretBox.derive('session-cookie').toString('base64url'), timeouts, secure });
-  const jwks = new JwksRegistry({ cooldownSeconds: config.ssoJwksCooldownSeconds, maxAgeSeconds: config.ssoJwksMaxAgeSeconds, timeoutMs: config.ssoHttpTimeoutMs });
-  const service = new SsoService(store, deps.access, deps.audit, deps.secretBox, config, logger);
+  // One fetcher for every request to an IdP: bounded answers, public addresses only (unless allowHttpIssuers).
+  const idp = new IdpFetcher({ allowPrivateAddresses: config.allowHttpIssuers, timeoutMs: config.ssoHttpTimeoutMs, logger });
+  const jwks = new JwksRegistry({ cooldownSeconds: config.ssoJwksCooldownSeconds, maxAgeSeconds: config.ssoJwksMaxAgeSeconds, timeoutMs: config.ssoHttpTimeoutMs, fetcher: idp });
+  const service = new SsoService(store, deps.access, deps.audit, deps.secretBox, config, logger, idp);
   const login = new SsoLoginService(store, service, deps.users, deps.audit, deps.invalidator, deps.secretBox, transactions, jwks, config, logger);
   const router = createLoginRouter({ login, sessions, logger, transactionTtlSeconds: config.loginTransactionTtlSeconds, allowHttpIssuers: config.allowHttpIssuers, secure });
 
@@ -97,6 +100,7 @@ export function createSso(deps: SsoDeps, options: { sweep?: boolean } = {}): Sso
     async close() {
       if (sweep) clearInterval(sweep);
       if (ownRedis) await ownRedis.quit().catch(() => ownRedis.disconnect());
+      await idp.close().catch(() => {});
     },
   };
 }

@@ -104,6 +104,7 @@ export class SsoLoginService {
       scopes: c.scopes,
       redirectUri: this.sso.callbackUri,
       allowHttp: this.config.allowHttpIssuers,
+      fetcher: this.sso.idp,
     };
   }
 

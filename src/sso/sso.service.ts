@@ -8,6 +8,7 @@ import { errors } from '../http/errors.ts';
 import type { Logger } from '../log/logger.ts';
 import type { OrgAccess } from '../orgs/org-access.ts';
 import { discover } from './oidc/discovery.ts';
+import type { IdpFetcher } from './oidc/idp-fetch.ts';
 import type { DiscoveryResult, ProviderMetadata } from './oidc/discovery.ts';
 import type { DiscoveryProblem } from './oidc/problems.ts';
 import { SsoRepository } from './sso.repository.ts';
@@ -107,6 +108,8 @@ export class SsoService {
     private readonly secretBox: SecretBox,
     private readonly config: Pick<Config, 'publicUrl' | 'allowHttpIssuers' | 'ssoHttpTimeoutMs'>,
     private readonly logger: Logger,
+    /** Every fetch from an IdP (discovery, JWKS, token request) goes through it. */
+    readonly idp: IdpFetcher,
   ) {}
 
   get callbackUri(): string {
@@ -145,7 +148,7 @@ export class SsoService {
   runDiscovery(input: Pick<ConnectionInput, 'issuer' | 'client_id' | 'flow' | 'response_mode' | 'allowed_tenant_ids'> & { client_secret?: string | null | undefined }): Promise<DiscoveryResult> {
     return discover(
       { issuer: input.issuer, clientId: input.client_id, flow: input.flow, responseMode: input.response_mode, clientSecret: input.client_secret ?? null, allowedTenantIds: input.allowed_tenant_ids ?? [] },
-      { allowHttpIssuers: this.config.allowHttpIssuers, timeoutMs: this.config.ssoHttpTimeoutMs },
+      { allowHttpIssuers: this.config.allowHttpIssuers, timeoutMs: this.config.ssoHttpTimeoutMs, fetcher: this.idp },
     );
   }
 

@@ -2,6 +2,7 @@ import * as client from 'openid-client';
 import * as oauth from 'oauth4webapi';
 import type { Flow, ProviderMetadata, ResponseMode } from './discovery.ts';
 import { isTemplatedIssuer, TENANT_ID_PATTERN } from './issuer.ts';
+import { IdpFetcher, IdpFetchError } from './idp-fetch.ts';
 import { OidcLoginError } from './problems.ts';
 
 /** What one login attempt must remember until the callback (the transaction). */
@@ -23,6 +24,8 @@ export interface RelyingParty {
   redirectUri: string;
   /** TRACKGATE_ALLOW_HTTP_ISSUERS (discovery already refused non-loopback http URLs). */
   allowHttp: boolean;
+  /** The app's IdpFetcher for the token request; without one, a fetcher for this exchange alone (its address policy from allowHttp). */
+  fetcher?: IdpFetcher | undefined;
 }
 
 /**
@@ -124,21 +127,24 @@ export async function exchangeCode(rp: RelyingParty, params: URLSearchParams, st
       ? oauth.ClientSecretBasic(rp.clientSecret)
       : oauth.ClientSecretPost(rp.clientSecret)
     : oauth.None();
+  const fetcher = rp.fetcher ?? new IdpFetcher({ allowPrivateAddresses: rp.allowHttp, timeoutMs });
   let response: Response;
+  let body: Record<string, unknown> = {};
   try {
     response = await oauth.authorizationCodeGrantRequest(as, c, auth, validated, rp.redirectUri, codeVerifier, {
       [oauth.allowInsecureRequests]: rp.allowHttp,
+      // Bounded, JSON-only, public addresses only; redirects are not followed.
+      [oauth.customFetch]: fetcher.fetchFor('token'),
       signal: AbortSignal.timeout(timeoutMs),
     });
+    body = (await response.json().catch(() => ({}))) as Record<string, unknown>;
   } catch (err) {
-    throw new OidcLoginError('token_endpoint_unreachable', `the IdP's token endpoint could not be reached (${(err as Error).message})`, {}, err);
+    if (err instanceof IdpFetchError) throw new OidcLoginError(`token_endpoint_${err.problem}`, err.message, err.detail, err);
+    throw new OidcLoginError('token_endpoint_unreachable', "the IdP's token endpoint could not be reached", {}, err);
+  } finally {
+    if (!rp.fetcher) await fetcher.close();
   }
-  let body: Record<string, unknown> = {};
-  try {
-    body = (await response.json()) as Record<string, unknown>;
-  } catch {
-    /* handled below */
-  }
+  if (!body || typeof body !== 'object' || Array.isArray(body)) body = {};
   if (!response.ok) {
     const error = typeof body.error === 'string' ? body.error : `HTTP ${response.status}`;
     const description = typeof body.error_description === 'string' ? body.error_description : '';

@@ -1,6 +1,7 @@
 import type { DiscoveryProblem } from './problems.ts';
 import { enteredIssuerMatchesTemplate, isTemplatedIssuer, TENANT_ID_PATTERN, urlProblem } from './issuer.ts';
 import type { UrlPolicy } from './issuer.ts';
+import { IdpFetcher, IdpFetchError } from './idp-fetch.ts';
 
 /**
  * Discovery (OpenID Connect Discovery 1.0) with a report of everything that is
@@ -46,7 +47,8 @@ export interface DiscoveryOptions extends UrlPolicy {
   timeoutMs?: number;
   /** Also fetch jwks_uri and check it has signing keys (default true). */
   checkJwks?: boolean;
-  fetch?: typeof fetch;
+  /** The app's IdpFetcher; without one, a fetcher for this call alone (its address policy from allowHttpIssuers). */
+  fetcher?: IdpFetcher;
 }
 
 export interface DiscoveryResult {
@@ -76,46 +78,53 @@ export function pinnedAlgorithms(metadata: Pick<ProviderMetadata, 'id_token_sign
   return announced.filter((a) => ASYMMETRIC_ALGORITHMS.includes(a));
 }
 
-function describeFetchError(err: unknown): string {
-  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
-  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return 'it did not answer in time';
-  const code = e?.cause?.code;
-  if (code === 'ECONNREFUSED') return 'the connection was refused';
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'the host name does not resolve';
-  if (code && /CERT|SSL|TLS/.test(code)) return `its TLS certificate is not trusted (${code})`;
-  return e?.cause?.message ?? e?.message ?? String(err);
-}
+type Fetched = { ok: true; body: unknown } | { ok: false; code: string; reason: string };
 
-async function getJson(url: string, options: DiscoveryOptions): Promise<{ ok: true; body: unknown } | { ok: false; reason: string }> {
-  const doFetch = options.fetch ?? fetch;
+/**
+ * GET a JSON document from the IdP through the IdpFetcher (bounded, typed,
+ * timed, public addresses only). Problem codes: issuer_unreachable,
+ * issuer_timeout, discovery_too_large, discovery_not_json, and jwks_* alike.
+ */
+async function getJson(url: string, kind: 'discovery' | 'jwks', fetcher: IdpFetcher): Promise<Fetched> {
+  const prefix = kind === 'discovery' ? 'issuer' : 'jwks';
+  const docPrefix = kind === 'discovery' ? 'discovery' : 'jwks';
   let res: Response;
   try {
-    res = await doFetch(url, {
-      headers: { accept: 'application/json' },
-      redirect: 'manual',
-      signal: AbortSignal.timeout(options.timeoutMs ?? 5000),
-    });
+    res = await fetcher.fetch(kind, url, { headers: { accept: 'application/json' } });
   } catch (err) {
-    return { ok: false, reason: `could not reach ${url}: ${describeFetchError(err)}` };
+    if (!(err instanceof IdpFetchError)) throw err;
+    const code = err.problem === 'unreachable' || err.problem === 'timeout' ? `${prefix}_${err.problem}` : `${docPrefix}_${err.problem}`;
+    return { ok: false, code, reason: err.message };
   }
+  // Discovery's messages name the URL the admin can open; the JWKS's say what it is.
+  const named = kind === 'discovery' ? url : `the IdP's signing keys (jwks_uri, ${url})`;
   if (res.status >= 300 && res.status < 400) {
-    await res.body?.cancel();
-    return { ok: false, reason: `${url} answered with a redirect (HTTP ${res.status}) to ${res.headers.get('location') ?? '?'}; enter the issuer URL exactly as the IdP shows it` };
+    return { ok: false, code: `${prefix}_unreachable`, reason: `${named} answered with a redirect (HTTP ${res.status}) to ${res.headers.get('location') ?? '?'}; enter the issuer URL exactly as the IdP shows it` };
   }
   if (res.status !== 200) {
-    await res.body?.cancel();
-    return { ok: false, reason: `${url} answered HTTP ${res.status}; is this the issuer URL of an OpenID Connect provider?` };
+    const hint = kind === 'discovery' ? '; is this the issuer URL of an OpenID Connect provider?' : '';
+    return { ok: false, code: `${prefix}_unreachable`, reason: `${named} answered HTTP ${res.status}${hint}` };
   }
   try {
     return { ok: true, body: await res.json() };
   } catch {
-    return { ok: false, reason: `${url} did not answer with JSON` };
+    return { ok: false, code: `${docPrefix}_not_json`, reason: `${named} did not answer with JSON` };
   }
 }
 
 const stringArray = (v: unknown): string[] | undefined => (Array.isArray(v) && v.every((x) => typeof x === 'string') ? v : undefined);
 
 export async function discover(input: DiscoveryInput, options: DiscoveryOptions): Promise<DiscoveryResult> {
+  if (options.fetcher) return discoverWith(input, options, options.fetcher);
+  const fetcher = new IdpFetcher({ allowPrivateAddresses: options.allowHttpIssuers, timeoutMs: options.timeoutMs ?? 5000 });
+  try {
+    return await discoverWith(input, options, fetcher);
+  } finally {
+    await fetcher.close();
+  }
+}
+
+async function discoverWith(input: DiscoveryInput, options: DiscoveryOptions, fetcher: IdpFetcher): Promise<DiscoveryResult> {
   const problems: DiscoveryProblem[] = [];
   const add = (field: string, code: string, message: string) => problems.push({ field, code, message });
 
@@ -137,9 +146,9 @@ export async function discover(input: DiscoveryInput, options: DiscoveryOptions)
   if (!input.clientId.trim()) add('client_id', 'client_id_missing', 'the client ID is empty');
 
   const url = discoveryUrl(entered);
-  const fetched = await getJson(url, options);
+  const fetched = await getJson(url, 'discovery', fetcher);
   if (!fetched.ok) {
-    add('issuer', 'issuer_unreachable', fetched.reason);
+    add('issuer', fetched.code, fetched.reason);
     return { ok: false, problems };
   }
   const doc = fetched.body as Record<string, unknown>;
@@ -233,8 +242,8 @@ export async function discover(input: DiscoveryInput, options: DiscoveryOptions)
   }
 
   if (jwksUri && options.checkJwks !== false) {
-    const jwks = await getJson(jwksUri, options);
-    if (!jwks.ok) add('issuer', 'jwks_unreachable', `the IdP's signing keys (jwks_uri): ${jwks.reason}`);
+    const jwks = await getJson(jwksUri, 'jwks', fetcher);
+    if (!jwks.ok) add('issuer', jwks.code, jwks.reason);
     else {
       const keys = (jwks.body as { keys?: unknown })?.keys;
       if (!Array.isArray(keys)) add('issuer', 'jwks_invalid', `the IdP's jwks_uri (${jwksUri}) is not a JSON Web Key Set`);

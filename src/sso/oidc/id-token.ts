@@ -1,6 +1,7 @@
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
 import type { JWTPayload, JWTVerifyGetKey } from 'jose';
 import { fillTenant } from './issuer.ts';
+import { IdpFetchError } from './idp-fetch.ts';
 import { OidcLoginError } from './problems.ts';
 
 export interface IdTokenExpectations {
@@ -135,6 +136,8 @@ export async function verifyIdToken(idToken: string, keys: JWTVerifyGetKey, expe
 }
 
 function mapJoseError(err: unknown, kid: unknown): OidcLoginError {
+  // The JWKS fetch itself failed (unreachable, too large, not JSON, too slow): its message says which.
+  if (err instanceof IdpFetchError) return new OidcLoginError(`jwks_${err.problem}`, err.message, err.detail, err);
   if (err instanceof joseErrors.JWTExpired) {
     return new OidcLoginError('id_token_expired', 'the ID token has expired; if this keeps happening, the clocks of the IdP and trackgate disagree', { claim: err.claim }, err);
   }

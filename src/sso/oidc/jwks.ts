@@ -1,6 +1,7 @@
-import { createRemoteJWKSet } from 'jose';
+import { createRemoteJWKSet, customFetch } from 'jose';
 import type { JWTVerifyGetKey } from 'jose';
 import { LRUCache } from 'lru-cache';
+import type { IdpFetcher } from './idp-fetch.ts';
 
 export interface JwksRegistryOptions {
   /**
@@ -13,6 +14,8 @@ export interface JwksRegistryOptions {
   maxAgeSeconds: number;
   timeoutMs: number;
   maxEntries?: number;
+  /** Every JWKS fetch goes through it: bounded size, JSON only, public addresses only. */
+  fetcher: IdpFetcher;
 }
 
 /**
@@ -40,6 +43,7 @@ export class JwksRegistry {
         cacheMaxAge: this.options.maxAgeSeconds * 1000,
         timeoutDuration: this.options.timeoutMs,
         headers: { 'user-agent': 'trackgate' },
+        [customFetch]: this.options.fetcher.fetchFor('jwks'),
       });
       this.sets.set(jwksUri, set);
     }
