@@ -126,7 +126,7 @@ for (const dialect of dialects()) {
 
     const alive = async (what: string) => assert.equal((await fetch(app.url + '/healthz')).status, 200, `still serving after ${what}`);
     const post = (path: string, body: Buffer, headers: Record<string, string>) =>
-      fetch(app.url + path, { method: 'POST', headers: { authorization: basic(adminKey), ...headers }, body });
+      fetch(app.url + path, { method: 'POST', headers: { authorization: basic(adminKey), ...headers }, body: new Uint8Array(body) });
 
     test('a body that does not decompress as its Content-Encoding says: 400 malformed_body, on every plane', async () => {
       const json = Buffer.from(JSON.stringify({ name: 'zipped-team' }));
