@@ -64,7 +64,7 @@ for (const dialect of dialects()) {
           client_id: '0oa1example',
           flow: 'code',
           client_secret: 'super-secret-value-123456',
-          domains: ['Example.COM'],
+          domains: ['Example-Corp.COM'],
           group_roles: [{ group: 'ML Engineers', team: `ml-${dialect}-${org}`, role: 'member' }],
         },
       });
@@ -73,7 +73,7 @@ for (const dialect of dialects()) {
       assert.ok(c.id);
       assert.equal(c.callback_uri, 'https://gw.example.com/login/callback');
       assert.equal(c.has_client_secret, true);
-      assert.deepEqual(c.domains, ['example.com']);
+      assert.deepEqual(c.domains, ['example-corp.com']);
       assert.deepEqual(c.scopes, ['openid', 'email', 'profile']);
       assert.deepEqual(c.claims, { email: 'email', name: 'name', username: 'preferred_username', groups: 'groups' });
       assert.equal(c.jit, true);

@@ -22,6 +22,7 @@ import { SsoLoginService } from './sso-login.service.ts';
 import { SsoRepository } from './sso.repository.ts';
 import { registerSsoRoutes } from './sso.routes.ts';
 import { SsoService } from './sso.service.ts';
+import { IdentitiesService } from './identities.service.ts';
 
 export interface SsoDeps {
   config: Config;
@@ -39,6 +40,7 @@ export interface SsoDeps {
 export interface Sso {
   service: SsoService;
   login: SsoLoginService;
+  identities: IdentitiesService;
   sessions: SessionManager;
   /** GET /login, GET|POST /login/callback, POST /logout, /static/sso/*. */
   router: Router;
@@ -67,6 +69,7 @@ export function createSso(deps: SsoDeps, options: { sweep?: boolean } = {}): Sso
   const jwks = new JwksRegistry({ cooldownSeconds: config.ssoJwksCooldownSeconds, maxAgeSeconds: config.ssoJwksMaxAgeSeconds, timeoutMs: config.ssoHttpTimeoutMs, fetcher: idp });
   const service = new SsoService(store, deps.access, deps.audit, deps.secretBox, config, logger, idp);
   const login = new SsoLoginService(store, service, deps.users, deps.audit, deps.invalidator, deps.secretBox, transactions, jwks, config, logger);
+  const identities = new IdentitiesService(store, deps.access, deps.audit, deps.invalidator, (userId) => sessionStore.destroyAllOfUser(userId));
   const router = createLoginRouter({ login, sessions, logger, transactionTtlSeconds: config.loginTransactionTtlSeconds, allowHttpIssuers: config.allowHttpIssuers, secure });
 
   // Expired transactions and sessions are swept every few minutes, by the isolate that serves SSO only.
@@ -81,9 +84,10 @@ export function createSso(deps: SsoDeps, options: { sweep?: boolean } = {}): Sso
   return {
     service,
     login,
+    identities,
     sessions,
     router,
-    registerApi: (api) => registerSsoRoutes(api, service, sessions),
+    registerApi: (api) => registerSsoRoutes(api, service, sessions, identities),
     async sessionAuthenticator(req) {
       const s = await sessions.read(req);
       if (!s) return null;

@@ -9,6 +9,10 @@ import type { Logger } from '../log/logger.ts';
 import type { OrgRow } from '../orgs/orgs.repository.ts';
 import type { UserRow } from '../users/users.repository.ts';
 import { deriveUsername } from '../users/provisioning.ts';
+import { isUniqueViolation } from '../db/dialect.ts';
+import { fields } from '../http/validation.ts';
+import { decideEmailLink, emailEvidence, isAzureIssuer } from './account-linking.ts';
+import { emailDomain } from './public-mail-domains.ts';
 import type { UsersService } from '../users/users.service.ts';
 import { authorizationErrorFrom, buildAuthorizationRequest, checkResponseIssuer, exchangeCode } from './oidc/client.ts';
 import type { RelyingParty } from './oidc/client.ts';
@@ -215,16 +219,24 @@ export class SsoLoginService {
   }
 
   /**
-   * The user for a verified identity, in one transaction: found by identity;
-   * else linked by email to an existing user of the connection's organization
-   * (this organization's connection vouched for it); else created (JIT).
+   * The user for a verified identity, in one transaction:
+   * 1. the account the identity is bound to (issuer + subject, or Azure tid + oid);
+   * 2. else an account of this organization with the token's email, linked only
+   *    when decideEmailLink's rules all hold (verified email, a domain of this
+   *    connection, an account bound to no identity yet; never the instance
+   *    operator through another organization's connection);
+   * 3. else, with JIT on and the email used nowhere, a new account — never
+   *    someone else's.
    * Refuses deactivated users. Then syncs group → team roles.
    */
   private async resolveUser(c: Connection, org: OrgRow, v: VerifiedIdToken, ctx: LoginContext): Promise<UserRow> {
     const templated = c.metadata ? isTemplatedIssuer(c.metadata.issuer) : false;
     const id = SsoLoginService.identityKey(v, templated);
     const emailClaim = this.claimString(v, c.claims.email);
-    const email = emailClaim && v.claims.email_verified !== false && /^[^@\s]+@[^@\s]+$/.test(emailClaim) ? emailClaim.toLowerCase() : null;
+    // The API's own email rule: a claim like "a@b.example,x" would reach the upstream's X-Trackgate-Email as two addresses.
+    const parsedEmail = emailClaim ? fields.email.safeParse(emailClaim) : null;
+    const email = parsedEmail?.success ? parsedEmail.data : null;
+    const evidence = emailEvidence(v.claims, isAzureIssuer(c.metadata?.issuer ?? c.row.issuer));
     const now = new Date().toISOString();
     let changed = false;
     const user = await this.store.transaction(async (repos) => {
@@ -232,24 +244,34 @@ export class SsoLoginService {
       const identity = await repo.findIdentity(org.id, id.key);
       let user: UserRow | undefined;
       let how: 'identity' | 'email_link' | 'jit';
+      let linkRule: { evidence: string; domain: string } | null = null;
       if (identity) {
         user = await repos.users.findById(org.id, identity.user_id);
+        if (!user) throw new LoginRefused('identity_orphaned', `your sign-in identity is linked to an account of ${org.slug} that no longer exists; an administrator of ${org.slug} must unlink it`);
         how = 'identity';
-        if (user) await repo.touchIdentity(org.id, identity.id, now);
-      }
-      if (!user && email) {
-        user = await repos.users.findByEmail(org.id, email);
+        await repo.touchIdentity(org.id, identity.id, now);
+      } else if (email && (user = await repos.users.findByEmail(org.id, email))) {
+        // Lock the account's row first, so that two first sign-ins with different identities cannot both see it unbound.
+        await repos.users.update(org.id, user.id, { updated_at: now });
+        const decision = decideEmailLink(
+          { username: user.username, orgId: user.org_id, instanceAdmin: user.instance_admin === 1, identities: (await repo.identitiesOfUser(org.id, user.id)).length },
+          { orgSlug: org.slug, email, evidence, connectionOrgId: c.row.org_id, connectionDomains: await repo.domainsOf(org.id, c.row.id) },
+        );
+        if (!decision.ok) throw new LoginRefused(decision.code, decision.message, { email });
         how = 'email_link';
-      }
-      if (!user) {
+        linkRule = decision.rule;
+      } else {
         if (!c.row.jit || c.row.jit !== 1) {
           throw new LoginRefused('no_account', `you have no account in the organization "${org.slug}" yet, and automatic provisioning (JIT) is off for this connection; ask an administrator of ${org.slug} to add you`, { sub: v.subject });
         }
         if (!email) {
           throw new OidcLoginError('email_missing', `the ID token carries no usable email in the "${c.claims.email}" claim, which a new account needs; configure the IdP to send it (scope "email"), or map another claim in the connection's claims.email`);
         }
-        if (await repos.users.emailTaken(email)) {
-          throw new LoginRefused('email_in_other_org', `the email ${email} already belongs to an account of another organization; ask your administrator`);
+        const owner = await repo.connectionForDomain(emailDomain(email) ?? '');
+        // Emails are unique on the instance: an address of a domain another organization claimed is that
+        // organization's to create. Said without naming it (nor that it exists).
+        if ((owner && owner.org_id !== org.id) || (await repos.users.emailTaken(email))) {
+          throw new LoginRefused('email_unavailable', `the email ${email} cannot be used for a new account in ${org.slug}; ask an administrator of ${org.slug}`);
         }
         const preferred = this.claimString(v, c.claims.username) ?? email;
         const username = await deriveUsername(repos, preferred);
@@ -263,13 +285,16 @@ export class SsoLoginService {
           targetType: 'user',
           targetId: user.id,
           targetName: user.username,
-          details: { via: 'sso_jit', connection_id: c.row.id, email },
+          details: { via: 'sso_jit', connection_id: c.row.id, email, email_evidence: evidence },
         });
+      }
+      if (user.instance_admin === 1 && user.org_id !== c.row.org_id) {
+        throw new LoginRefused('operator_not_linkable', `the account ${user.username} cannot be signed in to through this organization's SSO connection`);
       }
       if (user.status !== 'active') {
         throw new LoginRefused('user_deactivated', `the account ${user.username} in ${org.slug} is deactivated; ask an administrator of ${org.slug}`);
       }
-      if (!identity || identity.user_id !== user.id) {
+      if (!identity) {
         await repo.insertIdentity({
           id: randomUUID(),
           org_id: org.id,
@@ -283,6 +308,14 @@ export class SsoLoginService {
           created_at: now,
           last_login_at: now,
         });
+        await this.audit.record(repos, { type: 'user', id: user.id, name: user.username, ip: ctx.ip, requestId: ctx.requestId }, {
+          orgId: org.id,
+          action: 'sso.identity.link',
+          targetType: 'user',
+          targetId: user.id,
+          targetName: user.username,
+          details: { connection_id: c.row.id, issuer: v.issuer, subject: v.subject, ...(id.tenantId ? { tenant_id: id.tenantId } : {}), rule: how! === 'jit' ? 'jit_new_account' : 'verified_email_in_connection_domain', ...(linkRule ? { email_evidence: linkRule.evidence, email_domain: linkRule.domain } : {}) },
+        });
       }
       const synced = await this.syncGroups(repos, c, org, user, v, now);
       if (synced.length) changed = true;
@@ -292,9 +325,13 @@ export class SsoLoginService {
         targetType: 'user',
         targetId: user.id,
         targetName: user.username,
-        details: { connection_id: c.row.id, how: how!, issuer: v.issuer, ...(id.tenantId ? { tenant_id: id.tenantId } : {}), ...(synced.length ? { team_changes: synced } : {}) },
+        details: { connection_id: c.row.id, how: how!, issuer: v.issuer, ...(linkRule ? { link_rule: `${linkRule.evidence}+connection_domain+unbound_account`, email_domain: linkRule.domain } : {}), ...(id.tenantId ? { tenant_id: id.tenantId } : {}), ...(synced.length ? { team_changes: synced } : {}) },
       });
       return user;
+    }).catch((err: unknown) => {
+      // Two first sign-ins of one identity at once: the second loses the insert race; signing in again works.
+      if (isUniqueViolation(err)) throw new LoginRefused('login_race', 'another sign-in of this identity was being completed at the same moment; sign in again');
+      throw err;
     });
     if (changed) this.invalidator.identitiesChanged();
     return user;

@@ -62,13 +62,6 @@ export class SsoRepository {
     return this.db.selectFrom('sso_domains').select(['org_id', 'connection_id']).where('domain', '=', domain).executeTakeFirst();
   }
 
-  /** Instance-wide, yes or no: is a domain served by a connection other than `exceptConnectionId`? */
-  async domainTaken(domain: string, exceptConnectionId: string | null): Promise<boolean> {
-    let q = this.db.selectFrom('sso_domains').select('domain').where('domain', '=', domain);
-    if (exceptConnectionId) q = q.where('connection_id', '!=', exceptConnectionId);
-    return (await q.executeTakeFirst()) !== undefined;
-  }
-
   // ---- identities ----
   async findIdentity(orgId: string, identityKey: string): Promise<IdentityRow | undefined> {
     return this.db.selectFrom('external_identities').selectAll().where('org_id', '=', orgId).where('identity_key', '=', identityKey).executeTakeFirst();
@@ -83,7 +76,16 @@ export class SsoRepository {
   }
 
   async identitiesOfUser(orgId: string, userId: string): Promise<IdentityRow[]> {
-    return this.db.selectFrom('external_identities').selectAll().where('org_id', '=', orgId).where('user_id', '=', userId).execute();
+    return this.db.selectFrom('external_identities').selectAll().where('org_id', '=', orgId).where('user_id', '=', userId).orderBy('created_at').orderBy('id').execute();
+  }
+
+  /** Every linked identity of an organization (the admin page's users table). */
+  async identitiesOfOrg(orgId: string): Promise<IdentityRow[]> {
+    return this.db.selectFrom('external_identities').selectAll().where('org_id', '=', orgId).orderBy('created_at').orderBy('id').execute();
+  }
+
+  async deleteIdentity(orgId: string, userId: string, id: string): Promise<IdentityRow | undefined> {
+    return this.db.deleteFrom('external_identities').where('org_id', '=', orgId).where('user_id', '=', userId).where('id', '=', id).returningAll().executeTakeFirst();
   }
 
   // ---- login transactions ----

@@ -5,6 +5,7 @@ import { fields } from '../http/validation.ts';
 import { TENANT_ID_PATTERN } from './oidc/issuer.ts';
 import type { SessionManager } from './session-store.ts';
 import type { SaveOutcome, SsoService } from './sso.service.ts';
+import type { IdentitiesService } from './identities.service.ts';
 
 const claimName = z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters');
 const domain = z
@@ -88,7 +89,44 @@ function outcome(result: SaveOutcome, status: number, requestId: string) {
   };
 }
 
-export function registerSsoRoutes(api: ApiRouter, sso: SsoService, sessions: SessionManager): void {
+const identityOut = z.object({
+  id: z.string(),
+  connection_id: z.string(),
+  issuer: z.string(),
+  subject: z.string(),
+  tenant_id: z.string().nullable(),
+  object_id: z.string().nullable(),
+  created_at: z.string(),
+  last_login_at: z.string(),
+});
+
+export function registerSsoRoutes(api: ApiRouter, sso: SsoService, sessions: SessionManager, identities: IdentitiesService): void {
+  api.add(
+    {
+      method: 'get',
+      path: '/orgs/:org/users/:username/identities',
+      summary: "The IdP identities linked to a user's account (org admin)",
+      tag: 'sso',
+      auth: 'required',
+      responses: { 200: { description: 'identities', schema: z.object({ identities: z.array(identityOut) }) }, 404: { description: 'no such user' } },
+    },
+    async ({ actor, params }) => ({ status: 200, body: { identities: await identities.list(actor, params.org!, params.username!) } }),
+  );
+  api.add(
+    {
+      method: 'delete',
+      path: '/orgs/:org/users/:username/identities/:id',
+      summary: "Unlink an IdP identity from a user's account (org admin; the operator's only by the operator): the person's sessions end, and their next SSO sign-in may link a new identity by email. Audited",
+      tag: 'sso',
+      auth: 'required',
+      responses: { 204: { description: 'unlinked' }, 403: { description: "the operator's identity, by someone else" }, 404: { description: 'no such user or identity' } },
+    },
+    async ({ actor, params }) => {
+      await identities.unlink(actor, params.org!, params.username!, params.id!);
+      return undefined;
+    },
+  );
+
   api.add(
     { method: 'get', path: '/orgs/:org/sso', summary: 'SSO connections of an organization (org admin)', tag: 'sso', auth: 'required', responses: { 200: { description: 'connections', schema: z.object({ connections: z.array(connectionOut) }) } } },
     async ({ actor, params }) => ({ status: 200, body: { connections: await sso.list(actor, params.org!) } }),

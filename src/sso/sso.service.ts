@@ -12,6 +12,8 @@ import type { IdpFetcher } from './oidc/idp-fetch.ts';
 import type { DiscoveryResult, ProviderMetadata } from './oidc/discovery.ts';
 import type { DiscoveryProblem } from './oidc/problems.ts';
 import { SsoRepository } from './sso.repository.ts';
+import { isPublicMailDomain } from './public-mail-domains.ts';
+import { isUniqueViolation } from '../db/dialect.ts';
 import type { ConnectionRow } from './sso.repository.ts';
 
 export const CLIENT_SECRET_PURPOSE = 'sso-client-secret';
@@ -157,7 +159,19 @@ export class SsoService {
     const problems: DiscoveryProblem[] = [];
     const repo = this.repo(repos);
     for (const d of input.domains) {
-      if (await repo.domainTaken(d, connectionId)) problems.push({ field: 'domains', code: 'domain_taken', message: `the email domain "${d}" is already served by another SSO connection` });
+      if (isPublicMailDomain(d)) {
+        problems.push({ field: 'domains', code: 'domain_public', message: `"${d}" is a public mail provider's domain: its addresses belong to many people, not to one organization, so it cannot be used` });
+        continue;
+      }
+      // A domain is one organization's. Whether another organization holds it is not said: "cannot be used" is all.
+      const owner = await repo.connectionForDomain(d);
+      if (owner && owner.connection_id !== connectionId) {
+        problems.push(
+          owner.org_id === orgId
+            ? { field: 'domains', code: 'domain_taken', message: `the email domain "${d}" is already served by another SSO connection of this organization (${owner.connection_id}); remove it there first` }
+            : { field: 'domains', code: 'domain_unavailable', message: `the email domain "${d}" cannot be used` },
+        );
+      }
     }
     const teams = [...new Set(input.group_roles.map((r) => r.team))];
     for (const t of teams) {
@@ -210,7 +224,7 @@ export class SsoService {
       created_at: now,
       updated_at: now,
     };
-    const view = await this.store.transaction(async (repos) => {
+    const view = await this.claimingDomains(() => this.store.transaction(async (repos) => {
       const repo = this.repo(repos);
       await repo.insertConnection(row);
       await repo.setDomains(org.id, row.id, input.domains);
@@ -223,8 +237,22 @@ export class SsoService {
         details: { client_id: row.client_id, flow: row.flow, response_mode: row.response_mode, domains: input.domains, jit: input.jit, has_client_secret: row.client_secret_sealed !== null },
       });
       return this.view(row, org.slug, repos);
-    });
+    }));
+    if ('problems' in view) return view;
     return { ok: true, connection: view };
+  }
+
+  /**
+   * Runs a save that writes domains; a domain claimed by someone else between
+   * the check and the write is a unique violation, answered like the check would.
+   */
+  private async claimingDomains<T>(save: () => Promise<T>): Promise<T | { ok: false; problems: DiscoveryProblem[] }> {
+    try {
+      return await save();
+    } catch (err) {
+      if (!isUniqueViolation(err)) throw err;
+      return { ok: false, problems: [{ field: 'domains', code: 'domain_unavailable', message: 'one of the email domains cannot be used' }] };
+    }
   }
 
   /**
@@ -276,7 +304,7 @@ export class SsoService {
       ...(d ? { metadata: JSON.stringify(d.metadata), discovered_at: now } : {}),
       updated_at: now,
     };
-    const view = await this.store.transaction(async (repos) => {
+    const view = await this.claimingDomains(() => this.store.transaction(async (repos) => {
       const repo = this.repo(repos);
       if (row.enabled === 1 && update.enabled === 0) await this.guardLastEnabled(repos, org, id);
       await repo.updateConnection(org.id, id, update);
@@ -284,7 +312,8 @@ export class SsoService {
       const changed = Object.keys(patch).map((k) => (k === 'client_secret' ? 'client_secret' : k));
       await this.audit.record(repos, actor, { orgId: org.id, action: 'sso.connection.update', targetType: 'sso_connection', targetId: id, targetName: update.issuer, details: { changed } });
       return this.view({ ...row, ...update }, org.slug, repos);
-    });
+    }));
+    if ('problems' in view) return view;
     return { ok: true, connection: view };
   }
 

@@ -31,6 +31,7 @@ export function createWeb(deps: WebDeps): Web {
       serviceAccounts: deps.serviceAccounts,
       orgs: deps.orgs,
       sso: sso.service,
+      identities: sso.identities,
       auditLog: new AuditLog(deps.store, deps.access),
       sessions: sso.sessions,
       sessionPrincipal: (req) => sso.sessionAuthenticator(req),

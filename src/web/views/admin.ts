@@ -1,5 +1,6 @@
 import type { AuditEventView } from '../../audit/audit.service.ts';
 import type { OrgView } from '../../orgs/orgs.service.ts';
+import type { IdentityView } from '../../sso/identities.service.ts';
 import type { ConnectionView } from '../../sso/sso.service.ts';
 import type { UserView } from '../../users/users.service.ts';
 import type { SsoTestFlash } from '../flash.ts';
@@ -16,6 +17,8 @@ export interface AdminInput {
   callbackUri: string;
   connections: ConnectionView[];
   users: UserView[];
+  /** Linked IdP identities by user id. */
+  identities: Map<string, IdentityView[]>;
   audit: { events: AuditEventView[]; next_cursor: number | null; before: number | undefined };
   ssoTest?: SsoTestFlash | undefined;
   notices?: Notices;
@@ -83,6 +86,21 @@ ${csrfField(input.viewer.csrf)}
 </details>`;
 }
 
+function identityCells(username: string, identities: IdentityView[], csrf: string): Html {
+  if (identities.length === 0) return html`<span class="muted">none yet</span>`;
+  return html`${identities.map(
+    (i) => html`<div><span title="${i.issuer}">${hostOf(i.issuer)}</span> <code>${i.subject}</code> ${buttonForm({ action: `/admin/users/${username}/identities/${i.id}/unlink`, csrf, label: 'Unlink', danger: true, confirm: `Unlink ${username} from ${i.issuer}? Their sessions end, and their next SSO sign-in links the identity it comes with.` })}</div>`,
+  )}`;
+}
+
+function hostOf(issuer: string): string {
+  try {
+    return new URL(issuer).host;
+  } catch {
+    return issuer;
+  }
+}
+
 export function adminPage(input: AdminInput): string {
   const { viewer: v, org } = input;
   const f = input.form ?? {};
@@ -94,6 +112,7 @@ export function adminPage(input: AdminInput): string {
 <td>${u.email}</td>
 <td><form method="post" action="/admin/users/${u.username}/role" class="inline">${csrfField(v.csrf)}<select name="role" aria-label="Role of ${u.username}">${options(ROLES, u.role)}</select> <button type="submit" class="secondary">Change</button></form></td>
 <td>${u.status}</td>
+<td>${identityCells(u.username, input.identities.get(u.id) ?? [], v.csrf)}</td>
 <td class="actions">${
       u.status === 'active'
         ? buttonForm({ action: `/admin/users/${u.username}/status`, csrf: v.csrf, label: 'Deactivate', danger: true, fields: { status: 'deactivated' }, confirm: `Deactivate ${u.username}? Their keys and sessions stop working.` })
@@ -140,7 +159,7 @@ ${csrfField(v.csrf)}
 <h2 id="users-title">Users</h2>
 ${here('users')}
 <div class="scroll"><table>
-<thead><tr><th scope="col">Username</th><th scope="col">Name</th><th scope="col">Email</th><th scope="col">Role</th><th scope="col">Status</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
+<thead><tr><th scope="col">Username</th><th scope="col">Name</th><th scope="col">Email</th><th scope="col">Role</th><th scope="col">Status</th><th scope="col">SSO identity</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
 <tbody>${userRows}</tbody></table></div>
 <h3>Add a person before they sign in</h3>
 <form method="post" action="/admin/users" class="row">
@@ -151,7 +170,7 @@ ${csrfField(v.csrf)}
 <label>Role <select name="role">${options(ROLES, 'member')}</select></label>
 <button type="submit">Add user</button>
 </form>
-<p class="muted">Their first SSO sign-in with this email links their IdP account to this user.</p>
+<p class="muted">Their first SSO sign-in links their IdP account to this user when the IdP vouches for the email (<code>email_verified</code>; Azure AD: <code>xms_edov</code>) and its domain is one of the connection's domains. An account linked to one IdP identity is never moved to another by email: unlink it here first.</p>
 </section>
 
 <section class="card" id="audit" aria-labelledby="audit-title">

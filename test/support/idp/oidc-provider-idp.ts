@@ -83,7 +83,7 @@ function buildProvider(issuer: string, keys: JWK[], clients: IdpClient[], users:
     jwks: { keys: keys as never },
     cookies: { keys: ['test-idp-cookie-key-0123456789'] },
     claims: {
-      openid: ['sub', 'tid', 'oid'],
+      openid: ['sub', 'tid', 'oid', 'xms_edov'],
       email: ['email', 'email_verified'],
       profile: ['name', 'preferred_username'],
       groups: ['groups', 'hasgroups', '_claim_names', '_claim_sources'],
@@ -253,7 +253,8 @@ export async function startAzureLikeIdp(options: { tenants: string[]; clients?: 
         ...(u.name ? { name: u.name } : {}),
         ...(u.preferred_username ? { preferred_username: u.preferred_username } : {}),
         ...(u.groups ? { groups: u.groups } : {}),
-        extra: { tid, oid: u.oid, ...(u.extra ?? {}) },
+        // Azure AD sends no email_verified (its email is an unverified attribute); xms_edov only as an optional claim.
+        extra: { tid, oid: u.oid, email_verified: undefined, ...(u.extra ?? {}) },
       };
       users.set(user.sub, user);
       return user;
