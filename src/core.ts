@@ -7,6 +7,7 @@ import { SecretBox, resolveSecretKey } from './crypto/secret-box.ts';
 import { migrateToLatest, openDatabase } from './db/database.ts';
 import type { Database } from './db/database.ts';
 import { Store } from './db/store.ts';
+import { tightenDataFiles } from './db/private-files.ts';
 import type { ReadinessCheck } from './health/health.handlers.ts';
 import { TrustedProxies } from './http/client-ip.ts';
 import { KeyVerifier } from './keys/key-verifier.ts';
@@ -71,6 +72,8 @@ export async function createCore(config: Config, options: { logger?: Logger; mig
   }
   const store = new Store(database.db);
   const secretBox = new SecretBox(resolveSecretKey(config.secretKey, config.dataDir));
+  // Files and folders an older version left readable by others: once, in the isolate that migrates (not again in the worker).
+  if (options.migrate !== false) tightenDataFiles({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, secretKeyConfigured: Boolean(config.secretKey) }, logger);
   const invalidator = new CacheInvalidator();
   const audit = new AuditService();
   const access = new OrgAccess(store);

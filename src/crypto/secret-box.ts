@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { makePrivateDir } from '../db/private-files.ts';
 
 /**
  * Encrypts secrets at rest (SSO client secrets, signing keys) with AES-256-GCM
@@ -57,7 +58,7 @@ export function resolveSecretKey(configured: string | undefined, dataDir: string
   if (configured) return configured;
   const file = join(dataDir, 'secret.key');
   if (existsSync(file)) return readFileSync(file, 'utf8').trim();
-  mkdirSync(dataDir, { recursive: true });
+  makePrivateDir(dataDir);
   const generated = randomBytes(32).toString('hex');
   try {
     writeFileSync(file, generated + '\n', { mode: 0o600, flag: 'wx' });

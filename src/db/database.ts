@@ -1,5 +1,3 @@
-import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, SqliteDriver, sql } from 'kysely';
 import type { DatabaseConnection, Driver, Migration, MigrationProvider, SqliteDialectConfig } from 'kysely';
@@ -8,6 +6,7 @@ import { dialectCaps } from './dialect.ts';
 import type { DialectCaps } from './dialect.ts';
 import type { DB } from './schema.ts';
 import { migrations } from './migrations/index.ts';
+import { createPrivateFile, sqliteFileOf } from './private-files.ts';
 
 export interface Database {
   db: Kysely<DB>;
@@ -18,10 +17,10 @@ export interface Database {
 
 export function openDatabase(url: string, options: { poolSize?: number } = {}): Database {
   if (url.startsWith('sqlite:')) {
-    const file = url.slice('sqlite:'.length);
-    const path = file === ':memory:' ? ':memory:' : resolve(file);
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    const sqlite = new SQLite(path);
+    const file = sqliteFileOf(url);
+    // Created 0600 (in a 0700 folder) before SQLite opens it: SQLite gives its -wal and -shm files the same mode.
+    if (file) createPrivateFile(file);
+    const sqlite = new SQLite(file ?? ':memory:');
     // WAL lets the CLI and a running server share the file; the busy timeout
     // makes a writer wait for the other process instead of failing at once.
     sqlite.pragma('journal_mode = WAL');
