@@ -1,7 +1,12 @@
 import type { Insertable, Kysely, Selectable } from 'kysely';
+import { keysetPage } from '../db/keyset.ts';
+import type { Keyset, Page, PageRequest } from '../db/keyset.ts';
 import type { AuditEventsTable, DB } from '../db/schema.ts';
 
 export type AuditRow = Selectable<AuditEventsTable>;
+
+/** Newest first, by the event's sequence number. */
+const NEWEST_FIRST: Keyset<AuditRow> = { columns: ['seq'], direction: 'desc', keyOf: (r) => [Number(r.seq)] };
 
 export class AuditRepository {
   constructor(private readonly db: Kysely<DB>) {}
@@ -10,11 +15,10 @@ export class AuditRepository {
     await this.db.insertInto('audit_events').values(row).execute();
   }
 
-  /** Newest first; `before` is the seq of the last event of the previous page. */
-  async list(orgId: string, options: { limit: number; before?: number; action?: string }): Promise<AuditRow[]> {
+  /** Newest first, a page at a time. */
+  async list(orgId: string, page: PageRequest, filter: { action?: string } = {}): Promise<Page<AuditRow>> {
     let q = this.db.selectFrom('audit_events').selectAll().where('org_id', '=', orgId);
-    if (options.before !== undefined) q = q.where('seq', '<', options.before);
-    if (options.action !== undefined) q = q.where('action', '=', options.action);
-    return q.orderBy('seq', 'desc').limit(options.limit).execute();
+    if (filter.action !== undefined) q = q.where('action', '=', filter.action);
+    return keysetPage(q, NEWEST_FIRST, page);
   }
 }

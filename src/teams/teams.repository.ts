@@ -1,4 +1,6 @@
 import type { Kysely, Selectable } from 'kysely';
+import { keysetPage } from '../db/keyset.ts';
+import type { Keyset, Page, PageRequest } from '../db/keyset.ts';
 import type { DB, TeamMembersTable, TeamsTable } from '../db/schema.ts';
 import type { TeamRole } from '../auth/principal.ts';
 
@@ -12,6 +14,10 @@ export interface TeamMemberView {
   role: TeamRole;
   created_at: string;
 }
+
+/** Teams by name, members by username: both unique across the instance, and never changed. */
+const TEAMS_BY_NAME: Keyset<TeamRow> = { columns: ['name'], direction: 'asc', keyOf: (r) => [r.name] };
+const MEMBERS_BY_USERNAME: Keyset<TeamMemberView> = { columns: ['u.username'], direction: 'asc', keyOf: (r) => [r.username] };
 
 /** Teams and memberships of one organization; every method takes the organization's id. */
 export class TeamsRepository {
@@ -29,8 +35,8 @@ export class TeamsRepository {
     return this.db.selectFrom('teams').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
   }
 
-  async list(orgId: string): Promise<TeamRow[]> {
-    return this.db.selectFrom('teams').selectAll().where('org_id', '=', orgId).orderBy('name').execute();
+  async list(orgId: string, page: PageRequest): Promise<Page<TeamRow>> {
+    return keysetPage(this.db.selectFrom('teams').selectAll().where('org_id', '=', orgId), TEAMS_BY_NAME, page);
   }
 
   private members(orgId: string, teamId: string) {
@@ -42,8 +48,8 @@ export class TeamsRepository {
       .where('m.team_id', '=', teamId);
   }
 
-  async listMembers(orgId: string, teamId: string): Promise<TeamMemberView[]> {
-    return this.members(orgId, teamId).orderBy('u.username').execute();
+  async listMembers(orgId: string, teamId: string, page: PageRequest): Promise<Page<TeamMemberView>> {
+    return keysetPage(this.members(orgId, teamId), MEMBERS_BY_USERNAME, page);
   }
 
   async findMember(orgId: string, teamId: string, username: string): Promise<TeamMemberView | undefined> {

@@ -1,15 +1,18 @@
 import { z } from 'zod';
 import type { ApiRouter } from '../http/api-router.ts';
+import { encodeCursor, nextCursorOut, pageBody, pageQuery, pageRequest } from '../http/pagination.ts';
 import { fields } from '../http/validation.ts';
 import type { TeamsService } from './teams.service.ts';
 
 const teamOut = z.object({ id: z.string(), name: z.string(), org: z.string(), created_at: z.string() });
 const memberOut = z.object({ user_id: z.string(), username: z.string(), email: z.string(), display_name: z.string(), role: fields.role, created_at: z.string() });
 
+const badPage = { description: 'bad limit or cursor' };
+
 export function registerTeamRoutes(api: ApiRouter, teams: TeamsService): void {
   api.add(
-    { method: 'get', path: '/orgs/:org/teams', summary: 'Teams of an organization', tag: 'teams', auth: 'required', responses: { 200: { description: 'teams', schema: z.object({ teams: z.array(teamOut) }) } } },
-    async ({ actor, params }) => ({ status: 200, body: { teams: await teams.list(actor, params.org!) } }),
+    { method: 'get', path: '/orgs/:org/teams', summary: 'Teams of an organization', tag: 'teams', auth: 'required', query: pageQuery('teams', ['string']), responses: { 200: { description: 'teams, by name, a page at a time', schema: z.object({ teams: z.array(teamOut), next_cursor: nextCursorOut }) }, 400: badPage } },
+    async ({ actor, params, query }) => ({ status: 200, body: pageBody('teams', 'teams', await teams.list(actor, params.org!, pageRequest(query))) }),
   );
   api.add(
     {
@@ -24,8 +27,19 @@ export function registerTeamRoutes(api: ApiRouter, teams: TeamsService): void {
     async ({ actor, params, body }) => ({ status: 201, body: await teams.create(actor, params.org!, body.name) }),
   );
   api.add(
-    { method: 'get', path: '/teams/:team', summary: 'A team and its members', tag: 'teams', auth: 'required', responses: { 200: { description: 'the team', schema: teamOut.extend({ members: z.array(memberOut) }) }, 404: { description: 'no such team' } } },
-    async ({ actor, params }) => ({ status: 200, body: await teams.get(actor, params.team!) }),
+    {
+      method: 'get',
+      path: '/teams/:team',
+      summary: 'A team and its members, by username, a page at a time (limit and cursor page the members)',
+      tag: 'teams',
+      auth: 'required',
+      query: pageQuery('members', ['string']),
+      responses: { 200: { description: 'the team', schema: teamOut.extend({ members: z.array(memberOut), next_cursor: nextCursorOut }) }, 400: badPage, 404: { description: 'no such team' } },
+    },
+    async ({ actor, params, query }) => {
+      const { members_next, ...team } = await teams.get(actor, params.team!, pageRequest(query));
+      return { status: 200, body: { ...team, next_cursor: encodeCursor('members', members_next) } };
+    },
   );
   api.add(
     { method: 'get', path: '/teams/:team/members/:username', summary: 'A member of a team', tag: 'teams', auth: 'required', responses: { 200: { description: 'the member', schema: memberOut }, 404: { description: 'no such member' } } },

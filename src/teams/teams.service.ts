@@ -5,6 +5,7 @@ import type { CacheInvalidator } from '../auth/invalidation.ts';
 import type { TeamRole } from '../auth/principal.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import { isUniqueViolation } from '../db/dialect.ts';
+import type { KeyValue, Page, PageRequest } from '../db/keyset.ts';
 import type { Store } from '../db/store.ts';
 import { errors } from '../http/errors.ts';
 import type { OrgAccess, OrgContext } from '../orgs/org-access.ts';
@@ -52,9 +53,10 @@ export class TeamsService {
     return this.view(row, org.slug);
   }
 
-  async list(actor: Actor, slug: string): Promise<TeamView[]> {
+  async list(actor: Actor, slug: string, page: PageRequest): Promise<Page<TeamView>> {
     const { org } = await this.access.require(actor, slug, 'viewer');
-    return (await this.store.repos.teams.list(org.id)).map((t) => this.view(t, org.slug));
+    const rows = await this.store.repos.teams.list(org.id, page);
+    return { items: rows.items.map((t) => this.view(t, org.slug)), next: rows.next };
   }
 
   /**
@@ -78,11 +80,12 @@ export class TeamsService {
     return ctx.role === 'admin' || ctx.teamRole === 'admin';
   }
 
-  async get(actor: Actor, name: string): Promise<TeamView & { members: TeamMemberView[] }> {
+  /** A team and a page of its members (`members_next`: where the next page starts, null on the last). */
+  async get(actor: Actor, name: string, page: PageRequest): Promise<TeamView & { members: TeamMemberView[]; members_next: KeyValue[] | null }> {
     const ctx = await this.resolveTeam(actor, name);
     if (ctx.role === null && actor.principal.type !== 'service_account') throw errors.forbidden('you are not a member of this organization');
-    const members = await this.store.repos.teams.listMembers(ctx.org.id, ctx.team.id);
-    return { ...this.view(ctx.team, ctx.org.slug), members };
+    const members = await this.store.repos.teams.listMembers(ctx.org.id, ctx.team.id, page);
+    return { ...this.view(ctx.team, ctx.org.slug), members: members.items, members_next: members.next };
   }
 
   async getMember(actor: Actor, name: string, username: string): Promise<TeamMemberView> {

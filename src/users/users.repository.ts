@@ -1,7 +1,12 @@
 import type { Kysely, Selectable, Updateable } from 'kysely';
+import { keysetPage } from '../db/keyset.ts';
+import type { Keyset, Page, PageRequest } from '../db/keyset.ts';
 import type { DB, UsersTable } from '../db/schema.ts';
 
 export type UserRow = Selectable<UsersTable>;
+
+/** By username: unique across the instance, and never changed. */
+const BY_USERNAME: Keyset<UserRow> = { columns: ['username'], direction: 'asc', keyOf: (r) => [r.username] };
 
 /** Users of one organization; every method takes the organization's id. */
 export class UsersRepository {
@@ -23,8 +28,8 @@ export class UsersRepository {
     return this.db.selectFrom('users').selectAll().where('org_id', '=', orgId).where('email', '=', email).executeTakeFirst();
   }
 
-  async list(orgId: string): Promise<UserRow[]> {
-    return this.db.selectFrom('users').selectAll().where('org_id', '=', orgId).orderBy('username').execute();
+  async list(orgId: string, page: PageRequest): Promise<Page<UserRow>> {
+    return keysetPage(this.db.selectFrom('users').selectAll().where('org_id', '=', orgId), BY_USERNAME, page);
   }
 
   async update(orgId: string, id: string, patch: Updateable<UsersTable>): Promise<void> {

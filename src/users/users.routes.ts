@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { ApiRouter } from '../http/api-router.ts';
+import { nextCursorOut, pageBody, pageQuery, pageRequest } from '../http/pagination.ts';
 import { fields } from '../http/validation.ts';
 import type { UsersService } from './users.service.ts';
 
@@ -43,8 +44,16 @@ export function registerUserRoutes(api: ApiRouter, users: UsersService): void {
     },
   );
   api.add(
-    { method: 'get', path: '/orgs/:org/users', summary: 'Users of an organization', tag: 'users', auth: 'required', responses: { 200: { description: 'users', schema: z.object({ users: z.array(userOut) }) } } },
-    async ({ actor, params }) => ({ status: 200, body: { users: await users.list(actor, params.org!) } }),
+    {
+      method: 'get',
+      path: '/orgs/:org/users',
+      summary: 'Users of an organization, by username, a page at a time',
+      tag: 'users',
+      auth: 'required',
+      query: pageQuery('users', ['string']),
+      responses: { 200: { description: 'users', schema: z.object({ users: z.array(userOut), next_cursor: nextCursorOut }) }, 400: { description: 'bad limit or cursor' } },
+    },
+    async ({ actor, params, query }) => ({ status: 200, body: pageBody('users', 'users', await users.list(actor, params.org!, pageRequest(query))) }),
   );
   api.add(
     {

@@ -4,6 +4,7 @@ import type { CacheInvalidator } from '../auth/invalidation.ts';
 import type { OrgRole, Principal } from '../auth/principal.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import { isUniqueViolation } from '../db/dialect.ts';
+import type { Page, PageRequest } from '../db/keyset.ts';
 import type { Repositories, Store } from '../db/store.ts';
 import { errors } from '../http/errors.ts';
 import type { ApiKeyRow } from '../keys/keys.repository.ts';
@@ -82,9 +83,10 @@ export class UsersService {
     return userView(row);
   }
 
-  async list(actor: Actor, slug: string): Promise<UserView[]> {
+  async list(actor: Actor, slug: string, page: PageRequest): Promise<Page<UserView>> {
     const { org } = await this.access.require(actor, slug, 'viewer');
-    return (await this.store.repos.users.list(org.id)).map(userView);
+    const rows = await this.store.repos.users.list(org.id, page);
+    return { items: rows.items.map(userView), next: rows.next };
   }
 
   async get(actor: Actor, slug: string, username: string): Promise<UserView> {

@@ -255,7 +255,7 @@ export function createWebRouter(d: WebRoutesDeps): Router {
   const renderTeam: Rerender = async (req, res, status, extras) => {
     const v = viewerOf(res);
     const name = param(req, 'team');
-    const team = await d.teams.get(v.actor, name);
+    const team = await d.teams.get(v.actor, name, LIST_PAGE);
     const org = await d.orgs.get(v.actor, v.orgSlug);
     const myTeamRole = team.members.find((m) => m.username === v.username)?.role ?? null;
     let serviceAccounts: ServiceAccountView[] | null = null;
@@ -356,7 +356,12 @@ export function createWebRouter(d: WebRoutesDeps): Router {
       const connections = await d.sso.list(v.actor, v.orgSlug);
       const q = req.query as Record<string, unknown>;
       const before = typeof q.before === 'string' && /^[1-9]\d{0,15}$/.test(q.before) ? Number(q.before) : undefined;
-      const [org, users, audit] = await Promise.all([d.orgs.get(v.actor, v.orgSlug), d.users.list(v.actor, v.orgSlug), d.auditLog.list(v.actor, v.orgSlug, { limit: AUDIT_PAGE_SIZE, before })]);
+      const [org, users, audit] = await Promise.all([
+        d.orgs.get(v.actor, v.orgSlug),
+        d.users.list(v.actor, v.orgSlug, LIST_PAGE).then((p) => p.items),
+        // The page's own pager keeps its ?before=<seq> links.
+        d.auditLog.list(v.actor, v.orgSlug, { limit: AUDIT_PAGE_SIZE, after: before !== undefined ? [before] : null }).then((p) => ({ events: p.items, next_cursor: p.next === null ? null : Number(p.next[0]) })),
+      ]);
       const flash = d.flash.take(req);
       sendHtml(
         res,
