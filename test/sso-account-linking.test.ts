@@ -139,6 +139,18 @@ for (const [runIndex, dialect] of dialects().entries()) {
       assert.equal((await identitiesOf(acme, `bob-${tag}`)).length, 0, 'no identity was linked');
     });
 
+    test('an address mapped from a claim other than "email" has no evidence, whatever email_verified says', async () => {
+      const conn = await api('PATCH', `/orgs/${acme}/sso/${acmeConnection}`, operatorKey, { claims: { email: 'upn' } });
+      assert.equal(conn.status, 200, conn.text);
+      try {
+        const { r } = await joseLogin(acme, { sub: `upn-forger-${tag}`, email: `someone@acme-${tag}.test`, upn: `bob@acme-${tag}.test`, email_verified: true });
+        assertRefused(r, 'email_unverified', /standard "email" claim/);
+        assert.equal((await identitiesOf(acme, `bob-${tag}`)).length, 0);
+      } finally {
+        assert.equal((await api('PATCH', `/orgs/${acme}/sso/${acmeConnection}`, operatorKey, { claims: { email: 'email' } })).status, 200);
+      }
+    });
+
     test("an email outside the connection's domains never links, even verified", async () => {
       await provision(acme, `carol-${tag}`, `carol@carol-${tag}.test`);
       const { r } = await joseLogin(acme, { sub: `carol-forger-${tag}`, email: `carol@carol-${tag}.test`, email_verified: true });

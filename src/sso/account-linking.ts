@@ -88,7 +88,7 @@ export function decideEmailLink(user: LinkCandidate, ctx: LinkContext): LinkDeci
     return {
       ok: false,
       code: 'email_unverified',
-      message: `an account with the email ${ctx.email} exists in ${ctx.orgSlug}, but your IdP did not say that it verified this address, so trackgate will not link them. ${cap(admin)} must configure the IdP to send "email_verified": true (for Azure AD / Entra ID, the optional claim "xms_edov")`,
+      message: `an account with the email ${ctx.email} exists in ${ctx.orgSlug}, but your IdP did not say that it verified this address, so trackgate will not link them. ${cap(admin)} must configure the IdP to send "email_verified": true (for Azure AD / Entra ID, the optional claim "xms_edov") with the address in the standard "email" claim`,
     };
   }
   if (!ctx.connectionDomains.includes(domain) || isPublicMailDomain(domain)) {

@@ -236,7 +236,9 @@ export class SsoLoginService {
     // The API's own email rule: a claim like "a@b.example,x" would reach the upstream's X-Trackgate-Email as two addresses.
     const parsedEmail = emailClaim ? fields.email.safeParse(emailClaim) : null;
     const email = parsedEmail?.success ? parsedEmail.data : null;
-    const evidence = emailEvidence(v.claims, isAzureIssuer(c.metadata?.issuer ?? c.row.issuer));
+    // email_verified (and xms_edov) speak of the standard "email" claim only: an address mapped from another
+    // claim (upn, preferred_username, a profile field people can edit) has no evidence, whatever they say.
+    const evidence = c.claims.email === 'email' ? emailEvidence(v.claims, isAzureIssuer(c.metadata?.issuer ?? c.row.issuer)) : null;
     const now = new Date().toISOString();
     let changed = false;
     const user = await this.store.transaction(async (repos) => {
