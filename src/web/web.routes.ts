@@ -15,6 +15,7 @@ import type { ServiceAccountsService, ServiceAccountView } from '../service-acco
 import type { SessionManager } from '../sso/session-store.ts';
 import { createConnectionBody } from '../sso/sso.routes.ts';
 import type { SsoService } from '../sso/sso.service.ts';
+import type { IdentitiesService } from '../sso/identities.service.ts';
 import type { TeamsService } from '../teams/teams.service.ts';
 import type { UsersService } from '../users/users.service.ts';
 import type { Flash, FlashStore } from './flash.ts';
@@ -32,6 +33,7 @@ export interface WebRoutesDeps {
   serviceAccounts: ServiceAccountsService;
   orgs: OrgsService;
   sso: SsoService;
+  identities: IdentitiesService;
   auditLog: AuditLog;
   sessions: SessionManager;
   /** The browser session's person (the SSO feature's session hook, with its require_sso rule). */
@@ -362,6 +364,7 @@ export function createWebRouter(d: WebRoutesDeps): Router {
         // The page's own pager keeps its ?before=<seq> links.
         d.auditLog.list(v.actor, v.orgSlug, { limit: AUDIT_PAGE_SIZE, after: before !== undefined ? [before] : null }).then((p) => ({ events: p.items, next_cursor: p.next === null ? null : Number(p.next[0]) })),
       ]);
+      const identities = await d.identities.byUser(v.actor, v.orgSlug);
       const flash = d.flash.take(req);
       sendHtml(
         res,
@@ -372,6 +375,7 @@ export function createWebRouter(d: WebRoutesDeps): Router {
           callbackUri: d.sso.callbackUri,
           connections,
           users,
+          identities,
           audit: { ...audit, before },
           ssoTest: flash?.ssoTest,
           notices: { ...flashNotices(flash), ...extras.notices },
@@ -502,6 +506,17 @@ export function createWebRouter(d: WebRoutesDeps): Router {
         const { status } = parse(statusForm, formOf(req), 'form');
         const u = await d.users.update(v.actor, v.orgSlug, param(req, 'username'), { status });
         return { notice: status === 'active' ? `${u.username} was reactivated.` : `${u.username} was deactivated: their keys and sessions stopped working.` };
+      },
+      renderAdmin('users'),
+    ),
+  );
+  router.post(
+    '/admin/users/:username/identities/:id/unlink',
+    action(
+      () => '/admin#users',
+      async (req, v) => {
+        const i = await d.identities.unlink(v.actor, v.orgSlug, param(req, 'username'), param(req, 'id'));
+        return { notice: `${param(req, 'username')} was unlinked from ${i.issuer} (subject ${i.subject}); their sessions ended, and their next SSO sign-in links the identity it comes with.` };
       },
       renderAdmin('users'),
     ),
