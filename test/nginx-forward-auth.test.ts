@@ -8,6 +8,7 @@ import { createLocalJWKSet, jwtVerify } from 'jose';
 import { basic, startApp } from './support/app.ts';
 import type { TestApp } from './support/app.ts';
 import type { ConfigInput } from '../src/config/config.ts';
+import { generateKey } from '../src/keys/key-format.ts';
 import { nginxBinary, startNginx } from './support/nginx.ts';
 import type { Nginx } from './support/nginx.ts';
 import { freePort } from './support/net.ts';
@@ -134,20 +135,21 @@ describe('nginx auth_request when trackgate refuses or cannot answer', { skip: n
   let adminKey: string;
 
   before(async () => {
-    // Three failures per address, then 429: what nginx's auth_request alone would turn into a 500.
+    // Three distinct failed keys per address, then 429: what nginx's auth_request alone would turn into a 500.
     stack = await startStack({ authFailureLimit: 3 });
     ({ upstream, nginx, adminKey } = stack);
   });
   after(() => stack?.close());
 
-  test("an address blocked after repeated failures gets trackgate's 429 with Retry-After through nginx, not a 500", async () => {
+  test("an address blocked after many distinct failed keys gets trackgate's 429 with Retry-After through nginx, not a 500", async () => {
     upstream.reset();
     // nginx appends its peer (127.0.0.1, trusted) to X-Forwarded-For, so trackgate counts 203.0.113.7.
-    const bad = { Authorization: basic(`tgp-${'x'.repeat(40)}`), 'X-Forwarded-For': '203.0.113.7' };
+    // A different well-formed key each time: a repeated bad key counts once, a malformed one not at all.
+    const bad = () => ({ Authorization: basic(generateKey('user').key), 'X-Forwarded-For': '203.0.113.7' });
     const statuses: number[] = [];
     let limited: Response | null = null;
     for (let i = 0; i < 10 && !limited; i++) {
-      const r = await fetch(`${nginx.url}/graphql`, { method: 'POST', headers: bad, body: '{}' });
+      const r = await fetch(`${nginx.url}/graphql`, { method: 'POST', headers: bad(), body: '{}' });
       statuses.push(r.status);
       if (r.status === 429) limited = r;
       else await r.text();
@@ -158,15 +160,20 @@ describe('nginx auth_request when trackgate refuses or cannot answer', { skip: n
     assert.equal(limited.headers.get('cache-control'), 'no-store');
     const body = (await limited.json()) as { error: { code: string } };
     assert.equal(body.error.code, 'rate_limited');
-    // Blocked means blocked, even with a good key; another address is not.
-    const again = await fetch(`${nginx.url}/graphql`, { method: 'POST', headers: { ...bad, Authorization: basic(adminKey) }, body: '{}' });
+    // Blocked means no more unknown keys looked up; a good key is still answered, from there and elsewhere.
+    assert.equal(upstream.requests.length, 0);
+    const good = await fetch(`${nginx.url}/graphql`, { method: 'POST', headers: { ...bad(), Authorization: basic(adminKey) }, body: '{}' });
+    assert.equal(good.status, 200, nginx.errorLog());
+    await good.text();
+    assert.equal(upstream.requests.length, 1);
+    const again = await fetch(`${nginx.url}/graphql`, { method: 'POST', headers: bad(), body: '{}' });
     assert.equal(again.status, 429);
     await again.text();
-    assert.equal(upstream.requests.length, 0);
+    assert.equal(upstream.requests.length, 1);
     const other = await fetch(`${nginx.url}/graphql`, { method: 'POST', headers: { Authorization: basic(adminKey), 'X-Forwarded-For': '203.0.113.8' }, body: '{}' });
     assert.equal(other.status, 200, nginx.errorLog());
     await other.text();
-    assert.equal(upstream.requests.length, 1);
+    assert.equal(upstream.requests.length, 2);
   });
 
   test('trackgate unreachable → 502 that says so, and nothing reaches the tracking API', async () => {

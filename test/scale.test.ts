@@ -67,13 +67,13 @@ if (!REDIS_URL) {
     });
 
     test('failed authentications are counted across instances', async () => {
-      const bad = generateKey('user').key;
-      const from = { authorization: basic(bad), 'x-forwarded-for': '198.51.100.23' };
-      assert.equal((await fetch(a.url + '/gateway/v1/me', { headers: from })).status, 401);
-      assert.equal((await fetch(b.url + '/gateway/v1/me', { headers: from })).status, 401);
-      assert.equal((await fetch(a.url + '/gateway/v1/me', { headers: from })).status, 401);
-      assert.equal((await fetch(b.url + '/gateway/v1/me', { headers: from })).status, 401);
-      assert.equal((await fetch(a.url + '/gateway/v1/me', { headers: from })).status, 429);
+      // Distinct keys: a repeated one counts once (test/auth-failures.test.ts).
+      const from = () => ({ authorization: basic(generateKey('user').key), 'x-forwarded-for': '198.51.100.23' });
+      assert.equal((await fetch(a.url + '/gateway/v1/me', { headers: from() })).status, 401);
+      assert.equal((await fetch(b.url + '/gateway/v1/me', { headers: from() })).status, 401);
+      assert.equal((await fetch(a.url + '/gateway/v1/me', { headers: from() })).status, 401);
+      assert.equal((await fetch(b.url + '/gateway/v1/me', { headers: from() })).status, 401);
+      assert.equal((await fetch(a.url + '/gateway/v1/me', { headers: from() })).status, 429);
     });
 
     test('readyz checks Redis', async () => {

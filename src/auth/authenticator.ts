@@ -1,8 +1,10 @@
 import type { IncomingMessage } from 'node:http';
+import { LRUCache } from 'lru-cache';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { AppError, errors } from '../http/errors.ts';
-import type { KeyVerifier } from '../keys/key-verifier.ts';
+import { hashKey } from '../keys/key-format.ts';
+import type { KeyVerification, KeyVerifier } from '../keys/key-verifier.ts';
 import type { Principal } from './principal.ts';
 import { readCredentials } from './credentials.ts';
 
@@ -41,24 +43,61 @@ const REASONS: Record<string, string> = {
   owner_inactive: 'invalid API key: no such key',
 };
 
+/** How many "seen" pairs (address, failing credential) are remembered; past that the oldest may count again. */
+const COUNTED_MAX = 20_000;
+/** How many blocked addresses are remembered locally; one forgotten is blocked again by its next failure. */
+const BLOCKED_MAX = 20_000;
+
 /**
  * Turns a request into a Principal. Used by the lean hot path (forward auth,
  * proxy) and by the management API alike, so the rules are the same
  * everywhere: malformed credentials and bad keys are 401 with
- * WWW-Authenticate, and an address that keeps failing is blocked for a while.
+ * WWW-Authenticate, and an address that tries too many bad credentials loses
+ * for a while the right to have unknown ones looked up.
+ *
+ * The failure limit is against guessing and against making the database do
+ * the guessing's work, not against clients with a good key: many people share
+ * one address behind a NAT, and one script looping on a revoked key must not
+ * lock them out. So:
+ * - what is counted, per address and window, is each DISTINCT credential that
+ *   failed after being looked up (or answered from the key cache); one script
+ *   repeating one bad key counts once (the negative cache answers its repeats
+ *   cheaply), someone trying many keys is blocked. A malformed header or key
+ *   (wrong shape or checksum) is refused without any lookup and not counted:
+ *   it guesses nothing and costs nothing.
+ * - a blocked address is refused (429 with Retry-After) only where a lookup
+ *   would be needed: a key answered from the in-process cache, valid or not,
+ *   is answered as from anywhere else. A valid key that is not cached still
+ *   gets through: a blocked address keeps a small budget of lookups per window
+ *   (a tenth of the limit, at least one), and a lookup that finds a valid key
+ *   gives its share back, so only failed lookups use it up.
+ * The hot paths' sync answer (authenticateCached) does no work for this at
+ * all: the block is consulted only on the way to a lookup.
+ *
+ * With Redis the counts per address are shared by every instance (and the
+ * management worker); which credentials were already counted, the local
+ * knowledge of a block and the budget are per process, so a repeated bad key
+ * counts at most once per instance.
  */
 export class Authenticator {
   private bearerVerifier: BearerTokenVerifier | null = null;
   private sessionAuthenticator: SessionAuthenticator | null = null;
-  /** Addresses currently blocked, with the time their block ends; checked without touching the limiter. */
-  private readonly blocked = new Map<string, number>();
+  /** Addresses known blocked, with the time their block ends: learnt from the limiter's refusal. */
+  private readonly blocked = new LRUCache<string, number>({ max: BLOCKED_MAX });
+  /** Distinct failing credentials per address: the shared count that blocks an address. */
   private readonly limiter: RateLimiterAbstract;
+  /** "address credential-hash" pairs already counted in this window, so a repeated bad credential counts once. */
+  private readonly counted: LRUCache<string, true>;
+  /** The lookups a blocked address still gets per window. */
+  private readonly blockedLookups: RateLimiterMemory;
 
   constructor(
     private readonly keys: KeyVerifier,
     options: { failureLimit: number; failureWindowSeconds: number; limiter?: RateLimiterAbstract },
   ) {
     this.limiter = options.limiter ?? new RateLimiterMemory({ points: options.failureLimit, duration: options.failureWindowSeconds });
+    this.counted = new LRUCache<string, true>({ max: COUNTED_MAX, ttl: options.failureWindowSeconds * 1000 });
+    this.blockedLookups = new RateLimiterMemory({ points: Math.max(1, Math.ceil(options.failureLimit / 10)), duration: options.failureWindowSeconds });
   }
 
   useBearerTokens(verifier: BearerTokenVerifier): void {
@@ -69,29 +108,16 @@ export class Authenticator {
     this.sessionAuthenticator = authenticator;
   }
 
-  /** 429 when this address has failed too often; checked before anything else. */
-  blockedError(ip: string): AppError | null {
-    if (this.blocked.size === 0) return null;
-    const until = this.blocked.get(ip);
-    if (until === undefined) return null;
-    const left = until - Date.now();
-    if (left <= 0) {
-      this.blocked.delete(ip);
-      return null;
-    }
-    return errors.tooManyRequests('too many failed authentication attempts from this address; try again later', left / 1000);
-  }
-
   /**
    * The answer without any I/O when there is one: a recently verified API key
    * (from the key cache), or no credentials at all when sessions are not
    * asked for. Undefined means "call authenticate()": the hot paths use this
-   * to skip the promise machinery for the common case. The address is asked
-   * for only when some address is blocked. A key's outcome is the verifier's
-   * own answer object (made once per cached key), so nothing is allocated here.
+   * to skip the promise machinery for the common case. A valid cached key is
+   * answered whatever its address (see the class comment), so the address is
+   * not needed here. A key's outcome is the verifier's own answer object
+   * (made once per cached key), so nothing is allocated here.
    */
-  authenticateCached(req: IncomingMessage, ipOf: (req: IncomingMessage) => string, options: { allowSession?: boolean } = {}): AuthOutcome | undefined {
-    if (this.blocked.size !== 0 && this.blockedError(ipOf(req))) return undefined;
+  authenticateCached(req: IncomingMessage, options: { allowSession?: boolean } = {}): AuthOutcome | undefined {
     const creds = readCredentials(req);
     if (creds.kind === 'none') return options.allowSession && this.sessionAuthenticator ? undefined : ANONYMOUS;
     if (creds.kind !== 'api_key') return undefined;
@@ -102,8 +128,6 @@ export class Authenticator {
   }
 
   async authenticate(req: IncomingMessage, ip: string, options: { allowSession?: boolean } = {}): Promise<AuthOutcome> {
-    const blocked = this.blockedError(ip);
-    if (blocked) return { ok: false, anonymous: false, error: blocked };
     const creds = readCredentials(req);
     switch (creds.kind) {
       case 'none': {
@@ -114,35 +138,94 @@ export class Authenticator {
         return { ok: false, anonymous: true };
       }
       case 'invalid':
-        return this.fail(ip, errors.unauthenticated(creds.message, 'invalid_credentials'));
+        return refusal(errors.unauthenticated(creds.message, 'invalid_credentials'));
       case 'api_key': {
-        const result = await this.keys.verify(creds.key, creds);
+        let result: KeyVerification | undefined = this.keys.verifyCached(creds.key, creds);
+        let budget: Budget = 'none';
+        if (result === undefined) {
+          budget = await this.lookupBudget(ip);
+          if (typeof budget === 'object') return refusal(budget);
+          result = await this.keys.verify(creds.key, creds);
+        }
         if (result.ok) {
+          if (budget === 'spent') this.giveBack(ip);
           if (result.principal.orgRequireSso === true && ssoOnlyRefusal(req, result.principal)) {
             return { ok: false, anonymous: false, error: errors.forbidden('your organization requires single sign-on in the browser: sign in through your identity provider at /login instead of using an API key', 'sso_required') };
           }
           return { ok: true, principal: result.principal };
         }
-        return this.fail(ip, errors.unauthenticated(REASONS[result.reason] ?? 'invalid API key', result.reason === 'expired' || result.reason === 'revoked' ? `key_${result.reason}` : 'invalid_key'));
+        const error = errors.unauthenticated(REASONS[result.reason] ?? 'invalid API key', result.reason === 'expired' || result.reason === 'revoked' ? `key_${result.reason}` : 'invalid_key');
+        // A malformed key was refused by its shape alone, with no lookup: nothing to count.
+        if (result.reason === 'malformed') return refusal(error);
+        return this.fail(ip, creds.hash ?? hashKey(creds.key), error);
       }
       case 'bearer_token': {
-        const principal = this.bearerVerifier ? await this.bearerVerifier(creds.token) : null;
-        if (principal) return { ok: true, principal };
-        return this.fail(ip, errors.unauthenticated('invalid bearer token: not an API key and not a valid access token', 'invalid_token'));
+        const invalid = errors.unauthenticated('invalid bearer token: not an API key and not a valid access token', 'invalid_token');
+        if (!this.bearerVerifier) return refusal(invalid);
+        const budget = await this.lookupBudget(ip);
+        if (typeof budget === 'object') return refusal(budget);
+        const principal = await this.bearerVerifier(creds.token);
+        if (principal) {
+          if (budget === 'spent') this.giveBack(ip);
+          return { ok: true, principal };
+        }
+        return this.fail(ip, hashKey(creds.token), invalid);
       }
     }
   }
 
-  private async fail(ip: string, error: AppError): Promise<AuthOutcome> {
+  /**
+   * Whether a credential that is not in the cache may be looked up from this address: 'none' when the
+   * address is not blocked, 'spent' when it is and one lookup of its budget was taken, or the 429 to answer.
+   */
+  private async lookupBudget(ip: string): Promise<Budget> {
+    if (this.blocked.size === 0) return 'none';
+    const until = this.blocked.get(ip);
+    if (until === undefined) return 'none';
+    const left = until - Date.now();
+    if (left <= 0) {
+      this.blocked.delete(ip);
+      return 'none';
+    }
+    try {
+      await this.blockedLookups.consume(ip);
+      return 'spent';
+    } catch (res) {
+      if (!(res instanceof RateLimiterRes)) throw res;
+      return tooMany(left);
+    }
+  }
+
+  /** A lookup of the budget that found a valid credential: the budget is for failed lookups only. */
+  private giveBack(ip: string): void {
+    void this.blockedLookups.reward(ip, 1).catch(() => {});
+  }
+
+  /** Counts a failed credential against its address, once per distinct credential and window. */
+  private async fail(ip: string, credentialHash: string, error: AppError): Promise<AuthOutcome> {
+    const pair = `${ip} ${credentialHash}`;
+    if (this.counted.get(pair) !== undefined) return refusal(error);
+    this.counted.set(pair, true);
     try {
       await this.limiter.consume(ip);
     } catch (res) {
       if (res instanceof RateLimiterRes) {
         this.blocked.set(ip, Date.now() + res.msBeforeNext);
-        return { ok: false, anonymous: false, error: errors.tooManyRequests('too many failed authentication attempts from this address; try again later', res.msBeforeNext / 1000) };
+        return refusal(tooMany(res.msBeforeNext));
       }
       // A limiter backend failure must not turn a 401 into a 500.
     }
-    return { ok: false, anonymous: false, error };
+    return refusal(error);
   }
+}
+
+/** How a lookup from a blocked address was allowed: see Authenticator.lookupBudget. */
+type Budget = 'none' | 'spent' | AppError;
+
+function refusal(error: AppError): AuthOutcome {
+  return { ok: false, anonymous: false, error };
+}
+
+function tooMany(ms: number): AppError {
+  return errors.tooManyRequests('too many failed authentication attempts from this address; try again later', ms / 1000);
 }

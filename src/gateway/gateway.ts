@@ -52,11 +52,10 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     audience: config.assertionAudience ?? config.upstreamUrl ?? config.publicUrl,
     ttlSeconds: config.assertionTtlSeconds,
   });
-  const clientIp = (req: IncomingMessage) => trustedProxies.clientIp(req);
   const identity = new GatewayIdentity(
     {
       authenticate: (req: IncomingMessage, options: { allowSession: boolean }) => authenticator.authenticate(req, trustedProxies.clientIp(req), options),
-      cached: (req: IncomingMessage, options: { allowSession: boolean }) => authenticator.authenticateCached(req, clientIp, options),
+      cached: (req: IncomingMessage, options: { allowSession: boolean }) => authenticator.authenticateCached(req, options),
     },
     issuer,
     deps.attribute,
