@@ -36,6 +36,8 @@ export interface EntityNamesTable {
   name: string;
   kind: 'user' | 'team' | 'service_account';
   org_id: string;
+  /** Set when the entity is gone: the name stays its organization's (a tombstone). */
+  released_at: string | null;
 }
 
 export interface TeamsTable {

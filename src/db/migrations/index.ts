@@ -5,6 +5,8 @@ import { migration002 } from './002_gateway.ts';
 import { migration003 } from './003_sso.ts';
 import { migration004 } from './004_login_links.ts';
 import { migration005 } from './005_key_successor.ts';
+import { migration006 } from './006_entity_name_tombstones.ts';
+import { migration007 } from './007_login_tx_binding.ts';
 
 /** Every migration, in order. Names sort; never rename or edit a released one. */
 export function migrations(caps: DialectCaps): Record<string, Migration> {
@@ -14,5 +16,7 @@ export function migrations(caps: DialectCaps): Record<string, Migration> {
     '003_sso': migration003(caps),
     '004_login_links': migration004(caps),
     '005_key_successor': migration005(caps),
+    '006_entity_name_tombstones': migration006(caps),
+    '007_login_tx_binding': migration007(caps),
   };
 }
