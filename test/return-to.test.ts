@@ -216,9 +216,9 @@ for (const dialect of dialects()) {
         assertSafeLocation(r.location, base, input);
         await loginRedirect(input, r.location);
       }
+      // The proxy may refuse a dot segment outright (400); if it sends the browser to log in, then without return_to.
       const worst = await rawGet(app.url, '/.//evil.com');
-      assert.equal(worst.status, 302);
-      assert.equal(worst.location, '/login');
+      assert.ok(worst.status === 400 || (worst.status === 302 && worst.location === '/login'), `${worst.status} ${worst.location}`);
     });
 
     test('after an SSO login, the redirect stays on the origin', async () => {
