@@ -83,6 +83,67 @@ for (const dialect of dialects()) {
       assert.ok(sso.status === 403 || sso.status === 404, `SSO connections: ${sso.status}`);
     });
 
+    test('a service account sees its own team only: another team and its members are 404, the list shows its team, no member emails', async () => {
+      const other = `other-${org}`;
+      assert.equal((await app.request('POST', `/gateway/v1/orgs/${org}/teams`, { key: adminKey, body: { name: other } })).status, 201);
+      assert.equal((await app.request('PUT', `/gateway/v1/teams/${other}/members/${outsider.username}`, { key: adminKey, body: { role: 'member' } })).status, 201);
+      const teamScoped = (await create(adminKey, { name: 'own team only' })).body;
+      const orgScoped = (await app.request('POST', `/gateway/v1/orgs/${org}/service-accounts`, { key: adminKey, body: { name: 'org scoped own team', default_team: team } })).body;
+      assert.equal(orgScoped.scope, 'org');
+      for (const sa of [teamScoped, orgScoped]) {
+        const k = sa.key.key;
+        // Its own team: members by username (for X-WANDB-USERNAME attribution), never their emails.
+        const own = await app.request('GET', `/gateway/v1/teams/${team}`, { key: k });
+        assert.equal(own.status, 200, own.text);
+        assert.ok(own.body.members.some((m: { username: string }) => m.username === member.username));
+        for (const m of own.body.members) assert.equal(m.email, null);
+        const one = await app.request('GET', `/gateway/v1/teams/${team}/members/${member.username}`, { key: k });
+        assert.equal(one.status, 200, one.text);
+        assert.equal(one.body.email, null);
+        assert.ok(!own.text.includes('@') && !one.text.includes('@'), 'no email address anywhere');
+        const list = await app.request('GET', `/gateway/v1/orgs/${org}/teams`, { key: k });
+        assert.equal(list.status, 200, list.text);
+        assert.deepEqual(list.body.teams.map((t: { name: string }) => t.name), [team]);
+
+        // Another team of the same organization does not exist for it.
+        const attempts: Array<[string, string, unknown?]> = [
+          ['GET', `/gateway/v1/teams/${other}`],
+          ['GET', `/gateway/v1/teams/${other}/members/${outsider.username}`],
+          ['PUT', `/gateway/v1/teams/${other}/members/${member.username}`, { role: 'admin' }],
+          ['DELETE', `/gateway/v1/teams/${other}/members/${outsider.username}`],
+        ];
+        for (const [method, path, body] of attempts) {
+          const r = await app.request(method, path, { key: k, body });
+          assert.equal(r.status, 404, `${sa.scope}: ${method} ${path} → ${r.status} ${r.text}`);
+          assert.equal(r.body.error.code, 'not_found');
+          assert.ok(!r.text.includes(outsider.username) || r.body.error.message.includes(outsider.username));
+        }
+        // The organization's people, keys and service accounts: refused whatever is named, so nothing is told.
+        const nobody = '00000000-0000-4000-8000-000000000000';
+        const refused = [
+          `/gateway/v1/orgs/${org}/users/${outsider.username}`,
+          `/gateway/v1/orgs/${org}/users/no-such-user`,
+          `/gateway/v1/orgs/${org}`,
+          `/gateway/v1/keys/${sa.key.id}`,
+          `/gateway/v1/keys/${nobody}`,
+          `/gateway/v1/service-accounts/${sa.id}`,
+          `/gateway/v1/service-accounts/${nobody}`,
+          `/gateway/v1/teams/${other}/service-accounts`,
+          `/gateway/v1/teams/no-such-team/service-accounts`,
+        ];
+        for (const path of refused) {
+          const r = await app.request('GET', path, { key: k });
+          assert.equal(r.status, 403, `${path}: ${r.text}`);
+          assert.ok(!r.text.includes('@'));
+        }
+      }
+      // A person of the organization still sees every team and the emails of its members.
+      const seen = await app.request('GET', `/gateway/v1/teams/${other}`, { key: member.key });
+      assert.equal(seen.status, 200);
+      assert.match(seen.body.members[0].email, /@/);
+      assert.ok((await app.request('GET', `/gateway/v1/orgs/${org}/teams`, { key: member.key })).body.teams.length >= 2);
+    });
+
     test('roles: a member cannot create or see keys, an outsider cannot see it at all, a team admin manages keys, an org admin everything', async () => {
       assert.equal((await create(member.key)).status, 403);
       const sa = (await create(teamAdmin.key, { name: 'keys demo' })).body;

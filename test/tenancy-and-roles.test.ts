@@ -67,6 +67,44 @@ for (const dialect of dialects()) {
       assert.equal((await app.request('GET', `/gateway/v1/keys/${keyB.id}`, { key: adminB })).status, 200);
     });
 
+    test('a service account of a team of org B gets 404 for other teams of B, their members, and all of org A', async () => {
+      const teamA = `team-a-${dialect}`;
+      assert.equal((await app.request('POST', `/gateway/v1/orgs/${orgA}/teams`, { key: adminA, body: { name: teamA } })).status, 201);
+      const teamB2 = `team-b2-${dialect}`;
+      assert.equal((await app.request('POST', `/gateway/v1/orgs/${orgB}/teams`, { key: adminB, body: { name: teamB2 } })).status, 201);
+      assert.equal((await app.request('PUT', `/gateway/v1/teams/${teamB2}/members/${userB}`, { key: adminB, body: { role: 'member' } })).status, 201);
+      // Its creator leaves it again (GET /me below lists adminB's teams).
+      assert.equal((await app.request('DELETE', `/gateway/v1/teams/${teamB2}/members/adm-b-${dialect}`, { key: adminB })).status, 204);
+      const sa = await app.request('POST', `/gateway/v1/teams/${teamB}/service-accounts`, { key: adminB, body: { name: `robot ${dialect}` } });
+      assert.equal(sa.status, 201, sa.text);
+      const k = sa.body.key.key as string;
+      const paths: Array<[string, string, unknown?]> = [
+        ['GET', `/gateway/v1/teams/${teamB2}`],
+        ['GET', `/gateway/v1/teams/${teamB2}/members/${userB}`],
+        ['PUT', `/gateway/v1/teams/${teamB2}/members/${userB}`, { role: 'admin' }],
+        ['DELETE', `/gateway/v1/teams/${teamB2}/members/${userB}`],
+        ['GET', `/gateway/v1/orgs/${orgA}`],
+        ['GET', `/gateway/v1/orgs/${orgA}/teams`],
+        ['GET', `/gateway/v1/orgs/${orgA}/users`],
+        ['GET', `/gateway/v1/orgs/${orgA}/audit`],
+        ['GET', `/gateway/v1/teams/${teamA}`],
+        ['GET', `/gateway/v1/teams/${teamA}/members/adm-a-${dialect}`],
+      ];
+      for (const [method, path, body] of paths) {
+        const r = await app.request(method, path, { key: k, body });
+        assert.equal(r.status, 404, `${method} ${path} → ${r.status} ${r.text}`);
+        assert.equal(r.body.error.code, 'not_found');
+      }
+      const list = await app.request('GET', `/gateway/v1/orgs/${orgB}/teams`, { key: k });
+      assert.equal(list.status, 200, list.text);
+      assert.deepEqual(list.body.teams.map((t: { name: string }) => t.name), [teamB], 'the other teams of B are not listed');
+      const own = await app.request('GET', `/gateway/v1/teams/${teamB}`, { key: k });
+      assert.equal(own.status, 200);
+      assert.deepEqual(own.body.members.map((m: { username: string; email: string | null }) => [m.username, m.email]).sort(), [[`adm-b-${dialect}`, null], [userB, null]]);
+      // Still a member of B2: nothing changed.
+      assert.equal((await app.request('GET', `/gateway/v1/teams/${teamB2}/members/${userB}`, { key: adminB })).status, 200);
+    });
+
     test('a viewer cannot change anything in the organization', async () => {
       const viewer = await app.createUser({ org: orgB, username: `viewer-b-${dialect}`, role: 'viewer' });
       const attempts: Array<[string, string, unknown?]> = [

@@ -156,10 +156,11 @@ export class KeysService {
   /** A key the actor may manage, or 404 (a key it may not see does not exist for it). */
   private async manageable(actor: Actor, id: string, options: { revoked?: boolean } = {}): Promise<{ ctx: OrgContext; row: ApiKeyRow }> {
     const p = actor.principal;
+    // Before the lookup: the same answer whether the key exists or not, so a service account learns nothing of its organization's keys.
+    if (p.type === 'service_account') throw errors.forbidden('service accounts cannot manage API keys', 'not_a_person');
     const ctx = await this.access.own(actor);
     const row = await this.store.repos.keys.findById(ctx.org.id, id);
     if (!row || (row.revoked_at !== null && !options.revoked)) throw errors.notFound(`API key "${id}"`);
-    if (p.type === 'service_account') throw errors.forbidden('service accounts cannot manage API keys', 'not_a_person');
     // Everyone manages their own keys (a viewer too: a key is how they read); org admins manage all.
     if (row.owner_type === 'user' && row.user_id === p.id) return { ctx, row };
     if (ctx.role === 'admin') return { ctx, row };

@@ -9,6 +9,12 @@ export interface OrgContext {
   org: OrgRow;
   /** The actor's current role in this organization, read from the database, or null (service accounts). */
   role: OrgRole | null;
+  /**
+   * The one team the actor may see, by id, or null when it may see every team of the organization (people).
+   * A service account's world is its team: that team (an organization-scoped account's default team, the
+   * one it writes to), the usernames of its members (for X-WANDB-USERNAME attribution), and nothing else.
+   */
+  onlyTeamId: string | null;
 }
 
 /**
@@ -16,6 +22,13 @@ export interface OrgContext {
  * does not belong to does not exist for it (404), unless the actor is the
  * instance's operator. Roles are re-read here rather than trusted from the
  * cached principal, so a demotion takes effect on the next management call.
+ *
+ * A service account has no role: the organization-wide parts (users, audit,
+ * SSO, keys, service accounts) answer 403 whatever the path names, so they
+ * tell it nothing; of the teams it sees only its own (onlyTeamId, enforced by
+ * the teams service), and another team answers 404 as if it did not exist.
+ * An organization-scoped account is scoped the same way to its default team:
+ * writing runs there is all it is for.
  */
 export class OrgAccess {
   constructor(private readonly store: Store) {}
@@ -26,6 +39,13 @@ export class OrgAccess {
     if (!org) throw errors.notFound(`organization "${slug}"`);
     let role: OrgRole | null = null;
     let instanceAdmin = false;
+    let onlyTeamId: string | null = null;
+    if (p.type === 'service_account' && org.id === p.orgId) {
+      // Re-read, like a role: the team the account belongs to now, not the one its cached principal names.
+      const sa = await this.store.repos.serviceAccounts.findById(p.orgId, p.id);
+      if (!sa) throw errors.unauthenticated('this service account no longer exists', 'account_deactivated');
+      onlyTeamId = sa.team_id;
+    }
     if (p.type === 'user') {
       const me = await this.store.repos.users.findById(p.orgId, p.id);
       if (!me || me.status !== 'active') throw errors.unauthenticated('this account is deactivated', 'account_deactivated');
@@ -34,7 +54,7 @@ export class OrgAccess {
     }
     if (org.id !== p.orgId && !instanceAdmin) throw errors.notFound(`organization "${slug}"`);
     if (instanceAdmin) role = 'admin';
-    return { org, role };
+    return { org, role, onlyTeamId };
   }
 
   async require(actor: Actor, slug: string, minimum: OrgRole): Promise<OrgContext> {
@@ -48,6 +68,19 @@ export class OrgAccess {
     const ctx = await this.resolve(actor, actor.principal.orgSlug);
     if (minimum) OrgAccess.check(ctx.role, minimum, actor);
     return ctx;
+  }
+
+  /** Whether the actor may see this team of the organization (a service account: its own team only). */
+  static seesTeam(ctx: OrgContext, teamId: string): boolean {
+    return ctx.onlyTeamId === null || ctx.onlyTeamId === teamId;
+  }
+
+  /**
+   * Whether the actor may see people's email addresses. A service account may not: it attributes runs by
+   * username, and a script holding its key (often in CI, readable by many) has no need of a team's addresses.
+   */
+  static seesEmails(ctx: OrgContext): boolean {
+    return ctx.onlyTeamId === null;
   }
 
   static check(role: OrgRole | null, minimum: OrgRole, actor: Actor): void {

@@ -5,13 +5,20 @@ import { fields } from '../http/validation.ts';
 import type { TeamsService } from './teams.service.ts';
 
 const teamOut = z.object({ id: z.string(), name: z.string(), org: z.string(), created_at: z.string() });
-const memberOut = z.object({ user_id: z.string(), username: z.string(), email: z.string(), display_name: z.string(), role: fields.role, created_at: z.string() });
+const memberOut = z.object({
+  user_id: z.string(),
+  username: z.string(),
+  email: z.string().nullable().describe('null when the caller is a service account: it attributes runs by username and sees no email addresses'),
+  display_name: z.string(),
+  role: fields.role,
+  created_at: z.string(),
+});
 
 const badPage = { description: 'bad limit or cursor' };
 
 export function registerTeamRoutes(api: ApiRouter, teams: TeamsService): void {
   api.add(
-    { method: 'get', path: '/orgs/:org/teams', summary: 'Teams of an organization', tag: 'teams', auth: 'required', query: pageQuery('teams', ['string']), responses: { 200: { description: 'teams, by name, a page at a time', schema: z.object({ teams: z.array(teamOut), next_cursor: nextCursorOut }) }, 400: badPage } },
+    { method: 'get', path: '/orgs/:org/teams', summary: 'Teams of an organization (a service account: its own team only)', tag: 'teams', auth: 'required', query: pageQuery('teams', ['string']), responses: { 200: { description: 'teams, by name, a page at a time', schema: z.object({ teams: z.array(teamOut), next_cursor: nextCursorOut }) }, 400: badPage } },
     async ({ actor, params, query }) => ({ status: 200, body: pageBody('teams', 'teams', await teams.list(actor, params.org!, pageRequest(query))) }),
   );
   api.add(

@@ -8,8 +8,17 @@ import { isUniqueViolation } from '../db/dialect.ts';
 import type { KeyValue, Page, PageRequest } from '../db/keyset.ts';
 import type { Store } from '../db/store.ts';
 import { errors } from '../http/errors.ts';
-import type { OrgAccess, OrgContext } from '../orgs/org-access.ts';
+import { OrgAccess } from '../orgs/org-access.ts';
+import type { OrgContext } from '../orgs/org-access.ts';
+import { requireClaimableName } from '../users/entity-names.ts';
 import type { TeamMemberView, TeamRow } from './teams.repository.ts';
+
+/** A member as the caller may see them: no email address for a service account (OrgAccess.seesEmails). */
+export type TeamMemberOut = Omit<TeamMemberView, 'email'> & { email: string | null };
+
+function memberOut(ctx: OrgContext, m: TeamMemberView): TeamMemberOut {
+  return OrgAccess.seesEmails(ctx) ? m : { ...m, email: null };
+}
 
 export interface TeamView {
   id: string;
@@ -36,7 +45,7 @@ export class TeamsService {
     const row: TeamRow = { id: randomUUID(), org_id: org.id, name, created_at: now };
     try {
       await this.store.transaction(async (repos) => {
-        if (await repos.entities.isTaken(name)) throw errors.conflict(`the name "${name}" is already taken by a user, team or service account`, 'name_taken');
+        await requireClaimableName(repos, name, org.id, 'name_taken');
         await repos.entities.claim(name, 'team', org.id);
         await repos.teams.insert(row);
         // Whoever creates a team administers it.
@@ -54,14 +63,22 @@ export class TeamsService {
   }
 
   async list(actor: Actor, slug: string, page: PageRequest): Promise<Page<TeamView>> {
-    const { org } = await this.access.require(actor, slug, 'viewer');
+    const ctx = await this.access.resolve(actor, slug);
+    if (ctx.onlyTeamId !== null) {
+      // A service account: its own team is the only one there is for it.
+      const own = await this.store.repos.teams.findById(ctx.org.id, ctx.onlyTeamId);
+      return { items: own ? [this.view(own, ctx.org.slug)] : [], next: null };
+    }
+    OrgAccess.check(ctx.role, 'viewer', actor);
+    const { org } = ctx;
     const rows = await this.store.repos.teams.list(org.id, page);
     return { items: rows.items.map((t) => this.view(t, org.slug)), next: rows.next };
   }
 
   /**
    * A team by name, in the actor's own organization. Team names are unique
-   * across the instance, but a team of another organization answers 404.
+   * across the instance, but a team of another organization answers 404, and
+   * so does, for a service account, any team but its own.
    */
   async resolveTeam(actor: Actor): Promise<OrgContext>;
   async resolveTeam(actor: Actor, name: string): Promise<OrgContext & { team: TeamRow; teamRole: TeamRole | null }>;
@@ -69,7 +86,7 @@ export class TeamsService {
     const ctx = await this.access.own(actor);
     if (name === undefined) return ctx;
     const team = await this.store.repos.teams.findByName(ctx.org.id, name);
-    if (!team) throw errors.notFound(`team "${name}"`);
+    if (!team || !OrgAccess.seesTeam(ctx, team.id)) throw errors.notFound(`team "${name}"`);
     let teamRole: TeamRole | null = null;
     if (actor.principal.type === 'user') teamRole = (await this.store.repos.teams.getMember(ctx.org.id, team.id, actor.principal.id))?.role ?? null;
     return { ...ctx, team, teamRole };
@@ -81,18 +98,18 @@ export class TeamsService {
   }
 
   /** A team and a page of its members (`members_next`: where the next page starts, null on the last). */
-  async get(actor: Actor, name: string, page: PageRequest): Promise<TeamView & { members: TeamMemberView[]; members_next: KeyValue[] | null }> {
+  async get(actor: Actor, name: string, page: PageRequest): Promise<TeamView & { members: TeamMemberOut[]; members_next: KeyValue[] | null }> {
     const ctx = await this.resolveTeam(actor, name);
     if (ctx.role === null && actor.principal.type !== 'service_account') throw errors.forbidden('you are not a member of this organization');
     const members = await this.store.repos.teams.listMembers(ctx.org.id, ctx.team.id, page);
-    return { ...this.view(ctx.team, ctx.org.slug), members: members.items, members_next: members.next };
+    return { ...this.view(ctx.team, ctx.org.slug), members: members.items.map((m) => memberOut(ctx, m)), members_next: members.next };
   }
 
-  async getMember(actor: Actor, name: string, username: string): Promise<TeamMemberView> {
+  async getMember(actor: Actor, name: string, username: string): Promise<TeamMemberOut> {
     const ctx = await this.resolveTeam(actor, name);
     const m = await this.store.repos.teams.findMember(ctx.org.id, ctx.team.id, username);
     if (!m) throw errors.notFound(`member "${username}" of team "${name}"`);
-    return m;
+    return memberOut(ctx, m);
   }
 
   async putMember(actor: Actor, name: string, username: string, role: TeamRole): Promise<{ member: TeamMemberView; created: boolean }> {

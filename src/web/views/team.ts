@@ -1,6 +1,6 @@
 import type { TeamRole } from '../../auth/principal.ts';
 import type { ServiceAccountView } from '../../service-accounts/service-accounts.service.ts';
-import type { TeamMemberView } from '../../teams/teams.repository.ts';
+import type { TeamMemberOut } from '../../teams/teams.service.ts';
 import type { NewKeyFlash } from '../flash.ts';
 import { buttonForm, cell, csrfField, html, notices, options, when } from '../html.ts';
 import type { Notices } from '../html.ts';
@@ -14,7 +14,7 @@ export interface TeamInput {
   viewer: Viewer;
   team: { name: string; org: string; created_at: string };
   plan: 'standard' | 'enterprise';
-  members: TeamMemberView[];
+  members: TeamMemberOut[];
   myTeamRole: TeamRole | null;
   /** Org admins and the team's admins. */
   canManage: boolean;
@@ -35,7 +35,7 @@ export function teamPage(input: TeamInput): string {
     return html`<tr>
 <td><code>${m.username}</code>${self ? html` <span class="badge">you</span>` : ''}</td>
 <td>${m.display_name}</td>
-<td>${m.email}</td>
+<td>${m.email ?? ''}</td>
 <td>${
       canManage
         ? html`<form method="post" action="${base}/members/${m.username}" class="inline">${csrfField(v.csrf)}<select name="role" aria-label="Role of ${m.username}">${options(ROLES, m.role)}</select> <button type="submit" class="secondary">Change</button></form>`
