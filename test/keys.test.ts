@@ -109,6 +109,45 @@ for (const dialect of dialects()) {
       assert.equal((await app.request('GET', '/gateway/v1/me', { key: rot.body.key })).status, 200);
     });
 
+    test('rotation is refused for an expired, a revoked and an already-rotated key (409 naming why), and mints nothing', async () => {
+      const expired = await newKey({ name: 'lapsed', expires_in_days: 1 });
+      await app.gw.core.database.db.updateTable('api_keys').set({ expires_at: new Date(Date.now() - 1000).toISOString() }).where('id', '=', expired.id).execute();
+      const revoked = await newKey({ name: 'revoked' });
+      assert.equal((await app.request('DELETE', `/gateway/v1/keys/${revoked.id}`, { key: adminKey })).status, 204);
+      const rotated = await newKey({ name: 'rotated' });
+      assert.equal((await app.request('POST', `/gateway/v1/keys/${rotated.id}/rotate`, { key: adminKey, body: { grace_seconds: 600 } })).status, 201);
+      for (const [k, code] of [[expired, 'key_expired'], [revoked, 'key_revoked'], [rotated, 'key_already_rotated']] as const) {
+        const r = await app.request('POST', `/gateway/v1/keys/${k.id}/rotate`, { key: adminKey, body: { grace_seconds: 600 } });
+        assert.equal(r.status, 409, r.text);
+        assert.equal(r.body.error.code, code);
+      }
+      const successors = await app.gw.core.database.db.selectFrom('api_keys').select('rotated_from_id').where('rotated_from_id', 'in', [expired.id, revoked.id, rotated.id]).execute();
+      assert.equal(successors.length, 1, 'only the one legitimate rotation left a successor');
+    });
+
+    test('two concurrent rotations of one key: exactly one 201', async () => {
+      const k = await newKey({ name: 'raced' });
+      const [a, b] = await Promise.all([0, 1].map(() => app.request('POST', `/gateway/v1/keys/${k.id}/rotate`, { key: adminKey, body: { grace_seconds: 600 } })));
+      assert.deepEqual([a!.status, b!.status].sort(), [201, 409], `${a!.text} / ${b!.text}`);
+    });
+
+    test('GET /me/keys answers a page: limit and cursor walk every key once; next_cursor is null at the end', async () => {
+      const all = (await app.request('GET', '/gateway/v1/me/keys', { key: adminKey })).body;
+      assert.equal(all.next_cursor, null);
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const page: { status: number; body: any } = await app.request('GET', `/gateway/v1/me/keys?limit=2${cursor ? `&cursor=${cursor}` : ''}`, { key: adminKey });
+        assert.equal(page.status, 200);
+        seen.push(...page.body.keys.map((k: any) => k.id));
+        cursor = page.body.next_cursor;
+      } while (cursor !== null);
+      assert.deepEqual(seen, all.keys.map((k: any) => k.id));
+      const bad = await app.request('GET', '/gateway/v1/me/keys?cursor=bogus', { key: adminKey });
+      assert.equal(bad.status, 400);
+      assert.match(bad.body.error.message, /cursor/);
+    });
+
     test('an expired key fails', async () => {
       const k = await newKey({ name: 'short', expires_in_days: 1 });
       assert.ok(Date.parse(k.expires_at) - Date.now() > 23 * 3600_000);
