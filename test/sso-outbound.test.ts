@@ -263,9 +263,40 @@ describe('outbound fetches refuse loopback before connecting (fetcher, JWKS, tok
     assert.equal(v4.connections(), 0);
   });
 
+  test('a token endpoint the discovery document points inward is judged at save time, without connecting', async () => {
+    await assert.rejects(strict.checkAddress('token', `https://127.0.0.1:${v4.port}/token`), (e: unknown) => e instanceof IdpFetchError && e.problem === 'unreachable' && /token endpoint could not be reached/.test(e.message));
+    const intranet = new IdpFetcher({ allowPrivateAddresses: false, timeoutMs: 1000, resolve: async () => ['10.20.30.40'] });
+    await assert.rejects(intranet.checkAddress('token', 'https://sso.corp.example/token'), IdpFetchError);
+    await intranet.close();
+    assert.equal(v4.connections(), 0);
+  });
+
   test('http:// is refused outside development mode even if a caller skipped the URL check', async () => {
     await assert.rejects(strict.fetch('discovery', `http://127.0.0.1:${v4.port}/.well-known/openid-configuration`), (e: unknown) => e instanceof IdpFetchError && e.problem === 'unreachable');
     assert.equal(v4.connections(), 0);
+  });
+});
+
+describe('JWKS held in memory are bounded across key sets', () => {
+  test('many large key sets: the least recently used are dropped past the byte budget', async () => {
+    const idp = await startHostileIdp();
+    const fetcher = new IdpFetcher({ allowPrivateAddresses: true, timeoutMs: 2000 });
+    const registry = new JwksRegistry({ cooldownSeconds: 0, maxAgeSeconds: 600, timeoutMs: 2000, fetcher, maxBytes: 1 * MB });
+    try {
+      const { publicKey } = await generateKeyPair('RS256', { extractable: true });
+      const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
+      for (let i = 0; i < 6; i++) {
+        // 400 KB each: under the 512 KB limit of one answer, 2.4 MB in all.
+        idp.route(`/set${i}/jwks`, (_req, res) => streamHugeJson(res, { keys: [jwk] }, 400 * 1024));
+        const key = await registry.get(`${idp.origin}/set${i}/jwks`)({ alg: 'RS256', kid: 'k1' }, { payload: '', signature: '' } as never);
+        assert.ok(key, `set ${i} resolves its key`);
+        assert.ok(registry.cachedBytes <= 1 * MB, `held ${registry.cachedBytes} bytes after ${i + 1} sets`);
+      }
+      assert.ok(registry.cachedBytes > 400 * 1024, 'the most recent sets are kept');
+    } finally {
+      await fetcher.close();
+      await idp.close();
+    }
   });
 });
 
@@ -503,7 +534,8 @@ for (const dialect of dialects()) {
       });
 
       async function startLogin(browser: Browser, slug: string): Promise<URL> {
-        const r = await browser.get(`/login?org=${slug}`);
+        // As from trackgate's own login page (a cross-site link gets a confirmation page first).
+        const r = await browser.request('GET', `/login?org=${slug}`, { headers: { 'sec-fetch-site': 'same-origin' } });
         assert.equal(r.status, 303, r.text);
         return new URL(r.location!);
       }

@@ -208,6 +208,15 @@ async function discoverWith(input: DiscoveryInput, options: DiscoveryOptions, fe
   const authorizationEndpoint = endpoint('authorization_endpoint', 'issuer', true);
   const jwksUri = endpoint('jwks_uri', 'issuer', true);
   const tokenEndpoint = endpoint('token_endpoint', 'flow', input.flow === 'code');
+  if (tokenEndpoint && input.flow === 'code') {
+    // Not fetched until a login, but its address is judged now, so a document pointing it inward fails here.
+    try {
+      await fetcher.checkAddress('token', tokenEndpoint);
+    } catch (err) {
+      if (!(err instanceof IdpFetchError)) throw err;
+      add('flow', 'token_endpoint_unreachable', err.message);
+    }
+  }
 
   const responseTypes = stringArray(doc.response_types_supported);
   const responseModes = stringArray(doc.response_modes_supported) ?? ['query', 'fragment'];

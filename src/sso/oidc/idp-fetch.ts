@@ -139,6 +139,38 @@ export class IdpFetcher {
     return addresses[0]!;
   }
 
+  /**
+   * One sentence for every network failure, whether the address was refused,
+   * the port closed or the certificate wrong: the admin cannot tell them
+   * apart (no port scanning through the gateway); the log can.
+   */
+  private unreachable(kind: IdpDocumentKind, where: string, detail: Record<string, unknown>): IdpFetchError {
+    const what = IDP_LIMITS[kind].what;
+    this.options.logger?.warn({ kind, url: where, ...detail }, `sso: ${what} could not be reached`);
+    return new IdpFetchError(
+      'unreachable',
+      kind,
+      `${what} could not be reached (${where}); check the URL. trackgate connects only to identity providers on public internet addresses, and its log has the details`,
+      detail,
+    );
+  }
+
+  /**
+   * The address policy for `url` without connecting (for endpoints a save
+   * does not fetch, such as the token endpoint); throws IdpFetchError. Every
+   * later fetch is checked again at its own connect.
+   */
+  async checkAddress(kind: IdpDocumentKind, url: string): Promise<void> {
+    const target = new URL(url);
+    const where = `${target.origin}${target.pathname}`;
+    try {
+      await this.pinnedAddress(target.hostname);
+    } catch (err) {
+      const e = err as { code?: string; message?: string };
+      throw this.unreachable(kind, where, { reason: e.message, code: e.code, ...(err instanceof AddressNotAllowedError ? { address: err.address, policy: err.reason } : {}) });
+    }
+  }
+
   /** A fetch function for one kind of IdP document (for jose's and oauth4webapi's customFetch). */
   fetchFor(kind: IdpDocumentKind): FetchLike {
     return (url, init) => this.fetch(kind, url, init);
@@ -152,15 +184,7 @@ export class IdpFetcher {
     const policy = IDP_LIMITS[kind];
     const target = new URL(url);
     const where = `${target.origin}${target.pathname}`;
-    const unreachable = (detail: Record<string, unknown>) => {
-      this.options.logger?.warn({ kind, url: where, ...detail }, `sso: ${policy.what} could not be reached`);
-      return new IdpFetchError(
-        'unreachable',
-        kind,
-        `${policy.what} could not be reached (${where}); check the URL. trackgate connects only to identity providers on public internet addresses, and its log has the details`,
-        detail,
-      );
-    };
+    const unreachable = (detail: Record<string, unknown>) => this.unreachable(kind, where, detail);
     const timedOut = () => new IdpFetchError('timeout', kind, `${policy.what} did not answer within ${this.options.timeoutMs / 1000} s (${where})`, { url: where });
     if (target.protocol !== 'https:' && !(target.protocol === 'http:' && this.options.allowPrivateAddresses)) {
       throw unreachable({ reason: `scheme ${target.protocol} not allowed` });
