@@ -98,6 +98,15 @@ for (const dialect of dialects()) {
       }
     });
 
+    test('a deactivated user\'s key cannot be rotated, even by an admin (409 owner_deactivated)', async () => {
+      const u = await person();
+      const k = await newKey(u.key);
+      assert.equal((await app.request('DELETE', `/gateway/v1/orgs/${org}/users/${u.username}`, { key: adminKey })).status, 204);
+      const r = await rotate(adminKey, k.id, { grace_seconds: 60 });
+      assert.equal(r.status, 409, r.text);
+      assert.equal(r.body.error.code, 'owner_deactivated');
+    });
+
     test('the database itself refuses a second successor (unique index on rotated_from_id)', async () => {
       const u = await person();
       const k = await newKey(u.key);

@@ -63,7 +63,7 @@ export function registerKeyRoutes(api: ApiRouter, keys: KeysService): void {
         400: { description: 'expires_in_days beyond the organization\'s maximum key lifetime' },
         403: { description: 'personal_keys_disabled (policy) or enterprise_feature (a service-account key on another plan)' },
         404: { description: 'no such key' },
-        409: { description: 'key_revoked, key_expired, key_already_rotated, or key_limit_reached' },
+        409: { description: 'key_revoked, key_expired, key_already_rotated, owner_deactivated, or key_limit_reached' },
       },
     },
     async ({ actor, params, body }) => ({ status: 201, body: await keys.rotate(actor, params.id!, body.grace_seconds, { expiresInDays: body.expires_in_days }) }),

@@ -203,6 +203,10 @@ export class KeysService {
         if (fresh.expires_at !== null && Date.parse(fresh.expires_at) <= now) throw errors.conflict(`API key "${id}" has expired: an expired key cannot be rotated; create a new key instead`, 'key_expired');
         const successor = await repos.keys.findSuccessor(ctx.org.id, fresh.id);
         if (successor) throw alreadyRotated(id, successor.id);
+        // A deactivated person's keys do not work; a rotation must not stock up keys that would on reactivation.
+        if (owner.ownerType === 'user' && (await repos.users.findById(ctx.org.id, owner.ownerId))?.status !== 'active') {
+          throw errors.conflict(`API key "${id}" belongs to a deactivated user: it cannot be rotated`, 'owner_deactivated');
+        }
         // Unless asked otherwise, the successor lives as long as its predecessor did, within the organization's maximum.
         const cap = ctx.org.max_key_lifetime_days;
         const lifetimeDays = fresh.expires_at ? Math.max(1, Math.ceil((Date.parse(fresh.expires_at) - Date.parse(fresh.created_at)) / DAY_MS)) : undefined;
