@@ -170,6 +170,8 @@ for (const dialect of dialects()) {
       assert.equal((await rotate(u.key, k.id, { grace_seconds: 3600 })).status, 201);
       const b = await signIn(app, `${u.username}@${org}.example`);
       const page = await b.get('/settings');
+      assert.ok(!page.text.includes(`/settings/keys/${k.id}/rotate`), 'the page offers no Rotate for a key already rotated');
+      // Posted anyway (a stale page, a forged form): the service refuses it.
       const r = await b.post(`/settings/keys/${k.id}/rotate`, { csrf_token: WebBrowser.csrf(page.text), grace_seconds: '60' });
       assert.equal(r.status, 409, r.text.slice(0, 300));
       assert.match(textOf(r.text), /already rotated/);

@@ -31,6 +31,10 @@ export function settingsPage(input: SettingsInput): string {
   const { viewer: v, org, keys } = input;
   const form = input.form ?? {};
   const maxDays = org.policies.max_key_lifetime_days;
+  // Offer Rotate only where the service would allow it (it decides anyway): not under the policy, not for an expired key, not twice.
+  const replaced = new Set(keys.map((k) => k.rotated_from).filter((id) => id !== null));
+  const now = new Date().toISOString();
+  const rotatable = (k: (typeof keys)[number]) => !org.policies.disable_personal_keys && !replaced.has(k.id) && (k.expires_at === null || k.expires_at > now);
   const keyRows = keys.map(
     (k) => html`<tr>
 <td><code>${k.key_id}</code></td>
@@ -39,7 +43,9 @@ export function settingsPage(input: SettingsInput): string {
 <td>${cell(k.last_used_at, 'never')}</td>
 <td>${cell(k.expires_at, 'never')}</td>
 <td class="actions">
-<form method="post" action="/settings/keys/${k.id}/rotate" class="inline rotate">${csrfField(v.csrf)}<label title="How long the old key keeps working after rotation (0 ends it at once)"><input type="number" name="grace_seconds" min="0" max="2592000" value="3600" class="short" aria-label="Grace seconds for key ${k.key_id}"> s grace</label> <button type="submit" class="secondary">Rotate</button></form>
+${rotatable(k)
+  ? html`<form method="post" action="/settings/keys/${k.id}/rotate" class="inline rotate">${csrfField(v.csrf)}<label title="How long the old key keeps working after rotation (0 ends it at once)"><input type="number" name="grace_seconds" min="0" max="2592000" value="3600" class="short" aria-label="Grace seconds for key ${k.key_id}"> s grace</label> <button type="submit" class="secondary">Rotate</button></form>`
+  : ''}
 ${buttonForm({ action: `/settings/keys/${k.id}/revoke`, csrf: v.csrf, label: 'Revoke', danger: true, confirm: `Revoke the key ${k.key_id} (${k.name})? Anything using it stops working at once.` })}
 </td>
 </tr>`,
