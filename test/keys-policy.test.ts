@@ -5,7 +5,15 @@
  * keys (also under a burst of concurrent creations).
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { Migrator } from 'kysely';
+import pg from 'pg';
+import { migrateToLatest, openDatabase } from '../src/db/database.ts';
+import { migrations } from '../src/db/migrations/index.ts';
 import { dialects, startApp } from './support/app.ts';
 import type { TestApp } from './support/app.ts';
 import { signIn, textOf, WebBrowser } from './support/web.ts';
@@ -259,6 +267,58 @@ for (const dialect of dialects()) {
       assert.match(refused.body.error.message, /service account may hold at most/);
       const listed = await app.request('GET', `/gateway/v1/service-accounts/${sa.body.id}/keys`, { key: adminKey });
       assert.equal(listed.body.keys.length, CAP);
+    });
+  });
+}
+
+for (const dialect of dialects()) {
+  describe(`migration 005 on a database written before it (${dialect})`, () => {
+    test('a key rotated twice before the rule keeps its earliest successor linked; the index is then built and holds', async () => {
+      let url: string;
+      let cleanup: () => Promise<void>;
+      if (dialect === 'sqlite') {
+        const dir = mkdtempSync(join(tmpdir(), 'trackgate-m005-'));
+        url = `sqlite:${join(dir, 'old.db')}`;
+        cleanup = async () => rmSync(dir, { recursive: true, force: true });
+      } else {
+        const name = `tg_m005_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
+        const admin = new pg.Client({ connectionString: process.env.TRACKGATE_TEST_DATABASE_URL });
+        await admin.connect();
+        await admin.query(`CREATE DATABASE ${name}`);
+        await admin.end();
+        const u = new URL(process.env.TRACKGATE_TEST_DATABASE_URL!);
+        u.pathname = '/' + name;
+        url = u.toString();
+        cleanup = async () => {
+          const c = new pg.Client({ connectionString: process.env.TRACKGATE_TEST_DATABASE_URL });
+          await c.connect();
+          await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+          await c.end();
+        };
+      }
+      const database = openDatabase(url);
+      try {
+        const all = migrations(database.caps);
+        const before005 = Object.fromEntries(Object.entries(all).filter(([n]) => n < '005'));
+        const old = new Migrator({ db: database.db, provider: { getMigrations: async () => before005 } });
+        const r = await old.migrateToLatest();
+        assert.equal(r.error, undefined);
+        const db = database.db as any;
+        const t = '2026-01-01T00:00:00.000Z';
+        await db.insertInto('orgs').values({ id: 'o1', slug: 'm005', name: 'm005', plan: 'standard', created_at: t, updated_at: t }).execute();
+        await db.insertInto('users').values({ id: 'u1', org_id: 'o1', email: 'a@m005.example', username: 'm005-a', display_name: 'a', role: 'member', status: 'active', created_at: t, updated_at: t }).execute();
+        const key = (id: string, created_at: string, rotated_from_id: string | null) => ({
+          id, org_id: 'o1', owner_type: 'user', user_id: 'u1', service_account_id: null, name: id, key_id: id, key_hash: `h-${id}`, created_at, created_by: null, last_used_at: null, expires_at: null, revoked_at: null, rotated_from_id,
+        });
+        await db.insertInto('api_keys').values([key('k0', t, null), key('k2', '2026-01-03T00:00:00.000Z', 'k0'), key('k1', '2026-01-02T00:00:00.000Z', 'k0'), key('k3', '2026-01-04T00:00:00.000Z', 'k0')]).execute();
+        assert.deepEqual(await migrateToLatest(database).then((names) => names.includes('005_key_successor')), true);
+        const rows = await db.selectFrom('api_keys').select(['id', 'rotated_from_id']).orderBy('id').execute();
+        assert.deepEqual(rows, [{ id: 'k0', rotated_from_id: null }, { id: 'k1', rotated_from_id: 'k0' }, { id: 'k2', rotated_from_id: null }, { id: 'k3', rotated_from_id: null }]);
+        await assert.rejects(db.insertInto('api_keys').values(key('k4', t, 'k0')).execute(), 'the unique index refuses a second successor');
+      } finally {
+        await database.close();
+        await cleanup();
+      }
     });
   });
 }
