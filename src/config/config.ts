@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 
 const booleanFromEnv = z.union([z.boolean(), z.enum(['true', 'false', '1', '0'])]).transform((v) => v === true || v === 'true' || v === '1');
@@ -80,6 +81,16 @@ export const configSchema = z
     ssoClockToleranceSeconds: intFromEnv(0, 300).default(30),
     /** SSO: timeout of requests to an IdP (discovery, JWKS, token endpoint). */
     ssoHttpTimeoutMs: intFromEnv(100, 60_000).default(5000),
+    /**
+     * SSO: networks (CIDRs, comma-separated in the environment) where an IdP may be reached although they are not
+     * public internet addresses: an IdP inside your own network. Loopback, private, link-local and other
+     * non-public addresses are refused otherwise (an organization admin must not make the gateway fetch from them).
+     */
+    ssoAllowedNetworks: z
+      .union([z.array(z.string()), z.string()])
+      .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean))
+      .refine((v) => v.every((c) => ipaddr.isValidCIDR(c)), { message: 'must be CIDRs such as 10.20.0.0/16 or fd00:1::/64' })
+      .default([]),
     /** SSO: a cached discovery document is refreshed when older than this. */
     ssoDiscoveryMaxAgeSeconds: intFromEnv(0, 604_800).default(3600),
     /** A login attempt (state, nonce, PKCE verifier) expires after this. */

@@ -65,7 +65,7 @@ export function createSso(deps: SsoDeps, options: { sweep?: boolean } = {}): Sso
   const secure = config.publicUrl.startsWith('https://');
   const sessions = new SessionManager({ store: sessionStore, secret: deps.secretBox.derive('session-cookie').toString('base64url'), timeouts, secure });
   // One fetcher for every request to an IdP: bounded answers, public addresses only (unless allowHttpIssuers).
-  const idp = new IdpFetcher({ allowPrivateAddresses: config.allowHttpIssuers, timeoutMs: config.ssoHttpTimeoutMs, logger });
+  const idp = new IdpFetcher({ allowPrivateAddresses: config.allowHttpIssuers, allowedNetworks: config.ssoAllowedNetworks, timeoutMs: config.ssoHttpTimeoutMs, logger });
   const jwks = new JwksRegistry({ cooldownSeconds: config.ssoJwksCooldownSeconds, maxAgeSeconds: config.ssoJwksMaxAgeSeconds, timeoutMs: config.ssoHttpTimeoutMs, fetcher: idp });
   const service = new SsoService(store, deps.access, deps.audit, deps.secretBox, config, logger, idp);
   const login = new SsoLoginService(store, service, deps.users, deps.audit, deps.invalidator, deps.secretBox, transactions, jwks, config, logger);

@@ -18,13 +18,31 @@ import ipaddr from 'ipaddr.js';
  * IPv4-mapped IPv6 (::ffff:127.0.0.1) and NAT64 (64:ff9b::/96, what DNS64
  * hands an IPv6-only host for an IPv4 site) are judged by the IPv4 address
  * they carry.
+ *
+ * An operator whose IdP lives inside the network (Keycloak on premises, say)
+ * lists its networks in TRACKGATE_SSO_ALLOWED_NETWORKS: an operator's
+ * decision, never an organization admin's.
  */
 
 const GLOBAL_UNICAST_V6 = ipaddr.parseCIDR('2000::/3') as [ipaddr.IPv6, number];
 const NAT64_WELL_KNOWN = ipaddr.parseCIDR('64:ff9b::/96') as [ipaddr.IPv6, number];
 
-/** Why trackgate may not connect to `address` (an IPv4 or IPv6 literal), or null when it may. */
-export function blockedAddressReason(address: string): string | null {
+export type Network = [ipaddr.IPv4 | ipaddr.IPv6, number];
+
+/** CIDRs ("10.20.0.0/16", "fd00:1::/64") as networks; throws on one that is not. */
+export function parseNetworks(cidrs: readonly string[]): Network[] {
+  return cidrs.map((c) => ipaddr.parseCIDR(c.trim()));
+}
+
+export function isCidr(value: string): boolean {
+  return ipaddr.isValidCIDR(value.trim());
+}
+
+/**
+ * Why trackgate may not connect to `address` (an IPv4 or IPv6 literal), or
+ * null when it may: a public address, or one in the operator's `allowed` networks.
+ */
+export function blockedAddressReason(address: string, allowed: readonly Network[] = []): string | null {
   const literal = address.replace(/^\[|\]$/g, '');
   let ip: ipaddr.IPv4 | ipaddr.IPv6;
   try {
@@ -33,6 +51,7 @@ export function blockedAddressReason(address: string): string | null {
   } catch {
     return 'not an IP address';
   }
+  if (allowed.some(([net, bits]) => net.kind() === ip.kind() && ip.match(net, bits))) return null;
   if (ip.kind() === 'ipv6') {
     const v6 = ip as ipaddr.IPv6;
     if (v6.match(NAT64_WELL_KNOWN)) {

@@ -3,7 +3,8 @@ import { isIP } from 'node:net';
 import { Agent, buildConnector, fetch as undiciFetch } from 'undici';
 import type { RequestInit as UndiciRequestInit } from 'undici';
 import type { Logger } from '../../log/logger.ts';
-import { blockedAddressReason } from './address-policy.ts';
+import { blockedAddressReason, parseNetworks } from './address-policy.ts';
+import type { Network } from './address-policy.ts';
 
 /**
  * The one way trackgate fetches from an identity provider: discovery, the
@@ -82,6 +83,8 @@ export interface IdpFetcherOptions {
   /** The deadline of one whole exchange: connect, head and body. */
   timeoutMs: number;
   logger?: Logger | undefined;
+  /** Networks (CIDRs) allowed although not public: the operator's own IdPs (TRACKGATE_SSO_ALLOWED_NETWORKS). */
+  allowedNetworks?: readonly string[] | undefined;
   /** Host name resolution (all addresses); dns.lookup by default. */
   resolve?: ((hostname: string) => Promise<string[]>) | undefined;
 }
@@ -102,9 +105,11 @@ function kib(n: number): string {
 export class IdpFetcher {
   private readonly agent: Agent;
   private readonly resolve: (hostname: string) => Promise<string[]>;
+  private readonly allowedNetworks: Network[];
 
   constructor(private readonly options: IdpFetcherOptions) {
     this.resolve = options.resolve ?? resolveAll;
+    this.allowedNetworks = parseNetworks(options.allowedNetworks ?? []);
     const base = buildConnector({ timeout: options.timeoutMs });
     this.agent = new Agent({
       // Connect by the address that was checked: resolution and policy live
@@ -132,7 +137,7 @@ export class IdpFetcher {
       // Every answer is checked, not only the one used: a name that mixes a
       // public and a private address is refused as a whole.
       for (const address of addresses) {
-        const reason = blockedAddressReason(address);
+        const reason = blockedAddressReason(address, this.allowedNetworks);
         if (reason) throw new AddressNotAllowedError(host, address, reason);
       }
     }
