@@ -124,7 +124,8 @@ export class IdpFetcher {
       headersTimeout: options.timeoutMs,
       bodyTimeout: options.timeoutMs,
       keepAliveTimeout: 4000,
-      connections: 4,
+      // Per IdP origin; a slow IdP holds only its own.
+      connections: 16,
     });
   }
 
