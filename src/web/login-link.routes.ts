@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
 import express from 'express';
+import { LRUCache } from 'lru-cache';
 import type { NextFunction, Request, Response, Router } from 'express';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { AppError, errors } from '../http/errors.ts';
@@ -34,6 +35,9 @@ export function createLoginLinkRouter(o: LoginLinkRoutesOptions): Router {
   const router = express.Router();
   // Tokens are 256-bit random, so guessing is hopeless; this only keeps a scanner from hammering the table.
   const failures = new RateLimiterMemory({ points: 20, duration: 15 * 60 });
+  // Each bad link counts once per address and window: a person (or a link preview) reloading one used or
+  // expired link must not lock everyone behind the same NAT out of their own links; a scanner tries many.
+  const counted = new LRUCache<string, true>({ max: 10_000, ttl: 15 * 60 * 1000 });
 
   const htmlErrors = (_req: Request, res: Response, next: NextFunction) => {
     res.locals.renderError = (e: AppError, rid: string) => {
@@ -47,8 +51,11 @@ export function createLoginLinkRouter(o: LoginLinkRoutesOptions): Router {
     const r = await failures.get(ip);
     if (r && r.consumedPoints >= 20) throw errors.tooManyRequests('too many invalid login links from this address; wait a few minutes', r.msBeforeNext / 1000);
   };
-  const failed = async (ip: string, err: unknown): Promise<void> => {
+  const failed = async (ip: string, token: string, err: unknown): Promise<void> => {
     if (!(err instanceof AppError) || err.status >= 500) return;
+    const pair = `${ip} ${createHash('sha256').update(token).digest('base64url')}`;
+    if (counted.get(pair) !== undefined) return;
+    counted.set(pair, true);
     await failures.consume(ip).catch((res: unknown) => {
       if (!(res instanceof RateLimiterRes)) throw res;
     });
@@ -59,7 +66,7 @@ export function createLoginLinkRouter(o: LoginLinkRoutesOptions): Router {
     try {
       await limited(ip);
       const target = await o.links.inspect(param(req, 'token')).catch(async (err: unknown) => {
-        await failed(ip, err);
+        await failed(ip, param(req, 'token'), err);
         throw err;
       });
       const nonce = randomBytes(18).toString('base64url');
@@ -85,7 +92,7 @@ export function createLoginLinkRouter(o: LoginLinkRoutesOptions): Router {
         throw errors.forbidden('open the login link in this browser and press its Sign in button; the link was not used', 'link_confirmation_failed');
       }
       const target = await o.links.consume(param(req, 'token'), { ip, requestId }).catch(async (err: unknown) => {
-        await failed(ip, err);
+        await failed(ip, param(req, 'token'), err);
         throw err;
       });
       // Exactly as an SSO login: a new session id and CSRF token, whatever the browser had before.
