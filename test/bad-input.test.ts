@@ -215,5 +215,27 @@ for (const dialect of dialects()) {
       assert.equal((await app.request('GET', `/runs/${bad}`, { headers: { accept: 'text/html' } })).status, 302);
       await alive('bad percent-encoding');
     });
+
+    test('a NUL character (U+0000) in a path, query or body is a 400 on both databases (PostgreSQL answered 500)', async () => {
+      const cases: Array<[string, string, unknown, RegExp]> = [
+        ['GET', '/gateway/v1/teams/%00', undefined, /the path contains a NUL/],
+        ['GET', `/gateway/v1/orgs/${org}/users/a%00b`, undefined, /the path contains a NUL/],
+        ['DELETE', '/gateway/v1/keys/%00', undefined, /the path contains a NUL/],
+        ['GET', `/gateway/v1/orgs/${org}/audit?action=%00`, undefined, /the query string contains a NUL/],
+        ['POST', '/gateway/v1/me/keys', { name: 'a\u0000b' }, /the request body contains a NUL/],
+        ['POST', `/gateway/v1/orgs/${org}/users`, { email: 'nul@b.example', username: 'nul-user', display_name: 'x\u0000y' }, /the request body contains a NUL/],
+        ['POST', '/gateway/v1/orgs', { slug: 'nul-org', name: 'x', plan: 'standard', ['k\u0000']: 1 }, /the request body contains a NUL/],
+      ];
+      for (const [method, path, body, message] of cases) {
+        const r = await app.request(method, path, { key: adminKey, ...(body === undefined ? {} : { body }) });
+        assert.equal(r.status, 400, `${method} ${path}: ${r.text}`);
+        assert.match(r.body.error.message, message);
+        await alive(`NUL in ${method} ${path}`);
+      }
+      const login = await app.request('GET', '/login?org=%00', { headers: { accept: 'text/html' } });
+      assert.equal(login.status, 400, login.text.slice(0, 200));
+      // %2500 is a literal "%00", not a NUL.
+      assert.equal((await app.request('GET', '/gateway/v1/teams/%2500', { key: adminKey })).status, 404);
+    });
   });
 }

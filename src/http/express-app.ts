@@ -120,10 +120,49 @@ export function createExpressApp(options: ExpressAppOptions): Express {
   });
   app.use(express.json({ limit: '64kb', strict: true, type: ['application/json', 'application/*+json'] }));
   app.use(express.urlencoded({ extended: false, limit: '64kb', parameterLimit: 50 }));
+  app.use((req, _res, next) => {
+    const where = nulCharacterIn(req);
+    next(where ? errors.badRequest(`${where} contains a NUL character (U+0000), which no field accepts`) : undefined);
+  });
 
   options.mount(app);
 
   app.use((req, _res, next) => next(errors.notFound(`${req.method} ${req.path}`)));
   app.use(createErrorHandler(logger));
   return app;
+}
+
+/**
+ * Where a request carries U+0000 (the decoded path, a query value, a body string or field name),
+ * or null. No field accepts it, and PostgreSQL cannot store it in text: it failed the query with
+ * a 500, where SQLite stored it. Refused here, once, for both databases alike.
+ */
+export function nulCharacterIn(req: Pick<Request, 'path' | 'query' | 'body'>): string | null {
+  if (req.path.includes('%00')) {
+    try {
+      if (decodeURIComponent(req.path).includes('\0')) return 'the path';
+    } catch {
+      // Malformed percent-encoding: the router answers it (malformed_path).
+    }
+  }
+  if (containsNul(req.query)) return 'the query string';
+  if (containsNul(req.body)) return 'the request body';
+  return null;
+}
+
+function containsNul(value: unknown): boolean {
+  // Iterative: a 64 KB JSON body can nest deeper than the call stack.
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === 'string') {
+      if (v.includes('\0')) return true;
+    } else if (typeof v === 'object' && v !== null) {
+      for (const [k, child] of Object.entries(v)) {
+        if (k.includes('\0')) return true;
+        stack.push(child);
+      }
+    }
+  }
+  return false;
 }
