@@ -15,7 +15,7 @@ import type { JoseIdp } from './support/idp/jose-idp.ts';
 import { freePort, rawRequest } from './support/net.ts';
 import { startUpstream } from './support/upstream.ts';
 import type { StubUpstream } from './support/upstream.ts';
-import { signIn } from './support/web.ts';
+import { decodeHtml, signIn } from './support/web.ts';
 import { loginPath, safeReturnTo } from '../src/http/return-to.ts';
 
 const HOSTILE: string[] = [
@@ -175,7 +175,11 @@ for (const dialect of dialects()) {
     async function loginRedirect(input: string, path = `/login?return_to=${encodeURIComponent(input)}`): Promise<void> {
       const r = await session.get(path);
       if (r.status === 303) assertSafeLocation(r.location ?? '', base, input);
-      else assert.equal(r.status, 200, `GET ${path}: ${r.status}`);
+      else {
+        // The login page itself (200), or a refusal of the input (400: a NUL character): no Location at all.
+        assert.ok(r.status === 200 || r.status === 400, `GET ${path}: ${r.status}`);
+        assert.equal(r.location, null);
+      }
     }
 
     test('GET /login?return_to=… with a session never redirects off the origin', async () => {
@@ -224,8 +228,14 @@ for (const dialect of dialects()) {
     test('after an SSO login, the redirect stays on the origin', async () => {
       for (const input of ['/.//evil.com', '/..//evil.com', '/a/..//evil.com', '/%2e%2e//evil.com', '/./\\evil.com', '/%2F%2Fevil.com', '/／／evil.com', '/teams/x?tab=1']) {
         const browser = new Browser(app.url);
-        const start = await browser.get(`/login?org=${org}&return_to=${encodeURIComponent(input)}`);
-        assert.equal(start.status, 303, start.text);
+        let start = await browser.get(`/login?org=${org}&return_to=${encodeURIComponent(input)}`);
+        if (start.status === 200) {
+          // A login started by a link shows a page with a button first: press it (POST /login with its hidden fields, return_to among them).
+          const fields = Object.fromEntries([...start.text.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((m) => [m[1]!, decodeHtml(m[2]!)]));
+          assert.ok('return_to' in fields, start.text.slice(0, 500));
+          start = await browser.post('/login', fields, { 'sec-fetch-site': 'same-origin', origin: base });
+        }
+        assert.equal(start.status, 303, `${input}: ${start.status} ${start.text.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').slice(0, 400)}`);
         const u = new URL(start.location!);
         const token = await jose.mint(u.searchParams.get('nonce')!, { claims: { sub: `rt-user-${dialect}`, email: `rt.user@${org}.test`, email_verified: true } });
         const r = await browser.post('/login/callback', { id_token: token, state: u.searchParams.get('state')! });
