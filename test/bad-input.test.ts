@@ -2,11 +2,14 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { basic, dialects, startApp } from './support/app.ts';
 import type { TestApp } from './support/app.ts';
-import { rawRequest } from './support/net.ts';
+import { freePort, rawRequest } from './support/net.ts';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { startUpstream } from './support/upstream.ts';
 import type { StubUpstream } from './support/upstream.ts';
 import { signIn } from './support/web.ts';
+import { Browser } from './support/idp/browser.ts';
+import { startJoseIdp } from './support/idp/jose-idp.ts';
+import type { JoseIdp } from './support/idp/jose-idp.ts';
 
 for (const dialect of dialects()) {
   describe(`bad input (${dialect})`, () => {
@@ -112,16 +115,19 @@ for (const dialect of dialects()) {
   describe(`malformed encodings are client errors (${dialect})`, () => {
     let app: TestApp;
     let upstream: StubUpstream;
+    let jose: JoseIdp;
     let org: string;
     let adminKey: string;
     before(async () => {
       upstream = await startUpstream();
-      app = await startApp(dialect, { upstreamUrl: upstream.url });
+      jose = await startJoseIdp({ clientId: 'nul-spa' });
+      const port = await freePort();
+      app = await startApp(dialect, { upstreamUrl: upstream.url, port, publicUrl: `http://127.0.0.1:${port}`, allowHttpIssuers: true });
       ({ org, adminKey } = await app.bootstrap());
     });
     after(async () => {
       await app.close();
-      await upstream.close();
+      await Promise.all([upstream.close(), jose.close()]);
     });
 
     const alive = async (what: string) => assert.equal((await fetch(app.url + '/healthz')).status, 200, `still serving after ${what}`);
@@ -236,6 +242,28 @@ for (const dialect of dialects()) {
       assert.equal(login.status, 400, login.text.slice(0, 200));
       // %2500 is a literal "%00", not a NUL.
       assert.equal((await app.request('GET', '/gateway/v1/teams/%2500', { key: adminKey })).status, 404);
+    });
+
+    test('a NUL character in an ID token claim refuses the login with a 400 page naming the claim (PostgreSQL answered 500)', async () => {
+      const r0 = await app.request('POST', `/gateway/v1/orgs/${org}/sso`, { key: adminKey, body: { issuer: jose.issuer, client_id: 'nul-spa', domains: [`${org}.test`], jit: true } });
+      assert.equal(r0.status, 201, r0.text);
+      for (const [claim, claims] of [
+        ['sub', { sub: 'a\u0000b', email: `x@${org}.test` }],
+        ['name', { sub: 'nul-name', email: `y@${org}.test`, name: 'N\u0000M' }],
+        ['groups', { sub: 'nul-groups', email: `z@${org}.test`, groups: ['g\u0000'] }],
+      ] as const) {
+        const browser = new Browser(app.url);
+        const start = await browser.get(`/login?org=${org}`, { 'sec-fetch-site': 'same-origin' });
+        assert.equal(start.status, 303, start.text.slice(0, 300));
+        const u = new URL(start.location!);
+        const token = await jose.mint(u.searchParams.get('nonce')!, { claims: { ...claims, email_verified: true } });
+        const r = await browser.post('/login/callback', { id_token: token, state: u.searchParams.get('state')! });
+        assert.equal(r.status, 400, `${claim}: ${r.status} ${r.text.slice(0, 300)}`);
+        assert.match(r.text, /<code>id_token_claim_invalid<\/code>/);
+        assert.match(r.text, new RegExp(`&quot;${claim}&quot; claim contains a NUL character`));
+        assert.ok(!r.setCookies.some((c) => c.startsWith('trackgate.sid=')), 'no session');
+        await alive(`NUL in the ${claim} claim`);
+      }
     });
   });
 }

@@ -130,6 +130,11 @@ export async function verifyIdToken(idToken: string, keys: JWTVerifyGetKey, expe
   if (typeof claims.sub !== 'string' || claims.sub.length === 0) {
     throw new OidcLoginError('sub_missing', 'the ID token has no subject ("sub"), so the user cannot be identified');
   }
+  // A NUL character fits no account field, and PostgreSQL cannot store one (the login ended in a 500).
+  const nul = Object.entries(claims).find(([, v]) => (typeof v === 'string' ? v : Array.isArray(v) ? v.filter((x) => typeof x === 'string').join('') : '').includes('\0'));
+  if (nul) {
+    throw new OidcLoginError('id_token_claim_invalid', `the ID token's "${nul[0]}" claim contains a NUL character (U+0000); check the IdP's claim mapping`, { claim: nul[0] });
+  }
   const result: VerifiedIdToken = { claims, issuer, subject: claims.sub };
   if (tenantId !== undefined) result.tenantId = tenantId;
   return result;
