@@ -6,6 +6,8 @@ import type { TrustedProxies } from '../http/client-ip.ts';
 import type { Logger } from '../log/logger.ts';
 import { isBrowser, isSameOrigin, SAFE_METHODS } from './browser.ts';
 import type { GatewayIdentity, IdentityResult } from './identity.ts';
+import { hasDotSegment } from '../http/dot-segments.ts';
+import { hasFoldedSpelling } from './header-spelling.ts';
 import { rawHeader, requestIdOf, sendError } from '../http/raw-response.ts';
 import { loginPath } from '../http/return-to.ts';
 import { HOP_BY_HOP, ProxyHandler, dropConnectionListed } from '../http/forward-exchange.ts';
@@ -48,8 +50,27 @@ const DROPPED_REQUEST = new Set([
   'x-forwarded-host',
   'x-forwarded-port',
   'x-forwarded-prefix',
+  'x-forwarded-server',
+  'x-forwarded-scheme',
+  'x-forwarded-ssl',
   'x-real-ip',
   'x-request-id',
+  // Other spellings of the client's address, scheme or URL that upstream frameworks and their
+  // proxies believe (Akamai, Cloudflare, Rack, IIS/Symfony's URL rewrites); trackgate sets none
+  // of them, so a client's copy would be a forgery.
+  'true-client-ip',
+  'x-client-ip',
+  'x-cluster-client-ip',
+  'cf-connecting-ip',
+  'fastly-client-ip',
+  'client-ip',
+  'front-end-https',
+  'x-url-scheme',
+  'x-original-url',
+  'x-rewrite-url',
+  'x-original-uri',
+  'x-original-host',
+  'x-host',
   // The attribution claim is resolved here; upstream only ever sees X-Trackgate-Attributed-User.
   'x-wandb-username',
   'x-wandb-user-email',
@@ -85,7 +106,7 @@ export function createProxy(options: ProxyOptions): Proxy {
   const { identity, trustedProxies, logger } = options;
 
   function handler(req: IncomingMessage, res: ServerResponse): void {
-    const requestId = requestIdOf(req);
+    const requestId = requestIdOf(req, trustedProxies);
     const url = req.url ?? '/';
     if (url.charCodeAt(0) !== 47 /* / */) {
       sendError(req, res, errors.badRequest('request target must be a path'), requestId);
@@ -93,6 +114,11 @@ export function createProxy(options: ProxyOptions): Proxy {
     }
     if (req.method === 'CONNECT' || req.method === 'TRACE') {
       sendError(req, res, new AppError(405, 'method_not_allowed', `${req.method} is not allowed through the gateway`), requestId);
+      return;
+    }
+    // The path goes upstream as sent, after the base path: a dot segment would climb out of it.
+    if (hasDotSegment(url)) {
+      sendError(req, res, errors.malformedPath('the path has a "." or ".." segment (also percent-encoded, or between encoded slashes or backslashes): send the path without it'), requestId);
       return;
     }
     const ready = identity.resolveSync(req, WITH_SESSION);
@@ -168,6 +194,9 @@ export function createProxy(options: ProxyOptions): Proxy {
     let host: string | undefined;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!;
+      // Dropped whatever it is, as nginx does by default: an upstream that folds "_" or "." to "-"
+      // would read X_Trackgate_User as trackgate's own header (header-spelling.ts).
+      if (hasFoldedSpelling(name)) continue;
       const lower = name.toLowerCase();
       if (DROPPED_REQUEST.has(lower)) {
         if (lower === 'connection') connection = connection === undefined ? raw[i + 1]! : `${connection}, ${raw[i + 1]!}`;

@@ -1,8 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { errors } from '../http/errors.ts';
+import { AppError, errors } from '../http/errors.ts';
 import type { TrustedProxies } from '../http/client-ip.ts';
 import type { Logger } from '../log/logger.ts';
 import { isBrowser, isSameOrigin, SAFE_METHODS } from './browser.ts';
+import { forgedIdentityHeader } from './header-spelling.ts';
 import type { GatewayIdentity, IdentityResult } from './identity.ts';
 import { requestIdOf, sendError } from '../http/raw-response.ts';
 import { loginPath } from '../http/return-to.ts';
@@ -25,8 +26,11 @@ export interface VerifyOptions {
  *   without credentials also gets `Location: /login?return_to=...`, the
  *   original URI taken from X-Original-URI / X-Forwarded-Uri only when the
  *   peer is a trusted proxy;
+ * - 400 `forged_identity_header` for a header spelled with "_" or "." to pass
+ *   for an identity header (the ingress would pass it on to the upstream);
  * - 403 for a known caller who is not allowed (failed attribution, a
- *   cross-site state change with the session cookie);
+ *   cross-site state change with the session cookie, judged as
+ *   crossSiteStateChange says when nobody tells the original method);
  * - 429 while the client's address is blocked after repeated failures.
  *
  * The request being authorized is described either by a trusted proxy's
@@ -48,11 +52,13 @@ export function createVerifyHandler(options: VerifyOptions): (req: IncomingMessa
       }
       return sendError(req, res, result.error, requestId);
     }
-    if (result.principal.via === 'session') {
-      const method = originalMethod(req, trustedProxies);
-      if (method !== undefined && !SAFE_METHODS.has(method) && !isSameOrigin(req, publicOrigin)) {
-        return sendError(req, res, errors.forbidden('cross-site request refused: a state-changing request with the session cookie must come from the same origin', 'csrf'), requestId || requestIdOf(req));
-      }
+    const forged = forgedIdentityHeader(req.rawHeaders);
+    if (forged !== undefined) {
+      // The ingress passes the client's headers on to the upstream; trackgate can only refuse.
+      return sendError(req, res, new AppError(400, 'forged_identity_header', `header "${forged.slice(0, 64)}" is refused: it would pass for one of trackgate's identity headers`), requestId || requestIdOf(req, trustedProxies));
+    }
+    if (result.principal.via === 'session' && crossSiteStateChange(req, trustedProxies, publicOrigin)) {
+      return sendError(req, res, errors.forbidden('cross-site request refused: a state-changing request with the session cookie must come from the same origin', 'csrf'), requestId || requestIdOf(req, trustedProxies));
     }
     // A flat [name, value, ...] list (the cheapest form for writeHead), made once per identity result.
     // No X-Request-Id on success: proxies drop it anyway.
@@ -70,10 +76,10 @@ export function createVerifyHandler(options: VerifyOptions): (req: IncomingMessa
     const ready = identity.resolveSync(req, WITH_SESSION);
     if (ready) {
       // The request id is only made when an answer needs one.
-      respond(req, res, ready, ready.ok ? '' : requestIdOf(req));
+      respond(req, res, ready, ready.ok ? '' : requestIdOf(req, trustedProxies));
       return;
     }
-    const requestId = requestIdOf(req);
+    const requestId = requestIdOf(req, trustedProxies);
     identity.resolve(req, WITH_SESSION).then(
       (result) => respond(req, res, result, requestId),
       (err: unknown) => {
@@ -109,6 +115,22 @@ function originalMethod(req: IncomingMessage, trustedProxies: TrustedProxies): s
   if (pathSuffix(req) !== undefined) return req.method;
   if (!trustedProxies.trusts(req.socket.remoteAddress)) return undefined;
   return (header(req, 'x-original-method') ?? header(req, 'x-forwarded-method'))?.toUpperCase();
+}
+
+/**
+ * Whether a session-cookie request is a state change from another site. When nobody says the
+ * original method (an ingress that sends neither X-Original-Method nor X-Forwarded-Method, or an
+ * untrusted peer), the check request's own method stands for it unless it is GET or HEAD; failing
+ * that, a cross-site Origin (browsers send Origin with every request that is not a GET or HEAD,
+ * and with every cross-origin fetch) or Sec-Fetch-Site: cross-site outside a navigation is refused.
+ * A cross-site link that a person opens (a GET navigation, no Origin) still works.
+ */
+function crossSiteStateChange(req: IncomingMessage, trustedProxies: TrustedProxies, publicOrigin: string): boolean {
+  const method = originalMethod(req, trustedProxies) ?? (req.method === 'GET' || req.method === 'HEAD' ? undefined : req.method);
+  if (method !== undefined) return !SAFE_METHODS.has(method) && !isSameOrigin(req, publicOrigin);
+  const origin = header(req, 'origin');
+  if (origin !== undefined) return origin !== publicOrigin;
+  return header(req, 'sec-fetch-site') === 'cross-site' && header(req, 'sec-fetch-mode') !== 'navigate';
 }
 
 /**

@@ -12,6 +12,11 @@ export function setForwardedPeer(req: IncomingMessage, address: string | undefin
   (req as { [FORWARDED_PEER]?: string | undefined })[FORWARDED_PEER] = address;
 }
 
+/** Whether the main isolate relayed this request to the management worker (and so chose its X-Request-Id). */
+export function isRelayed(req: IncomingMessage): boolean {
+  return FORWARDED_PEER in req;
+}
+
 /** The address of the connection the request came in on, also when it was forwarded to the management worker. */
 export function peerAddress(req: IncomingMessage): string | undefined {
   const forwarded = (req as { [FORWARDED_PEER]?: string | undefined })[FORWARDED_PEER];

@@ -29,6 +29,8 @@ export const WWW_AUTHENTICATE = 'Basic realm="trackgate", charset="UTF-8", Beare
 export const errors = {
   badRequest: (message: string, details?: unknown) => new AppError(400, 'bad_request', message, { details }),
   validation: (message: string, details?: unknown) => new AppError(400, 'validation_failed', message, { details }),
+  /** A request path no handler may act on: bad percent-encoding, or a dot segment on the way to the upstream. */
+  malformedPath: (message: string) => new AppError(400, 'malformed_path', message),
   unauthenticated: (message = 'authentication required: send an API key as HTTP Basic (user "api") or Bearer', code = 'unauthenticated') =>
     new AppError(401, code, message, { headers: { 'WWW-Authenticate': WWW_AUTHENTICATE } }),
   forbidden: (message: string, code = 'forbidden') => new AppError(403, code, message),
@@ -77,7 +79,7 @@ export function clientErrorOf(err: unknown, path?: string): AppError | null {
   }
   // send (static files) says only "Bad Request" for a path it cannot decode.
   if (err instanceof URIError || (status === 400 && path !== undefined && !decodes(path))) {
-    return new AppError(400, 'malformed_path', 'the path has malformed percent-encoding (a %XX sequence that is not valid UTF-8)');
+    return errors.malformedPath('the path has malformed percent-encoding (a %XX sequence that is not valid UTF-8)');
   }
   const message = e.expose === true && typeof e.message === 'string' && e.message !== '' ? e.message.slice(0, 200) : 'the request could not be handled';
   return new AppError(status, STATUS_CODES[status] ?? 'bad_request', message);

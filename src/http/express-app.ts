@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import express from 'express';
 import type { ErrorRequestHandler, Express, NextFunction, Request, Response } from 'express';
 import helmet from 'helmet';
@@ -6,6 +5,7 @@ import type { Authenticator } from '../auth/authenticator.ts';
 import type { Logger } from '../log/logger.ts';
 import type { TrustedProxies } from './client-ip.ts';
 import { AppError, clientErrorOf, errors } from './errors.ts';
+import { requestIdOf } from './raw-response.ts';
 
 export interface CsrfVerifier {
   /** True when a cookie-authenticated state-changing request carries a valid CSRF token. */
@@ -18,13 +18,6 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 export function loggablePath(path: string): string {
   return path.startsWith('/login/link/') ? '/login/link/[redacted]' : path;
 }
-const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
-
-export function requestId(req: { headers: Record<string, string | string[] | undefined> }): string {
-  const given = req.headers['x-request-id'];
-  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-}
-
 /** Authentication for the management API: API key, access token, or session cookie (+ CSRF for writes). */
 export function createRequireAuth(authenticator: Authenticator, csrf: () => CsrfVerifier | null) {
   return (req: Request, res: Response, next: NextFunction): void => {
@@ -79,7 +72,7 @@ export function createExpressApp(options: ExpressAppOptions): Express {
   app.set('trust proxy', false);
 
   app.use((req, res, next) => {
-    const rid = requestId(req);
+    const rid = requestIdOf(req, trustedProxies);
     res.locals.requestId = rid;
     res.locals.clientIp = trustedProxies.clientIp(req);
     res.setHeader('X-Request-Id', rid);

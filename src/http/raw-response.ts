@@ -2,8 +2,11 @@
 // error shape, the request id and the headers are the same as the Express side's.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isRelayed } from './client-ip.ts';
+import type { TrustedProxies } from './client-ip.ts';
 import { AppError, clientErrorOf } from './errors.ts';
 
+/** A request id trackgate takes from a trusted proxy: bounded, and safe in logs, headers and pages. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
@@ -32,10 +35,17 @@ export function newRequestId(): string {
   return ID_PREFIX + idCounter.toString(16).padStart(12, '0');
 }
 
-/** The caller's X-Request-Id when it is sane, else a new one. */
-export function requestIdOf(req: IncomingMessage): string {
+/**
+ * The request's id, the one rule for every plane: the X-Request-Id of a trusted proxy
+ * (TRACKGATE_TRUSTED_PROXIES) when it is well-formed, or the one the main isolate chose for a
+ * request it relayed to the management worker; otherwise a new one. A client's own id is never
+ * taken: it is stored in audit events, where it could pass for another request's. Without the
+ * list of trusted proxies, no peer is one.
+ */
+export function requestIdOf(req: IncomingMessage, trustedProxies?: TrustedProxies): string {
   const given = rawHeader(req, 'x-request-id');
-  return given !== undefined && REQUEST_ID.test(given) ? given : newRequestId();
+  if (given !== undefined && REQUEST_ID.test(given) && (isRelayed(req) || trustedProxies?.trusts(req.socket.remoteAddress) === true)) return given;
+  return newRequestId();
 }
 
 /**
@@ -79,7 +89,7 @@ export function hasRequestBody(req: IncomingMessage): boolean {
 /** GET and HEAD only; anything else is answered 405 here. */
 export function onlyGetOrHead(req: IncomingMessage, res: ServerResponse): boolean {
   if (req.method === 'GET' || req.method === 'HEAD') return true;
-  sendError(req, res, new AppError(405, 'method_not_allowed', `${req.method} is not allowed here: use GET`, { headers: { Allow: 'GET, HEAD' } }), requestIdOf(req));
+  sendError(req, res, new AppError(405, 'method_not_allowed', `${req.method} is not allowed here: use GET`, { headers: { Allow: 'GET, HEAD' } }), newRequestId());
   return false;
 }
 

@@ -79,11 +79,11 @@ export class Metrics {
    */
   handler(trusted: TrustedProxies, more?: () => Promise<string>): RequestHandler {
     return (req, res) => {
-      if (!trusted.trusts(req.socket.remoteAddress)) return sendError(req, res, errors.notFound('GET /metrics'), requestIdOf(req));
+      if (!trusted.trusts(req.socket.remoteAddress)) return sendError(req, res, errors.notFound('GET /metrics'), requestIdOf(req, trusted));
       if (!onlyGetOrHead(req, res)) return;
       Promise.all([this.registry.metrics(), more?.() ?? '']).then(([own, other]) => (other ? `${own}\n${other}` : own)).then(
         (text) => sendJson(req, res, 200, text, this.registry.contentType),
-        (err: unknown) => sendError(req, res, err, requestIdOf(req)),
+        (err: unknown) => sendError(req, res, err, requestIdOf(req, trusted)),
       );
     };
   }
