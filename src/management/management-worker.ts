@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Config } from '../config/config.ts';
+import { TrustedProxies } from '../http/client-ip.ts';
 import { AppError } from '../http/errors.ts';
 import { HOP_BY_HOP, dropConnectionListed } from '../http/forward-exchange.ts';
 import { hasRequestBody, requestIdOf, sendError } from '../http/raw-response.ts';
@@ -57,6 +58,8 @@ export class ManagementWorker {
   private closing = false;
   private nextRequestId = 1;
   private readonly pending = new Map<number, Pending>();
+  /** Whose X-Request-Id is taken (requestIdOf). */
+  private readonly trustedProxies: TrustedProxies;
   private restartDelayMs = 250;
   private restartTimer: NodeJS.Timeout | null = null;
   private nextMetricsId = 1;
@@ -68,7 +71,9 @@ export class ManagementWorker {
     private readonly config: Config,
     private readonly invalidationChannel: string,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.trustedProxies = new TrustedProxies(config.trustedProxies);
+  }
 
   /** Starts the worker and waits until it serves (or fails to start). */
   static async start(config: Config, invalidationChannel: string, logger: Logger): Promise<ManagementWorker> {
@@ -145,7 +150,7 @@ export class ManagementWorker {
 
   /** Forwards one request to the worker. */
   readonly handler = (req: IncomingMessage, res: ServerResponse): void => {
-    const requestId = requestIdOf(req);
+    const requestId = requestIdOf(req, this.trustedProxies);
     const worker = this.worker;
     if (!worker || this.closing) {
       sendError(req, res, unavailable(), requestId);
