@@ -7,8 +7,12 @@ import type { Core } from './core.ts';
 import { createGateway } from './gateway/gateway.ts';
 import type { Gateway } from './gateway/gateway.ts';
 import { createHealthHandlers } from './health/health.handlers.ts';
+import type { TrustedProxies } from './http/client-ip.ts';
+import { requestIdOf } from './http/raw-response.ts';
 import { createDispatcher, createHttpServer } from './http/server.ts';
+import type { RequestHandler } from './http/server.ts';
 import type { Logger } from './log/logger.ts';
+import { BodyIntake, authenticateManagementBodies } from './management/body-intake.ts';
 import type { ManagementApp } from './management/management-app.ts';
 import { ManagementWorker, invalidationChannelName } from './management/management-worker.ts';
 import { Metrics } from './metrics/metrics.ts';
@@ -49,7 +53,7 @@ export async function createTrackgate(config: Config, options: { logger?: Logger
     if (isolated) {
       const channel = invalidationChannelName();
       core.invalidator.attach(new ThreadInvalidationTransport(channel));
-      management = await ManagementWorker.start(config, channel, logger);
+      management = await ManagementWorker.start(config, channel, logger, { admit: authenticateManagementBodies(core.authenticator, core.trustedProxies) });
     } else {
       // Loaded only here: the main isolate of the default setup has no use for the Express application.
       const { createManagementApp } = await import('./management/management-app.ts');
@@ -62,11 +66,12 @@ export async function createTrackgate(config: Config, options: { logger?: Logger
     throw err;
   }
   const worker = management;
-  const handleManagement = worker ? worker.handler : inline!.app;
+  const handleManagement = worker ? worker.handler : guarded(inline!.app, core.trustedProxies, new BodyIntake({ timeoutMs: config.managementBodyTimeoutMs, admit: authenticateManagementBodies(core.authenticator, core.trustedProxies), logger }));
 
   // Health probes and metrics scrapes are lean too: they never pass through Express (see health.handlers.ts).
   const lean = new Map([...gateway.lean, ...createHealthHandlers(core), ['/metrics', metrics.handler(core.trustedProxies, worker ? () => worker.metricsText() : undefined)]]);
-  const server = createHttpServer(createDispatcher({ lean, leanPrefixes: gateway.leanPrefixes, proxy: gateway.proxy, app: handleManagement }));
+  // Every request's head is bounded in time; bodies only on the management plane (a proxied upload may take long).
+  const server = createHttpServer(createDispatcher({ lean, leanPrefixes: gateway.leanPrefixes, proxy: gateway.proxy, app: handleManagement }), { headersTimeoutMs: config.requestHeadersTimeoutMs });
   core.lastUsed.start();
   let closing: Promise<void> | null = null;
 
@@ -104,4 +109,9 @@ export async function createTrackgate(config: Config, options: { logger?: Logger
         await closeCore(core);
       })()),
   };
+}
+
+/** The inline Express application behind the same admission and body deadline as the worker's requests. */
+function guarded(app: RequestHandler, trustedProxies: TrustedProxies, intake: BodyIntake): RequestHandler {
+  return (req, res) => intake.guard(req, res, requestIdOf(req, trustedProxies), () => app(req, res));
 }

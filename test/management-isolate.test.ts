@@ -1,5 +1,10 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { basic, dialects, sleep, startApp } from './support/app.ts';
 import type { TestApp } from './support/app.ts';
@@ -173,5 +178,125 @@ describe('the management API inline (TRACKGATE_MANAGEMENT_ISOLATE=inline)', () =
       repo.teamsOfUser = original;
     }
     assert.match(readFileSync(app.logFile, 'utf8'), /SECRET-INTERNAL-DETAIL/);
+  });
+});
+
+/** Holds SQLite's write lock on `file` from another process for `ms`; resolves once it holds it. */
+function holdWriteLock(file: string, ms: number): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['-e', `const db = new (require('better-sqlite3'))(${JSON.stringify(file)}); db.exec('BEGIN IMMEDIATE'); console.log('locked'); setTimeout(() => { db.exec('COMMIT'); db.close(); }, ${ms});`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    child.stdout!.once('data', () => resolve(child));
+    child.once('exit', (code) => reject(new Error(`the lock holder exited (${code})`)));
+  });
+}
+
+// Under a burst, the worker's connections to its own socket failed with EAGAIN (its listen backlog
+// full while its thread was busy), and a running worker's requests were answered 503 "restarting".
+// Reproduced for real: the worker's thread is held in SQLite's busy wait by a write lock another
+// process holds; a burst of requests reaches it as messages meanwhile, and then connections nobody
+// has accepted yet fill the backlog of its socket. When the lock goes, the worker dispatches the
+// burst first (its messages were there first) and connects to a full backlog.
+// SQLite only: PostgreSQL's lock waits do not block the worker's thread.
+describe('the management worker under a burst, its socket\'s backlog full (sqlite)', () => {
+  let app: TestApp;
+  let org: string;
+  let adminKey: string;
+  before(async () => {
+    app = await startApp('sqlite');
+    ({ org, adminKey } = await app.bootstrap());
+  });
+  after(() => app.close());
+
+  test('500 concurrent management requests are all answered, none 503 "restarting"', { timeout: 60_000 }, async (t) => {
+    const m = app.gw.management!;
+    const victim = await app.createUser({ org, username: 'burst-victim' });
+    const lock = await holdWriteLock(app.databaseUrl.slice('sqlite:'.length), 2000);
+    const fillers: net.Socket[] = [];
+    const statuses = new Map<string, number>();
+    try {
+      // A write the worker's thread now waits for, synchronously.
+      const blocked = app.request('DELETE', `/gateway/v1/orgs/${org}/users/${victim.username}`, { key: adminKey });
+      await sleep(200);
+      const burst = Promise.all(
+        Array.from({ length: 500 }, async () => {
+          const r = await fetch(`${app.url}/gateway/v1/me`, { headers: { authorization: basic(adminKey) } });
+          const text = await r.text();
+          const label = r.status >= 500 ? `${r.status} ${JSON.parse(text).error?.code}` : String(r.status);
+          statuses.set(label, (statuses.get(label) ?? 0) + 1);
+        }),
+      );
+      const deadline = Date.now() + 1500;
+      while (m.pendingRequests < 501 && Date.now() < deadline) await sleep(10);
+      for (let i = 0; i < 600; i++) fillers.push(net.connect(m.socketPath).on('error', () => {}));
+      await burst;
+      assert.equal((await blocked).status, 204);
+    } finally {
+      for (const s of fillers) s.destroy();
+      lock.kill();
+    }
+    assert.ok(!statuses.has('503 management_unavailable'), `a running worker said it was restarting: ${JSON.stringify([...statuses])}`);
+    // Only a worker whose socket still refuses after ~10 s of retries says it is busy (a loaded machine); never "restarting".
+    assert.ok([...statuses.keys()].every((s) => s === '200' || s === '503 management_busy'), JSON.stringify([...statuses]));
+    assert.ok((statuses.get('200') ?? 0) >= 450, JSON.stringify([...statuses]));
+    // Whether the worker met the full backlog this time depends on the order its thread sees the two at wake-up (most runs do).
+    t.diagnostic(`requests whose connection was refused (EAGAIN) and retried: ${(readFileSync(app.logFile, 'utf8').match(/backlog full\); retrying/g) ?? []).length}`);
+  });
+});
+
+for (const dialect of dialects()) {
+  describe(`the management worker under a burst (${dialect})`, () => {
+    let app: TestApp;
+    let adminKey: string;
+    before(async () => {
+      app = await startApp(dialect);
+      ({ adminKey } = await app.bootstrap());
+    });
+    after(() => app.close());
+
+    // Under a burst, the worker's connections to its own socket failed with EAGAIN (its backlog full
+    // while the thread was busy), and the requests were answered 503 "restarting" by a running worker.
+    test('500 concurrent management requests are all answered, none 503 "restarting"', async () => {
+      const statuses = new Map<string, number>();
+      await Promise.all(
+        Array.from({ length: 500 }, async (_, i) => {
+          const r =
+            i % 5 === 0
+              ? await fetch(`${app.url}/gateway/v1/me/keys`, { method: 'POST', headers: { authorization: basic(adminKey), 'content-type': 'application/json' }, body: JSON.stringify({ name: `burst-${i}` }) })
+              : await fetch(`${app.url}/gateway/v1/me`, { headers: { authorization: basic(adminKey) } });
+          const text = await r.text();
+          const label = r.status >= 500 ? `${r.status} ${text}` : String(r.status);
+          statuses.set(label, (statuses.get(label) ?? 0) + 1);
+          if (r.status === 201) app.keys.add(JSON.parse(text).key);
+        }),
+      );
+      assert.ok(![...statuses.keys()].some((s) => s.includes('management_unavailable')), `a running worker said it was restarting: ${JSON.stringify([...statuses])}`);
+      assert.deepEqual([...statuses.keys()].sort(), ['200', '201'], JSON.stringify([...statuses]));
+    });
+  });
+}
+
+// A crashed process left its management socket folder in the temp directory for good.
+describe('stale management socket folders', () => {
+  test('a folder whose process is gone is removed at start; a live process\'s folder is kept', async () => {
+    const dead = spawn(process.execPath, ['-e', '']);
+    const deadPid = await new Promise<number>((resolve) => dead.once('exit', () => resolve(dead.pid!)));
+    const live = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
+    const deadDir = mkdtempSync(join(tmpdir(), `trackgate-mgmt-${deadPid}-`));
+    const liveDir = mkdtempSync(join(tmpdir(), `trackgate-mgmt-${live.pid}-`));
+    writeFileSync(join(deadDir, 'management.sock'), '');
+    writeFileSync(join(liveDir, 'management.sock'), '');
+    let app: TestApp | null = null;
+    try {
+      app = await startApp('sqlite');
+      assert.equal(existsSync(deadDir), false, 'the dead process\'s folder is gone');
+      assert.equal(existsSync(liveDir), true, 'the live process\'s folder is kept');
+      assert.ok(existsSync(dirname(app.gw.management!.socketPath)), 'and this instance\'s own');
+      assert.match(basename(dirname(app.gw.management!.socketPath)), new RegExp(`^trackgate-mgmt-${process.pid}-`));
+    } finally {
+      await app?.close();
+      live.kill();
+      rmSync(deadDir, { recursive: true, force: true });
+      rmSync(liveDir, { recursive: true, force: true });
+    }
   });
 });

@@ -73,6 +73,17 @@ export const configSchema = z
     authFailureLimit: intFromEnv(1, 1_000_000).default(30),
     authFailureWindowSeconds: intFromEnv(1, 86_400).default(60),
     shutdownTimeoutMs: intFromEnv(0, 600_000).default(10_000),
+    /**
+     * Every request's head (request line and headers) must arrive within this, on every path: a client
+     * that trickles its head (slowloris) is answered 408 and closed. Bodies are not bounded by it.
+     */
+    requestHeadersTimeoutMs: intFromEnv(500, 120_000).default(10_000),
+    /**
+     * The body of a request for the management API, the pages or the login (never a proxied upload)
+     * must arrive within this after its head, or it is answered 408 and the connection closed. Such a
+     * request reaches the management worker only once its body has arrived (see management-worker.ts).
+     */
+    managementBodyTimeoutMs: intFromEnv(500, 600_000).default(10_000),
     /** SSO: after a JWKS fetch, an unknown kid does not re-fetch for this long (rate limit against random kids). */
     ssoJwksCooldownSeconds: intFromEnv(0, 3600).default(30),
     /** SSO: an IdP's keys are re-fetched when older than this. */

@@ -49,22 +49,40 @@ export function createDispatcher(dispatch: Dispatch): RequestHandler {
   };
 }
 
-export function createHttpServer(handler: RequestHandler): http.Server {
+export interface HttpServerOptions {
+  /** How long a request's head may take to arrive (slowloris); the answer is 408 and the connection closed. */
+  headersTimeoutMs: number;
+  /**
+   * How long a whole request (head and body) may take to arrive; 0: no limit. The main server has none:
+   * uploads through the proxy may take long, and the management paths bound their bodies themselves
+   * (src/management/body-intake.ts).
+   */
+  requestTimeoutMs?: number;
+}
+
+/** The answers to a request that never became one (Node's parser or its timeouts refused it). */
+const CLIENT_ERRORS: Record<string, readonly [status: string, code: string]> = {
+  HPE_HEADER_OVERFLOW: ['431 Request Header Fields Too Large', 'headers_too_large'],
+  ERR_HTTP_REQUEST_TIMEOUT: ['408 Request Timeout', 'request_timeout'],
+};
+
+export function createHttpServer(handler: RequestHandler, options: HttpServerOptions = { headersTimeoutMs: 10_000 }): http.Server {
   const server = http.createServer(
     {
       // Large headers are refused by Node itself with 431; keep the default 16 KiB limit explicit.
       maxHeaderSize: 16 * 1024,
-      // No limit on the whole request: uploads through the proxy may take long; slow headers still time out.
-      requestTimeout: 0,
-      headersTimeout: 30_000,
+      requestTimeout: options.requestTimeoutMs ?? 0,
+      headersTimeout: options.headersTimeoutMs,
+      // Node looks for expired heads this often (its default, 30 s, would let a slow head last that much longer).
+      connectionsCheckingInterval: Math.min(1000, options.headersTimeoutMs),
       keepAliveTimeout: 65_000,
     },
     handler,
   );
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (!socket.writable) return socket.destroy();
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
-    const body = JSON.stringify({ error: { code: status.startsWith('431') ? 'headers_too_large' : 'bad_request', message: status.slice(4) } });
+    const [status, code] = CLIENT_ERRORS[err.code ?? ''] ?? ['400 Bad Request', 'bad_request'];
+    const body = JSON.stringify({ error: { code, message: status.slice(4) } });
     socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   });
   return server;

@@ -1,28 +1,24 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Config } from '../config/config.ts';
 import { TrustedProxies } from '../http/client-ip.ts';
 import { AppError } from '../http/errors.ts';
 import { HOP_BY_HOP, dropConnectionListed } from '../http/forward-exchange.ts';
-import { hasRequestBody, requestIdOf, sendError } from '../http/raw-response.ts';
+import { requestIdOf, sendError } from '../http/raw-response.ts';
 import type { Logger } from '../log/logger.ts';
-import { PEER_HEADER, chunkMessage } from './worker-protocol.ts';
+import { BodyIntake, managementBusy } from './body-intake.ts';
+import type { Admission } from './body-intake.ts';
+import { SOCKET_NAME, makeSocketFolder } from './socket-folder.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.ts';
-
-/**
- * The management API takes small JSON and form bodies (64 KB in Express); more than this is never
- * forwarded. Messages to the worker have no backpressure, so this also bounds what one request can
- * queue there while the worker has not answered yet.
- */
-const MAX_BODY_BYTES = 1024 * 1024;
+import { PEER_HEADER } from './worker-protocol.ts';
 
 const timedOut = () => new AppError(504, 'management_timeout', 'the request took too long');
 const unavailable = () => new AppError(503, 'management_unavailable', 'the management service is restarting; try again in a moment', { headers: { 'Retry-After': '1' } });
-const tooLarge = () => new AppError(413, 'payload_too_large', `request bodies of the management API are limited to ${MAX_BODY_BYTES / 1024 / 1024} MB`);
+/** Neither a timeout nor a busy socket: the details are in the log. */
+const failed = () => new AppError(500, 'internal_error', 'internal error');
 
 /** One request forwarded to the worker and not yet answered in full. */
 interface Pending {
@@ -44,7 +40,7 @@ const WORKER_LIMITS = { maxOldGenerationSizeMb: 96, maxYoungGenerationSizeMb: 4 
  * request for it, relays its metrics, and starts it again when it dies (the
  * hot paths keep serving meanwhile; its requests get 503).
  *
- * Requests and answers travel as messages (head, body chunks, end), not over a
+ * Requests (whole, once their body has arrived) and answers (head, data chunks, end) travel as messages, not over a
  * socket: an HTTP client's sockets in this isolate would share Node's net and
  * stream code with the hot paths' server sockets and turn its inline caches
  * megamorphic (seen with --log-ic); the worker makes them real HTTP requests
@@ -53,8 +49,10 @@ const WORKER_LIMITS = { maxOldGenerationSizeMb: 96, maxYoungGenerationSizeMb: 4 
  */
 export class ManagementWorker {
   private worker: Worker | null = null;
-  private readonly dir = mkdtempSync(join(tmpdir(), 'trackgate-mgmt-'));
-  private readonly socketPath = join(this.dir, 'management.sock');
+  private readonly dir = makeSocketFolder();
+  /** The worker's private socket (tests fill its backlog). */
+  readonly socketPath = join(this.dir, SOCKET_NAME);
+  private readonly intake: BodyIntake;
   private closing = false;
   private nextRequestId = 1;
   private readonly pending = new Map<number, Pending>();
@@ -71,13 +69,18 @@ export class ManagementWorker {
     private readonly config: Config,
     private readonly invalidationChannel: string,
     private readonly logger: Logger,
+    admit: Admission | undefined,
   ) {
+    this.intake = new BodyIntake({ timeoutMs: config.managementBodyTimeoutMs, admit, logger });
     this.trustedProxies = new TrustedProxies(config.trustedProxies);
   }
 
-  /** Starts the worker and waits until it serves (or fails to start). */
-  static async start(config: Config, invalidationChannel: string, logger: Logger): Promise<ManagementWorker> {
-    const m = new ManagementWorker(config, invalidationChannel, logger);
+  /**
+   * Starts the worker and waits until it serves (or fails to start). `admit` checks a request
+   * before its body is read (the management API's authentication, see body-intake.ts).
+   */
+  static async start(config: Config, invalidationChannel: string, logger: Logger, options: { admit?: Admission } = {}): Promise<ManagementWorker> {
+    const m = new ManagementWorker(config, invalidationChannel, logger, options.admit);
     try {
       await m.spawn();
     } catch (err) {
@@ -91,6 +94,11 @@ export class ManagementWorker {
   /** The worker's thread id (tests stop it to see it come back). */
   get threadId(): number | null {
     return this.worker?.threadId ?? null;
+  }
+
+  /** Requests handed to the worker and not yet answered in full. */
+  get pendingRequests(): number {
+    return this.pending.size;
   }
 
   /** Stops the worker as a crash would (tests). */
@@ -148,9 +156,22 @@ export class ManagementWorker {
     this.restartTimer.unref();
   }
 
-  /** Forwards one request to the worker. */
+  /**
+   * Forwards one request to the worker, once its body has arrived in full (BodyIntake): a client
+   * that sends slowly holds only its own socket in this thread, bounded in time, and never one of
+   * the worker's connections to its server, so no number of slow clients can starve the others.
+   */
   readonly handler = (req: IncomingMessage, res: ServerResponse): void => {
     const requestId = requestIdOf(req, this.trustedProxies);
+    if (!this.worker || this.closing) {
+      sendError(req, res, unavailable(), requestId);
+      return;
+    }
+    this.intake.read(req, res, requestId, (body) => this.forward(req, res, requestId, body));
+  };
+
+  private forward(req: IncomingMessage, res: ServerResponse, requestId: string, body: Uint8Array | null): void {
+    if (res.destroyed) return; // the client went away while its body came
     const worker = this.worker;
     if (!worker || this.closing) {
       sendError(req, res, unavailable(), requestId);
@@ -162,25 +183,10 @@ export class ManagementWorker {
     res.once('close', () => {
       if (this.pending.delete(id)) worker.postMessage({ type: 'abort', id } satisfies ToWorker);
     });
-    const body = hasRequestBody(req);
-    worker.postMessage({ type: 'request', id, method: req.method ?? 'GET', path: req.url ?? '/', headers: forwardedHeaders(req, requestId), body } satisfies ToWorker);
-    if (!body) return;
-    let bytes = 0;
-    req.on('data', (chunk: Buffer) => {
-      if (!this.pending.has(id)) return;
-      bytes += chunk.length;
-      if (bytes > MAX_BODY_BYTES) {
-        worker.postMessage({ type: 'abort', id } satisfies ToWorker);
-        this.fail(id, tooLarge());
-        return;
-      }
-      const c = chunkMessage(chunk);
-      worker.postMessage({ type: 'body', id, chunk: c.chunk } satisfies ToWorker, c.transfer);
-    });
-    req.once('end', () => {
-      if (this.pending.has(id)) worker.postMessage({ type: 'end', id } satisfies ToWorker);
-    });
-  };
+    const message: ToWorker = { type: 'request', id, method: req.method ?? 'GET', path: req.url ?? '/', headers: forwardedHeaders(req, requestId), body };
+    // The body's own buffer (made for it by the intake) moves to the worker rather than being copied.
+    worker.postMessage(message, body ? [body.buffer as ArrayBuffer] : undefined);
+  }
 
   /** A message about a forwarded request: its answer's head, a body chunk, its end, or its failure. */
   private answer(m: Exclude<FromWorker, { type: 'ready' } | { type: 'metrics' }>): void {
@@ -205,7 +211,7 @@ export class ManagementWorker {
       p.res.end();
     } else {
       this.logger.warn({ err: { message: m.message }, requestId: p.requestId }, 'gateway: management worker request failed');
-      this.fail(m.id, m.timeout ? timedOut() : unavailable());
+      this.fail(m.id, m.reason === 'timeout' ? timedOut() : m.reason === 'busy' ? managementBusy() : failed());
     }
   }
 

@@ -10,15 +10,13 @@ export interface WorkerInit {
 }
 
 /**
- * Main → worker. A forwarded request is `request`, then its body as `body`
- * chunks and `end` (when it has one); `abort` when the client went away.
+ * Main → worker. A forwarded request is one `request` with its whole body (the main thread waits
+ * for it: a slow sender must not hold a connection of the worker); `abort` when the client went away.
  */
 export type ToWorker =
   | { type: 'metrics'; id: number }
   | { type: 'close' }
-  | { type: 'request'; id: number; method: string; path: string; headers: string[]; body: boolean }
-  | { type: 'body'; id: number; chunk: Uint8Array }
-  | { type: 'end'; id: number }
+  | { type: 'request'; id: number; method: string; path: string; headers: string[]; body: Uint8Array | null }
   | { type: 'abort'; id: number };
 
 /** Worker → main. The answer to a forwarded request is `head` (its headers, this hop's already removed), `data` chunks and `end`, or `error`. */
@@ -28,7 +26,11 @@ export type FromWorker =
   | { type: 'head'; id: number; status: number; statusText: string; headers: string[] }
   | { type: 'data'; id: number; chunk: Uint8Array }
   | { type: 'end'; id: number }
-  | { type: 'error'; id: number; message: string; /** the worker's own server did not answer in time */ timeout: boolean };
+  /**
+   * `timeout`: the worker's own server did not answer in time; `busy`: its socket refused new
+   * connections (EAGAIN, a full backlog) even after retries; `failed`: anything else.
+   */
+  | { type: 'error'; id: number; message: string; reason: 'timeout' | 'busy' | 'failed' };
 
 /**
  * The request header that carries the address of the client's connection from

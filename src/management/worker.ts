@@ -1,6 +1,5 @@
 import { rmSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { PassThrough } from 'node:stream';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Pool, errors as undiciErrors } from 'undici';
 import type { Dispatcher } from 'undici';
@@ -12,6 +11,7 @@ import { createHttpServer } from '../http/server.ts';
 import { createLogger } from '../log/logger.ts';
 import { Metrics } from '../metrics/metrics.ts';
 import { createManagementApp } from './management-app.ts';
+import { removeStaleSocketFolders } from './socket-folder.ts';
 import { PEER_HEADER, chunkMessage } from './worker-protocol.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.ts';
 
@@ -36,10 +36,15 @@ const metrics = new Metrics({}, { process: false, requests: true });
 const management = createManagementApp(core, sso, metrics);
 core.lastUsed.start();
 
-const server = createHttpServer((req: IncomingMessage, res: ServerResponse) => {
-  takePeer(req);
-  management.app(req, res);
-});
+// Its only client is this isolate's pool below, which sends each request whole at once (the main
+// thread waits for the body): the timeouts are a backstop.
+const server = createHttpServer(
+  (req: IncomingMessage, res: ServerResponse) => {
+    takePeer(req);
+    management.app(req, res);
+  },
+  { headersTimeoutMs: 30_000, requestTimeoutMs: 60_000 },
+);
 
 /** Moves the client's address from the header the main isolate set onto the request, before anything reads the headers. */
 function takePeer(req: IncomingMessage): void {
@@ -75,19 +80,40 @@ const client = new Pool('http://localhost', {
 });
 
 interface Exchange {
-  body: PassThrough | null;
   abort: ((err?: Error) => void) | null;
   done: boolean;
+  /** Connection attempts refused so far (see BUSY_RETRIES). */
+  refused: number;
+  retry: NodeJS.Timeout | null;
 }
 const exchanges = new Map<number, Exchange>();
 
+/**
+ * Under a burst, connecting to the own socket can fail with EAGAIN: its listen backlog is full
+ * while this thread is busy and has not accepted yet. Nothing was sent, so the request is tried
+ * again (after 5, 10, 20… ms, at most 200 ms apart, ~10 s in all) and answered 503 "busy" only
+ * when the socket still refuses; never "restarting", which is said only of a worker that is gone.
+ */
+const BUSY_RETRIES = 55;
+const busyDelay = (n: number) => Math.min(5 * 2 ** n, 200);
+
+function refusedConnection(err: Error): boolean {
+  const code = (err as NodeJS.ErrnoException).code ?? ((err as { cause?: NodeJS.ErrnoException }).cause?.code);
+  return code === 'EAGAIN' || code === 'EWOULDBLOCK';
+}
+
 function forward(m: Extract<ToWorker, { type: 'request' }>): void {
-  const ex: Exchange = { body: m.body ? new PassThrough() : null, abort: null, done: false };
+  const ex: Exchange = { abort: null, done: false, refused: 0, retry: null };
   exchanges.set(m.id, ex);
+  dispatch(m, ex);
+}
+
+function dispatch(m: Extract<ToWorker, { type: 'request' }>, ex: Exchange): void {
   const finish = () => {
     ex.done = true;
     exchanges.delete(m.id);
   };
+  let answered = false;
   const handler = {
     onConnect(abort: (err?: Error) => void): void {
       ex.abort = abort;
@@ -95,6 +121,7 @@ function forward(m: Extract<ToWorker, { type: 'request' }>): void {
       if (ex.done) abort(new Error('client closed the connection'));
     },
     onHeaders(status: number, raw: Buffer[], _resume: () => void, statusText: string): boolean {
+      answered = true;
       if (status < 200) return true;
       send({ type: 'head', id: m.id, status, statusText, headers: forwardedResponseHeaders(raw) });
       return true;
@@ -109,29 +136,37 @@ function forward(m: Extract<ToWorker, { type: 'request' }>): void {
       send({ type: 'end', id: m.id });
     },
     onError(err: Error): void {
+      if (!ex.done && !answered && refusedConnection(err)) {
+        if (ex.refused < BUSY_RETRIES) {
+          if (ex.refused === 0) logger.debug({ code: 'EAGAIN', path: m.path }, 'management worker: its own socket refused a connection (backlog full); retrying');
+          ex.retry = setTimeout(() => {
+            ex.retry = null;
+            if (!ex.done) dispatch(m, ex);
+          }, busyDelay(ex.refused++));
+          return;
+        }
+        finish();
+        send({ type: 'error', id: m.id, message: err.message, reason: 'busy' });
+        return;
+      }
       finish();
-      ex.body?.destroy();
       const timeout = err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError;
-      send({ type: 'error', id: m.id, message: err.message, timeout });
+      send({ type: 'error', id: m.id, message: err.message, reason: timeout ? 'timeout' : 'failed' });
     },
   };
-  // The original handler interface, as in src/http/forward-exchange.ts.
-  client.dispatch({ path: m.path, method: m.method, headers: m.headers, body: ex.body, idempotent: false, blocking: false }, handler as unknown as Dispatcher.DispatchHandler);
+  // The original handler interface, as in src/http/forward-exchange.ts. The body is complete: a retry can send it again.
+  client.dispatch({ path: m.path, method: m.method, headers: m.headers, body: m.body, idempotent: false, blocking: false }, handler as unknown as Dispatcher.DispatchHandler);
 }
 
 port.on('message', (message: ToWorker) => {
   if (message.type === 'request') {
     forward(message);
-  } else if (message.type === 'body') {
-    exchanges.get(message.id)?.body?.write(message.chunk);
-  } else if (message.type === 'end') {
-    exchanges.get(message.id)?.body?.end();
   } else if (message.type === 'abort') {
     const ex = exchanges.get(message.id);
     if (ex) {
       exchanges.delete(message.id);
       ex.done = true;
-      ex.body?.destroy();
+      if (ex.retry) clearTimeout(ex.retry);
       ex.abort?.(new Error('client closed the connection'));
     }
   } else if (message.type === 'metrics') {
@@ -161,5 +196,7 @@ async function close(): Promise<void> {
   port.close();
 }
 
+// Folders that crashed instances left in the temp directory (this isolate may open client sockets to check them).
+await removeStaleSocketFolders(logger);
 rmSync(init.socketPath, { force: true });
 server.listen(init.socketPath, () => send({ type: 'ready' }));
