@@ -16,6 +16,7 @@ import type { OrgAccess, OrgContext } from '../orgs/org-access.ts';
 import type { OrgRow } from '../orgs/orgs.repository.ts';
 import type { TeamRow } from '../teams/teams.repository.ts';
 import type { TeamsService } from '../teams/teams.service.ts';
+import { requireClaimableName } from '../users/entity-names.ts';
 import { deriveUsername } from '../users/provisioning.ts';
 import type { ServiceAccountRow, ServiceAccountWithTeam } from './service-accounts.repository.ts';
 
@@ -128,7 +129,7 @@ export class ServiceAccountsService {
     const now = new Date().toISOString();
     try {
       const result = await this.store.transaction(async (repos) => {
-        const username = await this.pickUsername(repos, input);
+        const username = await this.pickUsername(repos, input, org.id);
         const row: ServiceAccountRow = { id: randomUUID(), org_id: org.id, team_id: team.id, scope, username, name: input.name, created_by: actor.principal.id, created_at: now, updated_at: now };
         await repos.entities.claim(username, 'service_account', org.id);
         await repos.serviceAccounts.insert(row);
@@ -144,12 +145,12 @@ export class ServiceAccountsService {
     }
   }
 
-  private async pickUsername(repos: Repositories, input: NewServiceAccountInput): Promise<string> {
+  private async pickUsername(repos: Repositories, input: NewServiceAccountInput, orgId: string): Promise<string> {
     if (input.username !== undefined) {
-      if (await repos.entities.isTaken(input.username)) throw errors.conflict(`the name "${input.username}" is already taken by a user, team or service account`, 'username_taken');
+      await requireClaimableName(repos, input.username, orgId, 'username_taken');
       return input.username;
     }
-    return deriveUsername(repos, input.name);
+    return deriveUsername(repos, input.name, orgId);
   }
 
   async listForTeam(actor: Actor, teamName: string, page: PageRequest): Promise<Page<ServiceAccountView>> {

@@ -7,11 +7,16 @@ import type { Repositories, Store } from '../db/store.ts';
 import { AppError, errors } from '../http/errors.ts';
 import type { KeysService } from '../keys/keys.service.ts';
 import { newOrgRow, orgView } from '../orgs/orgs.service.ts';
+import { isReservedEntityName } from './entity-names.ts';
 import type { UsersService } from './users.service.ts';
 import { userView } from './users.service.ts';
 
-/** A username derived from an email's local part, made unique with a numeric suffix. */
-export async function deriveUsername(repos: Repositories, preferred: string): Promise<string> {
+/**
+ * A username derived from an email's local part, made unique with a numeric suffix; never a reserved
+ * name. `orgId`: the organization it is for, which may take back its own released names (without it,
+ * every released name counts as taken).
+ */
+export async function deriveUsername(repos: Repositories, preferred: string, orgId?: string): Promise<string> {
   let base = preferred
     .toLowerCase()
     .replace(/@.*$/, '')
@@ -19,10 +24,10 @@ export async function deriveUsername(repos: Repositories, preferred: string): Pr
     .replace(/^[-_]+|[-_]+$/g, '')
     .slice(0, 56);
   if (base === '') base = 'user';
-  if (!(await repos.entities.isTaken(base))) return base;
+  if (!isReservedEntityName(base) && !(await repos.entities.isTaken(base, orgId))) return base;
   for (let i = 2; i < 1000; i++) {
     const candidate = `${base}-${i}`;
-    if (!(await repos.entities.isTaken(candidate))) return candidate;
+    if (!(await repos.entities.isTaken(candidate, orgId))) return candidate;
   }
   return `${base}-${randomUUID().slice(0, 8)}`;
 }
@@ -49,7 +54,7 @@ export class ProvisioningService {
         if (isUniqueViolation(err)) throw errors.conflict(`an organization with slug "${input.org}" already exists; nothing was changed`, 'slug_taken');
         throw err;
       }
-      const username = input.username ?? (await deriveUsername(repos, input.email));
+      const username = input.username ?? (await deriveUsername(repos, input.email, org.id));
       const user = await this.users.insertUser(repos, org, { email: input.email, username, role: 'admin', instance_admin: true });
       const { row, key } = await this.keys.issue(repos, { org, ownerType: 'user', ownerId: user.id, name: 'bootstrap', createdBy: null });
       await this.audit.record(repos, 'cli', { orgId: org.id, action: 'org.bootstrap', targetType: 'org', targetId: org.id, targetName: org.slug, details: { admin: username, plan: org.plan } });

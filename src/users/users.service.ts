@@ -10,6 +10,8 @@ import { errors } from '../http/errors.ts';
 import type { ApiKeyRow } from '../keys/keys.repository.ts';
 import type { OrgAccess } from '../orgs/org-access.ts';
 import type { OrgRow } from '../orgs/orgs.repository.ts';
+import { emailDomainClaimedElsewhere } from '../sso/email-domain-claims.ts';
+import { requireClaimableName } from './entity-names.ts';
 import type { UserRow } from './users.repository.ts';
 
 export interface UserView {
@@ -43,12 +45,21 @@ export class UsersService {
   ) {}
 
   /**
-   * Inserts a user inside the caller's transaction, with clear conflicts for a
-   * taken email or username. Shared by the API, the CLI and SSO provisioning.
+   * Inserts a user inside the caller's transaction. Shared by every way a user is created (the API, the
+   * admin page, the CLI, bootstrap, SSO JIT). The username is judged first, so that a clash there says
+   * nothing about the email. An email is refused alike, 409 `email_unavailable` "cannot be used", when
+   * another organization's SSO connection claims its domain or when an account of another organization
+   * has it: the answer does not tell an account elsewhere from a claimed domain (no email oracle, no
+   * squatting another tenant's addresses). Only a clash within the caller's own organization says so.
    */
   async insertUser(repos: Repositories, org: OrgRow, input: NewUser): Promise<UserRow> {
-    if (await repos.users.emailTaken(input.email)) throw errors.conflict(`a user with email "${input.email}" already exists`, 'email_taken');
-    if (await repos.entities.isTaken(input.username)) throw errors.conflict(`the name "${input.username}" is already taken by a user, team or service account`, 'username_taken');
+    await requireClaimableName(repos, input.username, org.id, 'username_taken');
+    const unusable = () => errors.conflict(`the email ${input.email} cannot be used for an account in ${org.slug}`, 'email_unavailable');
+    if (await emailDomainClaimedElsewhere(repos, input.email, org.id)) throw unusable();
+    if (await repos.users.emailTaken(input.email)) {
+      if (await repos.users.findByEmail(org.id, input.email)) throw errors.conflict(`a user with email "${input.email}" already exists in ${org.slug}`, 'email_taken');
+      throw unusable();
+    }
     const now = new Date().toISOString();
     const row: UserRow = {
       id: randomUUID(),
@@ -67,7 +78,8 @@ export class UsersService {
       await repos.entities.claim(row.username, 'user', org.id);
       await repos.users.insert(row);
     } catch (err) {
-      if (isUniqueViolation(err)) throw errors.conflict(`email "${input.email}" or username "${input.username}" is already taken`, 'user_taken');
+      // A concurrent creation won the race: which of the two it took is not said (see above).
+      if (isUniqueViolation(err)) throw errors.conflict(`the username "${input.username}" is taken or the email ${input.email} cannot be used`, 'user_taken');
       throw err;
     }
     return row;
