@@ -81,7 +81,7 @@ for (const dialect of dialects()) {
     });
     after(() => app.close());
 
-    test('130 slow connections: /gateway/v1/me, /login and /auth/verify answer at once; the slow ones get 408 within the bound', async () => {
+    test('130 slow connections: /gateway/v1/me, /login and /auth/verify answer at once; the slow ones get 408 within the bound', async (t) => {
       const auth = `Authorization: ${basic(adminKey)}\r\n`;
       const slowBody = (path: string, withAuth: boolean, type = 'application/json') =>
         `POST ${path} HTTP/1.1\r\nHost: localhost\r\n${withAuth ? auth : ''}Content-Type: ${type}\r\nContent-Length: 200\r\n\r\n`;
@@ -96,6 +96,7 @@ for (const dialect of dialects()) {
         head: Array.from({ length: 30 }, () => slowClient(app.url, `GET /gateway/v1/me HTTP/1.1\r\nHost: localhost\r\n${auth}X-Slow: `, 'a')),
       };
       const all = Object.values(groups).flat();
+      const slowest: Record<string, number> = {};
       try {
         await sleep(500);
         // While every slow connection is open, the management plane answers others at once (twice: before and after the slow ones' drips).
@@ -113,6 +114,7 @@ for (const dialect of dialects()) {
           assert.ok(login.ms < 1500, `GET /login took ${login.ms} ms while slow clients were connected`);
           const verify = await timed((signal) => fetch(`${app.url}/auth/verify`, { headers: { authorization: basic(adminKey) }, signal }));
           assert.equal(verify.status, 200);
+          for (const [k, v] of Object.entries({ me: me.ms, create: created.ms, login: login.ms, verify: verify.ms })) slowest[k] = Math.max(slowest[k] ?? 0, v);
           await sleep(1500);
         }
 
@@ -133,6 +135,8 @@ for (const dialect of dialects()) {
             assert.ok(r.ms <= bound(limit), `${name}: closed after ${r.ms} ms (bound ${bound(limit)} ms)`);
           }
         }
+        const latest = (list: { ms: number }[]) => Math.max(...list.map((r) => r.ms));
+        t.diagnostic(`while slow clients were connected, slowest answers (ms): ${JSON.stringify(slowest)}; slow connections closed by (ms): body ${latest(body)}, callback ${latest(callback)}, head ${latest(head)}, anonymous ${latest(anonymous)}`);
         // And afterwards everything still works.
         assert.equal((await app.request('GET', '/gateway/v1/me', { key: adminKey })).status, 200);
       } finally {
@@ -166,3 +170,33 @@ for (const dialect of dialects()) {
     });
   });
 }
+
+describe('slow clients, the management API inline (TRACKGATE_MANAGEMENT_ISOLATE=inline)', { timeout: 30_000 }, () => {
+  let app: TestApp;
+  let adminKey: string;
+  before(async () => {
+    app = await startApp('sqlite', { managementIsolate: 'inline', requestHeadersTimeoutMs: HEADERS_TIMEOUT_MS, managementBodyTimeoutMs: BODY_TIMEOUT_MS });
+    ({ adminKey } = await app.bootstrap());
+  });
+  after(() => app.close());
+
+  test('a trickled body gets 408 within the bound; an anonymous one 401 before it is read', async () => {
+    const head = (auth: boolean) =>
+      `POST /gateway/v1/me/keys HTTP/1.1\r\nHost: localhost\r\n${auth ? `Authorization: ${basic(adminKey)}\r\n` : ''}Content-Type: application/json\r\nContent-Length: 200\r\n\r\n`;
+    const slow = Array.from({ length: 20 }, () => slowClient(app.url, head(true), '{'));
+    const anonymous = slowClient(app.url, head(false), '{');
+    try {
+      const me = await timed((signal) => fetch(`${app.url}/gateway/v1/me`, { headers: { authorization: basic(adminKey) }, signal }));
+      assert.equal(me.status, 200);
+      const a = await anonymous.closed;
+      assert.equal(a.status, 401);
+      assert.ok(a.ms < 1500);
+      for (const r of await Promise.all(slow.map((s) => s.closed))) {
+        assert.equal(r.status, 408);
+        assert.ok(r.ms <= BODY_TIMEOUT_MS + 2500, `closed after ${r.ms} ms`);
+      }
+    } finally {
+      for (const s of [...slow, anonymous]) s.destroy();
+    }
+  });
+});
