@@ -53,7 +53,7 @@ for (const [runIndex, dialect] of dialects().entries()) {
 
     /** A login through the jose IdP into `org`, with the claims an attacker chose. */
     async function joseLogin(org: string, claims: Record<string, unknown>, browser = new Browser(app.url)) {
-      const start = await browser.get(`/login?org=${org}`);
+      const start = await browser.get(`/login?org=${org}`, { 'sec-fetch-site': 'same-origin' });
       assert.equal(start.status, 303, start.text);
       const u = new URL(start.location!);
       const token = await jose.mint(u.searchParams.get('nonce')!, { claims });
@@ -62,7 +62,7 @@ for (const [runIndex, dialect] of dialects().entries()) {
     }
 
     async function azureLogin(sub: string, browser = new Browser(app.url)) {
-      const start = await browser.get(`/login?org=${contoso}`);
+      const start = await browser.get(`/login?org=${contoso}`, { 'sec-fetch-site': 'same-origin' });
       assert.equal(start.status, 303, start.text);
       const answer = await driveIdpLogin(start.location!, sub);
       assert.equal(answer.kind, 'form_post');

@@ -122,7 +122,15 @@ for (const [runIndex, { dialect, tag, redis }] of runs.entries()) {
 
     /** GET /login?... → the IdP URL, with the browser holding the binding cookie. */
     async function startLogin(browser: Browser, query: string): Promise<string> {
-      const r = await browser.get(`/login?${query}`);
+      // As a browser following a link on trackgate's own pages says (login CSRF: other starts ask first).
+      let r = await browser.get(`/login?${query}`, { 'sec-fetch-site': 'same-origin' });
+      if (browser.jar.has('trackgate.sid') && r.status === 200) {
+        // Someone is signed in here: the page asks before replacing the session; the person continues.
+        const token = /name="form_token" value="([^"]+)"/.exec(r.text)?.[1];
+        assert.ok(token, r.text);
+        const fields = Object.fromEntries([...r.text.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((m) => [m[1]!, m[2]!.replace(/&#39;/g, "'").replace(/&quot;/g, '"').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&')]));
+        r = await browser.post('/login', fields, { 'sec-fetch-site': 'same-origin' });
+      }
       assert.equal(r.status, 303, r.text);
       assert.ok(r.location, 'redirects to the IdP');
       const binding = r.setCookies.find((c) => c.startsWith('trackgate.login='));

@@ -368,7 +368,7 @@ for (const dialect of dialects()) {
       // Someone signs in through it (JIT, group rule).
       okta.addUser({ sub: `zoe-${dialect}`, email: `zoe@web-${dialect}.test`, name: 'Zoe', preferred_username: `zoe-${dialect}`, groups: ['Engineers'] });
       const zoe = new WebBrowser(app);
-      const start = await zoe.get(`/login?email=zoe@web-${dialect}.test`);
+      const start = await zoe.get(`/login?email=zoe@web-${dialect}.test`, { 'sec-fetch-site': 'same-origin' });
       assert.equal(start.status, 303);
       const answer = await driveIdpLogin(start.location!, `zoe-${dialect}`);
       assert.equal(answer.kind, 'form_post');

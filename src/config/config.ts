@@ -106,6 +106,14 @@ export const configSchema = z
     ssoDiscoveryMaxAgeSeconds: intFromEnv(0, 604_800).default(3600),
     /** A login attempt (state, nonce, PKCE verifier) expires after this. */
     loginTransactionTtlSeconds: intFromEnv(30, 3600).default(600),
+    /**
+     * SSO login starts (each stores a login attempt) one client address may make per window below;
+     * beyond it /login answers 429 with Retry-After. Raise it for many people behind one NAT.
+     */
+    loginStartLimit: intFromEnv(1, 1_000_000).default(20),
+    loginStartWindowSeconds: intFromEnv(1, 86_400).default(60),
+    /** Login attempts one browser (its binding cookie) may have pending; a new start evicts the oldest beyond it. */
+    loginMaxPendingPerBrowser: intFromEnv(1, 100).default(5),
     /** Browser sessions end after this long without a request... */
     sessionIdleMinutes: intFromEnv(1, 43_200).default(480),
     /** ...and this long after login, whatever the activity. */

@@ -71,7 +71,10 @@ const OTHER_PATHS: Record<string, Record<string, unknown>> = {
     },
   },
   '/.well-known/jwks.json': { get: { summary: 'Public keys of the identity assertions (current and previous)', tags: ['gateway'], security: [], responses: { 200: { description: 'a JWK Set' } } } },
-  '/login': { get: { summary: 'Login page: email → home realm discovery; ?org= or ?email= start SSO; ?return_to= same-origin paths only', tags: ['browser'], security: [], responses: { 200: { description: 'HTML' }, 302: { description: 'to the identity provider' } } } },
+  '/login': {
+    get: { summary: 'Login page: email → home realm discovery; ?org= or ?email= start SSO when followed from trackgate\'s own pages with nobody signed in, else a "Continue to sign in" page (login CSRF); ?return_to= same-origin paths only', tags: ['browser'], security: [], responses: { 200: { description: 'HTML' }, 303: { description: 'to the identity provider' }, 429: { description: 'too many login starts from this address (Retry-After)' } } },
+    post: { summary: 'The login forms (email, or the Continue page): org or email, return_to, form_token (the browser\'s double-submit token)', tags: ['browser'], security: [], responses: { 303: { description: 'to the identity provider' }, 403: { description: 'no or wrong form token (csrf_failed)' }, 429: { description: 'too many login starts from this address (Retry-After)' } } },
+  },
   '/login/callback': {
     get: { summary: 'SSO callback: the page that posts a fragment response back, and the code-flow callback', tags: ['browser'], security: [], responses: { 200: { description: 'HTML' }, 303: { description: 'signed in: to return_to' } } },
     post: { summary: 'SSO callback for response_mode=form_post (and the fragment page posting back)', tags: ['browser'], security: [], responses: { 303: { description: 'signed in: to return_to' }, 400: { description: 'HTML error page naming the problem' } } },

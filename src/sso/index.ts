@@ -15,6 +15,7 @@ import type { UsersService } from '../users/users.service.ts';
 import { DbTransactionStore, RedisTransactionStore } from './login-transactions.ts';
 import type { TransactionStore } from './login-transactions.ts';
 import { createLoginRouter } from './login.routes.ts';
+import { LoginStartLimiter } from './login-guard.ts';
 import { IdpFetcher } from './oidc/idp-fetch.ts';
 import { JwksRegistry } from './oidc/jwks.ts';
 import { DbSessionStore, RedisSessionStore, SessionManager } from './session-store.ts';
@@ -60,8 +61,11 @@ export function createSso(deps: SsoDeps, options: { sweep?: boolean } = {}): Sso
   const ownRedis = !deps.redis && config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 2, enableAutoPipelining: true }) : null;
   ownRedis?.on('error', (err) => logger.warn({ err: err.message }, 'sso: redis error'));
   const redis = deps.redis ?? ownRedis;
-  const sessionStore = redis ? new RedisSessionStore(redis, timeouts) : new DbSessionStore(store.repos.db, timeouts);
-  const transactions: TransactionStore = redis ? new RedisTransactionStore(redis) : new DbTransactionStore(() => new SsoRepository(store.repos.db));
+  // Redis keys under TRACKGATE_REDIS_KEY_PREFIX: deployments sharing one Redis share no sessions nor login attempts.
+  const sessionStore = redis ? new RedisSessionStore(redis, timeouts, config.redisKeyPrefix) : new DbSessionStore(store.repos.db, timeouts);
+  const transactions: TransactionStore = redis
+    ? new RedisTransactionStore(redis, config.redisKeyPrefix, config.loginMaxPendingPerBrowser)
+    : new DbTransactionStore(() => new SsoRepository(store.repos.db), config.loginMaxPendingPerBrowser);
   const secure = config.publicUrl.startsWith('https://');
   const sessions = new SessionManager({ store: sessionStore, secret: deps.secretBox.derive('session-cookie').toString('base64url'), timeouts, secure });
   // One fetcher for every request to an IdP: bounded answers, public addresses only (unless allowHttpIssuers).
@@ -70,7 +74,24 @@ export function createSso(deps: SsoDeps, options: { sweep?: boolean } = {}): Sso
   const service = new SsoService(store, deps.access, deps.audit, deps.secretBox, config, logger, idp);
   const login = new SsoLoginService(store, service, deps.users, deps.audit, deps.invalidator, deps.secretBox, transactions, jwks, config, logger);
   const identities = new IdentitiesService(store, deps.access, deps.audit, deps.invalidator, (userId) => sessionStore.destroyAllOfUser(userId));
-  const router = createLoginRouter({ login, sessions, logger, transactionTtlSeconds: config.loginTransactionTtlSeconds, allowHttpIssuers: config.allowHttpIssuers, secure });
+  const startLimiter = new LoginStartLimiter({ points: config.loginStartLimit, durationSeconds: config.loginStartWindowSeconds, redis, keyPrefix: config.redisKeyPrefix });
+  const router = createLoginRouter({
+    login,
+    sessions,
+    logger,
+    transactionTtlSeconds: config.loginTransactionTtlSeconds,
+    allowHttpIssuers: config.allowHttpIssuers,
+    secure,
+    publicOrigin: new URL(config.publicUrl).origin,
+    startLimiter,
+    names: {
+      orgSlug: async (orgId) => (await store.repos.orgs.findById(orgId))?.slug ?? null,
+      user: async (orgId, userId) => {
+        const [user, org] = await Promise.all([store.repos.users.findById(orgId, userId), store.repos.orgs.findById(orgId)]);
+        return user && org ? { username: user.username, org: org.slug } : null;
+      },
+    },
+  });
 
   // Expired transactions and sessions are swept every few minutes, by the isolate that serves SSO only.
   const sweep =

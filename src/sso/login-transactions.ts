@@ -12,7 +12,10 @@ export function sha256(value: string): string {
 /**
  * Pending logins. Each attempt is its own record, keyed by the hash of its
  * `state` (the state itself is a bearer secret, so only its hash is stored),
- * single-use — take() removes it atomically — and expiring.
+ * single-use — take() removes it atomically — and expiring. One browser (its
+ * binding cookie) keeps at most `maxPerBinding` of them: put() drops the
+ * oldest beyond that, so a script reusing one cookie cannot pile them up
+ * (one without cookies meets the per-address start limit instead).
  */
 export interface TransactionStore {
   put(tx: LoginTransaction, ttlSeconds: number): Promise<void>;
@@ -21,10 +24,15 @@ export interface TransactionStore {
 }
 
 export class DbTransactionStore implements TransactionStore {
-  constructor(private readonly repo: () => SsoRepository) {}
+  constructor(
+    private readonly repo: () => SsoRepository,
+    private readonly maxPerBinding: number,
+  ) {}
 
   async put(tx: LoginTransaction): Promise<void> {
-    await this.repo().insertTransaction(tx);
+    const repo = this.repo();
+    await repo.insertTransaction(tx);
+    await repo.trimTransactionsOfBinding(tx.binding_hash, this.maxPerBinding);
   }
 
   async take(stateHash: string): Promise<LoginTransaction | null> {
@@ -36,20 +44,52 @@ export class DbTransactionStore implements TransactionStore {
   }
 }
 
-/** The same on Redis when TRACKGATE_REDIS_URL is set: SET EX, then GETDEL (Redis ≥ 6.2) for single use. */
+/**
+ * The same on Redis when TRACKGATE_REDIS_URL is set: SET EX, then GETDEL
+ * (Redis ≥ 6.2) for single use. Keys start with TRACKGATE_REDIS_KEY_PREFIX
+ * (`<prefix>login-tx:<state hash>`, and `<prefix>login-tx-of:<binding hash>`,
+ * a sorted set of one browser's attempts by start time), so deployments
+ * sharing one Redis never see each other's attempts.
+ */
 export class RedisTransactionStore implements TransactionStore {
+  private readonly txPrefix: string;
+  private readonly bindingPrefix: string;
+
   constructor(
     private readonly redis: Redis,
-    private readonly prefix = 'trackgate:login-tx:',
-  ) {}
+    keyPrefix: string,
+    private readonly maxPerBinding: number,
+  ) {
+    this.txPrefix = `${keyPrefix}login-tx:`;
+    this.bindingPrefix = `${keyPrefix}login-tx-of:`;
+  }
 
   async put(tx: LoginTransaction, ttlSeconds: number): Promise<void> {
-    await this.redis.set(this.prefix + tx.state_hash, JSON.stringify(tx), 'EX', ttlSeconds);
+    const of = this.bindingPrefix + tx.binding_hash;
+    const [, , , older] = (await this.redis
+      .multi()
+      .set(this.txPrefix + tx.state_hash, JSON.stringify(tx), 'EX', ttlSeconds)
+      .zadd(of, Date.parse(tx.created_at), tx.state_hash)
+      .expire(of, ttlSeconds)
+      // Everything but the newest maxPerBinding, oldest first.
+      .zrange(of, 0, -(this.maxPerBinding + 1))
+      .exec()) ?? [];
+    const evicted = (older?.[1] as string[] | undefined) ?? [];
+    if (evicted.length) {
+      await this.redis
+        .multi()
+        .del(...evicted.map((h) => this.txPrefix + h))
+        .zrem(of, ...evicted)
+        .exec();
+    }
   }
 
   async take(stateHash: string): Promise<LoginTransaction | null> {
-    const v = await this.redis.getdel(this.prefix + stateHash);
-    return v ? (JSON.parse(v) as LoginTransaction) : null;
+    const v = await this.redis.getdel(this.txPrefix + stateHash);
+    if (!v) return null;
+    const tx = JSON.parse(v) as LoginTransaction;
+    await this.redis.zrem(this.bindingPrefix + tx.binding_hash, stateHash);
+    return tx;
   }
 
   async sweep(): Promise<void> {

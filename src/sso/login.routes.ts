@@ -6,10 +6,14 @@ import type { SessionData } from 'express-session';
 import type { Principal } from '../auth/principal.ts';
 import type { AppError } from '../http/errors.ts';
 import type { Logger } from '../log/logger.ts';
+import { isOwnNavigation, LoginFormToken } from './login-guard.ts';
+import type { LoginStartLimiter } from './login-guard.ts';
 import { OidcLoginError } from './oidc/problems.ts';
-import { errorPage, fragmentPage, loginPage } from './pages.ts';
+import { continuePage, errorPage, fragmentPage, loginPage } from './pages.ts';
 import { SESSION_COOKIE, SessionManager } from './session-store.ts';
 import { LoginRefused, safeReturnTo, SsoLoginService } from './sso-login.service.ts';
+import type { Connection } from './sso.service.ts';
+import { loginPath } from '../http/return-to.ts';
 
 /**
  * Binds login attempts to the browser that started them. SameSite=None: it
@@ -26,6 +30,15 @@ export interface LoginRoutesOptions {
   /** form-action sources the login page may submit (then redirect) to: the IdPs. */
   allowHttpIssuers: boolean;
   secure: boolean;
+  /** scheme://host[:port] of TRACKGATE_PUBLIC_URL: what "from trackgate's own pages" means. */
+  publicOrigin: string;
+  /** Login starts per client address. */
+  startLimiter: LoginStartLimiter;
+  /** Names for the pages: an organization's slug, and who a live session belongs to. */
+  names: {
+    orgSlug(orgId: string): Promise<string | null>;
+    user(orgId: string, userId: string): Promise<{ username: string; org: string } | null>;
+  };
 }
 
 function loginPageCsp(allowHttp: boolean): string {
@@ -86,29 +99,99 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
     );
   };
 
+  const formToken = new LoginFormToken({ secure: o.secure, maxAgeSeconds: o.transactionTtlSeconds });
+
+  /** The connection a login form or link names, or the login page saying why there is none. */
+  const connectionFor = async (res: Response, input: { email?: string | undefined; org?: string | undefined }, returnTo: string, token: () => string) => {
+    try {
+      return await o.login.findConnection(input);
+    } catch (err) {
+      if (!(err instanceof OidcLoginError)) throw err;
+      o.logger.info({ request_id: res.locals.requestId, code: err.code, details: err.details }, 'sso: login could not start');
+      sendHtml(res, err instanceof LoginRefused ? 404 : 400, loginPage({ returnTo, email: input.email, error: err.message, formToken: token() }));
+      return null;
+    }
+  };
+
+  /** Stores the login attempt (counted per client address) and sends the browser to the IdP. */
+  const startLogin = async (req: Request, res: Response, connection: Connection, returnTo: string, email: string | undefined) => {
+    const wait = await o.startLimiter.take(res.locals.clientIp as string);
+    if (wait !== null) {
+      o.logger.warn({ request_id: res.locals.requestId, retry_after: wait }, 'sso: too many login starts from one address');
+      res.setHeader('Retry-After', String(wait));
+      return sendHtml(
+        res,
+        429,
+        errorPage({ title: 'Too many sign-in attempts', message: `Too many sign-ins were started from your network address. Wait ${wait} seconds, then sign in again.`, code: 'too_many_login_attempts', requestId: res.locals.requestId as string }),
+      );
+    }
+    try {
+      const binding = bindingOf(req) ?? SsoLoginService.newBinding();
+      const started = await o.login.start(connection, returnTo, binding, email);
+      setBinding(res, binding);
+      return res.redirect(303, started.url);
+    } catch (err) {
+      if (!(err instanceof OidcLoginError)) throw err;
+      o.logger.info({ request_id: res.locals.requestId, code: err.code, details: err.details }, 'sso: login could not start');
+      return sendHtml(res, 400, loginPage({ returnTo, email, error: err.message, formToken: formToken.issue(req, res) }));
+    }
+  };
+
   router.get('/login', htmlErrors, sessionMw, async (req, res, next) => {
     try {
       res.setHeader('Content-Security-Policy', loginPageCsp(o.allowHttpIssuers));
+      // The pages carry the browser's form token.
+      res.setHeader('Cache-Control', 'no-store');
       const q = req.query as Record<string, unknown>;
       const returnTo = safeReturnTo(q.return_to);
       const email = typeof q.email === 'string' ? q.email : undefined;
       const org = typeof q.org === 'string' ? q.org : undefined;
+      const s = req.session as Partial<SessionData>;
       if (email === undefined && org === undefined) {
-        const s = req.session as Partial<SessionData>;
         if (s.userId && q.prompt !== 'login') return res.redirect(303, returnTo);
-        return sendHtml(res, 200, loginPage({ returnTo, notice: q.logged_out === '1' ? 'You are signed out.' : undefined }));
+        return sendHtml(res, 200, loginPage({ returnTo, formToken: formToken.issue(req, res), notice: q.logged_out === '1' ? 'You are signed out.' : undefined }));
       }
-      try {
-        const connection = await o.login.findConnection(email !== undefined ? { email } : { org });
-        const binding = bindingOf(req) ?? SsoLoginService.newBinding();
-        const started = await o.login.start(connection, returnTo, binding, email);
-        setBinding(res, binding);
-        return res.redirect(303, started.url);
-      } catch (err) {
-        if (!(err instanceof OidcLoginError)) throw err;
-        o.logger.info({ request_id: res.locals.requestId, code: err.code, details: err.details }, 'sso: login could not start');
-        return sendHtml(res, err instanceof LoginRefused ? 404 : 400, loginPage({ returnTo, email, error: err.message }));
+      const connection = await connectionFor(res, email !== undefined ? { email } : { org }, returnTo, () => formToken.issue(req, res));
+      if (!connection) return;
+      // Login CSRF (login-guard.ts): a link from anywhere but trackgate's own pages, or any link while
+      // someone is signed in here, starts nothing; the person confirms on a page that says what happens.
+      if (!s.userId && isOwnNavigation(req, o.publicOrigin)) return await startLogin(req, res, connection, returnTo, email);
+      const signedInAs = s.userId && s.orgId ? await o.names.user(s.orgId, s.userId) : null;
+      return sendHtml(
+        res,
+        200,
+        continuePage({
+          org: (await o.names.orgSlug(connection.row.org_id)) ?? 'your organization',
+          target: email !== undefined ? { email } : { org: org! },
+          returnTo,
+          formToken: formToken.issue(req, res),
+          signedInAs: signedInAs ?? undefined,
+        }),
+      );
+    } catch (err) {
+      next(err);
+    }
+  });
+
+  // The login forms (the email form, the Continue page): posted from trackgate's pages with the browser's form token.
+  router.post('/login', htmlErrors, sessionMw, async (req, res, next) => {
+    try {
+      res.setHeader('Content-Security-Policy', loginPageCsp(o.allowHttpIssuers));
+      res.setHeader('Cache-Control', 'no-store');
+      const body = bodyParams(req);
+      const returnTo = safeReturnTo(body.get('return_to') ?? undefined);
+      if (!formToken.verify(req, body.get('form_token'))) {
+        return sendHtml(
+          res,
+          403,
+          errorPage({ title: 'Sign-in not started', message: 'this sign-in form did not come from a trackgate page open in this browser; nothing was started. Sign in from the sign-in page.', code: 'csrf_failed', requestId: res.locals.requestId as string, retry: loginPath(returnTo) }),
+        );
       }
+      const email = body.get('email') ?? undefined;
+      const org = email === undefined ? (body.get('org') ?? undefined) : undefined;
+      const connection = await connectionFor(res, { email, org }, returnTo, () => formToken.issue(req, res));
+      if (!connection) return;
+      return await startLogin(req, res, connection, returnTo, email);
     } catch (err) {
       next(err);
     }

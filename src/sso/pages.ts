@@ -27,18 +27,57 @@ ${body}
 `;
 }
 
-export function loginPage(input: { returnTo: string; email?: string | undefined; error?: string | undefined; notice?: string | undefined }): string {
+/** The hidden fields every login form posts: where to go afterwards, and the browser's form token (login-guard.ts). */
+function loginFormFields(returnTo: string, formToken: string): string {
+  return `<input type="hidden" name="return_to" value="${escapeHtml(returnTo)}">
+<input type="hidden" name="form_token" value="${escapeHtml(formToken)}">`;
+}
+
+export function loginPage(input: { returnTo: string; formToken: string; email?: string | undefined; error?: string | undefined; notice?: string | undefined }): string {
   return layout(
     'Sign in',
     `<h1>Sign in</h1>
 ${input.notice ? `<p class="muted">${escapeHtml(input.notice)}</p>` : ''}${input.error ? `<p class="error" role="alert">${escapeHtml(input.error)}</p>` : ''}
-<form method="get" action="/login">
+<form method="post" action="/login">
 <label for="email">Work email</label>
 <input id="email" name="email" type="email" autocomplete="username" required autofocus value="${escapeHtml(input.email ?? '')}">
-<input type="hidden" name="return_to" value="${escapeHtml(input.returnTo)}">
+${loginFormFields(input.returnTo, input.formToken)}
 <button type="submit">Continue with single sign-on</button>
 </form>
 <p class="muted">You will be sent to your organization's identity provider.</p>`,
+  );
+}
+
+/**
+ * A login asked for by a link trackgate cannot tell came from its own pages
+ * (another site, a mail, a bookmark), or while someone is signed in: nothing
+ * starts until the person presses the button, which says where they will be
+ * signed in and whom it signs out.
+ */
+export function continuePage(input: {
+  org: string;
+  target: { org: string } | { email: string };
+  returnTo: string;
+  formToken: string;
+  signedInAs?: { username: string; org: string } | undefined;
+}): string {
+  const field = 'org' in input.target ? ['org', input.target.org] : ['email', input.target.email];
+  const who = input.signedInAs;
+  return layout(
+    `Sign in to ${input.org}`,
+    `<h1>Sign in to ${escapeHtml(input.org)}</h1>
+${
+  who
+    ? `<p class="error" role="alert">You are signed in as <strong>${escapeHtml(who.username)}</strong> of ${escapeHtml(who.org)}. Continuing signs you out of that account and signs you in with the identity provider of ${escapeHtml(input.org)}.</p>`
+    : `<p>You are about to sign in with the identity provider of <strong>${escapeHtml(input.org)}</strong>.</p>`
+}
+<p class="muted">If you did not ask to sign in to ${escapeHtml(input.org)}, close this page.</p>
+<form method="post" action="/login">
+<input type="hidden" name="${field[0]}" value="${escapeHtml(field[1]!)}">
+${loginFormFields(input.returnTo, input.formToken)}
+<button type="submit">Continue to sign in to ${escapeHtml(input.org)}</button>
+</form>
+<p><a href="${who ? '/settings' : '/login'}">${who ? `Stay signed in as ${escapeHtml(who.username)}` : 'Back to the sign-in page'}</a></p>`,
   );
 }
 

@@ -122,16 +122,21 @@ export class DbSessionStore extends session.Store {
  * express-session's store on Redis (TRACKGATE_REDIS_URL), on ioredis.
  * connect-redis 9 speaks only the node-redis v5 client API (its set() passes
  * an {expiration} object that ioredis does not understand), so this is the
- * same few lines on ioredis: JSON under "sess:<sid>" with a TTL that is the
- * idle deadline capped by the absolute one.
+ * same few lines on ioredis: JSON under "<prefix>sess:<sid>" with a TTL that
+ * is the idle deadline capped by the absolute one. The prefix is
+ * TRACKGATE_REDIS_KEY_PREFIX, so deployments sharing one Redis never share
+ * sessions (with the default "trackgate:" the keys are those of older versions).
  */
 export class RedisSessionStore extends session.Store {
+  private readonly prefix: string;
+
   constructor(
     private readonly redis: Redis,
     private readonly timeouts: SessionTimeouts,
-    private readonly prefix = 'trackgate:sess:',
+    keyPrefix: string,
   ) {
     super();
+    this.prefix = `${keyPrefix}sess:`;
   }
 
   private ttlSeconds(data: Partial<SessionData>): number {

@@ -14,7 +14,7 @@ import { fields } from '../http/validation.ts';
 import { decideEmailLink, emailEvidence, isAzureIssuer } from './account-linking.ts';
 import { emailDomain } from './public-mail-domains.ts';
 import type { UsersService } from '../users/users.service.ts';
-import { authorizationErrorFrom, buildAuthorizationRequest, checkResponseIssuer, exchangeCode } from './oidc/client.ts';
+import { authorizationErrorFrom, buildAuthorizationRequest, checkResponseIssuer, exchangeCode, idpText, registeredError } from './oidc/client.ts';
 import type { RelyingParty } from './oidc/client.ts';
 import { pinnedAlgorithms } from './oidc/discovery.ts';
 import { verifyIdToken } from './oidc/id-token.ts';
@@ -31,6 +31,8 @@ import type { Connection, SsoService, TeamRole } from './sso.service.ts';
 import { safeReturnTo as sameOriginPath } from '../http/return-to.ts';
 
 const VERIFIER_PURPOSE = 'sso-pkce-verifier';
+/** A failed login's reason in the audit log: our message, with at most IDP_TEXT_MAX characters of the IdP's. */
+const AUDIT_REASON_MAX = 500;
 const ROLE_RANK: Record<TeamRole, number> = { viewer: 1, member: 2, admin: 3 };
 
 /** `return_to` of a login: a same-origin relative path, else /settings. */
@@ -92,7 +94,9 @@ export class SsoLoginService {
     if (input.org !== undefined) {
       const org = await this.store.repos.orgs.findBySlug(input.org);
       const rows = org ? (await this.repo().listConnections(org.id)).filter((r) => r.enabled === 1) : [];
-      if (!org || rows.length === 0) throw new LoginRefused('org_no_sso', `the organization "${input.org}" has no single sign-on configured`, { org: input.org });
+      // The slug is named back only when it is one (anyone can put any text in ?org=).
+      const named = fields.slug.safeParse(input.org).success ? `the organization "${input.org}"` : 'this organization';
+      if (!org || rows.length === 0) throw new LoginRefused('org_no_sso', `${named} has no single sign-on configured`, { org: idpText(input.org, 64) });
       return decodeConnection(rows[0]!);
     }
     throw new LoginRefused('no_input', 'enter your work email address');
@@ -143,8 +147,14 @@ export class SsoLoginService {
   async finish(params: URLSearchParams, bindingCookie: string | undefined, ctx: LoginContext): Promise<LoginResult> {
     const state = params.get('state');
     if (!state) {
-      const idpError = authorizationErrorFrom(params);
-      throw idpError ?? new OidcLoginError('state_missing', 'the IdP\'s answer carries no "state"; start the login again from trackgate');
+      // Nothing of an answer that no login of this browser asked for is shown: anyone can make such a link,
+      // and its error_description would be their text on trackgate's page. A registered error code only.
+      const code = registeredError(params);
+      throw new OidcLoginError(
+        params.has('error') ? 'login_incomplete' : 'state_missing',
+        `the sign-in did not complete${code ? ` (the identity provider answered "${code}")` : ''}; start again from trackgate's sign-in page`,
+        { error: code ?? (params.has('error') ? 'unregistered' : null) },
+      );
     }
     const tx = await this.transactions.take(sha256(state));
     if (!tx) throw new OidcLoginError('state_unknown', 'this sign-in response was already used or has expired (each sign-in link works once, for a few minutes); start again');
@@ -199,7 +209,9 @@ export class SsoLoginService {
         action: 'sso.login_failed',
         targetType: 'sso_connection',
         targetId: connectionId,
-        details: { code: e?.code ?? 'internal_error', reason: e?.message ?? 'internal error' },
+        // Whoever is at the browser (this can be anyone who started a login) writes parts of the IdP's answer:
+        // the reason is kept to one clean line of bounded length.
+        details: { code: e?.code ?? 'internal_error', reason: idpText(e?.message ?? 'internal error', AUDIT_REASON_MAX) },
       });
     } catch (auditErr) {
       this.logger.error({ err: auditErr }, 'sso: could not record a failed login');

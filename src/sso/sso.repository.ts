@@ -102,6 +102,22 @@ export class SsoRepository {
     return this.db.deleteFrom('login_transactions').where('state_hash', '=', stateHash).returningAll().executeTakeFirst();
   }
 
+  /** Keeps the newest `keep` pending attempts of one browser (binding) and deletes the others. */
+  async trimTransactionsOfBinding(bindingHash: string, keep: number): Promise<number> {
+    const older = await this.db
+      .selectFrom('login_transactions')
+      .select('state_hash')
+      .where('binding_hash', '=', bindingHash)
+      .orderBy('created_at', 'desc')
+      .orderBy('state_hash')
+      .offset(keep)
+      .limit(1000)
+      .execute();
+    if (older.length === 0) return 0;
+    const r = await this.db.deleteFrom('login_transactions').where('state_hash', 'in', older.map((o) => o.state_hash)).executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+
   async deleteExpiredTransactions(now: string): Promise<number> {
     const r = await this.db.deleteFrom('login_transactions').where('expires_at', '<', now).executeTakeFirst();
     return Number(r.numDeletedRows);

@@ -59,10 +59,65 @@ export async function buildAuthorizationRequest(rp: RelyingParty, extra: Record<
 }
 
 /** An error answer from the IdP's authorization endpoint, in words for the admin. */
-export function authorizationErrorFrom(params: URLSearchParams): OidcLoginError | null {
+/** The error codes of RFC 6749 (§4.1.2.1, §4.2.2.1) and OpenID Connect Core (§3.1.2.6) an authorization response may carry. */
+const REGISTERED_ERRORS = new Set([
+  'invalid_request',
+  'unauthorized_client',
+  'access_denied',
+  'unsupported_response_type',
+  'invalid_scope',
+  'server_error',
+  'temporarily_unavailable',
+  'interaction_required',
+  'login_required',
+  'account_selection_required',
+  'consent_required',
+  'invalid_request_uri',
+  'invalid_request_object',
+  'request_not_supported',
+  'request_uri_not_supported',
+  'registration_not_supported',
+]);
+
+/** Longest IdP error description shown or stored; past it, the text is cut. */
+export const IDP_TEXT_MAX = 200;
+
+/**
+ * Text from an authorization response for a page or the audit log: control
+ * characters (newlines, bidi overrides, zero-width) become spaces, runs of
+ * spaces one, and it is cut to `max` characters. It is rendered text-escaped,
+ * never as markup or a link.
+ */
+export function idpText(value: string, max = IDP_TEXT_MAX): string {
+  const flat = value
+    .replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+  const chars = [...flat];
+  return chars.length > max ? `${chars.slice(0, max - 1).join('')}…` : flat;
+}
+
+/**
+ * The IdP's error code, when it is one the specifications register: anything
+ * else is named only as "an unregistered error" (the code is as much the
+ * sender's text as the description).
+ */
+export function registeredError(params: URLSearchParams): string | null {
   const error = params.get('error');
-  if (!error) return null;
-  const description = params.get('error_description') ?? '';
+  return error && REGISTERED_ERRORS.has(error) ? error : null;
+}
+
+/**
+ * The IdP's error answer (error, error_description), for a response whose
+ * state and browser binding were verified: whoever is at the browser can still
+ * write the description, so it is cleaned and cut (idpText).
+ */
+export function authorizationErrorFrom(params: URLSearchParams): OidcLoginError | null {
+  const raw = params.get('error');
+  if (!raw) return null;
+  const registered = registeredError(params);
+  const error = registered ?? idpText(raw, 64);
+  const description = idpText(params.get('error_description') ?? '');
   const hints: Record<string, string> = {
     access_denied: 'the user is not assigned to this application in the IdP, or declined',
     unauthorized_client: 'the application is not allowed this grant type in the IdP (enable the implicit grant for ID tokens, or the authorization code grant)',
@@ -71,7 +126,8 @@ export function authorizationErrorFrom(params: URLSearchParams): OidcLoginError 
     invalid_scope: "the IdP does not know one of the connection's scopes",
     login_required: 'the user must sign in at the IdP',
   };
-  return new OidcLoginError('idp_error', `the IdP answered "${error}"${description ? `: ${description}` : ''}${hints[error] ? ` (${hints[error]})` : ''}`, { error, description });
+  const hint = registered ? hints[registered] : undefined;
+  return new OidcLoginError('idp_error', `the IdP answered "${error}"${description ? `: ${description}` : ''}${hint ? ` (${hint})` : ''}`, { error, description });
 }
 
 /**
@@ -91,7 +147,7 @@ export function checkResponseIssuer(params: URLSearchParams, metadata: ProviderM
     ? allowedTenantIds.some((t) => TENANT_ID_PATTERN.test(t) && metadata.issuer.split('{tenantid}').join(t).toLowerCase() === iss.toLowerCase())
     : iss === metadata.issuer;
   if (!ok) {
-    throw new OidcLoginError('response_issuer_mismatch', `the login response came from another issuer ("${iss}"), not this connection's ("${metadata.issuer}")`, { iss });
+    throw new OidcLoginError('response_issuer_mismatch', `the login response came from another issuer ("${idpText(iss)}"), not this connection's ("${metadata.issuer}")`, { iss: idpText(iss) });
   }
 }
 
