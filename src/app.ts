@@ -7,6 +7,7 @@ import type { Core } from './core.ts';
 import { createGateway } from './gateway/gateway.ts';
 import type { Gateway } from './gateway/gateway.ts';
 import { createHealthHandlers } from './health/health.handlers.ts';
+import { AddressList } from './http/client-ip.ts';
 import type { TrustedProxies } from './http/client-ip.ts';
 import { requestIdOf } from './http/raw-response.ts';
 import { createDispatcher, createHttpServer } from './http/server.ts';
@@ -69,7 +70,7 @@ export async function createTrackgate(config: Config, options: { logger?: Logger
   const handleManagement = worker ? worker.handler : guarded(inline!.app, core.trustedProxies, new BodyIntake({ timeoutMs: config.managementBodyTimeoutMs, admit: authenticateManagementBodies(core.authenticator, core.trustedProxies), logger }));
 
   // Health probes and metrics scrapes are lean too: they never pass through Express (see health.handlers.ts).
-  const lean = new Map([...gateway.lean, ...createHealthHandlers(core), ['/metrics', metrics.handler(core.trustedProxies, worker ? () => worker.metricsText() : undefined)]]);
+  const lean = new Map([...gateway.lean, ...createHealthHandlers(core), ['/metrics', metrics.handler(new AddressList(config.metricsAllow, 'metricsAllow'), core.trustedProxies, worker ? () => worker.metricsText() : undefined)]]);
   // Every request's head is bounded in time; bodies only on the management plane (a proxied upload may take long).
   const server = createHttpServer(createDispatcher({ lean, leanPrefixes: gateway.leanPrefixes, proxy: gateway.proxy, app: handleManagement }), { headersTimeoutMs: config.requestHeadersTimeoutMs });
   core.lastUsed.start();

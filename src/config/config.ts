@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
@@ -17,6 +18,25 @@ const httpUrl = z
   .url()
   .refine((v) => v.startsWith('http://') || v.startsWith('https://'), { message: 'must be an http:// or https:// URL' })
   .transform((v) => v.replace(/\/+$/, ''));
+
+/** IPs and CIDRs (a JSON array, or comma-separated in the environment), each checked here so that a typo stops the service. */
+function addressList(options: { refuseEverything: boolean }) {
+  return z
+    .union([z.array(z.string()), z.string()])
+    .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean))
+    .superRefine((entries, ctx) => {
+      for (const raw of entries) {
+        const [addr = '', bits, extra] = raw.split('/');
+        const family = isIP(addr);
+        const max = family === 6 ? 128 : 32;
+        if (family === 0 || extra !== undefined || (bits !== undefined && !(/^\d{1,3}$/.test(bits) && Number(bits) <= max))) {
+          ctx.addIssue({ code: 'custom', message: `"${raw}" is not an IP address or CIDR` });
+        } else if (options.refuseEverything && bits !== undefined && Number(bits) === 0) {
+          ctx.addIssue({ code: 'custom', message: `"${raw}" trusts every address, so any client could write its own X-Forwarded-For; list only your proxies' addresses or subnets` });
+        }
+      }
+    });
+}
 
 /**
  * The one configuration schema. Unknown keys are rejected so that a typo in a
@@ -53,11 +73,17 @@ export const configSchema = z
     allowHttpIssuers: booleanFromEnv.default(false),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     logFile: z.string().min(1).optional(),
-    /** Peers whose X-Forwarded-* headers are believed: IPs or CIDRs, comma-separated in the environment. */
-    trustedProxies: z
-      .union([z.array(z.string()), z.string()])
-      .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean))
-      .default(['127.0.0.1/8', '::1/128']),
+    /**
+     * Peers whose X-Forwarded-* headers are believed: IPs or CIDRs, comma-separated in the environment.
+     * Only the proxies' own addresses: a prefix of length 0 (0.0.0.0/0, ::/0) is refused, since with every
+     * peer trusted X-Forwarded-For is the client's own writing (failed-auth limits and audit addresses with it).
+     */
+    trustedProxies: addressList({ refuseEverything: true }).default(['127.0.0.1/8', '::1/128']),
+    /**
+     * Peers that may read GET /metrics, judged on the connection's own address (never X-Forwarded-For);
+     * a request a proxy relayed (X-Forwarded-For, Forwarded or X-Real-IP present) is refused whatever its peer.
+     */
+    metricsAllow: addressList({ refuseEverything: false }).default(['127.0.0.1/8', '::1/128']),
     keyCacheTtlSeconds: intFromEnv(0, 3600).default(30),
     /**
      * About 4 KB per cached key (its principal, signed assertion and identity headers). With `npm start`'s

@@ -23,16 +23,16 @@ export function peerAddress(req: IncomingMessage): string | undefined {
   return forwarded !== undefined ? forwarded || undefined : req.socket.remoteAddress;
 }
 
-/** Which peers may speak for the client through X-Forwarded-* headers. */
-export class TrustedProxies {
+/** A list of IP addresses and CIDRs, and whether an address (IPv4, IPv6, IPv4-mapped IPv6) is in it. */
+export class AddressList {
   private readonly list = new BlockList();
 
-  constructor(entries: string[]) {
+  constructor(entries: string[], what = 'address list') {
     for (const raw of entries) {
       const [addr, bits] = raw.split('/');
       if (!addr) continue;
       const type = isIPv6(addr) ? 'ipv6' : 'ipv4';
-      if (!isIPv4(addr) && !isIPv6(addr)) throw new Error(`trustedProxies: "${raw}" is not an IP address or CIDR`);
+      if (!isIPv4(addr) && !isIPv6(addr)) throw new Error(`${what}: "${raw}" is not an IP address or CIDR`);
       if (bits === undefined) this.list.addAddress(addr, type);
       else this.list.addSubnet(addr, Number(bits), type);
     }
@@ -41,7 +41,7 @@ export class TrustedProxies {
   /** Answers by address, remembered: BlockList.check costs an allocation and a regex per call, and this runs on every request. */
   private readonly answers = new Map<string, boolean>();
 
-  trusts(address: string | undefined): boolean {
+  has(address: string | undefined): boolean {
     if (!address) return false;
     const known = this.answers.get(address);
     if (known !== undefined) return known;
@@ -51,8 +51,26 @@ export class TrustedProxies {
     this.answers.set(address, answer);
     return answer;
   }
+}
 
-  /** The client's address: the peer, or the nearest untrusted hop of X-Forwarded-For when the peer is a trusted proxy. */
+/**
+ * Which peers may speak for the client through X-Forwarded-* headers. The configuration refuses a list
+ * that trusts every address (0.0.0.0/0, ::/0): X-Forwarded-For is then the client's own writing.
+ */
+export class TrustedProxies extends AddressList {
+  constructor(entries: string[]) {
+    super(entries, 'trustedProxies');
+  }
+
+  trusts(address: string | undefined): boolean {
+    return this.has(address);
+  }
+
+  /**
+   * The client's address: the peer, or, when the peer is a trusted proxy, X-Forwarded-For read from the
+   * right (the entries trusted proxies appended) to the first hop that is not a trusted proxy; entries
+   * left of it are whatever the client wrote. Only when every hop is a trusted proxy is the leftmost taken.
+   */
   clientIp(req: IncomingMessage): string {
     const peer = peerAddress(req) ?? 'unknown';
     if (!this.trusts(peer)) return peer;

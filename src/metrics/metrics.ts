@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { TrustedProxies } from '../http/client-ip.ts';
+import type { AddressList, TrustedProxies } from '../http/client-ip.ts';
 import { errors } from '../http/errors.ts';
 import type { RequestHandler } from '../http/server.ts';
 import { onlyGetOrHead, requestIdOf, sendError, sendJson } from '../http/raw-response.ts';
@@ -74,12 +74,17 @@ export class Metrics {
 
   /**
    * GET /metrics as a lean handler (scrapes come for the life of the process and stay off Express, like
-   * the health probes), answered only to trusted peers (loopback and the configured proxies).
-   * `more`: the exposition text of the other isolate (the management worker), appended.
+   * the health probes). Answered only to a scraper that connects directly: the socket peer in `allow`
+   * (TRACKGATE_METRICS_ALLOW, loopback by default; never the trusted proxies, since a load balancer in
+   * front relays anyone's request), and no X-Forwarded-For, Forwarded or X-Real-IP, which a relaying proxy
+   * adds. Anything else is 404, as for a path that does not exist.
+   * `trusted`: the trusted proxies, for the request id only. `more`: the exposition text of the other
+   * isolate (the management worker), appended.
    */
-  handler(trusted: TrustedProxies, more?: () => Promise<string>): RequestHandler {
+  handler(allow: AddressList, trusted: TrustedProxies, more?: () => Promise<string>): RequestHandler {
     return (req, res) => {
-      if (!trusted.trusts(req.socket.remoteAddress)) return sendError(req, res, errors.notFound('GET /metrics'), requestIdOf(req, trusted));
+      const relayed = req.headers['x-forwarded-for'] !== undefined || req.headers.forwarded !== undefined || req.headers['x-real-ip'] !== undefined;
+      if (relayed || !allow.has(req.socket.remoteAddress)) return sendError(req, res, errors.notFound('GET /metrics'), requestIdOf(req, trusted));
       if (!onlyGetOrHead(req, res)) return;
       Promise.all([this.registry.metrics(), more?.() ?? '']).then(([own, other]) => (other ? `${own}\n${other}` : own)).then(
         (text) => sendJson(req, res, 200, text, this.registry.contentType),
