@@ -21,7 +21,8 @@ describe('metrics exposure and trusted proxies', () => {
 
   test('a request relayed by a trusted proxy (X-Forwarded-For, Forwarded, X-Real-IP) never gets /metrics; a direct scrape does', async () => {
     assert.equal((await fetch(app.url + '/metrics')).status, 200);
-    for (const headers of [{ 'x-forwarded-for': '203.0.113.9' }, { forwarded: 'for=203.0.113.9' }, { 'x-real-ip': '203.0.113.9' }]) {
+    const relayed: Array<Record<string, string>> = [{ 'x-forwarded-for': '203.0.113.9' }, { forwarded: 'for=203.0.113.9' }, { 'x-real-ip': '203.0.113.9' }];
+    for (const headers of relayed) {
       const r = await fetch(app.url + '/metrics', { headers });
       assert.equal(r.status, 404, JSON.stringify(headers));
       assert.ok(!(await r.text()).includes('trackgate_'), 'no metrics in the answer');
