@@ -50,26 +50,47 @@ function same(a: string, b: string): boolean {
   return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
 }
 
+/** Where a form token's cookie lives. The login forms' by default; the login link's confirmation has its own. */
+export interface FormTokenCookie {
+  name: string;
+  path: string;
+  sameSite: 'lax' | 'strict';
+}
+
+/**
+ * The house's one double-submit token for forms shown to people who are not
+ * signed in yet (the login forms, the login link's confirmation): a random
+ * cookie only this origin can read, echoed in a hidden field another site
+ * cannot know. Signed-in forms use the session's CSRF token instead.
+ */
 export class LoginFormToken {
-  constructor(private readonly options: { secure: boolean; maxAgeSeconds: number }) {}
+  private readonly cookie: FormTokenCookie;
+
+  constructor(private readonly options: { secure: boolean; maxAgeSeconds: number; cookie?: FormTokenCookie }) {
+    this.cookie = options.cookie ?? { name: LOGIN_FORM_COOKIE, path: '/login', sameSite: 'lax' };
+  }
 
   private cookieOf(req: IncomingMessage): string | undefined {
     const header = req.headers.cookie;
-    const v = header ? parseCookies(header)[LOGIN_FORM_COOKIE] : undefined;
+    const v = header ? parseCookies(header)[this.cookie.name] : undefined;
     return v && TOKEN_SHAPE.test(v) ? v : undefined;
+  }
+
+  private set(res: Response, value: string, maxAge: number): void {
+    res.append('Set-Cookie', serializeCookie(this.cookie.name, value, { httpOnly: true, secure: this.options.secure, sameSite: this.cookie.sameSite, path: this.cookie.path, maxAge }));
   }
 
   /**
    * The token for a form about to be rendered: the browser's own (so that
    * two tabs' forms both stay valid), else a new one set as the cookie.
-   * SameSite=Lax: sent with the top-level navigation that opens the page,
+   * Lax or Strict: sent with the top-level navigation that opens the page,
    * never with another site's POST.
    */
   issue(req: IncomingMessage, res: Response): string {
     const have = this.cookieOf(req);
     if (have) return have;
     const token = randomBytes(24).toString('base64url');
-    res.append('Set-Cookie', serializeCookie(LOGIN_FORM_COOKIE, token, { httpOnly: true, secure: this.options.secure, sameSite: 'lax', path: '/login', maxAge: this.options.maxAgeSeconds }));
+    this.set(res, token, this.options.maxAgeSeconds);
     return token;
   }
 
@@ -77,6 +98,11 @@ export class LoginFormToken {
   verify(req: IncomingMessage, given: unknown): boolean {
     const have = this.cookieOf(req);
     return Boolean(have && typeof given === 'string' && given !== '' && same(have, given));
+  }
+
+  /** Forgets the browser's token (after the form did what it was for). */
+  clear(res: Response): void {
+    this.set(res, '', 0);
   }
 }
 

@@ -1,11 +1,11 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
+import { createHash } from 'node:crypto';
 import express from 'express';
 import { LRUCache } from 'lru-cache';
 import type { NextFunction, Request, Response, Router } from 'express';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { AppError, errors } from '../http/errors.ts';
 import type { Logger } from '../log/logger.ts';
+import { LoginFormToken } from '../sso/login-guard.ts';
 import { SessionManager } from '../sso/session-store.ts';
 import type { LoginLinksService } from './login-links.service.ts';
 import { errorPage } from './views/common.ts';
@@ -26,13 +26,10 @@ export interface LoginLinkRoutesOptions {
   secure: boolean;
 }
 
-function same(a: string, b: string): boolean {
-  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
-}
-
 /** GET /login/link/:token (confirmation page) and POST /login/link/:token (sign in). */
 export function createLoginLinkRouter(o: LoginLinkRoutesOptions): Router {
   const router = express.Router();
+  const confirmation = new LoginFormToken({ secure: o.secure, maxAgeSeconds: 15 * 60, cookie: { name: LINK_COOKIE, path: '/login/link', sameSite: 'strict' } });
   // Tokens are 256-bit random, so guessing is hopeless; this only keeps a scanner from hammering the table.
   const failures = new RateLimiterMemory({ points: 20, duration: 15 * 60 });
   // Each bad link counts once per address and window: a person (or a link preview) reloading one used or
@@ -69,8 +66,7 @@ export function createLoginLinkRouter(o: LoginLinkRoutesOptions): Router {
         await failed(ip, param(req, 'token'), err);
         throw err;
       });
-      const nonce = randomBytes(18).toString('base64url');
-      res.append('Set-Cookie', serializeCookie(LINK_COOKIE, nonce, { httpOnly: true, secure: o.secure, sameSite: 'strict', path: '/login/link', maxAge: 15 * 60 }));
+      const nonce = confirmation.issue(req, res);
       sendHtml(
         res,
         200,
@@ -86,9 +82,7 @@ export function createLoginLinkRouter(o: LoginLinkRoutesOptions): Router {
     const requestId = res.locals.requestId as string;
     try {
       await limited(ip);
-      const cookie = req.headers.cookie ? parseCookies(req.headers.cookie)[LINK_COOKIE] : undefined;
-      const nonce = (req.body as Record<string, unknown> | undefined)?.nonce;
-      if (!cookie || typeof nonce !== 'string' || !same(cookie, nonce)) {
+      if (!confirmation.verify(req, (req.body as Record<string, unknown> | undefined)?.nonce)) {
         throw errors.forbidden('open the login link in this browser and press its Sign in button; the link was not used', 'link_confirmation_failed');
       }
       const target = await o.links.consume(param(req, 'token'), { ip, requestId }).catch(async (err: unknown) => {
@@ -97,7 +91,7 @@ export function createLoginLinkRouter(o: LoginLinkRoutesOptions): Router {
       });
       // Exactly as an SSO login: a new session id and CSRF token, whatever the browser had before.
       await SessionManager.establish(req, { userId: target.user.id, orgId: target.org.id, method: 'link', connectionId: null });
-      res.append('Set-Cookie', serializeCookie(LINK_COOKIE, '', { httpOnly: true, secure: o.secure, sameSite: 'strict', path: '/login/link', maxAge: 0 }));
+      confirmation.clear(res);
       o.logger.info({ request_id: requestId, user: target.user.username, org: target.org.slug }, 'login link: signed in');
       res.redirect(303, '/settings');
     } catch (err) {
