@@ -192,7 +192,7 @@ for (const [runIndex, dialect] of dialects().entries()) {
       assert.equal((await api('GET', `/orgs/${orgB}/users/webhire-${tag}`, carol)).status, 404);
 
       // `trackgate users create` (its service, as the CLI calls it).
-      await assert.rejects(app.createUser({ org: orgB, username: `clihire-${tag}`, email: `clihire@${domainA}` }), (err: { status?: number; code?: string }) => err.status === 409 && err.code === 'email_unavailable');
+      await assert.rejects(app.createUser({ org: orgB, username: `clihire-${tag}`, email: `clihire@${domainA}` }), (err: { kind?: string; code?: string }) => err.kind === 'conflict' && err.code === 'email_unavailable');
       await app.createUser({ org: orgA, username: `clihire-${tag}`, email: `clihire@${domainA}` });
     });
   });

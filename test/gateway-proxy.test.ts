@@ -24,7 +24,7 @@ import type { Proxy } from '../src/gateway/proxy.ts';
 import { VERIFY_PREFIX, createVerifyHandler } from '../src/gateway/verify.ts';
 import { TrustedProxies } from '../src/http/client-ip.ts';
 import { createDispatcher, createHttpServer } from '../src/http/server.ts';
-import { errors } from '../src/http/errors.ts';
+import { errors } from '../src/errors/app-error.ts';
 import { readCredentials } from '../src/auth/credentials.ts';
 import type { Principal } from '../src/auth/principal.ts';
 import { startUpstream } from './support/upstream.ts';

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { LRUCache } from 'lru-cache';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
-import { AppError, errors } from '../http/errors.ts';
+import { AppError, errors } from '../errors/app-error.ts';
 import { hashKey } from '../keys/key-format.ts';
 import type { KeyVerification, KeyVerifier } from '../keys/key-verifier.ts';
 import type { Principal } from './principal.ts';

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { closeCore, createCore, createTrackgate, VERSION } from '../app.ts';
 import { ConfigError, loadConfig } from '../config/config.ts';
 import type { Config } from '../config/config.ts';
-import { AppError } from '../http/errors.ts';
+import { AppError } from '../errors/app-error.ts';
 import { fields } from '../http/validation.ts';
 import { createLogger } from '../log/logger.ts';
 import { ProvisioningService } from '../users/provisioning.ts';
@@ -131,9 +131,14 @@ users
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  if (err instanceof ConfigError || err instanceof AppError) {
+  if (err instanceof AppError) {
+    // The catalogue's code, not an HTTP status: the CLI is not behind HTTP.
+    process.stderr.write(`trackgate: ${err.message} [${err.code}]\n`);
+    process.exit(1);
+  }
+  if (err instanceof ConfigError) {
     process.stderr.write(`trackgate: ${err.message}\n`);
-    process.exit(err instanceof AppError ? 1 : 78);
+    process.exit(78);
   }
   process.stderr.write(`trackgate: ${(err as Error)?.stack ?? String(err)}\n`);
   process.exit(1);

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { AssertionIssuer, AttributedUser, SignedAssertion } from '../assertions/assertion-issuer.ts';
 import type { AuthOutcome } from '../auth/authenticator.ts';
 import type { Principal } from '../auth/principal.ts';
-import { AppError, errors } from '../http/errors.ts';
+import { AppError, errors } from '../errors/app-error.ts';
 
 /** Authenticates a request (API key, bearer token, optionally the browser session). */
 export type AuthenticateFn = (req: IncomingMessage, options: { allowSession: boolean }) => Promise<AuthOutcome>;
@@ -200,7 +200,7 @@ export class GatewayIdentity {
         entry.value = v;
       },
       (err: unknown) => {
-        if (err instanceof AppError && err.status < 500) entry.error = err;
+        if (err instanceof AppError && err.isClientError) entry.error = err;
         else map.delete(slot);
       },
     );

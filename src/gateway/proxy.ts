@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
-import { AppError, errors } from '../http/errors.ts';
+import { AppError, errors } from '../errors/app-error.ts';
 import type { TrustedProxies } from '../http/client-ip.ts';
 import type { Logger } from '../log/logger.ts';
 import { isBrowser, isSameOrigin, SAFE_METHODS } from './browser.ts';
@@ -113,7 +113,7 @@ export function createProxy(options: ProxyOptions): Proxy {
       return;
     }
     if (req.method === 'CONNECT' || req.method === 'TRACE') {
-      sendError(req, res, new AppError(405, 'method_not_allowed', `${req.method} is not allowed through the gateway`), requestId);
+      sendError(req, res, new AppError('method_not_allowed', `${req.method} is not allowed through the gateway`), requestId);
       return;
     }
     // The path goes upstream as sent, after the base path: a dot segment would climb out of it.
@@ -237,8 +237,8 @@ export function createProxy(options: ProxyOptions): Proxy {
 }
 
 const TRACKING_API: ForwardTarget = {
-  timeout: () => new AppError(504, 'upstream_timeout', 'the tracking API did not answer in time'),
-  unavailable: () => new AppError(502, 'upstream_unavailable', 'the tracking API could not be reached'),
+  timeout: () => new AppError('upstream_timeout', 'the tracking API did not answer in time'),
+  unavailable: () => new AppError('upstream_unavailable', 'the tracking API could not be reached'),
   name: 'upstream',
 };
 

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AppError, errors } from '../http/errors.ts';
+import { AppError, errors } from '../errors/app-error.ts';
 import type { TrustedProxies } from '../http/client-ip.ts';
 import type { Logger } from '../log/logger.ts';
 import { isBrowser, isSameOrigin, SAFE_METHODS } from './browser.ts';
@@ -55,7 +55,7 @@ export function createVerifyHandler(options: VerifyOptions): (req: IncomingMessa
     const forged = forgedIdentityHeader(req.rawHeaders);
     if (forged !== undefined) {
       // The ingress passes the client's headers on to the upstream; trackgate can only refuse.
-      return sendError(req, res, new AppError(400, 'forged_identity_header', `header "${forged.slice(0, 64)}" is refused: it would pass for one of trackgate's identity headers`), requestId || requestIdOf(req, trustedProxies));
+      return sendError(req, res, new AppError('forged_identity_header', `header "${forged.slice(0, 64)}" is refused: it would pass for one of trackgate's identity headers`), requestId || requestIdOf(req, trustedProxies));
     }
     if (result.principal.via === 'session' && crossSiteStateChange(req, trustedProxies, publicOrigin)) {
       return sendError(req, res, errors.forbidden('cross-site request refused: a state-changing request with the session cookie must come from the same origin', 'csrf'), requestId || requestIdOf(req, trustedProxies));

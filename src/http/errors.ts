@@ -1,46 +1,63 @@
-/**
- * Every error the service means to show a client is an AppError: a stable
- * machine-readable code, an HTTP status, and a message that names the problem.
- * Anything else is a bug and is rendered as a generic 500.
- */
-export class AppError extends Error {
-  readonly status: number;
-  readonly code: string;
-  readonly details: unknown;
-  readonly headers: Record<string, string>;
-
-  constructor(status: number, code: string, message: string, options: { details?: unknown; headers?: Record<string, string>; cause?: unknown } = {}) {
-    // A 4xx is an expected answer, not a bug: capturing its stack trace only
-    // costs CPU, and under a flood of bad credentials it dominated the profile.
-    const limit = Error.stackTraceLimit;
-    if (status < 500) Error.stackTraceLimit = 0;
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    Error.stackTraceLimit = limit;
-    this.name = 'AppError';
-    this.status = status;
-    this.code = code;
-    this.details = options.details;
-    this.headers = options.headers ?? {};
-  }
-}
+// The edge's side of the error catalogue (src/errors): how a domain error is answered over HTTP. The one
+// mapping from an error to a status and headers lives here, and every renderer (the JSON one of the API
+// and the lean handlers in raw-response.ts, the pages' through express-app.ts) goes through it.
+import { AppError } from '../errors/app-error.ts';
+import type { ErrorCode, ErrorKind } from '../errors/catalogue.ts';
 
 export const WWW_AUTHENTICATE = 'Basic realm="trackgate", charset="UTF-8", Bearer realm="trackgate"';
 
-export const errors = {
-  badRequest: (message: string, details?: unknown) => new AppError(400, 'bad_request', message, { details }),
-  validation: (message: string, details?: unknown) => new AppError(400, 'validation_failed', message, { details }),
-  /** A request path no handler may act on: bad percent-encoding, or a dot segment on the way to the upstream. */
-  malformedPath: (message: string) => new AppError(400, 'malformed_path', message),
-  unauthenticated: (message = 'authentication required: send an API key as HTTP Basic (user "api") or Bearer', code = 'unauthenticated') =>
-    new AppError(401, code, message, { headers: { 'WWW-Authenticate': WWW_AUTHENTICATE } }),
-  forbidden: (message: string, code = 'forbidden') => new AppError(403, code, message),
-  notFound: (what: string) => new AppError(404, 'not_found', `${what} not found`),
-  conflict: (message: string, code = 'conflict') => new AppError(409, code, message),
-  tooManyRequests: (message: string, retryAfterSeconds: number) =>
-    new AppError(429, 'rate_limited', message, { headers: { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) } }),
+/** The HTTP status of each kind of error; a code's status is its kind's (see ERROR_CATALOGUE). */
+const KIND_STATUS: Readonly<Record<ErrorKind, number>> = {
+  invalid: 400,
+  unauthenticated: 401,
+  forbidden: 403,
+  not_found: 404,
+  not_supported: 405,
+  timeout: 408,
+  conflict: 409,
+  gone: 410,
+  length_required: 411,
+  precondition_failed: 412,
+  too_large: 413,
+  unsupported: 415,
+  range_not_satisfiable: 416,
+  unprocessable: 422,
+  rate_limited: 429,
+  internal: 500,
+  upstream_failed: 502,
+  unavailable: 503,
+  upstream_timeout: 504,
 };
 
-const STATUS_CODES: Record<number, string> = { 400: 'bad_request', 404: 'not_found', 405: 'method_not_allowed', 408: 'request_timeout', 411: 'length_required', 413: 'payload_too_large', 415: 'unsupported_encoding', 416: 'range_not_satisfiable' };
+/** The kind of a library's 4xx (the reverse of KIND_STATUS); a status not listed is answered 400. */
+const STATUS_KIND: ReadonlyMap<number, ErrorKind> = new Map(Object.entries(KIND_STATUS).filter(([, s]) => s < 500).map(([k, s]) => [s, k as ErrorKind]));
+
+/** The HTTP status an error is answered with. */
+export function httpStatusOf(err: AppError): number {
+  return KIND_STATUS[err.kind];
+}
+
+/**
+ * The HTTP headers an error's domain facts call for, or undefined: the authentication challenge
+ * (WWW-Authenticate) and when to try again (Retry-After, whole seconds, at least 1).
+ */
+export function httpHeadersOf(err: AppError): Record<string, string> | undefined {
+  if (err.challenge) return CHALLENGE;
+  if (err.retryAfterSeconds !== undefined) return { 'Retry-After': String(Math.max(1, Math.ceil(err.retryAfterSeconds))) };
+  return undefined;
+}
+const CHALLENGE: Readonly<Record<string, string>> = { 'WWW-Authenticate': WWW_AUTHENTICATE };
+
+/** The body of every JSON error answer (the API's and the lean handlers'). */
+export function errorJson(err: AppError, requestId: string): string {
+  return JSON.stringify({ error: { code: err.code, message: err.message, request_id: requestId } });
+}
+
+// RFC 6749 / OpenID Connect errors of trackgate's own /oidc endpoints (none yet) will be rendered here,
+// beside errorJson: `{error, error_description}` with their own status rules (400/401 and
+// WWW-Authenticate: Bearer error="..." for a protected resource), from their own catalogue section.
+
+const STATUS_CODES: Partial<Record<number, ErrorCode>> = { 400: 'bad_request', 404: 'not_found', 405: 'method_not_allowed', 408: 'request_timeout', 411: 'length_required', 413: 'payload_too_large', 415: 'unsupported_encoding', 416: 'range_not_satisfiable' };
 
 /**
  * What a library threw on bad client input, as the AppError a client should see; null for anything
@@ -59,30 +76,31 @@ export function clientErrorOf(err: unknown, path?: string): AppError | null {
   const said = (s: unknown) => (typeof s === 'string' ? s.slice(0, 100) : '');
   switch (e.type) {
     case 'entity.parse.failed':
-      return new AppError(400, 'bad_request', 'malformed JSON in request body');
+      return new AppError('bad_request', 'malformed JSON in request body');
     case 'entity.too.large':
-      return new AppError(413, 'payload_too_large', 'request body is too large');
+      return new AppError('payload_too_large', 'request body is too large');
     case 'encoding.unsupported':
-      return new AppError(415, 'unsupported_encoding', `unsupported Content-Encoding "${said(e.encoding)}": send gzip, deflate, br or none`);
+      return new AppError('unsupported_encoding', `unsupported Content-Encoding "${said(e.encoding)}": send gzip, deflate, br or none`);
     case 'charset.unsupported':
-      return new AppError(415, 'unsupported_encoding', `unsupported charset "${said(e.charset)}" for the request body: send utf-8`);
+      return new AppError('unsupported_encoding', `unsupported charset "${said(e.charset)}" for the request body: send utf-8`);
     case 'parameters.too.many':
-      return new AppError(413, 'payload_too_large', 'too many parameters in the form body');
+      return new AppError('payload_too_large', 'too many parameters in the form body');
     case 'request.aborted':
-      return new AppError(400, 'request_aborted', 'the request was aborted before its body was complete');
+      return new AppError('request_aborted', 'the request was aborted before its body was complete');
     case 'request.size.invalid':
-      return new AppError(400, 'bad_request', 'the request body does not match its Content-Length');
+      return new AppError('bad_request', 'the request body does not match its Content-Length');
   }
   // zlib's codes (Z_DATA_ERROR, Z_BUF_ERROR, ...) and brotli's/zstd's (ERR_BROTLI_..., ERR__ERROR_FORMAT_...).
   if (typeof e.code === 'string' && /^(Z_|ERR_BROTLI|ERR_ZSTD|ERR__)/.test(e.code)) {
-    return new AppError(400, 'malformed_body', `the request body does not decompress as its Content-Encoding says (${said(e.message) || 'corrupt data'})`);
+    return new AppError('malformed_body', `the request body does not decompress as its Content-Encoding says (${said(e.message) || 'corrupt data'})`);
   }
   // send (static files) says only "Bad Request" for a path it cannot decode.
   if (err instanceof URIError || (status === 400 && path !== undefined && !decodes(path))) {
-    return errors.malformedPath('the path has malformed percent-encoding (a %XX sequence that is not valid UTF-8)');
+    return new AppError('malformed_path', 'the path has malformed percent-encoding (a %XX sequence that is not valid UTF-8)');
   }
   const message = e.expose === true && typeof e.message === 'string' && e.message !== '' ? e.message.slice(0, 200) : 'the request could not be handled';
-  return new AppError(status, STATUS_CODES[status] ?? 'bad_request', message);
+  // The status the library chose is kept even when its code is the generic one (send's 403 or 412).
+  return new AppError(STATUS_CODES[status] ?? 'bad_request', message, { kind: STATUS_KIND.get(status) ?? 'invalid' });
 }
 
 function decodes(path: string): boolean {

@@ -1,11 +1,13 @@
 import express from 'express';
-import type { ErrorRequestHandler, Express, NextFunction, Request, Response } from 'express';
+import type { ErrorRequestHandler, Express, NextFunction, Request, RequestHandler, Response } from 'express';
 import helmet from 'helmet';
 import type { Authenticator } from '../auth/authenticator.ts';
 import type { Logger } from '../log/logger.ts';
 import type { TrustedProxies } from './client-ip.ts';
-import { AppError, clientErrorOf, errors } from './errors.ts';
-import { requestIdOf } from './raw-response.ts';
+import { AppError, errors } from '../errors/app-error.ts';
+import type { ErrorCode } from '../errors/catalogue.ts';
+import { clientErrorOf, httpHeadersOf, httpStatusOf } from './errors.ts';
+import { requestIdOf, writeErrorJson } from './raw-response.ts';
 
 export interface CsrfVerifier {
   /** True when a cookie-authenticated state-changing request carries a valid CSRF token. */
@@ -36,7 +38,30 @@ export function createRequireAuth(authenticator: Authenticator, csrf: () => Csrf
   };
 }
 
-/** Renders every error in one place: JSON for the API; 5xx bodies never carry internals. */
+/** What an error page shows: a page template (src/web, src/sso) turns it into HTML in its surface's look. */
+export interface ErrorView {
+  status: number;
+  code: ErrorCode;
+  message: string;
+  requestId: string;
+}
+export type ErrorPageTemplate = (view: ErrorView, res: Response) => string;
+
+/**
+ * Marks the routes after it as pages: their errors are rendered by createErrorHandler as HTML with
+ * `template`, with the same status, code, message and headers as the JSON answer would have.
+ */
+export function errorPages(template: ErrorPageTemplate): RequestHandler {
+  return (_req, res, next) => {
+    res.locals.errorPage = template;
+    next();
+  };
+}
+
+/**
+ * Renders every error of the Express side in one place: a page where the route asked for one
+ * (errorPages), the JSON answer of the lean handlers otherwise; 5xx bodies never carry internals.
+ */
 export function createErrorHandler(logger: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
     const rid = (res.locals.requestId as string | undefined) ?? 'unknown';
@@ -44,14 +69,16 @@ export function createErrorHandler(logger: Logger): ErrorRequestHandler {
     let appErr = clientErrorOf(err, req.path);
     if (appErr === null) {
       logger.error({ err, request_id: rid, method: req.method, path: loggablePath(req.path) }, 'unhandled error');
-      appErr = new AppError(500, 'internal_error', 'internal error');
+      appErr = errors.internal();
     }
-    if (appErr.status >= 500 && err instanceof AppError) logger.error({ err, request_id: rid }, 'server error');
+    if (!appErr.isClientError && err instanceof AppError) logger.error({ err, request_id: rid }, 'server error');
     if (res.headersSent) return;
-    res.set(appErr.headers);
-    const render = res.locals.renderError as ((e: AppError, rid: string) => boolean) | undefined;
-    if (render && render(appErr, rid)) return;
-    res.status(appErr.status).json({ error: { code: appErr.code, message: appErr.message, request_id: rid } });
+    const page = res.locals.errorPage as ErrorPageTemplate | undefined;
+    if (page === undefined) return writeErrorJson(req, res, appErr, rid, undefined, false);
+    const status = httpStatusOf(appErr);
+    const headers = httpHeadersOf(appErr);
+    if (headers) res.set(headers);
+    res.status(status).type('html').send(page({ status, code: appErr.code, message: appErr.message, requestId: rid }, res));
   };
 }
 

@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errors as undiciErrors } from 'undici';
-import { AppError, errors } from './errors.ts';
+import { AppError, errors } from '../errors/app-error.ts';
 import type { Logger } from '../log/logger.ts';
+import { httpStatusOf } from './errors.ts';
 import { sendError } from './raw-response.ts';
 
 /** Request headers that describe one hop, not the request; RFC 9110 §7.6.1 plus the usual suspects. */
@@ -143,7 +144,7 @@ export class ProxyHandler {
     } else {
       status = this.target.unavailable();
     }
-    this.logger?.warn({ err: { code, message: err.message }, requestId: this.requestId, status: status.status }, `gateway: ${this.target.name} request failed`);
+    this.logger?.warn({ err: { code, message: err.message }, requestId: this.requestId, status: httpStatusOf(status) }, `gateway: ${this.target.name} request failed`);
     sendError(this.req, this.res, status, this.requestId);
   }
 }

@@ -4,7 +4,8 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isRelayed } from './client-ip.ts';
 import type { TrustedProxies } from './client-ip.ts';
-import { AppError, clientErrorOf } from './errors.ts';
+import { AppError } from '../errors/app-error.ts';
+import { clientErrorOf, errorJson, httpHeadersOf, httpStatusOf } from './errors.ts';
 
 /** A request id trackgate takes from a trusted proxy: bounded, and safe in logs, headers and pages. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -50,32 +51,40 @@ export function requestIdOf(req: IncomingMessage, trustedProxies?: TrustedProxie
 
 /**
  * Writes an error the way every trackgate endpoint does:
- * `{"error":{"code","message","request_id"}}`, with the AppError's headers
- * (WWW-Authenticate, Retry-After). Anything that is not an AppError is a
- * generic 500 that shows nothing of its cause. When the request body was not
- * read, the connection is closed afterwards rather than draining an upload
- * nobody wants.
+ * `{"error":{"code","message","request_id"}}`, with the status and headers
+ * (WWW-Authenticate, Retry-After) of src/http/errors.ts. Anything that is not
+ * an AppError is a generic 500 that shows nothing of its cause. When the
+ * request body was not read, the connection is closed afterwards rather than
+ * draining an upload nobody wants.
  */
 export function sendError(req: IncomingMessage, res: ServerResponse, err: unknown, requestId: string, extraHeaders?: Record<string, string>): void {
-  const app = clientErrorOf(err) ?? new AppError(500, 'internal_error', 'internal error');
+  const app = clientErrorOf(err) ?? new AppError('internal_error', 'internal error');
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  const body = JSON.stringify({ error: { code: app.code, message: app.message, request_id: requestId } });
+  writeErrorJson(req, res, app, requestId, extraHeaders, !req.complete && hasRequestBody(req));
+}
+
+/**
+ * The one JSON error answer, for the lean handlers (sendError) and Express's error handler alike.
+ * `closeUnread`: the request body was not read and nobody will, so the connection is not kept.
+ */
+export function writeErrorJson(req: IncomingMessage, res: ServerResponse, err: AppError, requestId: string, extraHeaders: Record<string, string> | undefined, closeUnread: boolean): void {
+  const body = errorJson(err, requestId);
   const headers: Record<string, string | number> = {
-    ...app.headers,
+    ...httpHeadersOf(err),
     ...extraHeaders,
     'Content-Type': 'application/json; charset=utf-8',
     'Content-Length': Buffer.byteLength(body),
     'Cache-Control': 'no-store',
     'X-Request-Id': requestId,
   };
-  if (!req.complete && hasRequestBody(req)) {
+  if (closeUnread) {
     headers.Connection = 'close';
     res.shouldKeepAlive = false;
   }
-  res.writeHead(app.status, headers);
+  res.writeHead(httpStatusOf(err), headers);
   res.end(req.method === 'HEAD' ? undefined : body);
 }
 
@@ -86,10 +95,12 @@ export function hasRequestBody(req: IncomingMessage): boolean {
   return rawHeader(req, 'transfer-encoding') !== undefined;
 }
 
+const ALLOW_GET = { Allow: 'GET, HEAD' };
+
 /** GET and HEAD only; anything else is answered 405 here. */
 export function onlyGetOrHead(req: IncomingMessage, res: ServerResponse): boolean {
   if (req.method === 'GET' || req.method === 'HEAD') return true;
-  sendError(req, res, new AppError(405, 'method_not_allowed', `${req.method} is not allowed here: use GET`, { headers: { Allow: 'GET, HEAD' } }), newRequestId());
+  sendError(req, res, new AppError('method_not_allowed', `${req.method} is not allowed here: use GET`), newRequestId(), ALLOW_GET);
   return false;
 }
 

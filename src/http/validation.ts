@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { errors } from './errors.ts';
+import { errors } from '../errors/app-error.ts';
 
 /** Shared field shapes, so the same rule and message hold on every endpoint. */
 export const fields = {

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Authenticator } from '../auth/authenticator.ts';
 import type { TrustedProxies } from '../http/client-ip.ts';
-import { AppError, errors } from '../http/errors.ts';
+import { AppError, errors } from '../errors/app-error.ts';
 import { hasRequestBody, rawHeader, sendError } from '../http/raw-response.ts';
 import { pathOf } from '../http/server.ts';
 import type { Logger } from '../log/logger.ts';
@@ -15,9 +15,9 @@ export const MAX_BODY_BYTES = 1024 * 1024;
 const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
 
 export const managementBusy = () =>
-  new AppError(503, 'management_busy', 'the management service is busy; try again in a moment', { headers: { 'Retry-After': '1' } });
-const tooLarge = () => new AppError(413, 'payload_too_large', `request bodies of the management API are limited to ${MAX_BODY_BYTES / 1024 / 1024} MB`);
-const tooSlow = (ms: number) => new AppError(408, 'request_timeout', `the request body did not arrive within ${ms / 1000} s`);
+  new AppError('management_busy', 'the management service is busy; try again in a moment', { retryAfterSeconds: 1 });
+const tooLarge = () => new AppError('payload_too_large', `request bodies of the management API are limited to ${MAX_BODY_BYTES / 1024 / 1024} MB`);
+const tooSlow = (ms: number) => new AppError('request_timeout', `the request body did not arrive within ${ms / 1000} s`);
 
 /** Checks a request before its body is read: an error to answer instead, or null to go on. */
 export type Admission = (req: IncomingMessage) => Promise<AppError | null>;
@@ -131,7 +131,7 @@ export class BodyIntake {
       (refused) => (refused ? stop(refused) : start()),
       (err: unknown) => {
         if (!(err instanceof AppError)) this.options.logger.error({ err, request_id: requestId }, 'management: authenticating a request failed');
-        stop(err instanceof AppError ? err : new AppError(500, 'internal_error', 'internal error'));
+        stop(err instanceof AppError ? err : new AppError('internal_error', 'internal error'));
       },
     );
   }

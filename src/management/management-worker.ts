@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Config } from '../config/config.ts';
 import { TrustedProxies } from '../http/client-ip.ts';
-import { AppError } from '../http/errors.ts';
+import { AppError } from '../errors/app-error.ts';
 import { HOP_BY_HOP, dropConnectionListed } from '../http/forward-exchange.ts';
 import { requestIdOf, sendError } from '../http/raw-response.ts';
 import type { Logger } from '../log/logger.ts';
@@ -15,10 +15,10 @@ import { SOCKET_NAME, makeSocketFolder } from './socket-folder.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.ts';
 import { PEER_HEADER } from './worker-protocol.ts';
 
-const timedOut = () => new AppError(504, 'management_timeout', 'the request took too long');
-const unavailable = () => new AppError(503, 'management_unavailable', 'the management service is restarting; try again in a moment', { headers: { 'Retry-After': '1' } });
+const timedOut = () => new AppError('management_timeout', 'the request took too long');
+const unavailable = () => new AppError('management_unavailable', 'the management service is restarting; try again in a moment', { retryAfterSeconds: 1 });
 /** Neither a timeout nor a busy socket: the details are in the log. */
-const failed = () => new AppError(500, 'internal_error', 'internal error');
+const failed = () => new AppError('internal_error', 'internal error');
 
 /** One request forwarded to the worker and not yet answered in full. */
 interface Pending {

@@ -1,7 +1,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AddressList, TrustedProxies } from '../http/client-ip.ts';
-import { errors } from '../http/errors.ts';
+import { errors } from '../errors/app-error.ts';
 import type { RequestHandler } from '../http/server.ts';
 import { onlyGetOrHead, requestIdOf, sendError, sendJson } from '../http/raw-response.ts';
 

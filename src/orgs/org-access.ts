@@ -2,7 +2,7 @@ import type { Actor } from '../auth/actor.ts';
 import { ROLE_RANK } from '../auth/actor.ts';
 import type { OrgRole } from '../auth/principal.ts';
 import type { Store } from '../db/store.ts';
-import { errors } from '../http/errors.ts';
+import { errors } from '../errors/app-error.ts';
 import type { OrgRow } from './orgs.repository.ts';
 
 export interface OrgContext {

@@ -4,7 +4,7 @@ import type { CacheInvalidator } from '../auth/invalidation.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import { isUniqueViolation } from '../db/dialect.ts';
 import type { Store } from '../db/store.ts';
-import { errors } from '../http/errors.ts';
+import { errors } from '../errors/app-error.ts';
 import type { OrgAccess } from './org-access.ts';
 import type { OrgRow } from './orgs.repository.ts';
 

@@ -7,7 +7,7 @@ import type { AttributedUser } from '../assertions/assertion-issuer.ts';
 import { isUniqueViolation } from '../db/dialect.ts';
 import type { Page, PageRequest } from '../db/keyset.ts';
 import type { Repositories, Store } from '../db/store.ts';
-import { errors } from '../http/errors.ts';
+import { errors } from '../errors/app-error.ts';
 import type { AttributionClaim } from '../gateway/identity.ts';
 import type { ApiKeyRow } from '../keys/keys.repository.ts';
 import type { KeysService, KeyView, NewKeyView } from '../keys/keys.service.ts';

@@ -2,7 +2,7 @@ import type { Actor } from '../auth/actor.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import type { CacheInvalidator } from '../auth/invalidation.ts';
 import type { Store } from '../db/store.ts';
-import { errors } from '../http/errors.ts';
+import { errors } from '../errors/app-error.ts';
 import type { OrgAccess } from '../orgs/org-access.ts';
 import { SsoRepository } from './sso.repository.ts';
 import type { IdentityRow } from './sso.repository.ts';

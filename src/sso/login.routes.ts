@@ -4,7 +4,8 @@ import express from 'express';
 import type { Request, Response, Router } from 'express';
 import type { SessionData } from 'express-session';
 import type { Principal } from '../auth/principal.ts';
-import type { AppError } from '../http/errors.ts';
+import type { ErrorCode } from '../errors/catalogue.ts';
+import { errorPages } from '../http/express-app.ts';
 import type { Logger } from '../log/logger.ts';
 import { isOwnNavigation, LoginFormToken } from './login-guard.ts';
 import type { LoginStartLimiter } from './login-guard.ts';
@@ -79,13 +80,9 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
   const staticDir = fileURLToPath(new URL('./static/', import.meta.url));
   router.use('/static/sso', express.static(staticDir, { index: false, fallthrough: false, maxAge: 0 }));
 
-  const htmlErrors = (_req: Request, res: Response, next: () => void) => {
-    res.locals.renderError = (e: AppError, rid: string) => {
-      sendHtml(res, e.status, errorPage({ title: 'Sign-in failed', message: e.status >= 500 ? 'Something went wrong on our side. Try again in a moment.' : e.message, code: e.code, requestId: rid }));
-      return true;
-    };
-    next();
-  };
+  const htmlErrors = errorPages((view) =>
+    errorPage({ title: 'Sign-in failed', message: view.status >= 500 ? 'Something went wrong on our side. Try again in a moment.' : view.message, code: view.code, requestId: view.requestId }),
+  );
 
   const bindingOf = (req: Request): string | undefined => {
     const header = req.headers.cookie;
@@ -122,7 +119,7 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
       return sendHtml(
         res,
         429,
-        errorPage({ title: 'Too many sign-in attempts', message: `Too many sign-ins were started from your network address. Wait ${wait} seconds, then sign in again.`, code: 'too_many_login_attempts', requestId: res.locals.requestId as string }),
+        errorPage({ title: 'Too many sign-in attempts', message: `Too many sign-ins were started from your network address. Wait ${wait} seconds, then sign in again.`, code: 'too_many_login_attempts' satisfies ErrorCode, requestId: res.locals.requestId as string }),
       );
     }
     try {
@@ -184,7 +181,7 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
         return sendHtml(
           res,
           403,
-          errorPage({ title: 'Sign-in not started', message: 'this sign-in form did not come from a trackgate page open in this browser; nothing was started. Sign in from the sign-in page.', code: 'csrf_failed', requestId: res.locals.requestId as string, retry: loginPath(returnTo) }),
+          errorPage({ title: 'Sign-in not started', message: 'this sign-in form did not come from a trackgate page open in this browser; nothing was started. Sign in from the sign-in page.', code: 'csrf_failed' satisfies ErrorCode, requestId: res.locals.requestId as string, retry: loginPath(returnTo) }),
         );
       }
       const email = body.get('email') ?? undefined;
@@ -238,7 +235,7 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
       if (s.userId) {
         const token = (req.body as Record<string, unknown> | undefined)?.csrf_token;
         if (!o.sessions.verifyCsrf(req, token)) {
-          return sendHtml(res, 403, errorPage({ title: 'Sign-out refused', message: 'the sign-out request did not carry this session\'s CSRF token', code: 'csrf_failed', requestId: res.locals.requestId as string, retry: '/settings' }));
+          return sendHtml(res, 403, errorPage({ title: 'Sign-out refused', message: 'the sign-out request did not carry this session\'s CSRF token', code: 'csrf_failed' satisfies ErrorCode, requestId: res.locals.requestId as string, retry: '/settings' }));
         }
         await new Promise<void>((resolve, reject) => req.session.destroy((err) => (err ? reject(err) : resolve())));
       }

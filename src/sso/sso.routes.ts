@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { ApiRouter } from '../http/api-router.ts';
-import { errors } from '../http/errors.ts';
+import { errors } from '../errors/app-error.ts';
 import { fields } from '../http/validation.ts';
 import { TENANT_ID_PATTERN } from './oidc/issuer.ts';
 import type { SessionManager } from './session-store.ts';

@@ -4,7 +4,7 @@ import type { AuditService } from '../audit/audit.service.ts';
 import type { Config } from '../config/config.ts';
 import type { SecretBox } from '../crypto/secret-box.ts';
 import type { Repositories, Store } from '../db/store.ts';
-import { errors } from '../http/errors.ts';
+import { errors } from '../errors/app-error.ts';
 import type { Logger } from '../log/logger.ts';
 import type { OrgAccess } from '../orgs/org-access.ts';
 import { discover } from './oidc/discovery.ts';

@@ -7,7 +7,7 @@ import type { AuditService } from '../audit/audit.service.ts';
 import { isUniqueViolation } from '../db/dialect.ts';
 import type { KeyValue, Page, PageRequest } from '../db/keyset.ts';
 import type { Store } from '../db/store.ts';
-import { errors } from '../http/errors.ts';
+import { errors } from '../errors/app-error.ts';
 import { OrgAccess } from '../orgs/org-access.ts';
 import type { OrgContext } from '../orgs/org-access.ts';
 import { requireClaimableName } from '../users/entity-names.ts';

@@ -6,7 +6,7 @@ import type { AuditService } from '../audit/audit.service.ts';
 import { isUniqueViolation } from '../db/dialect.ts';
 import type { Page, PageRequest } from '../db/keyset.ts';
 import type { Repositories, Store } from '../db/store.ts';
-import { errors } from '../http/errors.ts';
+import { errors } from '../errors/app-error.ts';
 import type { ApiKeyRow } from '../keys/keys.repository.ts';
 import type { OrgAccess } from '../orgs/org-access.ts';
 import type { OrgRow } from '../orgs/orgs.repository.ts';

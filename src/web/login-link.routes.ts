@@ -3,7 +3,8 @@ import express from 'express';
 import { LRUCache } from 'lru-cache';
 import type { NextFunction, Request, Response, Router } from 'express';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
-import { AppError, errors } from '../http/errors.ts';
+import { AppError, errors } from '../errors/app-error.ts';
+import { errorPages } from '../http/express-app.ts';
 import type { Logger } from '../log/logger.ts';
 import { LoginFormToken } from '../sso/login-guard.ts';
 import { SessionManager } from '../sso/session-store.ts';
@@ -36,20 +37,14 @@ export function createLoginLinkRouter(o: LoginLinkRoutesOptions): Router {
   // expired link must not lock everyone behind the same NAT out of their own links; a scanner tries many.
   const counted = new LRUCache<string, true>({ max: 10_000, ttl: 15 * 60 * 1000 });
 
-  const htmlErrors = (_req: Request, res: Response, next: NextFunction) => {
-    res.locals.renderError = (e: AppError, rid: string) => {
-      sendHtml(res, e.status, errorPage({ status: e.status, code: e.code, message: e.message, requestId: rid }));
-      return true;
-    };
-    next();
-  };
+  const htmlErrors = errorPages((view) => errorPage(view));
 
   const limited = async (ip: string): Promise<void> => {
     const r = await failures.get(ip);
     if (r && r.consumedPoints >= 20) throw errors.tooManyRequests('too many invalid login links from this address; wait a few minutes', r.msBeforeNext / 1000);
   };
   const failed = async (ip: string, token: string, err: unknown): Promise<void> => {
-    if (!(err instanceof AppError) || err.status >= 500) return;
+    if (!(err instanceof AppError) || !err.isClientError) return;
     const pair = `${ip} ${createHash('sha256').update(token).digest('base64url')}`;
     if (counted.get(pair) !== undefined) return;
     counted.set(pair, true);

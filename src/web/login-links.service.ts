@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { AuditService } from '../audit/audit.service.ts';
 import type { Repositories, Store } from '../db/store.ts';
-import { AppError, errors } from '../http/errors.ts';
+import { AppError, errors } from '../errors/app-error.ts';
 import type { OrgRow } from '../orgs/orgs.repository.ts';
 import type { UserRow } from '../users/users.repository.ts';
 import { LoginLinksRepository } from './login-links.repository.ts';
@@ -82,19 +82,19 @@ export class LoginLinksService {
 
   /** Why a link cannot be used (unknown, used, expired), or null when it can. */
   private static linkRefusal(link: LoginLinkRow | undefined, now: string): AppError | null {
-    if (!link) return new AppError(404, 'link_unknown', 'this login link is not valid: check that you copied all of it, or ask the operator for a new one');
-    if (link.used_at !== null) return new AppError(410, 'link_used', 'this login link was already used; each link signs in once. Ask the operator for a new one (trackgate login-link)');
-    if (link.expires_at <= now) return new AppError(410, 'link_expired', 'this login link has expired (links work for 15 minutes); ask the operator for a new one (trackgate login-link)');
+    if (!link) return new AppError('link_unknown', 'this login link is not valid: check that you copied all of it, or ask the operator for a new one');
+    if (link.used_at !== null) return new AppError('link_used', 'this login link was already used; each link signs in once. Ask the operator for a new one (trackgate login-link)');
+    if (link.expires_at <= now) return new AppError('link_expired', 'this login link has expired (links work for 15 minutes); ask the operator for a new one (trackgate login-link)');
     return null;
   }
 
   /** Why the link's person may not sign in with it (deactivated, organization requires SSO), or who they are. */
   private async accountCheck(repos: Repositories, link: LoginLinkRow): Promise<AppError | LinkTarget> {
     const [user, org] = await Promise.all([repos.users.findById(link.org_id, link.user_id), repos.orgs.findById(link.org_id)]);
-    if (!user || !org) return new AppError(404, 'link_unknown', 'the account of this login link no longer exists');
-    if (user.status !== 'active') return new AppError(403, 'user_deactivated', `the account ${user.username} is deactivated; ask an administrator of ${org.slug}`);
+    if (!user || !org) return new AppError('link_unknown', 'the account of this login link no longer exists');
+    if (user.status !== 'active') return new AppError('user_deactivated', `the account ${user.username} is deactivated; ask an administrator of ${org.slug}`, { kind: 'forbidden' });
     if (org.require_sso === 1 && user.instance_admin !== 1) {
-      return new AppError(403, 'sso_required', `the organization ${org.slug} requires single sign-on: sign in through your identity provider at /login instead`);
+      return new AppError('sso_required', `the organization ${org.slug} requires single sign-on: sign in through your identity provider at /login instead`);
     }
     return { user, org, link };
   }
@@ -123,7 +123,7 @@ export class LoginLinksService {
         const claimed = hash ? await repo.claim(hash, now) : undefined;
         if (!claimed) {
           // Say why from the row as it is (unknown, used, expired).
-          throw LoginLinksService.linkRefusal(hash ? await repo.find(hash) : undefined, now) ?? new AppError(410, 'link_used', 'this login link was already used; each link signs in once');
+          throw LoginLinksService.linkRefusal(hash ? await repo.find(hash) : undefined, now) ?? new AppError('link_used', 'this login link was already used; each link signs in once');
         }
         const r = await this.accountCheck(repos, claimed);
         if (r instanceof AppError) throw r;

@@ -5,7 +5,10 @@ import { z } from 'zod';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { Principal } from '../auth/principal.ts';
 import type { PageRequest } from '../db/keyset.ts';
-import { AppError, errors } from '../http/errors.ts';
+import { AppError, errors } from '../errors/app-error.ts';
+import type { ErrorCode } from '../errors/catalogue.ts';
+import { httpStatusOf } from '../http/errors.ts';
+import { errorPages } from '../http/express-app.ts';
 import { PAGE_LIMIT_MAX } from '../http/pagination.ts';
 import { loginPath } from '../http/return-to.ts';
 import { fields, parse } from '../http/validation.ts';
@@ -46,7 +49,7 @@ const AUDIT_PAGE_SIZE = 50;
 /** The pages show a list's first page at the API's largest page size (the key cap keeps key lists well below it). */
 const LIST_PAGE: PageRequest = { limit: PAGE_LIMIT_MAX, after: null };
 /** 403s that are about what was asked for, not who asks: shown next to the form like bad input. */
-const POLICY_REFUSALS = new Set(['enterprise_feature', 'personal_keys_disabled']);
+const POLICY_REFUSALS = new Set<ErrorCode>(['enterprise_feature', 'personal_keys_disabled']);
 
 export function sendHtml(res: Response, status: number, body: string): void {
   res.status(status).type('html').send(body);
@@ -123,14 +126,13 @@ export function createWebRouter(d: WebRoutesDeps): Router {
   const pages = ['/settings', '/teams', '/admin'];
 
   // Errors on these paths are pages, not JSON: 4xx say what is wrong, 5xx are generic.
-  router.use(pages, (_req, res, next) => {
-    res.locals.renderError = (e: AppError, rid: string) => {
+  router.use(
+    pages,
+    errorPages((view, res) => {
       const viewer = res.locals.viewer as Viewer | undefined;
-      sendHtml(res, e.status, errorPage({ status: e.status, code: e.code, message: e.message, requestId: rid, viewer, theme: viewer?.theme }));
-      return true;
-    };
-    next();
-  });
+      return errorPage({ ...view, viewer, theme: viewer?.theme });
+    }),
+  );
   router.use(pages, sessionMw);
   router.use(pages, (req: Request, res: Response, next: NextFunction) => {
     (async () => {
@@ -176,9 +178,9 @@ export function createWebRouter(d: WebRoutesDeps): Router {
         if (flash) d.flash.set(req, flash);
         res.redirect(303, target(req));
       } catch (err) {
-        if (err instanceof AppError && (err.status === 400 || err.status === 409 || err.status === 422 || POLICY_REFUSALS.has(err.code))) {
+        if (err instanceof AppError && (err.kind === 'invalid' || err.kind === 'conflict' || err.kind === 'unprocessable' || POLICY_REFUSALS.has(err.code))) {
           try {
-            await rerender(req, res, err.status, { notices: { error: err.message, problems: problemsOf(err) }, form: formOf(req) });
+            await rerender(req, res, httpStatusOf(err), { notices: { error: err.message, problems: problemsOf(err) }, form: formOf(req) });
           } catch (e) {
             next(e);
           }
@@ -264,7 +266,7 @@ export function createWebRouter(d: WebRoutesDeps): Router {
     try {
       serviceAccounts = (await d.serviceAccounts.listForTeam(v.actor, name, LIST_PAGE)).items;
     } catch (err) {
-      if (!(err instanceof AppError && err.status === 403)) throw err;
+      if (!(err instanceof AppError && err.kind === 'forbidden')) throw err;
     }
     const flash = d.flash.take(req);
     sendHtml(
@@ -387,7 +389,7 @@ export function createWebRouter(d: WebRoutesDeps): Router {
   router.get('/admin', (req, res, next) => renderAdmin(undefined)(req, res, 200, { notices: {}, form: {} }).catch(next));
 
   const refused = (problems: Array<{ field: string; code: string; message: string }>) =>
-    new AppError(422, 'sso_configuration_invalid', 'The connection was not saved; fix these problems:', { details: { problems } });
+    new AppError('sso_configuration_invalid', 'The connection was not saved; fix these problems:', { details: { problems } });
 
   router.post(
     '/admin/sso',

@@ -1,0 +1,154 @@
+// The one list of the errors trackgate answers with. Each code is declared here once, with what it
+// means and the kind of failure it is; code elsewhere names codes only from this list (ErrorCode is a
+// union of its keys, so a code that is not here does not compile). Nothing here knows about HTTP: the
+// edge (src/http/error-status.ts) maps each kind to a status, so the CLI, the API, the lean handlers
+// and the pages all describe one failure the same way.
+
+/**
+ * What sort of failure a code is, in the domain's terms. A kind decides how an edge answers (an HTTP
+ * status, a CLI exit) and whether the failure is the caller's (an expected answer) or trackgate's own
+ * (logged with its stack trace).
+ */
+export type ErrorKind =
+  /** The request itself is malformed or breaks a field's rules. */
+  | 'invalid'
+  /** No usable credential came with the request. */
+  | 'unauthenticated'
+  /** The caller is known but may not do this. */
+  | 'forbidden'
+  /** The thing named does not exist, or the caller may not know that it does. */
+  | 'not_found'
+  /** The operation does not exist for this target (a method a path does not serve). */
+  | 'not_supported'
+  /** The caller took too long to send its request. */
+  | 'timeout'
+  /** The request contradicts the current state (a taken name, the last admin). */
+  | 'conflict'
+  /** The thing named existed once and is used up for good (a used or expired login link). */
+  | 'gone'
+  /** The request announces no length where one is needed. */
+  | 'length_required'
+  /** A precondition the caller set does not hold. */
+  | 'precondition_failed'
+  /** The request is larger than trackgate accepts. */
+  | 'too_large'
+  /** The request is in an encoding or charset trackgate does not read. */
+  | 'unsupported'
+  /** The range asked for lies outside the content. */
+  | 'range_not_satisfiable'
+  /** Well-formed, but refused as a whole (a reserved name, a configuration with problems). */
+  | 'unprocessable'
+  /** The caller has used up its budget of attempts; `retryAfterSeconds` says when to try again. */
+  | 'rate_limited'
+  /** A bug or an unexpected failure inside trackgate. */
+  | 'internal'
+  /** A service trackgate relays to (the tracking API) could not be reached or failed. */
+  | 'upstream_failed'
+  /** Trackgate cannot take the request right now (restarting, saturated); `retryAfterSeconds` says when to try again. */
+  | 'unavailable'
+  /** A service trackgate relays to (the tracking API, the management worker) did not answer in time. */
+  | 'upstream_timeout';
+
+/** The kinds that are trackgate's failure, not the caller's: they are logged with a stack trace. */
+export const SERVER_KINDS: ReadonlySet<ErrorKind> = new Set<ErrorKind>(['internal', 'upstream_failed', 'unavailable', 'upstream_timeout']);
+
+interface Entry {
+  /** The kind an error with this code has unless the place that raises it says otherwise. */
+  readonly kind: ErrorKind;
+  /** What the code means, for whoever reads a log, a client's report or the API reference. */
+  readonly meaning: string;
+}
+
+/**
+ * Every code trackgate answers with. Two codes are raised with more than one kind because the same
+ * fact is refused in two situations: `key_expired`/`key_revoked` are `unauthenticated` when the key is
+ * used and `conflict` when it is rotated, and `user_deactivated` is `conflict` in management and
+ * `forbidden` when a login link is used. Those places pass the kind explicitly.
+ *
+ * The OIDC login's own problem codes (src/sso/oidc/problems.ts) describe an IdP's answer and are shown
+ * on the sign-in page, not here. RFC 6749 / OpenID errors (`invalid_request`, `invalid_grant`, ...) will
+ * belong to trackgate's own /oidc endpoints when they exist: they have their own fixed vocabulary and
+ * wire format (`{error, error_description}`), so they get their own section below and their own renderer
+ * at the edge, not these codes.
+ */
+export const ERROR_CATALOGUE = {
+  // --- Malformed requests
+  bad_request: { kind: 'invalid', meaning: 'The request is malformed in a way no more specific code names (bad JSON, a body that does not match its Content-Length, a NUL character).' },
+  validation_failed: { kind: 'invalid', meaning: 'A field of the path, query or body breaks its declared rules; `details` lists each problem.' },
+  malformed_path: { kind: 'invalid', meaning: 'The path has percent-encoding that is not UTF-8, or a dot segment on its way to the upstream.' },
+  malformed_body: { kind: 'invalid', meaning: 'The request body does not decompress as its Content-Encoding says.' },
+  request_aborted: { kind: 'invalid', meaning: 'The client gave up before its request body was complete.' },
+  forged_identity_header: { kind: 'invalid', meaning: "The request carries a header that would pass for one of trackgate's identity headers upstream." },
+  method_not_allowed: { kind: 'not_supported', meaning: 'The method is not served on this path (the gateway relays only the methods the tracking API takes).' },
+  request_timeout: { kind: 'timeout', meaning: 'The request body did not arrive in time.' },
+  length_required: { kind: 'length_required', meaning: 'The request has a body but announces no length.' },
+  payload_too_large: { kind: 'too_large', meaning: 'The request body, or the number of form fields, is over the limit.' },
+  unsupported_encoding: { kind: 'unsupported', meaning: 'The body is in a Content-Encoding or charset trackgate does not read.' },
+  range_not_satisfiable: { kind: 'range_not_satisfiable', meaning: 'The Range asked of a static file lies outside it.' },
+
+  // --- Authentication
+  unauthenticated: { kind: 'unauthenticated', meaning: 'No credential came with a request that needs one.' },
+  invalid_credentials: { kind: 'unauthenticated', meaning: 'The Authorization header cannot be read as HTTP Basic (user "api") or Bearer.' },
+  invalid_key: { kind: 'unauthenticated', meaning: 'The API key is not one trackgate issued, or its secret does not match.' },
+  key_expired: { kind: 'unauthenticated', meaning: 'The API key has expired: it no longer authenticates, and cannot be rotated.' },
+  key_revoked: { kind: 'unauthenticated', meaning: 'The API key was revoked: it no longer authenticates, and cannot be rotated.' },
+  invalid_token: { kind: 'unauthenticated', meaning: 'The bearer token is neither an API key nor a valid access token.' },
+  account_deactivated: { kind: 'unauthenticated', meaning: 'The credential is valid but its account was deactivated or deleted.' },
+  rate_limited: { kind: 'rate_limited', meaning: 'Too many failed attempts (authentication, login links) from this address; wait and try again.' },
+  too_many_login_attempts: { kind: 'rate_limited', meaning: 'Too many SSO sign-ins were started from this address; wait and try again.' },
+
+  // --- Permission and policy
+  forbidden: { kind: 'forbidden', meaning: 'The caller may not do this, for a reason no more specific code names.' },
+  insufficient_role: { kind: 'forbidden', meaning: "The caller's organization or team role is below what this needs." },
+  instance_admin_required: { kind: 'forbidden', meaning: 'Only the instance operator may do this.' },
+  not_a_person: { kind: 'forbidden', meaning: 'Service accounts cannot do this (personal keys, managing keys or service accounts).' },
+  operator_identity: { kind: 'forbidden', meaning: "Only the instance operator can unlink the operator's sign-in identity." },
+  personal_keys_disabled: { kind: 'forbidden', meaning: "The organization's policy disables personal API keys." },
+  enterprise_feature: { kind: 'forbidden', meaning: "Service accounts need the enterprise plan; the organization is on another." },
+  sso_required: { kind: 'forbidden', meaning: 'The organization requires single sign-on: API keys of its people and login links are refused.' },
+  csrf: { kind: 'forbidden', meaning: 'A state-changing request with the session cookie came from another origin (gateway Origin check).' },
+  csrf_failed: { kind: 'forbidden', meaning: "A session-authenticated write did not carry the session's CSRF token." },
+  link_confirmation_failed: { kind: 'forbidden', meaning: "A login link's Sign in button was pressed without the confirmation cookie of the browser that opened it." },
+  attribution_unavailable: { kind: 'forbidden', meaning: 'Run attribution (X-WANDB-USERNAME) is not available on this gateway.' },
+  attribution_not_member: { kind: 'forbidden', meaning: "The user a run is attributed to is not a member of the service account's team." },
+  attribution_mismatch: { kind: 'forbidden', meaning: "X-WANDB-USER-EMAIL is not the email of the user named in X-WANDB-USERNAME." },
+
+  // --- Existence
+  not_found: { kind: 'not_found', meaning: 'The thing named does not exist, or the caller may not know that it does.' },
+  link_unknown: { kind: 'not_found', meaning: 'The login link is not one trackgate issued, or its account no longer exists.' },
+  link_used: { kind: 'gone', meaning: 'The login link was already used; each link signs in once.' },
+  link_expired: { kind: 'gone', meaning: 'The login link is older than its 15 minutes.' },
+
+  // --- State conflicts
+  conflict: { kind: 'conflict', meaning: 'The request contradicts the current state, for a reason no more specific code names.' },
+  name_taken: { kind: 'conflict', meaning: 'A user, team or service account already holds the name (names are one namespace).' },
+  username_taken: { kind: 'conflict', meaning: 'A user, team or service account already holds the username.' },
+  user_taken: { kind: 'conflict', meaning: 'The username is taken or the email cannot be used (a race caught by the database).' },
+  email_taken: { kind: 'conflict', meaning: 'A user with this email already exists.' },
+  email_unavailable: { kind: 'conflict', meaning: "The email cannot be used for an account in this organization (it belongs to another organization's domain)." },
+  slug_taken: { kind: 'conflict', meaning: 'An organization with this slug already exists.' },
+  name_reserved: { kind: 'unprocessable', meaning: 'The name is reserved: trackgate or the tracking service serves paths under it.' },
+  last_admin: { kind: 'conflict', meaning: 'The change would leave the organization without an active admin.' },
+  last_team_admin: { kind: 'conflict', meaning: 'The change would leave the team without an admin.' },
+  user_deactivated: { kind: 'conflict', meaning: 'The user is deactivated (cannot join a team, be sent a login link, or sign in with one).' },
+  owner_deactivated: { kind: 'conflict', meaning: "The API key's owner is deactivated: the key cannot be rotated." },
+  key_limit_reached: { kind: 'conflict', meaning: 'The owner already holds as many live API keys as allowed (TRACKGATE_MAX_KEYS_PER_PRINCIPAL); revoke one first.' },
+  key_already_rotated: { kind: 'conflict', meaning: 'The API key was already replaced once; rotate its replacement instead.' },
+  sso_not_configured: { kind: 'conflict', meaning: 'SSO cannot be required: the organization has no enabled SSO connection.' },
+  sso_required_by_policy: { kind: 'conflict', meaning: "The last enabled SSO connection cannot be disabled or deleted while the organization requires SSO." },
+  sso_configuration_invalid: { kind: 'unprocessable', meaning: 'An SSO connection was not saved: `details.problems` lists what is wrong with it.' },
+
+  // --- Trackgate's own failures
+  internal_error: { kind: 'internal', meaning: 'A bug or unexpected failure; the answer shows nothing of its cause, the log has it under the request id.' },
+  upstream_unavailable: { kind: 'upstream_failed', meaning: 'The tracking API could not be reached.' },
+  upstream_timeout: { kind: 'upstream_timeout', meaning: 'The tracking API did not answer in time.' },
+  management_busy: { kind: 'unavailable', meaning: 'The management worker has too many requests in flight; try again in a moment.' },
+  management_unavailable: { kind: 'unavailable', meaning: 'The management worker is restarting; try again in a moment.' },
+  management_timeout: { kind: 'upstream_timeout', meaning: 'The management worker did not answer in time.' },
+
+  // --- RFC 6749 / OpenID Connect errors of trackgate's own /oidc endpoints go here when those exist
+  //     (see above: their own section and their own renderer in src/http).
+} as const satisfies Record<string, Entry>;
+
+/** A code from the catalogue: the only codes an AppError can carry. */
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
