@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { ApiRouter } from '../http/api-router.ts';
 import { errors } from '../errors/app-error.ts';
+import type { ErrorCode } from '../errors/catalogue.ts';
 import { fields } from '../http/validation.ts';
 import { TENANT_ID_PATTERN } from './oidc/issuer.ts';
 import type { SessionManager } from './session-store.ts';
@@ -80,7 +81,7 @@ function outcome(result: SaveOutcome, status: number, requestId: string) {
     status: 422,
     body: {
       error: {
-        code: 'sso_configuration_invalid',
+        code: 'sso_configuration_invalid' satisfies ErrorCode,
         message: `the connection was not saved: ${result.problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`,
         request_id: requestId,
         problems: result.problems,
