@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errors as undiciErrors } from 'undici';
-import { AppError, errors } from '../errors/app-error.ts';
+import { errors } from '../errors/app-error.ts';
+import type { AppError } from '../errors/app-error.ts';
 import type { Logger } from '../log/logger.ts';
 import { httpStatusOf } from './errors.ts';
 import { sendError } from './raw-response.ts';

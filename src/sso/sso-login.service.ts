@@ -4,7 +4,6 @@ import type { CacheInvalidator } from '../auth/invalidation.ts';
 import type { Config } from '../config/config.ts';
 import type { SecretBox } from '../crypto/secret-box.ts';
 import type { Repositories, Store } from '../db/store.ts';
-import { AppError } from '../errors/app-error.ts';
 import type { Logger } from '../log/logger.ts';
 import type { OrgRow } from '../orgs/orgs.repository.ts';
 import type { UserRow } from '../users/users.repository.ts';
@@ -406,5 +405,3 @@ export class SsoLoginService {
     return randomBytes(24).toString('base64url');
   }
 }
-
-export { AppError };

@@ -4,7 +4,7 @@ import type { CacheInvalidator } from '../auth/invalidation.ts';
 import type { OrgRole } from '../auth/principal.ts';
 import { isUniqueViolation } from '../db/dialect.ts';
 import type { Repositories, Store } from '../db/store.ts';
-import { AppError, errors } from '../errors/app-error.ts';
+import { errors } from '../errors/app-error.ts';
 import type { KeysService } from '../keys/keys.service.ts';
 import { newOrgRow, orgView } from '../orgs/orgs.service.ts';
 import { isReservedEntityName } from './entity-names.ts';
@@ -75,5 +75,3 @@ export class ProvisioningService {
     return result;
   }
 }
-
-export { AppError };

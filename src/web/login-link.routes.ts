@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import express from 'express';
 import { LRUCache } from 'lru-cache';
-import type { NextFunction, Request, Response, Router } from 'express';
+import type { Router } from 'express';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { AppError, errors } from '../errors/app-error.ts';
 import { errorPages } from '../http/express-app.ts';
