@@ -11,6 +11,7 @@ import { describe, test } from 'node:test';
 import { AppError, errors } from '../src/errors/app-error.ts';
 import { ERROR_CATALOGUE } from '../src/errors/catalogue.ts';
 import type { ErrorCode } from '../src/errors/catalogue.ts';
+import { LOGIN_PROBLEMS } from '../src/errors/login-problems.ts';
 import { httpHeadersOf, httpStatusOf, WWW_AUTHENTICATE } from '../src/http/errors.ts';
 
 const SRC = join(import.meta.dirname, '..', 'src');
@@ -68,6 +69,16 @@ describe('error catalogue', () => {
   test('every code in the catalogue is used somewhere in src/', () => {
     const text = FILES.filter((f) => f.path !== 'errors/catalogue.ts').map((f) => f.text).join('\n');
     for (const code of CODES) assert.ok(text.includes(`'${code}'`), `${code} is in the catalogue but nothing raises it: remove it`);
+  });
+
+  test('every sign-in problem code has a meaning and is raised somewhere in src/', () => {
+    const text = FILES.filter((f) => f.path !== 'errors/login-problems.ts').map((f) => f.text).join('\n');
+    for (const [code, meaning] of Object.entries(LOGIN_PROBLEMS)) {
+      assert.ok(meaning.length > 10, `${code}: no meaning`);
+      // jwks_<problem> and token_endpoint_<problem> are built from IdpFetchError's problem.
+      const built = /^(jwks|token_endpoint)_/.exec(code);
+      assert.ok(text.includes(`'${code}'`) || (built !== null && text.includes(`\`${built[1]}_\${err.problem}\``)), `${code} is in LOGIN_PROBLEMS but nothing raises it: remove it`);
+    }
   });
 
   test('no source outside src/errors and src/http makes an error with an HTTP status, HTTP headers or the HTTP layer\'s errors', () => {

@@ -65,8 +65,8 @@ interface Entry {
  * used and `conflict` when it is rotated, and `user_deactivated` is `conflict` in management and
  * `forbidden` when a login link is used. Those places pass the kind explicitly.
  *
- * The OIDC login's own problem codes (src/sso/oidc/problems.ts) describe an IdP's answer and are shown
- * on the sign-in page, not here. RFC 6749 / OpenID errors (`invalid_request`, `invalid_grant`, ...) will
+ * Why an SSO sign-in did not complete is another vocabulary, LOGIN_PROBLEMS (./login-problems.ts): those
+ * codes describe an IdP's answer for an admin and are shown on the sign-in page, never as API answers. RFC 6749 / OpenID errors (`invalid_request`, `invalid_grant`, ...) will
  * belong to trackgate's own /oidc endpoints when they exist: they have their own fixed vocabulary and
  * wire format (`{error, error_description}`), so they get their own section below and their own renderer
  * at the edge, not these codes.

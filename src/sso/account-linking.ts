@@ -1,4 +1,5 @@
 import type { JWTPayload } from 'jose';
+import type { LoginProblemCode } from '../errors/login-problems.ts';
 import { isTemplatedIssuer } from './oidc/issuer.ts';
 import { isPublicMailDomain } from './public-mail-domains.ts';
 
@@ -60,7 +61,7 @@ export interface LinkContext {
   connectionDomains: readonly string[];
 }
 
-export type LinkDecision = { ok: true; rule: { evidence: EmailEvidence; domain: string } } | { ok: false; code: string; message: string };
+export type LinkDecision = { ok: true; rule: { evidence: EmailEvidence; domain: string } } | { ok: false; code: LoginProblemCode; message: string };
 
 /** Whether an IdP identity may be linked by email to an existing account, and if not, what an admin must do. */
 export function decideEmailLink(user: LinkCandidate, ctx: LinkContext): LinkDecision {

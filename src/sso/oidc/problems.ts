@@ -1,14 +1,16 @@
+import type { LoginProblemCode } from '../../errors/login-problems.ts';
+
 /**
- * Errors of the OIDC protocol layer. Each carries a stable `code` (for logs,
+ * Errors of the OIDC protocol layer. Each carries a stable `code` from LOGIN_PROBLEMS (for logs,
  * tests and the error page), a `message` written for the admin who has to fix
  * the IdP or the connection, and `details` that only go to the log (they may
  * name claim values, never a token).
  */
 export class OidcLoginError extends Error {
-  readonly code: string;
+  readonly code: LoginProblemCode;
   readonly details: Record<string, unknown>;
 
-  constructor(code: string, message: string, details: Record<string, unknown> = {}, cause?: unknown) {
+  constructor(code: LoginProblemCode, message: string, details: Record<string, unknown> = {}, cause?: unknown) {
     super(message, cause === undefined ? undefined : { cause });
     this.name = 'OidcLoginError';
     this.code = code;
