@@ -10,7 +10,7 @@ import type { OrgRow } from '../orgs/orgs.repository.ts';
 import type { UserRow } from '../users/users.repository.ts';
 import { deriveUsername } from '../users/provisioning.ts';
 import { isUniqueViolation } from '../db/dialect.ts';
-import { fields } from '../http/validation.ts';
+import { fields } from '../validation/fields.ts';
 import { decideEmailLink, emailEvidence, isAzureIssuer } from './account-linking.ts';
 import { emailDomain } from '../users/email-domain-claims.ts';
 import type { UsersService } from '../users/users.service.ts';
