@@ -46,7 +46,7 @@ function tables<T>(db: Kysely<DB extends T ? DB : never>): Kysely<T> {
 }
 
 /** Every repository, bound to one connection or transaction: each feature's `…Repos` is a part of this. */
-export function createRepositories(db: Kysely<DB>) {
+function createRepositories(db: Kysely<DB>) {
   return {
     orgs: new OrgsRepository(tables(db)),
     users: new UsersRepository(tables(db)),
@@ -65,7 +65,7 @@ export type Repositories = ReturnType<typeof createRepositories>;
 
 /** The store services get (each typed by the part it declared). */
 export function createStore(db: Kysely<DB>): Store<Repositories> {
-  return new Store(db, createRepositories);
+  return Store.over(db, createRepositories);
 }
 
 /** Where browser sessions and pending logins are kept: in Redis when there is one (shared by every instance), else in the database. */

@@ -9,16 +9,17 @@ import type { Kysely } from 'kysely';
  * folder knows no feature.
  */
 export class Store<R> {
-  readonly repos: R;
+  private constructor(
+    readonly repos: R,
+    private readonly inTransaction: <T>(fn: (repos: R) => Promise<T>) => Promise<T>,
+  ) {}
 
-  constructor(
-    private readonly db: Kysely<any>,
-    private readonly bind: (db: Kysely<any>) => R,
-  ) {
-    this.repos = bind(db);
+  /** `bind` makes the repositories on a connection or a transaction of `db`. */
+  static over<DB, R>(db: Kysely<DB>, bind: (db: Kysely<DB>) => R): Store<R> {
+    return new Store(bind(db), (fn) => db.transaction().execute((trx) => fn(bind(trx))));
   }
 
   transaction<T>(fn: (repos: R) => Promise<T>): Promise<T> {
-    return this.db.transaction().execute((trx) => fn(this.bind(trx)));
+    return this.inTransaction(fn);
   }
 }
