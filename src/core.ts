@@ -6,7 +6,7 @@ import { RedisInvalidationTransport } from './auth/redis-invalidation.ts';
 import { SecretBox, resolveSecretKey } from './crypto/secret-box.ts';
 import { migrateToLatest, openDatabase } from './db/database.ts';
 import type { Database } from './db/database.ts';
-import { Store } from './db/store.ts';
+import type { Store } from './db/store.ts';
 import { tightenDataFiles } from './db/private-files.ts';
 import type { ReadinessCheck } from './health/health.handlers.ts';
 import { TrustedProxies } from './http/client-ip.ts';
@@ -17,10 +17,16 @@ import { createLogger } from './log/logger.ts';
 import type { Logger } from './log/logger.ts';
 import { OrgAccess } from './orgs/org-access.ts';
 import { OrgsService } from './orgs/orgs.service.ts';
+import { RedisKeyspace } from './redis/keyspace.ts';
 import { closeRedis, createRedis } from './redis/redis.ts';
 import { ServiceAccountsService } from './service-accounts/service-accounts.service.ts';
 import { createSso } from './sso/index.ts';
 import type { Sso } from './sso/index.ts';
+import type { TransactionStore } from './sso/login-transactions.ts';
+import { sessionTimeouts } from './sso/session-store.ts';
+import type { TrackgateSessionStore } from './sso/session-store.ts';
+import { createSessionStorage, createStore } from './storage.ts';
+import type { DB, Repositories } from './storage.ts';
 import { TeamsService } from './teams/teams.service.ts';
 import { UsersService } from './users/users.service.ts';
 import { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
@@ -34,8 +40,12 @@ import type { Redis } from 'ioredis';
 export interface Core {
   config: Config;
   logger: Logger;
-  database: Database;
-  store: Store;
+  database: Database<DB>;
+  /** Every repository, and transactions over them (src/storage.ts); each service is given it typed by the part it declared. */
+  store: Store<Repositories>;
+  /** Browser sessions and pending SSO logins: in Redis when configured, else in the database. */
+  sessionStore: TrackgateSessionStore;
+  loginTransactions: TransactionStore;
   secretBox: SecretBox;
   invalidator: CacheInvalidator;
   trustedProxies: TrustedProxies;
@@ -51,6 +61,8 @@ export interface Core {
   authenticator: Authenticator;
   /** The shared Redis connection when TRACKGATE_REDIS_URL is set. */
   redis: Redis | null;
+  /** Every Redis key and channel name, under TRACKGATE_REDIS_KEY_PREFIX (also without Redis: it costs nothing). */
+  redisKeyspace: RedisKeyspace;
   /** Extra checks of /readyz beyond the database. */
   readinessChecks: ReadinessCheck[];
 }
@@ -61,7 +73,7 @@ export interface Core {
  */
 export async function createCore(config: Config, options: { logger?: Logger; migrate?: boolean } = {}): Promise<Core> {
   const logger = options.logger ?? createLogger({ level: config.logLevel, file: config.logFile });
-  const database = openDatabase(config.databaseUrl);
+  const database = openDatabase<DB>(config.databaseUrl);
   if (options.migrate !== false) {
     try {
       await migrateToLatest(database);
@@ -70,7 +82,7 @@ export async function createCore(config: Config, options: { logger?: Logger; mig
       throw err;
     }
   }
-  const store = new Store(database.db);
+  const store = createStore(database.db);
   const secretBox = new SecretBox(resolveSecretKey(config.secretKey, config.dataDir));
   // Files and folders an older version left readable by others: once, in the isolate that migrates (not again in the worker).
   if (options.migrate !== false) tightenDataFiles({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, secretKeyConfigured: Boolean(config.secretKey) }, logger);
@@ -94,18 +106,23 @@ export async function createCore(config: Config, options: { logger?: Logger; mig
   keys.registerManagePolicy('service_account', serviceAccounts.keyManagePolicy);
   // With Redis, failed-authentication counts and cache invalidations are shared by every instance.
   const redis = config.redisUrl ? createRedis(config.redisUrl, logger, 'trackgate') : null;
+  const redisKeyspace = new RedisKeyspace(config.redisKeyPrefix);
   if (redis && config.redisUrl) {
-    invalidator.attach(new RedisInvalidationTransport(redis, createRedis(config.redisUrl, logger, 'trackgate-sub'), `${config.redisKeyPrefix}invalidate`, logger));
+    invalidator.attach(new RedisInvalidationTransport(redis, createRedis(config.redisUrl, logger, 'trackgate-sub'), redisKeyspace.key('invalidate'), logger));
   }
   const failureLimits = { points: config.authFailureLimit, duration: config.authFailureWindowSeconds };
   const limiter = redis
-    ? new RateLimiterRedis({ storeClient: redis, keyPrefix: `${config.redisKeyPrefix}authfail`, ...failureLimits, insuranceLimiter: new RateLimiterMemory(failureLimits) })
+    ? new RateLimiterRedis({ storeClient: redis, keyPrefix: redisKeyspace.key('authfail'), ...failureLimits, insuranceLimiter: new RateLimiterMemory(failureLimits) })
     : new RateLimiterMemory(failureLimits);
   const authenticator = new Authenticator(keyVerifier, { failureLimit: config.authFailureLimit, failureWindowSeconds: config.authFailureWindowSeconds, limiter });
   const readinessChecks: ReadinessCheck[] = [{ name: 'database', check: () => database.ping() }];
   if (redis) readinessChecks.push({ name: 'redis', check: async () => void (await redis.ping()) });
   const trustedProxies = new TrustedProxies(config.trustedProxies);
-  return { config, logger, database, store, secretBox, invalidator, trustedProxies, audit, access, orgs, users, teams, keys, serviceAccounts, keyVerifier, lastUsed, authenticator, redis, readinessChecks };
+  const { sessions: sessionStore, loginTransactions } = createSessionStorage(database.db, redis && { client: redis, keyspace: redisKeyspace }, {
+    timeouts: sessionTimeouts(config),
+    maxPendingPerBrowser: config.loginMaxPendingPerBrowser,
+  });
+  return { config, logger, database, store, sessionStore, loginTransactions, redisKeyspace, secretBox, invalidator, trustedProxies, audit, access, orgs, users, teams, keys, serviceAccounts, keyVerifier, lastUsed, authenticator, redis, readinessChecks };
 }
 
 export async function closeCore(core: Core): Promise<void> {

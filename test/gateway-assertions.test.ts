@@ -11,6 +11,7 @@ import { openDatabase, migrateToLatest } from '../src/db/database.ts';
 import type { Database } from '../src/db/database.ts';
 import { SecretBox } from '../src/crypto/secret-box.ts';
 import { SigningKeysRepository } from '../src/assertions/signing-keys.repository.ts';
+import type { SigningKeysTables } from '../src/assertions/signing-keys.tables.ts';
 import { SigningKeyService } from '../src/assertions/signing-keys.service.ts';
 import { AssertionIssuer } from '../src/assertions/assertion-issuer.ts';
 import type { SignedAssertion } from '../src/assertions/assertion-issuer.ts';
@@ -42,14 +43,14 @@ const principal = (): Principal => ({
 });
 
 describe('assertion signing keys', () => {
-  let database: Database;
+  let database: Database<SigningKeysTables>;
   let now = Date.parse('2030-01-01T00:00:00Z');
   const clock = () => now;
   const box = new SecretBox('s'.repeat(64));
   let repo: SigningKeysRepository;
 
   before(async () => {
-    database = openDatabase('sqlite::memory:');
+    database = openDatabase<SigningKeysTables>('sqlite::memory:');
     await migrateToLatest(database);
     repo = new SigningKeysRepository(database.db);
   });

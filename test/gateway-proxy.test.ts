@@ -14,6 +14,7 @@ import { openDatabase, migrateToLatest } from '../src/db/database.ts';
 import type { Database } from '../src/db/database.ts';
 import { SecretBox } from '../src/crypto/secret-box.ts';
 import { SigningKeysRepository } from '../src/assertions/signing-keys.repository.ts';
+import type { SigningKeysTables } from '../src/assertions/signing-keys.tables.ts';
 import { SigningKeyService } from '../src/assertions/signing-keys.service.ts';
 import { AssertionIssuer } from '../src/assertions/assertion-issuer.ts';
 import { createJwksHandler } from '../src/assertions/jwks.handler.ts';
@@ -115,14 +116,14 @@ function httpRequest(url: string, options: { method: string; headers: Record<str
 }
 
 describe('gateway proxy and forward auth (stand-in authentication)', () => {
-  let database: Database;
+  let database: Database<SigningKeysTables>;
   let keys: SigningKeyService;
   let identity: GatewayIdentity;
   let upstream: StubUpstream;
   let gw: Gw;
 
   before(async () => {
-    database = openDatabase('sqlite::memory:');
+    database = openDatabase<SigningKeysTables>('sqlite::memory:');
     await migrateToLatest(database);
     keys = new SigningKeyService(new SigningKeysRepository(database.db), new SecretBox('x'.repeat(64)), { rotationMs: 0, reloadMs: 0 });
     await keys.start();

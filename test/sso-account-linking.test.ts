@@ -217,7 +217,7 @@ for (const [runIndex, dialect] of dialects().entries()) {
       assert.equal((await whoAmI(browser)).status, 401);
       assert.equal((await identitiesOf(operatorOrg, `op-${tag}-admin`)).length, 0);
       // Nor can she unlink an identity the operator has, to link one of hers.
-      const db = app.gw.core.store.repos.db;
+      const db = app.gw.core.database.db;
       const opId = (await sql<{ id: string }>`select id from users where email = ${`root@op-${tag}.test`}`.execute(db)).rows[0]!.id;
       const now = new Date().toISOString();
       await sql`insert into external_identities (id, org_id, user_id, connection_id, identity_key, issuer, subject, tenant_id, object_id, created_at, last_login_at)

@@ -308,6 +308,7 @@ describe('Redis keys follow TRACKGATE_REDIS_KEY_PREFIX', { skip: REDIS_URL ? fal
     assert.equal(done.status, 303, done.text.slice(0, 300));
     const sid = decodeURIComponent(browser.jar.get('trackgate.sid')!).slice(2).split('.')[0]!;
     assert.equal(await redis.exists(`${prefixA}sess:${sid}`), 1);
+    // Nor under the default prefix "trackgate:" (where SSO once wrote whatever the setting said).
     assert.equal(await redis.exists(`trackgate:sess:${sid}`), 0);
     assert.equal(await redis.exists(`${prefixB}sess:${sid}`), 0);
     assert.equal((await me(browser)).status, 200);

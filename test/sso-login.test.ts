@@ -370,10 +370,12 @@ for (const [runIndex, { dialect, tag, redis }] of runs.entries()) {
       assert.equal((await me(b1)).status, 200);
       const userId = (await sql<{ id: string }>`select id from users where email = ${`idle@acme-${tag}.test`}`.execute(db)).rows[0]!.id;
       const r = redis ? new Redis(REDIS_URL!) : null;
+      // The app's own keyspace: the key prefix is a setting (TRACKGATE_REDIS_KEY_PREFIX).
+      const key = (name: string) => app.gw.core.redisKeyspace.key(name);
       try {
         // Idle: the stored deadline passed.
         if (r) {
-          for (const sid of await r.smembers(`trackgate:sess:user:${userId}`)) await r.pexpire(`trackgate:sess:${sid}`, 1);
+          for (const sid of await r.smembers(key(`sess:user:${userId}`))) await r.pexpire(key(`sess:${sid}`), 1);
           await new Promise((res) => setTimeout(res, 20));
         } else {
           await sql`update sessions set expires_at = ${new Date(Date.now() - 1000).toISOString()} where user_id = ${userId}`.execute(db);
@@ -385,9 +387,9 @@ for (const [runIndex, { dialect, tag, redis }] of runs.entries()) {
         assert.equal((await me(b2)).status, 200);
         const age = (data: string) => JSON.stringify({ ...JSON.parse(data), loginAt: Date.now() - 25 * 3600_000 });
         if (r) {
-          for (const sid of await r.smembers(`trackgate:sess:user:${userId}`)) {
-            const v = await r.get(`trackgate:sess:${sid}`);
-            if (v) await r.set(`trackgate:sess:${sid}`, age(v), 'KEEPTTL');
+          for (const sid of await r.smembers(key(`sess:user:${userId}`))) {
+            const v = await r.get(key(`sess:${sid}`));
+            if (v) await r.set(key(`sess:${sid}`), age(v), 'KEEPTTL');
           }
         } else {
           const rows = await sql<{ sid: string; data: string }>`select sid, data from sessions where user_id = ${userId}`.execute(db);

@@ -133,7 +133,7 @@ for (const dialect of dialects()) {
       const path = await loginLinkPath(app, `old-${dialect}@${org}.example`);
       const b = new WebBrowser(app);
       const nonce = await confirm(b, path);
-      await sql`update login_links set expires_at = ${new Date(Date.now() - 1000).toISOString()} where used_at is null`.execute(app.gw.core.store.repos.db);
+      await sql`update login_links set expires_at = ${new Date(Date.now() - 1000).toISOString()} where used_at is null`.execute(app.gw.core.database.db);
       assertErrorPage(await b.get(path), 410, 'link_expired');
       assertErrorPage(await b.post(path, { nonce }), 410, 'link_expired');
     });

@@ -127,7 +127,7 @@ for (const dialect of dialects()) {
       assert.match(shown.text, new RegExp(`WANDB_API_KEY=${secret}`));
       assert.equal((await me(app, secret)).status, 200, 'the new key works');
       // The session store never held it readable.
-      const rows = await sql<{ data: string }>`select data from sessions`.execute(app.gw.core.store.repos.db);
+      const rows = await sql<{ data: string }>`select data from sessions`.execute(app.gw.core.database.db);
       assert.ok(rows.rows.length > 0);
       for (const r of rows.rows) assert.ok(!r.data.includes(secret), 'no plaintext key in the session store');
       // Shown once: the next view lists it by key ID only.

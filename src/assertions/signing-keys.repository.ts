@@ -1,5 +1,5 @@
 import type { Kysely, Selectable } from 'kysely';
-import type { DB, SigningKeysTable } from '../db/schema.ts';
+import type { SigningKeysTable, SigningKeysTables } from './signing-keys.tables.ts';
 
 export type SigningKeyRow = Selectable<SigningKeysTable>;
 
@@ -9,7 +9,7 @@ export type SigningKeyRow = Selectable<SigningKeysTable>;
  * the same issuer), so unlike every other repository this one has no tenant.
  */
 export class SigningKeysRepository {
-  constructor(private readonly db: Kysely<DB>) {}
+  constructor(private readonly db: Kysely<SigningKeysTables>) {}
 
   async insert(row: SigningKeyRow): Promise<void> {
     await this.db.insertInto('signing_keys').values(row).execute();

@@ -1,7 +1,7 @@
 import type { Insertable, Kysely, Selectable } from 'kysely';
 import { keysetPage } from '../db/keyset.ts';
 import type { Keyset, Page, PageRequest } from '../db/keyset.ts';
-import type { AuditEventsTable, DB } from '../db/schema.ts';
+import type { AuditEventsTable, AuditTables } from './audit.tables.ts';
 
 export type AuditRow = Selectable<AuditEventsTable>;
 
@@ -9,7 +9,7 @@ export type AuditRow = Selectable<AuditEventsTable>;
 const NEWEST_FIRST: Keyset<AuditRow> = { columns: ['seq'], direction: 'desc', keyOf: (r) => [Number(r.seq)] };
 
 export class AuditRepository {
-  constructor(private readonly db: Kysely<DB>) {}
+  constructor(private readonly db: Kysely<AuditTables>) {}
 
   async insert(row: Insertable<AuditEventsTable>): Promise<void> {
     await this.db.insertInto('audit_events').values(row).execute();

@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import type { OrgAccess } from '../orgs/org-access.ts';
 import type { Store } from '../db/store.ts';
 import type { ApiRouter } from '../http/api-router.ts';
 import { decodeCursor, nextCursorOut, pageBody, pageQuery, pageRequest } from '../http/pagination.ts';
 import { AuditLog } from './audit-log.ts';
+import type { AuditLogAccess, AuditLogRepos } from './audit-log.ts';
 
 /** By sequence number, newest first. */
 const auditPageQuery = pageQuery('audit', ['number']);
@@ -29,7 +29,7 @@ const legacyBefore = z
     return key;
   });
 
-export function registerAuditRoutes(api: ApiRouter, deps: { store: Store; access: OrgAccess }): void {
+export function registerAuditRoutes(api: ApiRouter, deps: { store: Store<AuditLogRepos>; access: AuditLogAccess }): void {
   const log = new AuditLog(deps.store, deps.access);
   api.add(
     {

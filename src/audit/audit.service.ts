@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Actor } from '../auth/actor.ts';
-import type { Repositories } from '../db/store.ts';
-import type { AuditRow } from './audit.repository.ts';
+import type { AuditRepository, AuditRow } from './audit.repository.ts';
 
 export interface AuditEntry {
   orgId: string | null;
@@ -26,7 +25,7 @@ export interface AuditEventView {
 
 /** Writes audit events inside the caller's transaction, so an action and its record commit together. */
 export class AuditService {
-  async record(repos: Repositories, actor: Actor | 'cli' | { type: string; id: string | null; name: string | null; ip?: string | null; requestId?: string | null }, entry: AuditEntry): Promise<void> {
+  async record(repos: { audit: AuditRepository }, actor: Actor | 'cli' | { type: string; id: string | null; name: string | null; ip?: string | null; requestId?: string | null }, entry: AuditEntry): Promise<void> {
     const who =
       actor === 'cli'
         ? { type: 'operator', id: null, name: 'trackgate-cli', ip: null, requestId: null }

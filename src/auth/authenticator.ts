@@ -4,16 +4,26 @@ import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { errors } from '../errors/app-error.ts';
 import type { AppError } from '../errors/app-error.ts';
-import { hashKey } from '../keys/key-format.ts';
-import type { KeyVerification, KeyVerifier } from '../keys/key-verifier.ts';
 import type { Principal } from './principal.ts';
-import { readCredentials } from './credentials.ts';
+import { hashKey, readCredentials } from './credentials.ts';
 
 export type AuthOutcome =
   | { ok: true; principal: Principal }
   /** No credentials at all: the caller decides whether anonymous is fine. */
   | { ok: false; anonymous: true }
   | { ok: false; anonymous: false; error: AppError };
+
+/** An API key's verdict, as the Authenticator reads it (src/keys' KeyVerification is one). */
+export type KeyVerification = { ok: true; principal: Principal } | { ok: false; reason: string };
+
+/**
+ * What the Authenticator needs of API-key verification: src/keys/key-verifier.ts's KeyVerifier. Declared
+ * here by shape, because keys build on this folder (Principal, invalidation) and not the reverse.
+ */
+export interface ApiKeyVerifier {
+  verifyCached(key: string, creds?: { hash?: string }): KeyVerification | undefined;
+  verify(key: string, creds?: { hash?: string }): Promise<KeyVerification>;
+}
 
 /** Verifies a Bearer token that is not an API key (federation access tokens). */
 export type BearerTokenVerifier = (token: string) => Promise<Principal | null>;
@@ -93,7 +103,7 @@ export class Authenticator {
   private readonly blockedLookups: RateLimiterMemory;
 
   constructor(
-    private readonly keys: KeyVerifier,
+    private readonly keys: ApiKeyVerifier,
     options: { failureLimit: number; failureWindowSeconds: number; limiter?: RateLimiterAbstract },
   ) {
     this.limiter = options.limiter ?? new RateLimiterMemory({ points: options.failureLimit, duration: options.failureWindowSeconds });

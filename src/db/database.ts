@@ -4,18 +4,18 @@ import type { DatabaseConnection, Driver, Migration, MigrationProvider, SqliteDi
 import pg from 'pg';
 import { dialectCaps } from './dialect.ts';
 import type { DialectCaps } from './dialect.ts';
-import type { DB } from './schema.ts';
 import { migrations } from './migrations/index.ts';
 import { createPrivateFile, sqliteFileOf } from './private-files.ts';
 
-export interface Database {
+/** An open database; `DB` is the type of its tables, composed in src/storage.ts (this folder knows no feature). */
+export interface Database<DB> {
   db: Kysely<DB>;
   caps: DialectCaps;
   ping(): Promise<void>;
   close(): Promise<void>;
 }
 
-export function openDatabase(url: string, options: { poolSize?: number } = {}): Database {
+export function openDatabase<DB>(url: string, options: { poolSize?: number } = {}): Database<DB> {
   if (url.startsWith('sqlite:')) {
     const file = sqliteFileOf(url);
     // Created 0600 (in a 0700 folder) before SQLite opens it: SQLite gives its -wal and -shm files the same mode.
@@ -81,7 +81,7 @@ class StaticProvider implements MigrationProvider {
   }
 }
 
-export async function migrateToLatest(database: Database): Promise<string[]> {
+export async function migrateToLatest<DB>(database: Database<DB>): Promise<string[]> {
   const migrator = new Migrator({ db: database.db, provider: new StaticProvider(migrations(database.caps)) });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error(String(error));

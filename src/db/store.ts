@@ -1,41 +1,25 @@
 import type { Kysely } from 'kysely';
-import type { DB } from './schema.ts';
-import { AuditRepository } from '../audit/audit.repository.ts';
-import { KeysRepository } from '../keys/keys.repository.ts';
-import { OrgsRepository } from '../orgs/orgs.repository.ts';
-import { ServiceAccountsRepository } from '../service-accounts/service-accounts.repository.ts';
-import { TeamsRepository } from '../teams/teams.repository.ts';
-import { EntityNamesRepository } from '../users/entity-names.repository.ts';
-import { UsersRepository } from '../users/users.repository.ts';
-
-/** Every repository, bound to one connection or transaction. */
-export function createRepositories(db: Kysely<DB>) {
-  return {
-    db,
-    orgs: new OrgsRepository(db),
-    users: new UsersRepository(db),
-    entities: new EntityNamesRepository(db),
-    teams: new TeamsRepository(db),
-    keys: new KeysRepository(db),
-    audit: new AuditRepository(db),
-    serviceAccounts: new ServiceAccountsRepository(db),
-  };
-}
-
-export type Repositories = ReturnType<typeof createRepositories>;
 
 /**
- * What services get: the repositories, and a way to run several changes as
- * one transaction so that nothing is half-written when one of them fails.
+ * What a service gets: the repositories it declared (its `…Repos` type), bound
+ * to the connection, and a way to run several changes as one transaction, with
+ * the same repositories bound to that transaction, so that nothing is
+ * half-written when one of them fails (a change and its audit event commit
+ * together). Generic: the repositories are composed in src/storage.ts; this
+ * folder knows no feature.
  */
-export class Store {
-  readonly repos: Repositories;
+export class Store<R> {
+  private constructor(
+    readonly repos: R,
+    private readonly inTransaction: <T>(fn: (repos: R) => Promise<T>) => Promise<T>,
+  ) {}
 
-  constructor(private readonly db: Kysely<DB>) {
-    this.repos = createRepositories(db);
+  /** `bind` makes the repositories on a connection or a transaction of `db`. */
+  static over<DB, R>(db: Kysely<DB>, bind: (db: Kysely<DB>) => R): Store<R> {
+    return new Store(bind(db), (fn) => db.transaction().execute((trx) => fn(bind(trx))));
   }
 
-  transaction<T>(fn: (repos: Repositories) => Promise<T>): Promise<T> {
-    return this.db.transaction().execute((trx) => fn(createRepositories(trx)));
+  transaction<T>(fn: (repos: R) => Promise<T>): Promise<T> {
+    return this.inTransaction(fn);
   }
 }

@@ -1,12 +1,12 @@
 import type { IncomingMessage } from 'node:http';
 import { AssertionIssuer } from '../assertions/assertion-issuer.ts';
 import { createJwksHandler } from '../assertions/jwks.handler.ts';
-import { SigningKeysRepository } from '../assertions/signing-keys.repository.ts';
+import type { SigningKeysRepository } from '../assertions/signing-keys.repository.ts';
 import { SigningKeyService } from '../assertions/signing-keys.service.ts';
 import type { Authenticator } from '../auth/authenticator.ts';
 import type { Config } from '../config/config.ts';
 import type { SecretBox } from '../crypto/secret-box.ts';
-import type { Database } from '../db/database.ts';
+import type { Store } from '../db/store.ts';
 import type { TrustedProxies } from '../http/client-ip.ts';
 import type { RequestHandler } from '../http/server.ts';
 import type { Logger } from '../log/logger.ts';
@@ -18,7 +18,7 @@ import { VERIFY_PREFIX, createVerifyHandler } from './verify.ts';
 export interface GatewayDeps {
   config: Config;
   logger: Logger;
-  database: Database;
+  store: Store<{ signingKeys: SigningKeysRepository }>;
   secretBox: SecretBox;
   authenticator: Authenticator;
   trustedProxies: TrustedProxies;
@@ -45,7 +45,7 @@ export interface Gateway {
  */
 export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   const { config, logger, authenticator, trustedProxies } = deps;
-  const signingKeys = new SigningKeyService(new SigningKeysRepository(deps.database.db), deps.secretBox, { rotationMs: config.signingKeyRotationDays * 86_400_000 }, logger);
+  const signingKeys = new SigningKeyService(deps.store.repos.signingKeys, deps.secretBox, { rotationMs: config.signingKeyRotationDays * 86_400_000 }, logger);
   await signingKeys.start();
   const issuer = new AssertionIssuer(signingKeys, {
     issuer: config.publicUrl,

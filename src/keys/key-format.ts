@@ -1,5 +1,6 @@
-import crypto, { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
+import { hashKey } from '../auth/credentials.ts';
 
 /**
  * API key format: `<prefix>-<40 base62 characters>` = 34 random characters
@@ -51,12 +52,8 @@ export interface GeneratedKey {
   hash: string;
 }
 
-/** Node's one-shot hash (no Hash object per call) where it exists (>= 20.12). */
-const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
-
-export function hashKey(key: string): string {
-  return oneShot ? oneShot('sha256', key, 'hex') : createHash('sha256').update(key).digest('hex');
-}
+/** The stored hash of a key: defined with the credentials it is computed from (src/auth/credentials.ts). */
+export { hashKey };
 
 export function generateKey(kind: KeyKind): GeneratedKey {
   const random = randomBase62(RANDOM_LENGTH);

@@ -1,7 +1,10 @@
 import type { Kysely, Selectable } from 'kysely';
 import { keysetPage } from '../db/keyset.ts';
 import type { Keyset, Page, PageRequest } from '../db/keyset.ts';
-import type { ApiKeysTable, DB } from '../db/schema.ts';
+import type { ApiKeysTable, KeyOwnerTables, KeysTables } from './keys.tables.ts';
+
+/** The key tables, and of the owners' tables only what lockOwner touches (the owners' folders depend on this one). */
+type KeysDB = KeysTables & KeyOwnerTables;
 
 export type ApiKeyRow = Selectable<ApiKeysTable>;
 
@@ -19,9 +22,9 @@ export interface KeyOwnerRef {
  * hash is what tells which organization it belongs to.
  */
 export class KeysRepository {
-  constructor(private readonly db: Kysely<DB>) {}
+  constructor(private readonly db: Kysely<KeysDB>) {}
 
-  async insert(row: ApiKeyRow, trx: Kysely<DB> = this.db): Promise<void> {
+  async insert(row: ApiKeyRow, trx: Kysely<KeysDB> = this.db): Promise<void> {
     await trx.insertInto('api_keys').values(row).execute();
   }
 
@@ -80,7 +83,7 @@ export class KeysRepository {
     return this.db.selectFrom('api_keys').selectAll().where('org_id', '=', orgId).where('rotated_from_id', '=', id).executeTakeFirst();
   }
 
-  async revoke(orgId: string, id: string, at: string, trx: Kysely<DB> = this.db): Promise<boolean> {
+  async revoke(orgId: string, id: string, at: string, trx: Kysely<KeysDB> = this.db): Promise<boolean> {
     const res = await trx
       .updateTable('api_keys')
       .set({ revoked_at: at })
@@ -92,7 +95,7 @@ export class KeysRepository {
   }
 
   /** Revokes every live key of an owner; returns their hashes so caches can drop them. */
-  async revokeAllForOwner(orgId: string, owner: KeyOwnerRef, at: string, trx: Kysely<DB> = this.db): Promise<string[]> {
+  async revokeAllForOwner(orgId: string, owner: KeyOwnerRef, at: string, trx: Kysely<KeysDB> = this.db): Promise<string[]> {
     const column = owner.ownerType === 'user' ? 'user_id' : 'service_account_id';
     const rows = await trx
       .selectFrom('api_keys')
@@ -105,7 +108,7 @@ export class KeysRepository {
     return rows.map((r) => r.key_hash);
   }
 
-  async setExpiry(orgId: string, id: string, expiresAt: string, trx: Kysely<DB> = this.db): Promise<void> {
+  async setExpiry(orgId: string, id: string, expiresAt: string, trx: Kysely<KeysDB> = this.db): Promise<void> {
     await trx.updateTable('api_keys').set({ expires_at: expiresAt }).where('org_id', '=', orgId).where('id', '=', id).execute();
   }
 

@@ -1,15 +1,26 @@
 import { randomUUID } from 'node:crypto';
 import type { Actor } from '../auth/actor.ts';
 import type { CacheInvalidator } from '../auth/invalidation.ts';
+import type { AuditRepository } from '../audit/audit.repository.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import { isUniqueViolation, uniqueViolationTarget } from '../db/dialect.ts';
 import type { Page, PageRequest } from '../db/keyset.ts';
-import type { Repositories, Store } from '../db/store.ts';
+import type { Store } from '../db/store.ts';
 import { errors } from '../errors/app-error.ts';
 import type { OrgAccess, OrgContext } from '../orgs/org-access.ts';
 import type { OrgRow } from '../orgs/orgs.repository.ts';
 import { generateKey } from './key-format.ts';
-import type { ApiKeyRow } from './keys.repository.ts';
+import type { ApiKeyRow, KeysRepository } from './keys.repository.ts';
+
+/**
+ * What the key rules touch, in one transaction with their audit events. Of users only the status a
+ * rotation checks, declared by shape: users build on this folder (src/storage.ts passes their repository).
+ */
+export interface KeysRepos {
+  keys: KeysRepository;
+  audit: AuditRepository;
+  users: { findById(orgId: string, id: string): Promise<{ status: string } | undefined> };
+}
 
 const DAY_MS = 86_400_000;
 
@@ -73,7 +84,7 @@ export class KeysService {
   private readonly policies = new Map<string, KeyManagePolicy>();
 
   constructor(
-    private readonly store: Store,
+    private readonly store: Store<KeysRepos>,
     private readonly access: OrgAccess,
     private readonly audit: AuditService,
     private readonly invalidator: CacheInvalidator,
@@ -100,7 +111,7 @@ export class KeysService {
    * per owner holds for all of them; the owner's row lock makes concurrent
    * creations wait for each other, so a burst cannot overshoot the cap.
    */
-  async issue(repos: Repositories, input: IssueKeyInput): Promise<{ row: ApiKeyRow; key: string }> {
+  async issue(repos: Pick<KeysRepos, 'keys'>, input: IssueKeyInput): Promise<{ row: ApiKeyRow; key: string }> {
     const now = Date.now();
     const owner = { ownerType: input.ownerType, ownerId: input.ownerId };
     await repos.keys.lockOwner(owner);

@@ -3,7 +3,17 @@ import { ROLE_RANK } from '../auth/actor.ts';
 import type { OrgRole } from '../auth/principal.ts';
 import type { Store } from '../db/store.ts';
 import { errors } from '../errors/app-error.ts';
-import type { OrgRow } from './orgs.repository.ts';
+import type { OrgRow, OrgsRepository } from './orgs.repository.ts';
+
+/**
+ * What access re-reads on every call. Of users and service accounts only the fields it needs, declared
+ * by shape: those features depend on this one, not the reverse (src/storage.ts passes their repositories).
+ */
+export interface OrgAccessRepos {
+  orgs: OrgsRepository;
+  users: { findById(orgId: string, id: string): Promise<{ status: string; instance_admin: number; role: OrgRole } | undefined> };
+  serviceAccounts: { findById(orgId: string, id: string): Promise<{ team_id: string } | undefined> };
+}
 
 export interface OrgContext {
   org: OrgRow;
@@ -31,7 +41,7 @@ export interface OrgContext {
  * writing runs there is all it is for.
  */
 export class OrgAccess {
-  constructor(private readonly store: Store) {}
+  constructor(private readonly store: Store<OrgAccessRepos>) {}
 
   async resolve(actor: Actor, slug: string): Promise<OrgContext> {
     const p = actor.principal;

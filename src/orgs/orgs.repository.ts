@@ -1,10 +1,10 @@
 import type { Kysely, Selectable, Updateable } from 'kysely';
-import type { DB, OrgsTable } from '../db/schema.ts';
+import type { OrgsTable, OrgsTables } from './orgs.tables.ts';
 
 export type OrgRow = Selectable<OrgsTable>;
 
 export class OrgsRepository {
-  constructor(private readonly db: Kysely<DB>) {}
+  constructor(private readonly db: Kysely<OrgsTables>) {}
 
   async insert(row: OrgRow): Promise<void> {
     await this.db.insertInto('orgs').values(row).execute();

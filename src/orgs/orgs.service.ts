@@ -1,12 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import type { Actor } from '../auth/actor.ts';
 import type { CacheInvalidator } from '../auth/invalidation.ts';
+import type { AuditRepository } from '../audit/audit.repository.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import { isUniqueViolation } from '../db/dialect.ts';
 import type { Store } from '../db/store.ts';
 import { errors } from '../errors/app-error.ts';
-import type { OrgAccess } from './org-access.ts';
-import type { OrgRow } from './orgs.repository.ts';
+import type { OrgAccess, OrgAccessRepos } from './org-access.ts';
+import type { OrgRow, OrgsRepository } from './orgs.repository.ts';
+
+/** What the organization rules touch, in one transaction with their audit events (users: as OrgAccess reads them). */
+export interface OrgsRepos {
+  orgs: OrgsRepository;
+  users: OrgAccessRepos['users'];
+  audit: AuditRepository;
+}
 
 export interface OrgPolicies {
   require_sso: boolean;
@@ -64,7 +72,7 @@ export class OrgsService {
   private ssoAvailable: SsoAvailability | null = null;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: Store<OrgsRepos>,
     private readonly access: OrgAccess,
     private readonly audit: AuditService,
     private readonly invalidator: CacheInvalidator,

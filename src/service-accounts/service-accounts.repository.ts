@@ -1,7 +1,8 @@
 import type { Kysely, Selectable, Updateable } from 'kysely';
 import { keysetPage } from '../db/keyset.ts';
 import type { Keyset, Page, PageRequest } from '../db/keyset.ts';
-import type { DB, ServiceAccountsTable } from '../db/schema.ts';
+import type { TeamsTables } from '../teams/teams.tables.ts';
+import type { ServiceAccountsTable, ServiceAccountsTables } from './service-accounts.tables.ts';
 
 export type ServiceAccountRow = Selectable<ServiceAccountsTable>;
 export type ServiceAccountWithTeam = ServiceAccountRow & { team_name: string };
@@ -11,7 +12,7 @@ const BY_USERNAME: Keyset<ServiceAccountWithTeam> = { columns: ['s.username'], d
 
 /** Service accounts of one organization; every method takes the organization's id. */
 export class ServiceAccountsRepository {
-  constructor(private readonly db: Kysely<DB>) {}
+  constructor(private readonly db: Kysely<ServiceAccountsTables & TeamsTables>) {}
 
   async insert(row: ServiceAccountRow): Promise<void> {
     await this.db.insertInto('service_accounts').values(row).execute();

@@ -2,23 +2,37 @@ import { randomUUID } from 'node:crypto';
 import type { Actor } from '../auth/actor.ts';
 import type { CacheInvalidator } from '../auth/invalidation.ts';
 import type { Principal } from '../auth/principal.ts';
+import type { AuditRepository } from '../audit/audit.repository.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import type { AttributedUser } from '../assertions/assertion-issuer.ts';
 import { isUniqueViolation } from '../db/dialect.ts';
 import type { Page, PageRequest } from '../db/keyset.ts';
-import type { Repositories, Store } from '../db/store.ts';
+import type { Store } from '../db/store.ts';
 import { errors } from '../errors/app-error.ts';
 import type { AttributionClaim } from '../gateway/identity.ts';
-import type { ApiKeyRow } from '../keys/keys.repository.ts';
+import type { ApiKeyRow, KeysRepository } from '../keys/keys.repository.ts';
 import type { KeysService, KeyView, NewKeyView } from '../keys/keys.service.ts';
 import { keyView } from '../keys/keys.service.ts';
 import type { OrgAccess, OrgContext } from '../orgs/org-access.ts';
-import type { OrgRow } from '../orgs/orgs.repository.ts';
-import type { TeamRow } from '../teams/teams.repository.ts';
+import type { OrgRow, OrgsRepository } from '../orgs/orgs.repository.ts';
+import type { TeamRow, TeamsRepository } from '../teams/teams.repository.ts';
 import type { TeamsService } from '../teams/teams.service.ts';
+import type { EntityNamesRepository } from '../users/entity-names.repository.ts';
 import { requireClaimableName } from '../users/entity-names.ts';
 import { deriveUsername } from '../users/provisioning.ts';
-import type { ServiceAccountRow, ServiceAccountWithTeam } from './service-accounts.repository.ts';
+import type { UsersRepository } from '../users/users.repository.ts';
+import type { ServiceAccountRow, ServiceAccountsRepository, ServiceAccountWithTeam } from './service-accounts.repository.ts';
+
+/** What the service-account rules touch, in one transaction with their audit events. */
+export interface ServiceAccountsRepos {
+  serviceAccounts: ServiceAccountsRepository;
+  teams: TeamsRepository;
+  users: UsersRepository;
+  orgs: OrgsRepository;
+  entities: EntityNamesRepository;
+  keys: KeysRepository;
+  audit: AuditRepository;
+}
 
 export interface ServiceAccountView {
   id: string;
@@ -52,7 +66,7 @@ function view(sa: ServiceAccountWithTeam, orgSlug: string): ServiceAccountView {
  */
 export class ServiceAccountsService {
   constructor(
-    private readonly store: Store,
+    private readonly store: Store<ServiceAccountsRepos>,
     private readonly access: OrgAccess,
     private readonly teams: TeamsService,
     private readonly keys: KeysService,
@@ -145,7 +159,7 @@ export class ServiceAccountsService {
     }
   }
 
-  private async pickUsername(repos: Repositories, input: NewServiceAccountInput, orgId: string): Promise<string> {
+  private async pickUsername(repos: ServiceAccountsRepos, input: NewServiceAccountInput, orgId: string): Promise<string> {
     if (input.username !== undefined) {
       await requireClaimableName(repos, input.username, orgId, 'username_taken');
       return input.username;

@@ -4,8 +4,8 @@ import type { CacheInvalidator } from '../auth/invalidation.ts';
 import type { Store } from '../db/store.ts';
 import { errors } from '../errors/app-error.ts';
 import type { OrgAccess } from '../orgs/org-access.ts';
-import { SsoRepository } from './sso.repository.ts';
 import type { IdentityRow } from './sso.repository.ts';
+import type { SsoRepos } from './sso.service.ts';
 
 export interface IdentityView {
   id: string;
@@ -30,7 +30,7 @@ export function identityView(r: IdentityRow): IdentityView {
  */
 export class IdentitiesService {
   constructor(
-    private readonly store: Store,
+    private readonly store: Store<SsoRepos>,
     private readonly access: OrgAccess,
     private readonly audit: AuditService,
     private readonly invalidator: CacheInvalidator,
@@ -42,14 +42,14 @@ export class IdentitiesService {
     const { org } = await this.access.require(actor, slug, 'admin');
     const user = await this.store.repos.users.findByUsername(org.id, username);
     if (!user) throw errors.notFound(`user "${username}"`);
-    return (await new SsoRepository(this.store.repos.db).identitiesOfUser(org.id, user.id)).map(identityView);
+    return (await this.store.repos.sso.identitiesOfUser(org.id, user.id)).map(identityView);
   }
 
   /** Every linked identity of an organization, by user id (the admin page). */
   async byUser(actor: Actor, slug: string): Promise<Map<string, IdentityView[]>> {
     const { org } = await this.access.require(actor, slug, 'admin');
     const map = new Map<string, IdentityView[]>();
-    for (const r of await new SsoRepository(this.store.repos.db).identitiesOfOrg(org.id)) {
+    for (const r of await this.store.repos.sso.identitiesOfOrg(org.id)) {
       const list = map.get(r.user_id) ?? [];
       list.push(identityView(r));
       map.set(r.user_id, list);
@@ -68,7 +68,7 @@ export class IdentitiesService {
         const me = actor.principal.type === 'user' ? await repos.users.findById(actor.principal.orgId, actor.principal.id) : undefined;
         if (me?.instance_admin !== 1) throw errors.forbidden("only the instance operator can unlink the operator's sign-in identity", 'operator_identity');
       }
-      const row = await new SsoRepository(repos.db).deleteIdentity(org.id, user.id, identityId);
+      const row = await repos.sso.deleteIdentity(org.id, user.id, identityId);
       if (!row) throw errors.notFound(`identity "${identityId}" of user "${username}"`);
       await this.audit.record(repos, actor, {
         orgId: org.id,

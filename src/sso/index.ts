@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Router } from 'express';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { AuditService } from '../audit/audit.service.ts';
 import type { CacheInvalidator } from '../auth/invalidation.ts';
 import type { Principal } from '../auth/principal.ts';
@@ -11,31 +11,36 @@ import type { CsrfVerifier } from '../http/express-app.ts';
 import type { ApiRouter } from '../http/api-router.ts';
 import type { Logger } from '../log/logger.ts';
 import type { OrgAccess } from '../orgs/org-access.ts';
+import type { RedisKeyspace } from '../redis/keyspace.ts';
 import type { UsersService } from '../users/users.service.ts';
-import { DbTransactionStore, RedisTransactionStore } from './login-transactions.ts';
 import type { TransactionStore } from './login-transactions.ts';
 import { createLoginRouter } from './login.routes.ts';
 import { LoginStartLimiter } from './login-guard.ts';
 import { IdpFetcher } from './oidc/idp-fetch.ts';
 import { JwksRegistry } from './oidc/jwks.ts';
-import { DbSessionStore, RedisSessionStore, SessionManager } from './session-store.ts';
+import { SessionManager, sessionTimeouts } from './session-store.ts';
+import type { TrackgateSessionStore } from './session-store.ts';
 import { SsoLoginService } from './sso-login.service.ts';
-import { SsoRepository } from './sso.repository.ts';
 import { registerSsoRoutes } from './sso.routes.ts';
 import { SsoService } from './sso.service.ts';
+import type { SsoRepos } from './sso.service.ts';
 import { IdentitiesService } from './identities.service.ts';
 
 export interface SsoDeps {
   config: Config;
   logger: Logger;
-  store: Store;
+  store: Store<SsoRepos>;
   secretBox: SecretBox;
   audit: AuditService;
   access: OrgAccess;
   users: UsersService;
   invalidator: CacheInvalidator;
-  /** The shared Redis connection, when the app has one; otherwise SSO opens its own when TRACKGATE_REDIS_URL is set. */
-  redis?: Redis | null | undefined;
+  /** The shared Redis connection when TRACKGATE_REDIS_URL is set (the login start limit), and its keyspace. */
+  redis: Redis | null;
+  redisKeyspace: RedisKeyspace;
+  /** Sessions and pending logins, in Redis or the database (src/storage.ts). */
+  sessionStore: TrackgateSessionStore;
+  loginTransactions: TransactionStore;
 }
 
 export interface Sso {
@@ -54,18 +59,11 @@ export interface Sso {
   close(): Promise<void>;
 }
 
-/** Builds the SSO feature: services, stores (database, or Redis when configured), routes, the session hook. */
+/** Builds the SSO feature: services, routes, the session hook, on the storage composed in src/storage.ts. */
 export function createSso(deps: SsoDeps, options: { sweep?: boolean } = {}): Sso {
   const { config, logger, store } = deps;
-  const timeouts = { idleMs: config.sessionIdleMinutes * 60_000, absoluteMs: config.sessionAbsoluteHours * 3_600_000 };
-  const ownRedis = !deps.redis && config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 2, enableAutoPipelining: true }) : null;
-  ownRedis?.on('error', (err) => logger.warn({ err: err.message }, 'sso: redis error'));
-  const redis = deps.redis ?? ownRedis;
-  // Redis keys under TRACKGATE_REDIS_KEY_PREFIX: deployments sharing one Redis share no sessions nor login attempts.
-  const sessionStore = redis ? new RedisSessionStore(redis, timeouts, config.redisKeyPrefix) : new DbSessionStore(store.repos.db, timeouts);
-  const transactions: TransactionStore = redis
-    ? new RedisTransactionStore(redis, config.redisKeyPrefix, config.loginMaxPendingPerBrowser)
-    : new DbTransactionStore(() => new SsoRepository(store.repos.db), config.loginMaxPendingPerBrowser);
+  const timeouts = sessionTimeouts(config);
+  const { redis, sessionStore, loginTransactions: transactions } = deps;
   const secure = config.publicUrl.startsWith('https://');
   const sessions = new SessionManager({ store: sessionStore, secret: deps.secretBox.derive('session-cookie').toString('base64url'), timeouts, secure });
   // One fetcher for every request to an IdP: bounded answers, public addresses only (unless allowHttpIssuers).
@@ -74,7 +72,7 @@ export function createSso(deps: SsoDeps, options: { sweep?: boolean } = {}): Sso
   const service = new SsoService(store, deps.access, deps.audit, deps.secretBox, config, logger, idp);
   const login = new SsoLoginService(store, service, deps.users, deps.audit, deps.invalidator, deps.secretBox, transactions, jwks, config, logger);
   const identities = new IdentitiesService(store, deps.access, deps.audit, deps.invalidator, (userId) => sessionStore.destroyAllOfUser(userId));
-  const startLimiter = new LoginStartLimiter({ points: config.loginStartLimit, durationSeconds: config.loginStartWindowSeconds, redis, keyPrefix: config.redisKeyPrefix });
+  const startLimiter = new LoginStartLimiter({ points: config.loginStartLimit, durationSeconds: config.loginStartWindowSeconds, redis, keyspace: deps.redisKeyspace });
   const router = createLoginRouter({
     login,
     sessions,
@@ -124,7 +122,6 @@ export function createSso(deps: SsoDeps, options: { sweep?: boolean } = {}): Sso
     csrf: { verify: (req) => sessions.verifyCsrf(req) },
     async close() {
       if (sweep) clearInterval(sweep);
-      if (ownRedis) await ownRedis.quit().catch(() => ownRedis.disconnect());
       await idp.close().catch(() => {});
     },
   };

@@ -5,6 +5,7 @@ import type { Response } from 'express';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Redis } from 'ioredis';
+import type { RedisKeyspace } from '../redis/keyspace.ts';
 
 /**
  * Who may start an SSO login, and how often.
@@ -110,10 +111,10 @@ export class LoginFormToken {
 export class LoginStartLimiter {
   private readonly limiter: RateLimiterAbstract;
 
-  constructor(options: { points: number; durationSeconds: number; redis?: Redis | null | undefined; keyPrefix: string }) {
+  constructor(options: { points: number; durationSeconds: number; redis?: Redis | null | undefined; keyspace: RedisKeyspace }) {
     const limits = { points: options.points, duration: options.durationSeconds };
     this.limiter = options.redis
-      ? new RateLimiterRedis({ storeClient: options.redis, keyPrefix: `${options.keyPrefix}loginstart`, ...limits, insuranceLimiter: new RateLimiterMemory(limits) })
+      ? new RateLimiterRedis({ storeClient: options.redis, keyPrefix: options.keyspace.key('loginstart'), ...limits, insuranceLimiter: new RateLimiterMemory(limits) })
       : new RateLimiterMemory(limits);
   }
 

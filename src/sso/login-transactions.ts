@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import type { RedisKeyspace } from '../redis/keyspace.ts';
 import type { TransactionRow } from './sso.repository.ts';
 import type { SsoRepository } from './sso.repository.ts';
 
@@ -46,7 +47,7 @@ export class DbTransactionStore implements TransactionStore {
 
 /**
  * The same on Redis when TRACKGATE_REDIS_URL is set: SET EX, then GETDEL
- * (Redis ≥ 6.2) for single use. Keys start with TRACKGATE_REDIS_KEY_PREFIX
+ * (Redis ≥ 6.2) for single use. Keys are in the RedisKeyspace
  * (`<prefix>login-tx:<state hash>`, and `<prefix>login-tx-of:<binding hash>`,
  * a sorted set of one browser's attempts by start time), so deployments
  * sharing one Redis never see each other's attempts.
@@ -57,11 +58,11 @@ export class RedisTransactionStore implements TransactionStore {
 
   constructor(
     private readonly redis: Redis,
-    keyPrefix: string,
+    keyspace: RedisKeyspace,
     private readonly maxPerBinding: number,
   ) {
-    this.txPrefix = `${keyPrefix}login-tx:`;
-    this.bindingPrefix = `${keyPrefix}login-tx-of:`;
+    this.txPrefix = keyspace.key('login-tx:');
+    this.bindingPrefix = keyspace.key('login-tx-of:');
   }
 
   async put(tx: LoginTransaction, ttlSeconds: number): Promise<void> {

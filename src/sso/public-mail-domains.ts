@@ -26,9 +26,3 @@ function load(): Set<string> {
 export function isPublicMailDomain(domain: string): boolean {
   return load().has(domain.trim().toLowerCase().replace(/\.$/, ''));
 }
-
-/** The domain part of an email address, lower-case, or null. */
-export function emailDomain(email: string): string | null {
-  const at = email.lastIndexOf('@');
-  return at > 0 && at < email.length - 1 ? email.slice(at + 1).toLowerCase() : null;
-}

@@ -7,9 +7,9 @@ import type { SessionData } from 'express-session';
 import type { Request, RequestHandler } from 'express';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
-import type { DB } from '../db/schema.ts';
-import { ssoDb } from './sso.schema.ts';
-import type { SsoDB } from './sso.schema.ts';
+import type { Config } from '../config/config.ts';
+import type { RedisKeyspace } from '../redis/keyspace.ts';
+import type { SsoTables } from './sso.tables.ts';
 
 declare module 'express-session' {
   interface SessionData {
@@ -35,6 +35,10 @@ export interface SessionTimeouts {
   absoluteMs: number;
 }
 
+export function sessionTimeouts(config: Pick<Config, 'sessionIdleMinutes' | 'sessionAbsoluteHours'>): SessionTimeouts {
+  return { idleMs: config.sessionIdleMinutes * 60_000, absoluteMs: config.sessionAbsoluteHours * 3_600_000 };
+}
+
 /** When a session stops being valid: idle deadline from now, capped by the absolute deadline from login. */
 export function sessionDeadline(data: Partial<SessionData>, timeouts: SessionTimeouts, now = Date.now()): number {
   const absolute = (data.loginAt ?? now) + timeouts.absoluteMs;
@@ -50,14 +54,11 @@ type Cb = (err?: unknown, data?: any) => void;
  * small, and it enforces the idle and absolute timeouts itself.
  */
 export class DbSessionStore extends session.Store {
-  private readonly db: Kysely<SsoDB>;
-
   constructor(
-    db: Kysely<DB>,
+    private readonly db: Kysely<Pick<SsoTables, 'sessions'>>,
     private readonly timeouts: SessionTimeouts,
   ) {
     super();
-    this.db = ssoDb(db);
   }
 
   override get(sid: string, cb: Cb): void {
@@ -123,9 +124,9 @@ export class DbSessionStore extends session.Store {
  * connect-redis 9 speaks only the node-redis v5 client API (its set() passes
  * an {expiration} object that ioredis does not understand), so this is the
  * same few lines on ioredis: JSON under "<prefix>sess:<sid>" with a TTL that
- * is the idle deadline capped by the absolute one. The prefix is
- * TRACKGATE_REDIS_KEY_PREFIX, so deployments sharing one Redis never share
- * sessions (with the default "trackgate:" the keys are those of older versions).
+ * is the idle deadline capped by the absolute one. The keys are in the
+ * RedisKeyspace (TRACKGATE_REDIS_KEY_PREFIX), so deployments sharing one Redis
+ * never share sessions (with the default "trackgate:" the keys are those of older versions).
  */
 export class RedisSessionStore extends session.Store {
   private readonly prefix: string;
@@ -133,10 +134,10 @@ export class RedisSessionStore extends session.Store {
   constructor(
     private readonly redis: Redis,
     private readonly timeouts: SessionTimeouts,
-    keyPrefix: string,
+    keyspace: RedisKeyspace,
   ) {
     super();
-    this.prefix = `${keyPrefix}sess:`;
+    this.prefix = keyspace.key('sess:');
   }
 
   private ttlSeconds(data: Partial<SessionData>): number {

@@ -3,15 +3,15 @@ import type { AuditService } from '../audit/audit.service.ts';
 import type { CacheInvalidator } from '../auth/invalidation.ts';
 import type { Config } from '../config/config.ts';
 import type { SecretBox } from '../crypto/secret-box.ts';
-import type { Repositories, Store } from '../db/store.ts';
+import type { Store } from '../db/store.ts';
 import type { Logger } from '../log/logger.ts';
 import type { OrgRow } from '../orgs/orgs.repository.ts';
 import type { UserRow } from '../users/users.repository.ts';
 import { deriveUsername } from '../users/provisioning.ts';
 import { isUniqueViolation } from '../db/dialect.ts';
-import { fields } from '../http/validation.ts';
+import { fields } from '../validation/fields.ts';
 import { decideEmailLink, emailEvidence, isAzureIssuer } from './account-linking.ts';
-import { emailDomain } from './public-mail-domains.ts';
+import { emailDomain } from '../users/email-domain-claims.ts';
 import type { UsersService } from '../users/users.service.ts';
 import { authorizationErrorFrom, buildAuthorizationRequest, checkResponseIssuer, exchangeCode, idpText, registeredError } from './oidc/client.ts';
 import type { RelyingParty } from './oidc/client.ts';
@@ -23,9 +23,10 @@ import { isTemplatedIssuer } from './oidc/issuer.ts';
 import { OidcLoginError } from './oidc/problems.ts';
 import { sha256 } from './login-transactions.ts';
 import type { TransactionStore } from './login-transactions.ts';
-import { SsoRepository } from './sso.repository.ts';
+import type { SsoRepository } from './sso.repository.ts';
 import { decodeConnection } from './sso.service.ts';
 import type { Connection, SsoService, TeamRole } from './sso.service.ts';
+import type { SsoRepos } from './sso.service.ts';
 
 import { safeReturnTo as sameOriginPath } from '../http/return-to.ts';
 
@@ -62,7 +63,7 @@ export interface LoginContext {
 /** Starting and finishing SSO logins; identity → user; JIT; group → team roles. */
 export class SsoLoginService {
   constructor(
-    private readonly store: Store,
+    private readonly store: Store<SsoRepos>,
     private readonly sso: SsoService,
     private readonly users: UsersService,
     private readonly audit: AuditService,
@@ -74,8 +75,8 @@ export class SsoLoginService {
     private readonly logger: Logger,
   ) {}
 
-  private repo(repos?: Repositories): SsoRepository {
-    return new SsoRepository((repos ?? this.store.repos).db);
+  private repo(repos?: SsoRepos): SsoRepository {
+    return (repos ?? this.store.repos).sso;
   }
 
   /** Home realm discovery: the enabled connection for an email address, or for an organization. */
@@ -357,7 +358,7 @@ export class SsoLoginService {
    * touched. With Azure AD's groups overage (`hasgroups`, or `_claim_names.groups`)
    * the token does not list the groups: memberships stay as they were.
    */
-  private async syncGroups(repos: Repositories, c: Connection, org: OrgRow, user: UserRow, v: VerifiedIdToken, now: string): Promise<string[]> {
+  private async syncGroups(repos: SsoRepos, c: Connection, org: OrgRow, user: UserRow, v: VerifiedIdToken, now: string): Promise<string[]> {
     if (c.groupRules.length === 0) return [];
     const claimName = c.claims.groups;
     const claimNames = v.claims._claim_names as Record<string, unknown> | undefined;

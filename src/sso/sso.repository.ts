@@ -1,7 +1,5 @@
 import type { Kysely, Selectable, Updateable } from 'kysely';
-import type { DB } from '../db/schema.ts';
-import { ssoDb } from './sso.schema.ts';
-import type { ExternalIdentitiesTable, LoginTransactionsTable, SsoConnectionsTable, SsoDB } from './sso.schema.ts';
+import type { ExternalIdentitiesTable, LoginTransactionsTable, SsoConnectionsTable, SsoTables } from './sso.tables.ts';
 
 export type ConnectionRow = Selectable<SsoConnectionsTable>;
 export type IdentityRow = Selectable<ExternalIdentitiesTable>;
@@ -14,11 +12,7 @@ export type TransactionRow = Selectable<LoginTransactionsTable>;
  * instance-wide by nature and say so.
  */
 export class SsoRepository {
-  private readonly db: Kysely<SsoDB>;
-
-  constructor(db: Kysely<DB>) {
-    this.db = ssoDb(db);
-  }
+  constructor(private readonly db: Kysely<SsoTables>) {}
 
   // ---- connections ----
   async insertConnection(row: ConnectionRow): Promise<void> {

@@ -3,7 +3,7 @@ import type { Actor } from '../auth/actor.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import type { Config } from '../config/config.ts';
 import type { SecretBox } from '../crypto/secret-box.ts';
-import type { Repositories, Store } from '../db/store.ts';
+import type { Store } from '../db/store.ts';
 import { errors } from '../errors/app-error.ts';
 import type { Logger } from '../log/logger.ts';
 import type { OrgAccess } from '../orgs/org-access.ts';
@@ -11,10 +11,15 @@ import { discover } from './oidc/discovery.ts';
 import type { IdpFetcher } from './oidc/idp-fetch.ts';
 import type { DiscoveryResult, ProviderMetadata } from './oidc/discovery.ts';
 import type { DiscoveryProblem } from './oidc/problems.ts';
-import { SsoRepository } from './sso.repository.ts';
+import type { SsoRepository } from './sso.repository.ts';
 import { isPublicMailDomain } from './public-mail-domains.ts';
 import { isUniqueViolation } from '../db/dialect.ts';
 import type { ConnectionRow } from './sso.repository.ts';
+import type { TeamsRepository } from '../teams/teams.repository.ts';
+import type { UsersRepos } from '../users/users.service.ts';
+
+/** What the SSO rules touch (a login provisions users and syncs team memberships), in one transaction with their audit events. */
+export type SsoRepos = UsersRepos & { sso: SsoRepository; teams: TeamsRepository };
 
 export const CLIENT_SECRET_PURPOSE = 'sso-client-secret';
 export const DEFAULT_SCOPES = ['openid', 'email', 'profile'];
@@ -104,7 +109,7 @@ function normalizeScopes(scopes: string[] | undefined): string[] {
 /** SSO connections of an organization (org admins): CRUD, each save checked by discovery. */
 export class SsoService {
   constructor(
-    private readonly store: Store,
+    private readonly store: Store<SsoRepos>,
     private readonly access: OrgAccess,
     private readonly audit: AuditService,
     private readonly secretBox: SecretBox,
@@ -118,11 +123,11 @@ export class SsoService {
     return `${this.config.publicUrl}/login/callback`;
   }
 
-  private repo(repos?: Repositories): SsoRepository {
-    return new SsoRepository((repos ?? this.store.repos).db);
+  private repo(repos?: SsoRepos): SsoRepository {
+    return (repos ?? this.store.repos).sso;
   }
 
-  async view(row: ConnectionRow, orgSlug: string, repos?: Repositories): Promise<ConnectionView> {
+  async view(row: ConnectionRow, orgSlug: string, repos?: SsoRepos): Promise<ConnectionView> {
     const c = decodeConnection(row);
     return {
       id: row.id,
@@ -155,7 +160,7 @@ export class SsoService {
   }
 
   /** Problems that need the database: domains served elsewhere, teams that do not exist. */
-  private async checkReferences(repos: Repositories, orgId: string, connectionId: string | null, input: Pick<ConnectionInput, 'domains' | 'group_roles'>): Promise<DiscoveryProblem[]> {
+  private async checkReferences(repos: SsoRepos, orgId: string, connectionId: string | null, input: Pick<ConnectionInput, 'domains' | 'group_roles'>): Promise<DiscoveryProblem[]> {
     const problems: DiscoveryProblem[] = [];
     const repo = this.repo(repos);
     for (const d of input.domains) {
@@ -259,7 +264,7 @@ export class SsoService {
    * Turning off or deleting the last enabled connection of an organization
    * whose policy requires SSO would lock its people out of the browser.
    */
-  private async guardLastEnabled(repos: Repositories, org: { id: string; require_sso: number }, id: string): Promise<void> {
+  private async guardLastEnabled(repos: SsoRepos, org: { id: string; require_sso: number }, id: string): Promise<void> {
     if (org.require_sso !== 1) return;
     const others = (await this.repo(repos).listConnections(org.id)).filter((r) => r.enabled === 1 && r.id !== id);
     if (others.length === 0) {

@@ -1,7 +1,8 @@
 import type { Kysely, Selectable } from 'kysely';
 import { keysetPage } from '../db/keyset.ts';
 import type { Keyset, Page, PageRequest } from '../db/keyset.ts';
-import type { DB, TeamMembersTable, TeamsTable } from '../db/schema.ts';
+import type { UsersTables } from '../users/users.tables.ts';
+import type { TeamMembersTable, TeamsTable, TeamsTables } from './teams.tables.ts';
 import type { TeamRole } from '../auth/principal.ts';
 
 export type TeamRow = Selectable<TeamsTable>;
@@ -21,7 +22,7 @@ const MEMBERS_BY_USERNAME: Keyset<TeamMemberView> = { columns: ['u.username'], d
 
 /** Teams and memberships of one organization; every method takes the organization's id. */
 export class TeamsRepository {
-  constructor(private readonly db: Kysely<DB>) {}
+  constructor(private readonly db: Kysely<TeamsTables & UsersTables>) {}
 
   async insert(row: TeamRow): Promise<void> {
     await this.db.insertInto('teams').values(row).execute();

@@ -3,6 +3,7 @@ import type { Actor } from '../auth/actor.ts';
 import { ROLE_RANK } from '../auth/actor.ts';
 import type { CacheInvalidator } from '../auth/invalidation.ts';
 import type { TeamRole } from '../auth/principal.ts';
+import type { AuditRepository } from '../audit/audit.repository.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import { isUniqueViolation } from '../db/dialect.ts';
 import type { KeyValue, Page, PageRequest } from '../db/keyset.ts';
@@ -10,8 +11,18 @@ import type { Store } from '../db/store.ts';
 import { errors } from '../errors/app-error.ts';
 import { OrgAccess } from '../orgs/org-access.ts';
 import type { OrgContext } from '../orgs/org-access.ts';
+import type { EntityNamesRepository } from '../users/entity-names.repository.ts';
 import { requireClaimableName } from '../users/entity-names.ts';
-import type { TeamMemberView, TeamRow } from './teams.repository.ts';
+import type { UsersRepository } from '../users/users.repository.ts';
+import type { TeamMemberView, TeamRow, TeamsRepository } from './teams.repository.ts';
+
+/** What the team rules touch, in one transaction with their audit events. */
+export interface TeamsRepos {
+  teams: TeamsRepository;
+  users: UsersRepository;
+  entities: EntityNamesRepository;
+  audit: AuditRepository;
+}
 
 /** A member as the caller may see them: no email address for a service account (OrgAccess.seesEmails). */
 export type TeamMemberOut = Omit<TeamMemberView, 'email'> & { email: string | null };
@@ -29,7 +40,7 @@ export interface TeamView {
 
 export class TeamsService {
   constructor(
-    private readonly store: Store,
+    private readonly store: Store<TeamsRepos>,
     private readonly access: OrgAccess,
     private readonly audit: AuditService,
     private readonly invalidator: CacheInvalidator,

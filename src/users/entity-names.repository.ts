@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { DB, EntityNamesTable } from '../db/schema.ts';
+import type { EntityNamesTable, EntityNamesTables } from './users.tables.ts';
 
 /**
  * Users, teams and service accounts share one namespace of entity names
@@ -13,7 +13,7 @@ import type { DB, EntityNamesTable } from '../db/schema.ts';
  * tracking API still keeps under that name.
  */
 export class EntityNamesRepository {
-  constructor(private readonly db: Kysely<DB>) {}
+  constructor(private readonly db: Kysely<EntityNamesTables>) {}
 
   async claim(name: string, kind: EntityNamesTable['kind'], orgId: string): Promise<void> {
     // The organization's own tombstone comes back to life; anything else is an insert, which a held name refuses.

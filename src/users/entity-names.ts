@@ -1,6 +1,6 @@
-import type { Repositories } from '../db/store.ts';
 import { AppError, errors } from '../errors/app-error.ts';
 import type { ErrorCode } from '../errors/catalogue.ts';
+import type { EntityNamesRepository } from './entity-names.repository.ts';
 
 /**
  * Names no user, team or service account may take, whatever its kind: the
@@ -43,7 +43,7 @@ export function isReservedEntityName(name: string): boolean {
  * Refuses a name `orgId` may not claim: 422 `name_reserved` for a reserved one, 409 `code` for one that
  * an entity holds or another organization released. Call it before claiming, in the claiming transaction.
  */
-export async function requireClaimableName(repos: Repositories, name: string, orgId: string, code: ErrorCode): Promise<void> {
+export async function requireClaimableName(repos: { entities: EntityNamesRepository }, name: string, orgId: string, code: ErrorCode): Promise<void> {
   if (isReservedEntityName(name)) throw new AppError('name_reserved', `the name "${name}" is reserved: trackgate serves paths under /${name} itself, or the tracking service does`);
   if (await repos.entities.isTaken(name, orgId)) throw errors.conflict(`the name "${name}" is already taken by a user, team or service account`, code);
 }

@@ -3,12 +3,16 @@ import type { AuditService } from '../audit/audit.service.ts';
 import type { CacheInvalidator } from '../auth/invalidation.ts';
 import type { OrgRole } from '../auth/principal.ts';
 import { isUniqueViolation } from '../db/dialect.ts';
-import type { Repositories, Store } from '../db/store.ts';
+import type { Store } from '../db/store.ts';
 import { errors } from '../errors/app-error.ts';
-import type { KeysService } from '../keys/keys.service.ts';
+import type { KeysRepos, KeysService } from '../keys/keys.service.ts';
 import { newOrgRow, orgView } from '../orgs/orgs.service.ts';
+import type { EntityNamesRepository } from './entity-names.repository.ts';
 import { isReservedEntityName } from './entity-names.ts';
-import type { UsersService } from './users.service.ts';
+import type { UsersRepos, UsersService } from './users.service.ts';
+
+/** Provisioning makes organizations, users and keys in one transaction. */
+export type ProvisioningRepos = UsersRepos & KeysRepos;
 import { userView } from './users.service.ts';
 
 /**
@@ -16,7 +20,7 @@ import { userView } from './users.service.ts';
  * name. `orgId`: the organization it is for, which may take back its own released names (without it,
  * every released name counts as taken).
  */
-export async function deriveUsername(repos: Repositories, preferred: string, orgId?: string): Promise<string> {
+export async function deriveUsername(repos: { entities: EntityNamesRepository }, preferred: string, orgId?: string): Promise<string> {
   let base = preferred
     .toLowerCase()
     .replace(/@.*$/, '')
@@ -35,7 +39,7 @@ export async function deriveUsername(repos: Repositories, preferred: string, org
 /** The operator's provisioning (CLI): no principal, audit actor "operator". */
 export class ProvisioningService {
   constructor(
-    private readonly store: Store,
+    private readonly store: Store<ProvisioningRepos>,
     private readonly users: UsersService,
     private readonly keys: KeysService,
     private readonly audit: AuditService,

@@ -1,7 +1,7 @@
 import type { Kysely, Selectable, Updateable } from 'kysely';
 import { keysetPage } from '../db/keyset.ts';
 import type { Keyset, Page, PageRequest } from '../db/keyset.ts';
-import type { DB, UsersTable } from '../db/schema.ts';
+import type { UsersTable, UsersTables } from './users.tables.ts';
 
 export type UserRow = Selectable<UsersTable>;
 
@@ -10,7 +10,7 @@ const BY_USERNAME: Keyset<UserRow> = { columns: ['username'], direction: 'asc', 
 
 /** Users of one organization; every method takes the organization's id. */
 export class UsersRepository {
-  constructor(private readonly db: Kysely<DB>) {}
+  constructor(private readonly db: Kysely<UsersTables>) {}
 
   async insert(row: UserRow): Promise<void> {
     await this.db.insertInto('users').values(row).execute();

@@ -1,18 +1,34 @@
 import { randomUUID } from 'node:crypto';
 import type { Actor } from '../auth/actor.ts';
 import type { CacheInvalidator } from '../auth/invalidation.ts';
-import type { OrgRole, Principal } from '../auth/principal.ts';
+import type { OrgRole, Principal, TeamRole } from '../auth/principal.ts';
+import type { AuditRepository } from '../audit/audit.repository.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import { isUniqueViolation } from '../db/dialect.ts';
 import type { Page, PageRequest } from '../db/keyset.ts';
-import type { Repositories, Store } from '../db/store.ts';
+import type { Store } from '../db/store.ts';
 import { errors } from '../errors/app-error.ts';
 import type { ApiKeyRow } from '../keys/keys.repository.ts';
 import type { OrgAccess } from '../orgs/org-access.ts';
-import type { OrgRow } from '../orgs/orgs.repository.ts';
-import { emailDomainClaimedElsewhere } from '../sso/email-domain-claims.ts';
+import type { OrgRow, OrgsRepository } from '../orgs/orgs.repository.ts';
+import { emailDomainClaimedElsewhere } from './email-domain-claims.ts';
+import type { DomainClaims } from './email-domain-claims.ts';
+import type { EntityNamesRepository } from './entity-names.repository.ts';
 import { requireClaimableName } from './entity-names.ts';
-import type { UserRow } from './users.repository.ts';
+import type { UserRow, UsersRepository } from './users.repository.ts';
+
+/**
+ * What the user rules touch, in one transaction with their audit events. Of teams and SSO only what
+ * they read, declared by shape: those features build on this one (src/storage.ts passes their repositories).
+ */
+export interface UsersRepos {
+  users: UsersRepository;
+  entities: EntityNamesRepository;
+  orgs: OrgsRepository;
+  audit: AuditRepository;
+  sso: DomainClaims;
+  teams: { teamsOfUser(orgId: string, userId: string): Promise<Array<{ name: string; role: TeamRole }>> };
+}
 
 export interface UserView {
   id: string;
@@ -38,7 +54,7 @@ export interface NewUser {
 
 export class UsersService {
   constructor(
-    private readonly store: Store,
+    private readonly store: Store<UsersRepos>,
     private readonly access: OrgAccess,
     private readonly audit: AuditService,
     private readonly invalidator: CacheInvalidator,
@@ -52,7 +68,7 @@ export class UsersService {
    * has it: the answer does not tell an account elsewhere from a claimed domain (no email oracle, no
    * squatting another tenant's addresses). Only a clash within the caller's own organization says so.
    */
-  async insertUser(repos: Repositories, org: OrgRow, input: NewUser): Promise<UserRow> {
+  async insertUser(repos: UsersRepos, org: OrgRow, input: NewUser): Promise<UserRow> {
     await requireClaimableName(repos, input.username, org.id, 'username_taken');
     const unusable = () => errors.conflict(`the email ${input.email} cannot be used for an account in ${org.slug}`, 'email_unavailable');
     if (await emailDomainClaimedElsewhere(repos, input.email, org.id)) throw unusable();

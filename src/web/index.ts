@@ -1,11 +1,23 @@
 import express from 'express';
 import type { Router } from 'express';
 import { AuditLog } from '../audit/audit-log.ts';
-import type { Core } from '../core.ts';
+import type { AuditLogRepos } from '../audit/audit-log.ts';
+import type { AuditService } from '../audit/audit.service.ts';
+import type { Config } from '../config/config.ts';
+import type { SecretBox } from '../crypto/secret-box.ts';
+import type { Store } from '../db/store.ts';
+import type { KeysService } from '../keys/keys.service.ts';
+import type { Logger } from '../log/logger.ts';
+import type { OrgAccess } from '../orgs/org-access.ts';
+import type { OrgsService } from '../orgs/orgs.service.ts';
+import type { ServiceAccountsService } from '../service-accounts/service-accounts.service.ts';
 import type { Sso } from '../sso/index.ts';
+import type { TeamsService } from '../teams/teams.service.ts';
+import type { UsersService } from '../users/users.service.ts';
 import { FlashStore } from './flash.ts';
 import { createLoginLinkRouter } from './login-link.routes.ts';
 import { LoginLinksService } from './login-links.service.ts';
+import type { LoginLinksRepos } from './login-links.service.ts';
 import { createWebRouter } from './web.routes.ts';
 
 export interface Web {
@@ -15,7 +27,21 @@ export interface Web {
   close(): void;
 }
 
-export type WebDeps = Pick<Core, 'config' | 'logger' | 'store' | 'secretBox' | 'audit' | 'access' | 'orgs' | 'users' | 'teams' | 'keys' | 'serviceAccounts'> & { sso: Sso };
+/** What the pages are built from (the core gives them; named here so that this folder does not import src/core.ts, which imports it). */
+export interface WebDeps {
+  config: Config;
+  logger: Logger;
+  store: Store<LoginLinksRepos & AuditLogRepos>;
+  secretBox: SecretBox;
+  audit: AuditService;
+  access: OrgAccess;
+  orgs: OrgsService;
+  users: UsersService;
+  teams: TeamsService;
+  keys: KeysService;
+  serviceAccounts: ServiceAccountsService;
+  sso: Sso;
+}
 
 /** The browser pages people land on after signing in; they only call services. */
 export function createWeb(deps: WebDeps): Web {

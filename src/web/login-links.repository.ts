@@ -1,11 +1,12 @@
 import type { Kysely, Selectable } from 'kysely';
-import type { DB, LoginLinksTable } from '../db/schema.ts';
+import type { UsersTables } from '../users/users.tables.ts';
+import type { LoginLinksTable, LoginLinksTables } from './login-links.tables.ts';
 
 export type LoginLinkRow = Selectable<LoginLinksTable>;
 
 /** Storage of one-time login links, looked up by the SHA-256 of their token. */
 export class LoginLinksRepository {
-  constructor(private readonly db: Kysely<DB>) {}
+  constructor(private readonly db: Kysely<LoginLinksTables & UsersTables>) {}
 
   async insert(row: LoginLinkRow): Promise<void> {
     await this.db.insertInto('login_links').values(row).execute();

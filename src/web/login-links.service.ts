@@ -1,11 +1,19 @@
 import { createHash, randomBytes } from 'node:crypto';
+import type { AuditRepository } from '../audit/audit.repository.ts';
 import type { AuditService } from '../audit/audit.service.ts';
-import type { Repositories, Store } from '../db/store.ts';
+import type { Store } from '../db/store.ts';
 import { AppError, errors } from '../errors/app-error.ts';
-import type { OrgRow } from '../orgs/orgs.repository.ts';
-import type { UserRow } from '../users/users.repository.ts';
-import { LoginLinksRepository } from './login-links.repository.ts';
-import type { LoginLinkRow } from './login-links.repository.ts';
+import type { OrgRow, OrgsRepository } from '../orgs/orgs.repository.ts';
+import type { UserRow, UsersRepository } from '../users/users.repository.ts';
+import type { LoginLinkRow, LoginLinksRepository } from './login-links.repository.ts';
+
+/** What login links touch, in one transaction with their audit events. */
+export interface LoginLinksRepos {
+  loginLinks: LoginLinksRepository;
+  users: UsersRepository;
+  orgs: OrgsRepository;
+  audit: AuditRepository;
+}
 
 /** How long a link works: long enough to copy it from a terminal into a browser, short enough to be worthless later. */
 export const LOGIN_LINK_TTL_MS = 15 * 60_000;
@@ -49,13 +57,13 @@ export interface LinkContext {
  */
 export class LoginLinksService {
   constructor(
-    private readonly store: Store,
+    private readonly store: Store<LoginLinksRepos>,
     private readonly audit: AuditService,
     private readonly publicUrl: string,
   ) {}
 
-  private repo(repos?: Repositories): LoginLinksRepository {
-    return new LoginLinksRepository((repos ?? this.store.repos).db);
+  private repo(repos?: LoginLinksRepos): LoginLinksRepository {
+    return (repos ?? this.store.repos).loginLinks;
   }
 
   /** A new link for a person (the operator's CLI). */
@@ -89,7 +97,7 @@ export class LoginLinksService {
   }
 
   /** Why the link's person may not sign in with it (deactivated, organization requires SSO), or who they are. */
-  private async accountCheck(repos: Repositories, link: LoginLinkRow): Promise<AppError | LinkTarget> {
+  private async accountCheck(repos: LoginLinksRepos, link: LoginLinkRow): Promise<AppError | LinkTarget> {
     const [user, org] = await Promise.all([repos.users.findById(link.org_id, link.user_id), repos.orgs.findById(link.org_id)]);
     if (!user || !org) return new AppError('link_unknown', 'the account of this login link no longer exists');
     if (user.status !== 'active') return new AppError('user_deactivated', `the account ${user.username} is deactivated; ask an administrator of ${org.slug}`, { kind: 'forbidden' });

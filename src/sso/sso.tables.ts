@@ -1,10 +1,8 @@
-import type { Kysely } from 'kysely';
-import type { DB } from '../db/schema.ts';
-
 /**
  * The SSO feature's tables (migration 003_sso). Same column conventions as
- * src/db/schema.ts: text UUIDs, ISO-8601 text timestamps, integer booleans,
+ * every table (docs/ARCHITECTURE.md, "Storage"): text UUIDs, ISO-8601 text timestamps, integer booleans,
  * JSON as text.
+ * src/storage.ts composes them with every other feature's tables.
  */
 export interface SsoConnectionsTable {
   id: string;
@@ -86,10 +84,3 @@ export type SsoTables = {
   login_transactions: LoginTransactionsTable;
   sessions: SessionsTable;
 };
-
-export type SsoDB = DB & SsoTables;
-
-/** The same connection (or transaction) seen with the SSO tables too. */
-export function ssoDb(db: Kysely<DB>): Kysely<SsoDB> {
-  return db.withTables<SsoTables>();
-}

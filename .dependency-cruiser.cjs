@@ -1,0 +1,70 @@
+/**
+ * Import rules (issue 14), checked by scripts/check-imports.mjs in `npm test`
+ * (which also checks that the folders of src/ form no cycle). Also usable
+ * alone: `npx depcruise src --config .dependency-cruiser.cjs`.
+ */
+
+/**
+ * Files that may import src/http: the composition roots and the edge, where
+ * requests arrive (the HTTP stacks, the CLI, the management worker), the
+ * route files and page handlers of each feature, and the hot paths' raw
+ * handlers. Everything else under src/ is domain: services, repositories,
+ * rules, and knows nothing of HTTP.
+ */
+const EDGE = [
+  '^src/(http|cli|management)/',
+  '^src/(app|core|storage)\\.ts$',
+  '\\.routes\\.ts$',
+  '\\.handlers?\\.ts$',
+  // the data plane's raw handlers: /auth/verify, the reverse proxy, and their wiring
+  '^src/gateway/(gateway|verify|proxy)\\.ts$',
+  // serves /metrics (the registry and its lean handler)
+  '^src/metrics/metrics\\.ts$',
+  // SSO's wiring of its routers, and its login pages
+  '^src/sso/(index|pages)\\.ts$',
+  // the server-rendered pages: all of src/web but its service, repository and tables
+  '^src/web/(?!.*\\.(service|repository|tables)\\.ts$)',
+];
+
+/**
+ * TEMPORARY, for the branches of issue 14 that are merged one by one; the
+ * lead removes each entry once its branch has landed:
+ * - the one safeReturnTo (branch i14-web) removes sso-login.service.ts's copy.
+ */
+const TEMPORARY_HTTP_ALLOWED = [
+  { from: '^src/sso/sso-login\\.service\\.ts$', to: '^src/http/return-to\\.ts$' },
+];
+
+const DOMAIN_TO_HTTP = 'domain-not-to-http';
+
+module.exports = {
+  forbidden: [
+    {
+      name: 'no-circular',
+      severity: 'error',
+      comment: 'A module cycle: one of the modules in it must not import the next; move what both need to where it belongs.',
+      from: { path: '^src/' },
+      to: { circular: true },
+    },
+    {
+      name: DOMAIN_TO_HTTP,
+      severity: 'error',
+      comment: 'Domain code (services, repositories, rules) must not import src/http: only routes, page handlers and the composition roots may.',
+      from: { path: '^src/', pathNot: EDGE },
+      to: { path: '^src/http/', pathNot: TEMPORARY_HTTP_ALLOWED.map((a) => a.to) },
+    },
+    // A temporarily allowed target stays forbidden to every file but the ones its entry names.
+    ...TEMPORARY_HTTP_ALLOWED.filter((a) => a.from !== '^src/').map((a) => ({
+      name: DOMAIN_TO_HTTP,
+      severity: 'error',
+      from: { path: '^src/', pathNot: [...EDGE, a.from] },
+      to: { path: a.to },
+    })),
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    // Type-only imports count: a folder that needs another's types depends on it.
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+  },
+};
