@@ -4,15 +4,10 @@ import helmet from 'helmet';
 import type { Authenticator } from '../auth/authenticator.ts';
 import type { Logger } from '../log/logger.ts';
 import type { TrustedProxies } from './client-ip.ts';
+import { SAFE_METHODS } from './csrf.ts';
+import type { CsrfVerifier } from './csrf.ts';
 import { AppError, clientErrorOf, errors } from './errors.ts';
 import { requestIdOf } from './raw-response.ts';
-
-export interface CsrfVerifier {
-  /** True when a cookie-authenticated state-changing request carries a valid CSRF token. */
-  verify(req: Request): boolean;
-}
-
-const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** A path as it may be logged: a one-time login link's token is a credential (src/web). */
 export function loggablePath(path: string): string {
