@@ -30,7 +30,6 @@ import type { Connection, SsoService } from './sso.service.ts';
 import type { TeamRole } from '../auth/principal.ts';
 import { ROLE_RANK } from '../auth/actor.ts';
 
-
 const VERIFIER_PURPOSE = 'sso-pkce-verifier';
 /** A failed login's reason in the audit log: our message, with at most IDP_TEXT_MAX characters of the IdP's. */
 const AUDIT_REASON_MAX = 500;
