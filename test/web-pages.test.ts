@@ -15,9 +15,9 @@ import { startOktaLikeIdp } from './support/idp/oidc-provider-idp.ts';
 import type { OktaLikeIdp } from './support/idp/oidc-provider-idp.ts';
 import { signIn, textOf, WebBrowser } from './support/web.ts';
 import type { Page } from './support/web.ts';
-import { parseGroupRules } from '../src/web/web.routes.ts';
+import { parseGroupRules } from '../src/web/form.ts';
 import { errorPage } from '../src/web/views/common.ts';
-import { html, raw } from '../src/web/html.ts';
+import { html, raw } from '../src/html/html.ts';
 import { freePort } from './support/net.ts';
 
 const KEY = /tg[ps]-[A-Za-z0-9]{40}/g;
@@ -180,7 +180,7 @@ for (const dialect of dialects()) {
       assert.equal((await me(app, member.key)).body.theme, 'dark');
       const bad = await b.post('/settings/theme', { csrf_token: WebBrowser.csrf(page.text), theme: 'neon' });
       assert.equal(bad.status, 400);
-      assert.match(textOf(bad.text), /choose light, dark or system/);
+      assert.match(textOf(bad.text), /theme: must be light, dark or system/, 'the API\'s message for the same bad value');
       await b.post('/settings/theme', { csrf_token: WebBrowser.csrf(page.text), theme: 'light' });
       const light = await b.get('/settings');
       assert.equal(htmlClass(light), 'theme-light');
