@@ -1,5 +1,6 @@
 /**
- * HTML for the web pages. Every value interpolated with the `html` tag is
+ * HTML for every page trackgate serves (the web pages, the sign-in pages):
+ * one layout, one stylesheet (/static/web/web.css). Every value interpolated with the `html` tag is
  * escaped unless it is itself Html (made by `html` or, for a constant, `raw`):
  * escaping is the default, so a forgotten escape cannot happen. No inline
  * script or style anywhere — the CSP allows /static/ files only.
@@ -45,6 +46,8 @@ export interface LayoutInput {
   user?: { username: string; displayName: string; csrfToken: string; isAdmin: boolean } | undefined;
   /** Which header link is the current page. */
   current?: 'settings' | 'admin' | 'team' | undefined;
+  /** A page's own static scripts (paths under /static/), after the common one. */
+  scripts?: string[] | undefined;
 }
 
 export function layout(input: LayoutInput): string {
@@ -70,7 +73,7 @@ ${u.isAdmin ? html`<a href="/admin"${input.current === 'admin' ? raw(' aria-curr
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="/static/web/web.css">
 <script src="/static/web/web.js" defer></script>
-</head>
+${(input.scripts ?? []).map((src) => `<script src="${escapeHtml(src)}" defer></script>\n`).join('')}</head>
 <body>
 <header class="top">
 <a class="brand" href="/settings">trackgate</a>
