@@ -5,6 +5,7 @@
  * escaping is the default, so a forgotten escape cannot happen. No inline
  * script or style anywhere — the CSP allows /static/ files only.
  */
+import type { Response } from 'express';
 
 export class Html {
   constructor(readonly value: string) {}
@@ -35,7 +36,14 @@ export function raw(s: string): Html {
   return new Html(s);
 }
 
+/** Sends a rendered page: every HTML answer goes out through here. */
+export function sendHtml(res: Response, status: number, body: string): void {
+  res.status(status).type('html').send(body);
+}
+
 export type Theme = 'light' | 'dark' | 'system';
+
+const DEFAULT_SCRIPTS = ['/static/web/web.js'];
 
 export interface LayoutInput {
   title: string;
@@ -46,7 +54,7 @@ export interface LayoutInput {
   user?: { username: string; displayName: string; csrfToken: string; isAdmin: boolean } | undefined;
   /** Which header link is the current page. */
   current?: 'settings' | 'admin' | 'team' | undefined;
-  /** A page's own static scripts (paths under /static/), after the common one. */
+  /** The page's static scripts (paths under /static/); by default the pages' conveniences, web.js. The sign-in pages need none but their own. */
   scripts?: string[] | undefined;
 }
 
@@ -59,7 +67,7 @@ ${u.isAdmin ? html`<a href="/admin"${input.current === 'admin' ? raw(' aria-curr
 </nav>
 <div class="who">
 <span title="${u.username}">${u.displayName}</span>
-<form method="post" action="/logout" class="inline"><input type="hidden" name="csrf_token" value="${u.csrfToken}"><button type="submit" class="link">Sign out</button></form>
+<form method="post" action="/logout" class="inline">${csrfField(u.csrfToken)}<button type="submit" class="link">Sign out</button></form>
 </div>`
     : '';
   return `<!DOCTYPE html>
@@ -72,8 +80,7 @@ ${u.isAdmin ? html`<a href="/admin"${input.current === 'admin' ? raw(' aria-curr
 <title>${escapeHtml(input.title)} · trackgate</title>
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="/static/web/web.css">
-<script src="/static/web/web.js" defer></script>
-${(input.scripts ?? []).map((src) => `<script src="${escapeHtml(src)}" defer></script>\n`).join('')}</head>
+${(input.scripts ?? DEFAULT_SCRIPTS).map((src) => `<script src="${escapeHtml(src)}" defer></script>\n`).join('')}</head>
 <body>
 <header class="top">
 <a class="brand" href="/settings">trackgate</a>
@@ -104,7 +111,7 @@ export function cell(iso: string | null | undefined, empty = '—'): Html {
   return when(iso, empty, { utc: false });
 }
 
-/** The hidden CSRF field every state-changing form carries. */
+/** The hidden CSRF field every state-changing form carries (src/http/csrf.ts: CSRF_FIELD). */
 export function csrfField(token: string): Html {
   return html`<input type="hidden" name="csrf_token" value="${token}">`;
 }

@@ -10,6 +10,7 @@ import { isOwnNavigation, LoginFormToken } from './login-guard.ts';
 import type { LoginStartLimiter } from './login-guard.ts';
 import { OidcLoginError } from './oidc/problems.ts';
 import { continuePage, errorPage, fragmentPage, loginPage } from './pages.ts';
+import { sendHtml } from '../html/html.ts';
 import { SESSION_COOKIE, SessionManager } from './session-store.ts';
 import { LoginRefused, SsoLoginService } from './sso-login.service.ts';
 import type { Connection } from './sso.service.ts';
@@ -54,10 +55,6 @@ function loginPageCsp(allowHttp: boolean): string {
     "frame-ancestors 'none'",
     "base-uri 'none'",
   ].join('; ');
-}
-
-function sendHtml(res: Response, status: number, html: string): void {
-  res.status(status).type('html').send(html);
 }
 
 function bodyParams(req: Request): URLSearchParams {

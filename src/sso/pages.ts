@@ -7,8 +7,8 @@
 import { html, layout } from '../html/html.ts';
 import type { Html } from '../html/html.ts';
 
-/** A sign-in page: the layout (no one signed in yet, the device's theme) around one narrow card. */
-function signInPage(title: string, body: Html, scripts?: string[]): string {
+/** A sign-in page: the layout (no one signed in yet, the device's theme, no script but the page's own) around one narrow card. */
+function signInPage(title: string, body: Html, scripts: string[] = []): string {
   return layout({ title, theme: 'system', scripts, body: html`<section class="card narrow">
 ${body}
 </section>` });
@@ -25,7 +25,7 @@ export function loginPage(input: { returnTo: string; formToken: string; email?: 
     'Sign in',
     html`<h1>Sign in</h1>
 ${input.notice ? html`<p class="muted">${input.notice}</p>` : ''}${input.error ? html`<p class="alert" role="alert">${input.error}</p>` : ''}
-<form method="post" action="/login" class="stack">
+<form method="post" action="/login">
 <label for="email">Work email</label>
 <input id="email" name="email" type="email" autocomplete="username" required autofocus value="${input.email ?? ''}">
 ${loginFormFields(input.returnTo, input.formToken)}

@@ -3,10 +3,10 @@ import type { Principal } from '../auth/principal.ts';
 import { SAFE_METHODS, CSRF_FIELD } from '../http/csrf.ts';
 import { AppError, errors } from '../http/errors.ts';
 import { loginPath } from '../http/return-to.ts';
+import { sendHtml } from '../html/html.ts';
 import type { Theme } from '../html/html.ts';
 import type { SessionManager } from '../sso/session-store.ts';
 import type { UsersService } from '../users/users.service.ts';
-import { sendHtml } from './prg.ts';
 import { errorPage } from './views/common.ts';
 import type { Viewer } from './views/common.ts';
 

@@ -12,10 +12,6 @@ export const LIST_PAGE: PageRequest = { limit: PAGE_LIMIT_MAX, after: null };
 /** 403s that are about what was asked for, not who asks: shown next to the form like bad input. */
 const POLICY_REFUSALS = new Set(['enterprise_feature', 'personal_keys_disabled']);
 
-export function sendHtml(res: Response, status: number, body: string): void {
-  res.status(status).type('html').send(body);
-}
-
 /** A named route parameter (Express 5 types allow arrays for wildcards; these routes have none). */
 export function param(req: Request, name: string): string {
   const v = (req.params as Record<string, string | string[] | undefined>)[name];

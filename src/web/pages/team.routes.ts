@@ -6,7 +6,8 @@ import { createBody as createServiceAccountBody } from '../../service-accounts/s
 import type { ServiceAccountView } from '../../service-accounts/service-accounts.service.ts';
 import { putMemberBody } from '../../teams/teams.routes.ts';
 import { formOf, parseForm } from '../form.ts';
-import { flashNotices, LIST_PAGE, param, sendHtml, viewerOf } from '../prg.ts';
+import { flashNotices, LIST_PAGE, param, viewerOf } from '../prg.ts';
+import { sendHtml } from '../../html/html.ts';
 import type { FormAction, Rerender } from '../prg.ts';
 import { teamPage } from '../views/team.ts';
 import type { WebRoutesDeps } from '../web-deps.ts';
