@@ -1,5 +1,5 @@
 import type { Request } from 'express';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { errors } from '../http/errors.ts';
 import { CSRF_FIELD } from '../http/csrf.ts';
 import { parse } from '../http/validation.ts';
@@ -31,11 +31,11 @@ export function formOf(req: Request): Record<string, string> {
   return out;
 }
 
-type Def = { type: string; innerType?: z.ZodType; in?: z.ZodType; element?: z.ZodType };
-const defOf = (s: z.ZodType): Def => (s as unknown as { _zod: { def: Def } })._zod.def;
+type Def = { type: string; innerType?: z.core.$ZodType; in?: z.core.$ZodType; element?: z.core.$ZodType };
+const defOf = (s: z.core.$ZodType): Def => (s as unknown as { _zod: { def: Def } })._zod.def;
 
 /** What a field's schema takes once its optional/default/nullable/pipe wrappers are off, and whether null is allowed. */
-function kindOf(schema: z.ZodType): { type: string; element: string | null; nullable: boolean } {
+function kindOf(schema: z.core.$ZodType): { type: string; element: string | null; nullable: boolean } {
   let s = schema;
   let nullable = false;
   for (;;) {
@@ -56,9 +56,9 @@ function items(text: string): string[] {
 }
 
 /** A form's fields as the input `schema` expects (see above); the schema then validates it. */
-export function formInput(schema: z.ZodObject, form: Record<string, string>, lines: Record<string, (text: string) => unknown[]> = {}): Record<string, unknown> {
+export function formInput(schema: z.ZodObject<z.ZodRawShape>, form: Record<string, string>, lines: Record<string, (text: string) => unknown[]> = {}): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [name, field] of Object.entries(schema.shape as Record<string, z.ZodType>)) {
+  for (const [name, field] of Object.entries(schema.shape)) {
     const { type, element, nullable } = kindOf(field);
     const v = form[name];
     if (type === 'boolean') {
@@ -93,10 +93,11 @@ export function parseGroupRules(text: string | undefined): Array<{ group: string
     if (!line.trim()) continue;
     const parts = line.split(',');
     if (parts.length < 2) throw errors.validation(`group rules, line ${i + 1}: write "group,team,role" (role: admin, member or viewer)`, [{ path: 'group_roles', message: `line ${i + 1}: write "group,team,role"` }]);
-    const hasRole = parts.length >= 3 && ['admin', 'member', 'viewer'].includes(parts.at(-1)!.trim());
-    const role = hasRole ? parts.pop()!.trim() : 'member';
-    const team = parts.pop()!.trim();
-    rules.push({ group: parts.join(',').trim(), team, role });
+    const last = (parts[parts.length - 1] ?? '').trim();
+    const hasRole = parts.length >= 3 && ['admin', 'member', 'viewer'].includes(last);
+    const rest = hasRole ? parts.slice(0, -1) : parts;
+    // The group is everything before the team, commas and inner spaces kept.
+    rules.push({ group: rest.slice(0, -1).join(',').trim(), team: (rest[rest.length - 1] ?? '').trim(), role: hasRole ? last : 'member' });
   }
   return rules;
 }

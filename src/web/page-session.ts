@@ -1,7 +1,8 @@
 import type { NextFunction, Request, Response, Router } from 'express';
 import type { Principal } from '../auth/principal.ts';
 import { SAFE_METHODS, CSRF_FIELD } from '../http/csrf.ts';
-import { AppError, errors } from '../http/errors.ts';
+import { errors } from '../http/errors.ts';
+import type { AppError } from '../http/errors.ts';
 import { loginPath } from '../http/return-to.ts';
 import { sendHtml } from '../html/html.ts';
 import type { Theme } from '../html/html.ts';

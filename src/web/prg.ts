@@ -29,8 +29,12 @@ export function flashNotices(f: Flash | null): Notices {
 
 /** The problems of a failed form, field by field, from a validation error's details or a 422's. */
 function problemsOf(err: AppError): Notices['problems'] {
-  const d = err.details as unknown;
-  if (Array.isArray(d)) return d.filter((p): p is { path: string; message: string } => typeof p?.message === 'string').map((p) => ({ field: p.path || 'form', message: p.message }));
+  const d: unknown = err.details;
+  if (Array.isArray(d)) {
+    return d
+      .filter((p): p is { path?: unknown; message: string } => typeof p === 'object' && p !== null && typeof (p as { message?: unknown }).message === 'string')
+      .map((p) => ({ field: typeof p.path === 'string' && p.path !== '' ? p.path : 'form', message: p.message }));
+  }
   if (d && typeof d === 'object' && Array.isArray((d as { problems?: unknown }).problems)) return (d as { problems: Array<{ field: string; code: string; message: string }> }).problems;
   return undefined;
 }
@@ -45,11 +49,11 @@ export type Rerender = (req: Request, res: Response, status: number, extras: { n
  * the problem and what was typed; anything else is the error page.
  */
 export function formAction(flashes: FlashStore) {
-  return (target: (req: Request) => string, run: (req: Request, v: Viewer) => Promise<Flash | void>, rerender: Rerender) =>
+  return (target: (req: Request) => string, run: (req: Request, v: Viewer) => Promise<Flash>, rerender: Rerender) =>
     async (req: Request, res: Response, next: NextFunction) => {
       try {
         const flash = await run(req, viewerOf(res));
-        if (flash) flashes.set(req, flash);
+        flashes.set(req, flash);
         res.redirect(303, target(req));
       } catch (err) {
         if (err instanceof AppError && (err.status === 400 || err.status === 409 || err.status === 422 || POLICY_REFUSALS.has(err.code))) {

@@ -13,7 +13,7 @@ import { teamPage } from '../views/team.ts';
 import type { WebRoutesDeps } from '../web-deps.ts';
 
 /** The invite form's one page-only field: whom the name is for (the rest is the API's input of either). */
-const inviteKind = z.object({ kind: z.enum(['user', 'service'], { message: 'choose User or Service' }) });
+const inviteKind = z.object({ kind: z.enum(['user', 'service'], { error: 'choose User or Service' }) });
 
 /** /teams/:team: members and service accounts. */
 export function registerTeamPage(router: Router, d: WebRoutesDeps, action: FormAction): void {
