@@ -17,7 +17,7 @@ import { startAzureLikeIdp, startOktaLikeIdp } from './support/idp/oidc-provider
 import type { AzureLikeIdp, OktaLikeIdp } from './support/idp/oidc-provider-idp.ts';
 import { startJoseIdp } from './support/idp/jose-idp.ts';
 import type { JoseIdp, MintOptions } from './support/idp/jose-idp.ts';
-import { safeReturnTo } from '../src/sso/sso-login.service.ts';
+import { safeReturnTo } from '../src/http/return-to.ts';
 import { freePort } from './support/net.ts';
 
 const TENANT_A = 'aaaaaaaa-1111-4111-8111-111111111111';

@@ -15,9 +15,9 @@ import { startOktaLikeIdp } from './support/idp/oidc-provider-idp.ts';
 import type { OktaLikeIdp } from './support/idp/oidc-provider-idp.ts';
 import { signIn, textOf, WebBrowser } from './support/web.ts';
 import type { Page } from './support/web.ts';
-import { parseGroupRules } from '../src/web/web.routes.ts';
+import { parseGroupRules } from '../src/web/form.ts';
 import { errorPage } from '../src/web/views/common.ts';
-import { html, raw } from '../src/web/html.ts';
+import { html, raw } from '../src/html/html.ts';
 import { freePort } from './support/net.ts';
 
 const KEY = /tg[ps]-[A-Za-z0-9]{40}/g;
@@ -166,6 +166,26 @@ for (const dialect of dialects()) {
       assert.equal((await me(app, adminKey)).status, 200);
     });
 
+    test('pages and API agree: OPTIONS is safe with the session cookie (no CSRF token), a bad form value gets the API\'s message', async () => {
+      const b = await signIn(app, member.email);
+      // RFC 9110: OPTIONS changes nothing, so the pages do not ask for the CSRF token (as the API and the gateway do not).
+      const opts = await b.request('OPTIONS', '/settings');
+      assert.notEqual(opts.status, 403, opts.text.slice(0, 300));
+      assert.doesNotMatch(opts.text, /csrf_failed/);
+      assert.ok(opts.status < 400, `OPTIONS /settings: ${opts.status}`);
+      // A POST without the token still is refused.
+      const forged = await b.post('/settings/theme', { theme: 'dark' });
+      assertErrorPage(forged, 403, 'csrf_failed');
+      // The same bad value, through the API and through the form: the same words.
+      const api = await app.request('POST', '/gateway/v1/me/keys', { key: member.key, body: { name: 'x', expires_in_days: 0 } });
+      assert.equal(api.status, 400);
+      const apiMessage = /expires_in_days: ([^;]+)/.exec(api.body.error.message as string)?.[1];
+      assert.ok(apiMessage, api.body.error.message as string);
+      const form = await b.submit('/settings', '/settings/keys', { name: 'x', expires_in_days: '0' });
+      assert.equal(form.status, 400);
+      assert.ok(textOf(form.text).includes(`expires_in_days: ${apiMessage}`), textOf(form.text).slice(0, 1500));
+    });
+
     test('theme: saved, on <html> of every page, kept for the next sign-in', async () => {
       const b = await signIn(app, member.email);
       const page = await b.get('/settings');
@@ -180,7 +200,7 @@ for (const dialect of dialects()) {
       assert.equal((await me(app, member.key)).body.theme, 'dark');
       const bad = await b.post('/settings/theme', { csrf_token: WebBrowser.csrf(page.text), theme: 'neon' });
       assert.equal(bad.status, 400);
-      assert.match(textOf(bad.text), /choose light, dark or system/);
+      assert.match(textOf(bad.text), /theme: must be light, dark or system/, 'the API\'s message for the same bad value');
       await b.post('/settings/theme', { csrf_token: WebBrowser.csrf(page.text), theme: 'light' });
       const light = await b.get('/settings');
       assert.equal(htmlClass(light), 'theme-light');

@@ -6,15 +6,10 @@ import type { Logger } from '../log/logger.ts';
 import type { TrustedProxies } from './client-ip.ts';
 import { AppError, errors } from '../errors/app-error.ts';
 import type { ErrorCode } from '../errors/catalogue.ts';
+import { SAFE_METHODS } from './csrf.ts';
+import type { CsrfVerifier } from './csrf.ts';
 import { clientErrorOf, httpHeadersOf, httpStatusOf } from './errors.ts';
 import { requestIdOf, writeErrorJson } from './raw-response.ts';
-
-export interface CsrfVerifier {
-  /** True when a cookie-authenticated state-changing request carries a valid CSRF token. */
-  verify(req: Request): boolean;
-}
-
-const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** A path as it may be logged: a one-time login link's token is a credential (src/web). */
 export function loggablePath(path: string): string {

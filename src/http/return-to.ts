@@ -1,5 +1,7 @@
 const MAX_LENGTH = 2000;
 const BASE = 'http://trackgate.invalid';
+/** Where a person goes when where they asked to go is missing or unsafe: their settings page. */
+export const DEFAULT_RETURN_TO = '/settings';
 // eslint-disable-next-line no-control-regex
 const UNSAFE_CHARS = /[\u0000-\u001f\u007f\\]/;
 
@@ -17,7 +19,9 @@ const UNSAFE_CHARS = /[\u0000-\u001f\u007f\\]/;
  * parse back to itself, so that a second pass (forward auth hands it on to
  * /login, which checks it again) cannot turn it into something else.
  */
-export function safeReturnTo<F extends string | null>(value: unknown, fallback: F): string | F {
+export function safeReturnTo(value: unknown): string;
+export function safeReturnTo<F extends string | null>(value: unknown, fallback: F): string | F;
+export function safeReturnTo(value: unknown, fallback: string | null = DEFAULT_RETURN_TO): string | null {
   if (typeof value !== 'string' || !isSafeShape(value)) return fallback;
   const result = normalize(value);
   if (result === null || !isSafeShape(result) || normalize(result) !== result) return fallback;

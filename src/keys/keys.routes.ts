@@ -19,6 +19,7 @@ export const newKeyOut = keyOut.extend({ key: z.string().describe('the secret; s
 export const keysPageQuery = pageQuery('keys', ['string', 'string']);
 export const keysPageOut = z.object({ keys: z.array(keyOut), next_cursor: nextCursorOut });
 export const createKeyBody = z.strictObject({ name: fields.label, expires_in_days: z.number().int().min(1).max(3650).optional() });
+export const rotateKeyBody = z.strictObject({ grace_seconds: z.number().int().min(0).max(30 * 86_400).default(0), expires_in_days: z.number().int().min(1).max(3650).optional() });
 
 export function registerKeyRoutes(api: ApiRouter, keys: KeysService): void {
   api.add(
@@ -57,7 +58,7 @@ export function registerKeyRoutes(api: ApiRouter, keys: KeysService): void {
         'Issue a replacement key; the old one keeps working for grace_seconds (0 revokes it now). A live key is replaced once; the replacement obeys the organization\'s key policies (its lifetime: the old key\'s, or expires_in_days, within the maximum)',
       tag: 'keys',
       auth: 'required',
-      body: z.strictObject({ grace_seconds: z.number().int().min(0).max(30 * 86_400).default(0), expires_in_days: z.number().int().min(1).max(3650).optional() }),
+      body: rotateKeyBody,
       responses: {
         201: { description: 'the new key', schema: newKeyOut.extend({ previous: keyOut }) },
         400: { description: 'expires_in_days beyond the organization\'s maximum key lifetime' },

@@ -3,7 +3,7 @@ import type { ApiRouter } from '../http/api-router.ts';
 import { fields } from '../http/validation.ts';
 import type { OrgsService } from './orgs.service.ts';
 
-const policies = z.strictObject({
+export const policies = z.strictObject({
   require_sso: z.boolean().optional(),
   disable_personal_keys: z.boolean().optional(),
   max_key_lifetime_days: z.number().int().min(1).max(3650).nullable().optional(),

@@ -20,7 +20,7 @@ const createdOut = serviceAccountOut.extend({ key: newKeyOut });
 const saPageQuery = pageQuery('service_accounts', ['string']);
 const saPageOut = z.object({ service_accounts: z.array(serviceAccountOut), next_cursor: nextCursorOut });
 const badPage = { description: 'bad limit or cursor' };
-const createBody = z.strictObject({
+export const createBody = z.strictObject({
   name: fields.label,
   username: fields.entityName.optional().describe('default: derived from the name'),
   key_name: fields.label.optional(),

@@ -7,7 +7,7 @@ import type { Principal } from '../auth/principal.ts';
 import type { Config } from '../config/config.ts';
 import type { SecretBox } from '../crypto/secret-box.ts';
 import type { Store } from '../db/store.ts';
-import type { CsrfVerifier } from '../http/express-app.ts';
+import type { CsrfVerifier } from '../http/csrf.ts';
 import type { ApiRouter } from '../http/api-router.ts';
 import type { Logger } from '../log/logger.ts';
 import type { OrgAccess } from '../orgs/org-access.ts';

@@ -1,10 +1,11 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
 import type { Response } from 'express';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Redis } from 'ioredis';
+import { equalSecrets } from '../crypto/equal-secrets.ts';
 import type { RedisKeyspace } from '../redis/keyspace.ts';
 
 /**
@@ -45,10 +46,6 @@ export function isOwnNavigation(req: IncomingMessage, publicOrigin: string): boo
   } catch {
     return false;
   }
-}
-
-function same(a: string, b: string): boolean {
-  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
 }
 
 /** Where a form token's cookie lives. The login forms' by default; the login link's confirmation has its own. */
@@ -98,7 +95,7 @@ export class LoginFormToken {
   /** The posted form carries this browser's token. */
   verify(req: IncomingMessage, given: unknown): boolean {
     const have = this.cookieOf(req);
-    return Boolean(have && typeof given === 'string' && given !== '' && same(have, given));
+    return Boolean(have && typeof given === 'string' && given !== '' && equalSecrets(have, given));
   }
 
   /** Forgets the browser's token (after the form did what it was for). */

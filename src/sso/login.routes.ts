@@ -11,10 +11,12 @@ import { isOwnNavigation, LoginFormToken } from './login-guard.ts';
 import type { LoginStartLimiter } from './login-guard.ts';
 import { OidcLoginError } from './oidc/problems.ts';
 import { continuePage, errorPage, fragmentPage, loginPage } from './pages.ts';
+import { sendHtml } from '../html/html.ts';
 import { SESSION_COOKIE, SessionManager } from './session-store.ts';
-import { LoginRefused, safeReturnTo, SsoLoginService } from './sso-login.service.ts';
+import { LoginRefused, SsoLoginService } from './sso-login.service.ts';
 import type { Connection } from './sso.service.ts';
-import { loginPath } from '../http/return-to.ts';
+import { loginPath, safeReturnTo } from '../http/return-to.ts';
+import { CSRF_FIELD } from '../http/csrf.ts';
 
 /**
  * Binds login attempts to the browser that started them. SameSite=None: it
@@ -54,10 +56,6 @@ function loginPageCsp(allowHttp: boolean): string {
     "frame-ancestors 'none'",
     "base-uri 'none'",
   ].join('; ');
-}
-
-function sendHtml(res: Response, status: number, html: string): void {
-  res.status(status).type('html').send(html);
 }
 
 function bodyParams(req: Request): URLSearchParams {
@@ -232,13 +230,15 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
     try {
       const wantsJson = (req.headers.accept ?? '').includes('application/json') && !(req.headers.accept ?? '').includes('text/html');
       const s = req.session as Partial<SessionData>;
-      if (s.userId) {
-        const token = (req.body as Record<string, unknown> | undefined)?.csrf_token;
+      // The CSRF token is checked against the session as read() validates it (the one source);
+      // a session that read() no longer accepts (timed out) is ended without asking for it.
+      if (s.userId && (await o.sessions.read(req))) {
+        const token = (req.body as Record<string, unknown> | undefined)?.[CSRF_FIELD];
         if (!o.sessions.verifyCsrf(req, token)) {
           return sendHtml(res, 403, errorPage({ title: 'Sign-out refused', message: 'the sign-out request did not carry this session\'s CSRF token', code: 'csrf_failed' satisfies ErrorCode, requestId: res.locals.requestId as string, retry: '/settings' }));
         }
-        await new Promise<void>((resolve, reject) => req.session.destroy((err) => (err ? reject(err) : resolve())));
       }
+      if (s.userId) await new Promise<void>((resolve, reject) => req.session.destroy((err) => (err ? reject(err) : resolve())));
       res.clearCookie(SESSION_COOKIE, { path: '/', httpOnly: true, sameSite: 'lax', secure: o.secure });
       if (wantsJson) return res.status(204).end();
       res.redirect(303, '/login?logged_out=1');

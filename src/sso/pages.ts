@@ -1,46 +1,33 @@
 /**
- * Server-rendered pages of the login flow. No inline script or style: the
- * CSP allows scripts and styles from 'self' only; the fragment page's script
- * is the static file /static/sso/fragment.js.
+ * Server-rendered pages of the login flow, in the house's one HTML system
+ * (src/html/html.ts: the escaping `html` tag, the layout and its stylesheet).
+ * No inline script or style: the CSP allows scripts and styles from 'self'
+ * only; the fragment page's script is the static file /static/sso/fragment.js.
  */
+import { html, layout } from '../html/html.ts';
+import type { Html } from '../html/html.ts';
 
-export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-}
-
-function layout(title: string, body: string, head = ''): string {
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
-<title>${escapeHtml(title)} · trackgate</title>
-<link rel="stylesheet" href="/static/sso/sso.css">
-${head}</head>
-<body>
-<main>
+/** A sign-in page: the layout (no one signed in yet, the device's theme, no script but the page's own) around one narrow card. */
+function signInPage(title: string, body: Html, scripts: string[] = []): string {
+  return layout({ title, theme: 'system', scripts, body: html`<section class="card narrow">
 ${body}
-</main>
-</body>
-</html>
-`;
+</section>` });
 }
 
 /** The hidden fields every login form posts: where to go afterwards, and the browser's form token (login-guard.ts). */
-function loginFormFields(returnTo: string, formToken: string): string {
-  return `<input type="hidden" name="return_to" value="${escapeHtml(returnTo)}">
-<input type="hidden" name="form_token" value="${escapeHtml(formToken)}">`;
+function loginFormFields(returnTo: string, formToken: string): Html {
+  return html`<input type="hidden" name="return_to" value="${returnTo}">
+<input type="hidden" name="form_token" value="${formToken}">`;
 }
 
 export function loginPage(input: { returnTo: string; formToken: string; email?: string | undefined; error?: string | undefined; notice?: string | undefined }): string {
-  return layout(
+  return signInPage(
     'Sign in',
-    `<h1>Sign in</h1>
-${input.notice ? `<p class="muted">${escapeHtml(input.notice)}</p>` : ''}${input.error ? `<p class="error" role="alert">${escapeHtml(input.error)}</p>` : ''}
+    html`<h1>Sign in</h1>
+${input.notice ? html`<p class="muted">${input.notice}</p>` : ''}${input.error ? html`<p class="alert" role="alert">${input.error}</p>` : ''}
 <form method="post" action="/login">
 <label for="email">Work email</label>
-<input id="email" name="email" type="email" autocomplete="username" required autofocus value="${escapeHtml(input.email ?? '')}">
+<input id="email" name="email" type="email" autocomplete="username" required autofocus value="${input.email ?? ''}">
 ${loginFormFields(input.returnTo, input.formToken)}
 <button type="submit">Continue with single sign-on</button>
 </form>
@@ -63,41 +50,41 @@ export function continuePage(input: {
 }): string {
   const field = 'org' in input.target ? ['org', input.target.org] : ['email', input.target.email];
   const who = input.signedInAs;
-  return layout(
+  return signInPage(
     `Sign in to ${input.org}`,
-    `<h1>Sign in to ${escapeHtml(input.org)}</h1>
+    html`<h1>Sign in to ${input.org}</h1>
 ${
   who
-    ? `<p class="error" role="alert">You are signed in as <strong>${escapeHtml(who.username)}</strong> of ${escapeHtml(who.org)}. Continuing signs you out of that account and signs you in with the identity provider of ${escapeHtml(input.org)}.</p>`
-    : `<p>You are about to sign in with the identity provider of <strong>${escapeHtml(input.org)}</strong>.</p>`
+    ? html`<p class="alert" role="alert">You are signed in as <strong>${who.username}</strong> of ${who.org}. Continuing signs you out of that account and signs you in with the identity provider of ${input.org}.</p>`
+    : html`<p>You are about to sign in with the identity provider of <strong>${input.org}</strong>.</p>`
 }
-<p class="muted">If you did not ask to sign in to ${escapeHtml(input.org)}, close this page.</p>
+<p class="muted">If you did not ask to sign in to ${input.org}, close this page.</p>
 <form method="post" action="/login">
-<input type="hidden" name="${field[0]}" value="${escapeHtml(field[1]!)}">
+<input type="hidden" name="${field[0]}" value="${field[1]}">
 ${loginFormFields(input.returnTo, input.formToken)}
-<button type="submit">Continue to sign in to ${escapeHtml(input.org)}</button>
+<button type="submit">Continue to sign in to ${input.org}</button>
 </form>
-<p><a href="${who ? '/settings' : '/login'}">${who ? `Stay signed in as ${escapeHtml(who.username)}` : 'Back to the sign-in page'}</a></p>`,
+<p><a href="${who ? '/settings' : '/login'}">${who ? `Stay signed in as ${who.username}` : 'Back to the sign-in page'}</a></p>`,
   );
 }
 
 export function fragmentPage(): string {
-  return layout(
+  return signInPage(
     'Signing in',
-    `<h1>Signing in…</h1>
+    html`<h1>Signing in…</h1>
 <p id="status" class="muted">Finishing the sign-in with your identity provider.</p>
-<noscript><p class="error">This sign-in needs JavaScript to read your identity provider's answer. Ask your administrator to use the form_post response mode or the code flow.</p></noscript>
+<noscript><p class="alert">This sign-in needs JavaScript to read your identity provider's answer. Ask your administrator to use the form_post response mode or the code flow.</p></noscript>
 <form id="callback" method="post" action="/login/callback"></form>`,
-    '<script src="/static/sso/fragment.js" defer></script>\n',
+    ['/static/sso/fragment.js'],
   );
 }
 
 export function errorPage(input: { title: string; message: string; code: string; requestId: string; retry?: string | undefined }): string {
-  return layout(
+  return signInPage(
     input.title,
-    `<h1>${escapeHtml(input.title)}</h1>
-<p class="error" role="alert">${escapeHtml(input.message)}</p>
-<p class="muted">Error <code>${escapeHtml(input.code)}</code> · request <code>${escapeHtml(input.requestId)}</code>. An administrator can find the details in trackgate's log and audit log under this request ID.</p>
-<p><a href="${escapeHtml(input.retry ?? '/login')}">Sign in again</a></p>`,
+    html`<h1>${input.title}</h1>
+<p class="alert" role="alert">${input.message}</p>
+<p class="muted">Error <code>${input.code}</code> · request <code>${input.requestId}</code>. An administrator can find the details in trackgate's log and audit log under this request ID.</p>
+<p><a href="${input.retry ?? '/login'}">Sign in again</a></p>`,
   );
 }

@@ -1,4 +1,3 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { parse as parseCookies } from 'cookie';
 import { unsign } from 'cookie-signature';
@@ -8,6 +7,7 @@ import type { Request, RequestHandler } from 'express';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import type { Config } from '../config/config.ts';
+import { carriesCsrfToken, newCsrfToken } from '../http/csrf.ts';
 import type { RedisKeyspace } from '../redis/keyspace.ts';
 import type { SsoTables } from './sso.tables.ts';
 
@@ -269,16 +269,14 @@ export class SessionManager {
     return loaded;
   }
 
-  /** CSRF: the request carries the session's token in X-CSRF-Token (or, for forms, csrf_token). */
+  /**
+   * CSRF (src/http/csrf.ts): the request carries its session's token in
+   * X-CSRF-Token (or, for forms, csrf_token). The session is the one read()
+   * loaded for this request, so call read() first (the authenticator's
+   * session hook does): one source, whether or not express-session ran too.
+   */
   verifyCsrf(req: IncomingMessage, formToken?: unknown): boolean {
-    const s = this.loaded.get(req) ?? (req as { session?: SessionData }).session;
-    const expected = s && 'data' in s ? (s as LoadedSession).data.csrfToken : (s as SessionData | undefined)?.csrfToken;
-    const header = req.headers['x-csrf-token'];
-    const given = typeof header === 'string' ? header : typeof formToken === 'string' ? formToken : '';
-    if (!expected || !given) return false;
-    const a = createHash('sha256').update(expected).digest();
-    const b = createHash('sha256').update(given).digest();
-    return timingSafeEqual(a, b);
+    return carriesCsrfToken(req, this.loaded.get(req)?.data.csrfToken, formToken);
   }
 
   /**
@@ -288,11 +286,7 @@ export class SessionManager {
    */
   static async establish(req: Request, who: { userId: string; orgId: string; method: SessionData['method']; connectionId: string | null }): Promise<void> {
     await new Promise<void>((resolve, reject) => req.session.regenerate((err) => (err ? reject(err) : resolve())));
-    Object.assign(req.session, { ...who, loginAt: Date.now(), csrfToken: SessionManager.newCsrfToken() } satisfies Partial<SessionData>);
+    Object.assign(req.session, { ...who, loginAt: Date.now(), csrfToken: newCsrfToken() } satisfies Partial<SessionData>);
     await new Promise<void>((resolve, reject) => req.session.save((err) => (err ? reject(err) : resolve())));
-  }
-
-  static newCsrfToken(): string {
-    return randomBytes(24).toString('base64url');
   }
 }

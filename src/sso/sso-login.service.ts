@@ -25,20 +25,14 @@ import { sha256 } from './login-transactions.ts';
 import type { TransactionStore } from './login-transactions.ts';
 import type { SsoRepository } from './sso.repository.ts';
 import { decodeConnection } from './sso.service.ts';
-import type { Connection, SsoService, TeamRole } from './sso.service.ts';
+import type { Connection, SsoService } from './sso.service.ts';
 import type { SsoRepos } from './sso.service.ts';
-
-import { safeReturnTo as sameOriginPath } from '../http/return-to.ts';
+import type { TeamRole } from '../auth/principal.ts';
+import { ROLE_RANK } from '../auth/actor.ts';
 
 const VERIFIER_PURPOSE = 'sso-pkce-verifier';
 /** A failed login's reason in the audit log: our message, with at most IDP_TEXT_MAX characters of the IdP's. */
 const AUDIT_REASON_MAX = 500;
-const ROLE_RANK: Record<TeamRole, number> = { viewer: 1, member: 2, admin: 3 };
-
-/** `return_to` of a login: a same-origin relative path, else /settings. */
-export function safeReturnTo(value: unknown, fallback = '/settings'): string {
-  return sameOriginPath(value, fallback);
-}
 
 /** A login that failed for the person at the browser, not the admin's configuration (unknown domain, no account). */
 export class LoginRefused extends OidcLoginError {}

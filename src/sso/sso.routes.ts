@@ -49,7 +49,7 @@ export const createConnectionBody = z.strictObject({
   allowed_tenant_ids: base.allowed_tenant_ids.optional(),
   enabled: base.enabled.default(true),
 });
-const patchBody = z.strictObject(Object.fromEntries(Object.entries(base).map(([k, v]) => [k, (v as z.ZodType).optional()])) as { [K in keyof typeof base]: z.ZodOptional<(typeof base)[K]> });
+export const patchBody = z.strictObject(Object.fromEntries(Object.entries(base).map(([k, v]) => [k, (v as z.ZodType).optional()])) as { [K in keyof typeof base]: z.ZodOptional<(typeof base)[K]> });
 
 const problem = z.object({ field: z.string(), code: z.string(), message: z.string() });
 const connectionOut = z.object({

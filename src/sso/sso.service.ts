@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Actor } from '../auth/actor.ts';
+import type { TeamRole } from '../auth/principal.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import type { Config } from '../config/config.ts';
 import type { SecretBox } from '../crypto/secret-box.ts';
@@ -25,7 +26,6 @@ export const CLIENT_SECRET_PURPOSE = 'sso-client-secret';
 export const DEFAULT_SCOPES = ['openid', 'email', 'profile'];
 export const DEFAULT_CLAIMS = { email: 'email', name: 'name', username: 'preferred_username', groups: 'groups' };
 
-export type TeamRole = 'admin' | 'member' | 'viewer';
 export interface GroupRule {
   group: string;
   team: string;

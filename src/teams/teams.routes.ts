@@ -16,6 +16,8 @@ const memberOut = z.object({
 
 const badPage = { description: 'bad limit or cursor' };
 
+export const putMemberBody = z.strictObject({ role: fields.role });
+
 export function registerTeamRoutes(api: ApiRouter, teams: TeamsService): void {
   api.add(
     { method: 'get', path: '/orgs/:org/teams', summary: 'Teams of an organization (a service account: its own team only)', tag: 'teams', auth: 'required', query: pageQuery('teams', ['string']), responses: { 200: { description: 'teams, by name, a page at a time', schema: z.object({ teams: z.array(teamOut), next_cursor: nextCursorOut }) }, 400: badPage } },
@@ -59,7 +61,7 @@ export function registerTeamRoutes(api: ApiRouter, teams: TeamsService): void {
       summary: 'Add a member or change their role (org admin or team admin)',
       tag: 'teams',
       auth: 'required',
-      body: z.strictObject({ role: fields.role }),
+      body: putMemberBody,
       responses: { 200: { description: 'role changed', schema: memberOut }, 201: { description: 'member added', schema: memberOut }, 404: { description: 'no such team or user' } },
     },
     async ({ actor, params, body }) => {

@@ -108,6 +108,12 @@ export class TeamsService {
     return ctx.role === 'admin' || ctx.teamRole === 'admin';
   }
 
+  /** The actor's role in a team and whether they may manage its members (what the team page offers; the changes check it again). */
+  async accessTo(actor: Actor, name: string): Promise<{ teamRole: TeamRole | null; canManage: boolean }> {
+    const ctx = await this.resolveTeam(actor, name);
+    return { teamRole: ctx.teamRole, canManage: this.canManage(ctx) };
+  }
+
   /** A team and a page of its members (`members_next`: where the next page starts, null on the last). */
   async get(actor: Actor, name: string, page: PageRequest): Promise<TeamView & { members: TeamMemberOut[]; members_next: KeyValue[] | null }> {
     const ctx = await this.resolveTeam(actor, name);

@@ -23,6 +23,10 @@ const meOut = z.object({
   teams: z.array(z.object({ name: z.string(), org: z.string(), role: fields.role })),
 });
 
+export const themeBody = z.strictObject({ theme: z.enum(['light', 'dark', 'system'], { message: 'must be light, dark or system' }) });
+export const provisionUserBody = z.strictObject({ email: fields.email, username: fields.entityName, role: fields.role.default('member'), display_name: fields.displayName.optional() });
+export const updateUserBody = z.strictObject({ role: fields.role.optional(), status: z.enum(['active', 'deactivated'], { message: 'must be active or deactivated' }).optional(), display_name: fields.displayName.optional() }).refine((b) => Object.keys(b).length > 0, { message: 'nothing to change: send role, status or display_name' });
+
 export function registerUserRoutes(api: ApiRouter, users: UsersService): void {
   api.add(
     { method: 'get', path: '/me', summary: 'Who the credential belongs to', tag: 'me', auth: 'required', responses: { 200: { description: 'the caller', schema: meOut } } },
@@ -35,7 +39,7 @@ export function registerUserRoutes(api: ApiRouter, users: UsersService): void {
       summary: 'Change your preferences',
       tag: 'me',
       auth: 'required',
-      body: z.strictObject({ theme: z.enum(['light', 'dark', 'system'], { message: 'must be light, dark or system' }) }),
+      body: themeBody,
       responses: { 200: { description: 'the caller', schema: meOut } },
     },
     async ({ actor, body }) => {
@@ -62,7 +66,7 @@ export function registerUserRoutes(api: ApiRouter, users: UsersService): void {
       summary: 'Pre-provision a user (org admin)',
       tag: 'users',
       auth: 'required',
-      body: z.strictObject({ email: fields.email, username: fields.entityName, role: fields.role.default('member'), display_name: fields.displayName.optional() }),
+      body: provisionUserBody,
       responses: { 201: { description: 'created', schema: userOut }, 409: { description: 'email or username taken' } },
     },
     async ({ actor, params, body }) => ({ status: 201, body: await users.provision(actor, params.org!, body) }),
@@ -78,9 +82,7 @@ export function registerUserRoutes(api: ApiRouter, users: UsersService): void {
       summary: 'Change a user\'s role, status or name (org admin)',
       tag: 'users',
       auth: 'required',
-      body: z
-        .strictObject({ role: fields.role.optional(), status: z.enum(['active', 'deactivated'], { message: 'must be active or deactivated' }).optional(), display_name: fields.displayName.optional() })
-        .refine((b) => Object.keys(b).length > 0, { message: 'nothing to change: send role, status or display_name' }),
+      body: updateUserBody,
       responses: { 200: { description: 'updated', schema: userOut }, 404: { description: 'no such user' }, 409: { description: 'would leave no admin' } },
     },
     async ({ actor, params, body }) => ({ status: 200, body: await users.update(actor, params.org!, params.username!, body) }),

@@ -11,7 +11,8 @@ import { SessionManager } from '../sso/session-store.ts';
 import type { LoginLinksService } from './login-links.service.ts';
 import { errorPage } from './views/common.ts';
 import { loginLinkPage } from './views/login-link.ts';
-import { param, sendHtml } from './web.routes.ts';
+import { param } from './prg.ts';
+import { sendHtml } from '../html/html.ts';
 
 /**
  * Binds the confirmation button to the browser that opened the link

@@ -1,7 +1,7 @@
 import type { Actor } from '../../auth/actor.ts';
 import type { OrgRole, TeamRole } from '../../auth/principal.ts';
-import { html, layout } from '../html.ts';
-import type { Html, Theme } from '../html.ts';
+import { html, layout } from '../../html/html.ts';
+import type { Html, Theme } from '../../html/html.ts';
 
 /** Who is looking at a page, as every page needs it. */
 export interface Viewer {

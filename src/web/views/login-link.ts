@@ -1,4 +1,4 @@
-import { html, layout } from '../html.ts';
+import { html, layout } from '../../html/html.ts';
 
 /**
  * The page a login link opens. It signs nobody in by itself: link previews

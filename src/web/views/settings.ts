@@ -1,8 +1,8 @@
 import type { KeyView } from '../../keys/keys.service.ts';
 import type { OrgView } from '../../orgs/orgs.service.ts';
 import type { NewKeyFlash } from '../flash.ts';
-import { buttonForm, cell, csrfField, html, notices, raw, when } from '../html.ts';
-import type { Html, Notices } from '../html.ts';
+import { buttonForm, cell, csrfField, html, notices, raw, when } from '../../html/html.ts';
+import type { Html, Notices } from '../../html/html.ts';
 import { page } from './common.ts';
 import type { Viewer } from './common.ts';
 

@@ -1,9 +1,11 @@
 /**
- * HTML for the web pages. Every value interpolated with the `html` tag is
+ * HTML for every page trackgate serves (the web pages, the sign-in pages):
+ * one layout, one stylesheet (/static/web/web.css). Every value interpolated with the `html` tag is
  * escaped unless it is itself Html (made by `html` or, for a constant, `raw`):
  * escaping is the default, so a forgotten escape cannot happen. No inline
  * script or style anywhere — the CSP allows /static/ files only.
  */
+import type { Response } from 'express';
 
 export class Html {
   constructor(readonly value: string) {}
@@ -34,7 +36,14 @@ export function raw(s: string): Html {
   return new Html(s);
 }
 
+/** Sends a rendered page: every HTML answer goes out through here. */
+export function sendHtml(res: Response, status: number, body: string): void {
+  res.status(status).type('html').send(body);
+}
+
 export type Theme = 'light' | 'dark' | 'system';
+
+const DEFAULT_SCRIPTS = ['/static/web/web.js'];
 
 export interface LayoutInput {
   title: string;
@@ -45,6 +54,8 @@ export interface LayoutInput {
   user?: { username: string; displayName: string; csrfToken: string; isAdmin: boolean } | undefined;
   /** Which header link is the current page. */
   current?: 'settings' | 'admin' | 'team' | undefined;
+  /** The page's static scripts (paths under /static/); by default the pages' conveniences, web.js. The sign-in pages need none but their own. */
+  scripts?: string[] | undefined;
 }
 
 export function layout(input: LayoutInput): string {
@@ -56,7 +67,7 @@ ${u.isAdmin ? html`<a href="/admin"${input.current === 'admin' ? raw(' aria-curr
 </nav>
 <div class="who">
 <span title="${u.username}">${u.displayName}</span>
-<form method="post" action="/logout" class="inline"><input type="hidden" name="csrf_token" value="${u.csrfToken}"><button type="submit" class="link">Sign out</button></form>
+<form method="post" action="/logout" class="inline">${csrfField(u.csrfToken)}<button type="submit" class="link">Sign out</button></form>
 </div>`
     : '';
   return `<!DOCTYPE html>
@@ -69,8 +80,7 @@ ${u.isAdmin ? html`<a href="/admin"${input.current === 'admin' ? raw(' aria-curr
 <title>${escapeHtml(input.title)} · trackgate</title>
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="/static/web/web.css">
-<script src="/static/web/web.js" defer></script>
-</head>
+${(input.scripts ?? DEFAULT_SCRIPTS).map((src) => `<script src="${escapeHtml(src)}" defer></script>\n`).join('')}</head>
 <body>
 <header class="top">
 <a class="brand" href="/settings">trackgate</a>
@@ -101,7 +111,7 @@ export function cell(iso: string | null | undefined, empty = '—'): Html {
   return when(iso, empty, { utc: false });
 }
 
-/** The hidden CSRF field every state-changing form carries. */
+/** The hidden CSRF field every state-changing form carries (src/http/csrf.ts: CSRF_FIELD). */
 export function csrfField(token: string): Html {
   return html`<input type="hidden" name="csrf_token" value="${token}">`;
 }

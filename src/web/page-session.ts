@@ -1,0 +1,72 @@
+import type { NextFunction, Request, Response, Router } from 'express';
+import type { Principal } from '../auth/principal.ts';
+import { SAFE_METHODS, CSRF_FIELD } from '../http/csrf.ts';
+import { errors } from '../errors/app-error.ts';
+import { errorPages } from '../http/express-app.ts';
+import { loginPath } from '../http/return-to.ts';
+import { sendHtml } from '../html/html.ts';
+import type { Theme } from '../html/html.ts';
+import type { SessionManager } from '../sso/session-store.ts';
+import type { UsersService } from '../users/users.service.ts';
+import { errorPage } from './views/common.ts';
+import type { Viewer } from './views/common.ts';
+
+export interface PageSessionDeps {
+  users: UsersService;
+  sessions: SessionManager;
+  /** The browser session's person (the SSO feature's session hook, with its require_sso rule). */
+  sessionPrincipal: (req: Request) => Promise<Principal | null>;
+}
+
+/** Where a form's page is, for return_to when the session has ended before the POST. */
+function pageOf(path: string): string {
+  const team = /^\/teams\/([^/?#]+)/.exec(path);
+  if (team) return `/teams/${team[1]}`;
+  return path.startsWith('/admin') ? '/admin' : '/settings';
+}
+
+/**
+ * What every page and form under `paths` runs first: errors as HTML pages
+ * (4xx say what is wrong, 5xx are generic), the session, the signed-in person
+ * (res.locals.viewer; the login page otherwise), and the CSRF check of every
+ * state change (src/http/csrf.ts: the session's token in the csrf_token field
+ * or the X-CSRF-Token header).
+ */
+export function usePageSession(router: Router, paths: string[], d: PageSessionDeps): void {
+  router.use(
+    paths,
+    errorPages((view, res) => {
+      const viewer = res.locals.viewer as Viewer | undefined;
+      return errorPage({ ...view, viewer, theme: viewer?.theme });
+    }),
+  );
+  router.use(paths, d.sessions.middleware());
+  router.use(paths, (req: Request, res: Response, next: NextFunction) => {
+    (async () => {
+      const safe = SAFE_METHODS.has(req.method);
+      const principal = await d.sessionPrincipal(req);
+      if (!principal || principal.type !== 'user') {
+        return res.redirect(safe ? 302 : 303, loginPath(safe ? req.originalUrl : pageOf(req.originalUrl)));
+      }
+      const session = await d.sessions.read(req);
+      const me = await d.users.me(principal);
+      const viewer: Viewer = {
+        actor: { principal, ip: res.locals.clientIp as string, requestId: res.locals.requestId as string },
+        csrf: session?.data.csrfToken ?? '',
+        username: me.username,
+        email: me.email ?? '',
+        displayName: me.display_name,
+        orgSlug: principal.orgSlug,
+        role: me.orgs[0]?.role ?? 'viewer',
+        instanceAdmin: 'instance_admin' in me && me.instance_admin === true,
+        theme: ('theme' in me ? me.theme : 'system') as Theme,
+        teams: me.teams.map((t) => ({ name: t.name, role: t.role })),
+      };
+      res.locals.viewer = viewer;
+      if (!safe && !d.sessions.verifyCsrf(req, (req.body as Record<string, unknown> | undefined)?.[CSRF_FIELD])) {
+        throw errors.forbidden('this form did not carry your session\'s security token (it may be from an old page or another site); nothing was changed. Reload the page and try again', 'csrf_failed');
+      }
+      next();
+    })().catch(next);
+  });
+}

@@ -1,0 +1,167 @@
+import type { Router } from 'express';
+import { AppError } from '../../errors/app-error.ts';
+import { policies } from '../../orgs/orgs.routes.ts';
+import { createConnectionBody, patchBody as patchConnectionBody } from '../../sso/sso.routes.ts';
+import { provisionUserBody, updateUserBody } from '../../users/users.routes.ts';
+import { parseForm, parseGroupRules } from '../form.ts';
+import { flashNotices, LIST_PAGE, param, viewerOf } from '../prg.ts';
+import { sendHtml } from '../../html/html.ts';
+import type { FormAction, Rerender } from '../prg.ts';
+import { adminPage } from '../views/admin.ts';
+import type { WebRoutesDeps } from '../web-deps.ts';
+
+const AUDIT_PAGE_SIZE = 50;
+/** The enable/disable buttons post only `enabled`: parsed alone, so no other switch of the connection is touched. */
+const enabledBody = patchConnectionBody.pick({ enabled: true });
+
+type Section = 'sso' | 'policies' | 'users';
+
+const refused = (problems: Array<{ field: string; code: string; message: string }>) =>
+  new AppError('sso_configuration_invalid', 'The connection was not saved; fix these problems:', { details: { problems } });
+
+/** /admin: SSO connections, policies, users, the audit log. */
+export function registerAdminPage(router: Router, d: WebRoutesDeps, action: FormAction): void {
+  const render =
+    (section: Section | undefined): Rerender =>
+    async (req, res, status, extras) => {
+      const v = viewerOf(res);
+      // SSO connections first: they need the admin role, so a member gets the 403 page before anything is read.
+      const connections = await d.sso.list(v.actor, v.orgSlug);
+      const q = req.query as Record<string, unknown>;
+      const before = typeof q.before === 'string' && /^[1-9]\d{0,15}$/.test(q.before) ? Number(q.before) : undefined;
+      const [org, users, audit] = await Promise.all([
+        d.orgs.get(v.actor, v.orgSlug),
+        d.users.list(v.actor, v.orgSlug, LIST_PAGE).then((p) => p.items),
+        // The page's own pager keeps its ?before=<seq> links.
+        d.auditLog.list(v.actor, v.orgSlug, { limit: AUDIT_PAGE_SIZE, after: before !== undefined ? [before] : null }).then((p) => ({ events: p.items, next_cursor: p.next === null ? null : Number(p.next[0]) })),
+      ]);
+      const identities = await d.identities.byUser(v.actor, v.orgSlug);
+      const flash = d.flash.take(req);
+      sendHtml(
+        res,
+        status,
+        adminPage({
+          viewer: v,
+          org,
+          callbackUri: d.sso.callbackUri,
+          connections,
+          users,
+          identities,
+          audit: { ...audit, before },
+          ssoTest: flash?.ssoTest,
+          notices: { ...flashNotices(flash), ...extras.notices },
+          noticesFor: section,
+          form: extras.form,
+        }),
+      );
+    };
+  router.get('/admin', (req, res, next) => render(undefined)(req, res, 200, { notices: {}, form: {} }).catch(next));
+
+  router.post(
+    '/admin/sso',
+    action(
+      () => '/admin#sso',
+      async (req, v) => {
+        const input = parseForm(createConnectionBody, req, { group_roles: parseGroupRules });
+        const r = await d.sso.create(v.actor, v.orgSlug, input);
+        if (!r.ok) throw refused(r.problems);
+        return { notice: `The connection to ${r.connection.issuer} was created. Register ${r.connection.callback_uri} as the callback (sign-in redirect) URI in your IdP.` };
+      },
+      render('sso'),
+    ),
+  );
+  router.post(
+    '/admin/sso/:id/test',
+    action(
+      (req) => `/admin#conn-${param(req, 'id')}`,
+      async (req, v) => {
+        const c = await d.sso.get(v.actor, v.orgSlug, param(req, 'id'));
+        const t = await d.sso.test(v.actor, v.orgSlug, param(req, 'id'));
+        return { ssoTest: { id: c.id, ok: t.ok, issuer: c.issuer, problems: t.problems, discovered_issuer: t.discovered_issuer, signing_algorithms: t.signing_algorithms } };
+      },
+      render('sso'),
+    ),
+  );
+  router.post(
+    '/admin/sso/:id/enabled',
+    action(
+      () => '/admin#sso',
+      async (req, v) => {
+        const r = await d.sso.update(v.actor, v.orgSlug, param(req, 'id'), parseForm(enabledBody, req));
+        if (!r.ok) throw refused(r.problems);
+        return { notice: `The connection to ${r.connection.issuer} is ${r.connection.enabled ? 'enabled' : 'disabled'}.` };
+      },
+      render('sso'),
+    ),
+  );
+  router.post(
+    '/admin/sso/:id/delete',
+    action(
+      () => '/admin#sso',
+      async (req, v) => {
+        const c = await d.sso.get(v.actor, v.orgSlug, param(req, 'id'));
+        await d.sso.delete(v.actor, v.orgSlug, c.id);
+        return { notice: `The connection to ${c.issuer} was deleted.` };
+      },
+      render('sso'),
+    ),
+  );
+  router.post(
+    '/admin/policies',
+    action(
+      () => '/admin#policies',
+      async (req, v) => {
+        // The form shows every policy: unticked boxes are off, an empty lifetime is no limit (form.ts).
+        await d.orgs.update(v.actor, v.orgSlug, { policies: parseForm(policies, req) });
+        return { notice: 'Policies saved.' };
+      },
+      render('policies'),
+    ),
+  );
+  router.post(
+    '/admin/users',
+    action(
+      () => '/admin#users',
+      async (req, v) => {
+        const u = await d.users.provision(v.actor, v.orgSlug, parseForm(provisionUserBody, req));
+        return { notice: `${u.username} <${u.email}> was added as ${u.role}.` };
+      },
+      render('users'),
+    ),
+  );
+  router.post(
+    '/admin/users/:username/role',
+    action(
+      () => '/admin#users',
+      async (req, v) => {
+        const { role } = parseForm(updateUserBody, req);
+        const u = await d.users.update(v.actor, v.orgSlug, param(req, 'username'), { role });
+        return { notice: `${u.username} is now ${u.role}.` };
+      },
+      render('users'),
+    ),
+  );
+  router.post(
+    '/admin/users/:username/status',
+    action(
+      () => '/admin#users',
+      async (req, v) => {
+        const { status } = parseForm(updateUserBody, req);
+        const u = await d.users.update(v.actor, v.orgSlug, param(req, 'username'), { status });
+        return { notice: status === 'active' ? `${u.username} was reactivated.` : `${u.username} was deactivated: their keys and sessions stopped working.` };
+      },
+      render('users'),
+    ),
+  );
+  router.post(
+    '/admin/users/:username/identities/:id/unlink',
+    action(
+      () => '/admin#users',
+      async (req, v) => {
+        const i = await d.identities.unlink(v.actor, v.orgSlug, param(req, 'username'), param(req, 'id'));
+        return { notice: `${param(req, 'username')} was unlinked from ${i.issuer} (subject ${i.subject}); their sessions ended, and their next SSO sign-in links the identity it comes with.` };
+      },
+      render('users'),
+    ),
+  );
+}

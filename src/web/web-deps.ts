@@ -1,0 +1,28 @@
+import type { Request } from 'express';
+import type { AuditLog } from '../audit/audit-log.ts';
+import type { Principal } from '../auth/principal.ts';
+import type { KeysService } from '../keys/keys.service.ts';
+import type { OrgsService } from '../orgs/orgs.service.ts';
+import type { ServiceAccountsService } from '../service-accounts/service-accounts.service.ts';
+import type { IdentitiesService } from '../sso/identities.service.ts';
+import type { SessionManager } from '../sso/session-store.ts';
+import type { SsoService } from '../sso/sso.service.ts';
+import type { TeamsService } from '../teams/teams.service.ts';
+import type { UsersService } from '../users/users.service.ts';
+import type { FlashStore } from './flash.ts';
+
+/** The services the pages call (they only call services). */
+export interface WebRoutesDeps {
+  users: UsersService;
+  keys: KeysService;
+  teams: TeamsService;
+  serviceAccounts: ServiceAccountsService;
+  orgs: OrgsService;
+  sso: SsoService;
+  identities: IdentitiesService;
+  auditLog: AuditLog;
+  sessions: SessionManager;
+  /** The browser session's person (the SSO feature's session hook, with its require_sso rule). */
+  sessionPrincipal: (req: Request) => Promise<Principal | null>;
+  flash: FlashStore;
+}
