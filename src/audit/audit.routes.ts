@@ -50,7 +50,7 @@ export function registerAuditRoutes(api: ApiRouter, deps: { store: Store; access
     },
     async ({ actor, params, query }) => {
       const page = pageRequest({ limit: query.limit, cursor: query.cursor ?? query.before });
-      return { status: 200, body: pageBody('audit', 'events', await log.list(actor, params.org!, page, { action: query.action })) };
+      return { status: 200, body: pageBody('audit', 'events', await log.list(actor, params.org, page, { action: query.action })) };
     },
   );
 }

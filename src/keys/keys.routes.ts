@@ -47,7 +47,7 @@ export function registerKeyRoutes(api: ApiRouter, keys: KeysService): void {
   );
   api.add(
     { method: 'get', path: '/keys/:id', summary: 'A key you may manage', tag: 'keys', auth: 'required', responses: { 200: { description: 'the key', schema: keyOut }, 404: { description: 'no such key' } } },
-    async ({ actor, params }) => ({ status: 200, body: await keys.get(actor, params.id!) }),
+    async ({ actor, params }) => ({ status: 200, body: await keys.get(actor, params.id) }),
   );
   api.add(
     {
@@ -66,12 +66,12 @@ export function registerKeyRoutes(api: ApiRouter, keys: KeysService): void {
         409: { description: 'key_revoked, key_expired, key_already_rotated, owner_deactivated, or key_limit_reached' },
       },
     },
-    async ({ actor, params, body }) => ({ status: 201, body: await keys.rotate(actor, params.id!, body.grace_seconds, { expiresInDays: body.expires_in_days }) }),
+    async ({ actor, params, body }) => ({ status: 201, body: await keys.rotate(actor, params.id, body.grace_seconds, { expiresInDays: body.expires_in_days }) }),
   );
   api.add(
     { method: 'delete', path: '/keys/:id', summary: 'Revoke a key now', tag: 'keys', auth: 'required', responses: { 204: { description: 'revoked' }, 404: { description: 'no such key' } } },
     async ({ actor, params }) => {
-      await keys.revoke(actor, params.id!);
+      await keys.revoke(actor, params.id);
       return undefined;
     },
   );

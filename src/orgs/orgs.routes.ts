@@ -40,7 +40,7 @@ export function registerOrgRoutes(api: ApiRouter, orgs: OrgsService): void {
       auth: 'required',
       responses: { 200: { description: 'the organization', schema: orgOut }, 404: { description: 'no such organization (or not yours)' } },
     },
-    async ({ params, actor }) => ({ status: 200, body: await orgs.get(actor, params.org!) }),
+    async ({ params, actor }) => ({ status: 200, body: await orgs.get(actor, params.org) }),
   );
   api.add(
     {
@@ -52,6 +52,6 @@ export function registerOrgRoutes(api: ApiRouter, orgs: OrgsService): void {
       body: z.strictObject({ name: fields.displayName.optional(), plan: fields.plan.optional(), policies: policies.optional() }),
       responses: { 200: { description: 'updated', schema: orgOut }, 403: { description: 'not an admin' }, 404: { description: 'no such organization' } },
     },
-    async ({ params, body, actor }) => ({ status: 200, body: await orgs.update(actor, params.org!, body) }),
+    async ({ params, body, actor }) => ({ status: 200, body: await orgs.update(actor, params.org, body) }),
   );
 }

@@ -74,13 +74,13 @@ const connectionOut = z.object({
 });
 const problemsOut = z.object({ error: z.object({ code: z.literal('sso_configuration_invalid'), message: z.string(), request_id: z.string(), problems: z.array(problem) }) });
 
-function outcome(result: SaveOutcome, status: number, requestId: string) {
+function outcome<S extends 200 | 201>(result: SaveOutcome, status: S, requestId: string) {
   if (result.ok) return { status, body: result.connection };
   return {
-    status: 422,
+    status: 422 as const,
     body: {
       error: {
-        code: 'sso_configuration_invalid',
+        code: 'sso_configuration_invalid' as const,
         message: `the connection was not saved: ${result.problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`,
         request_id: requestId,
         problems: result.problems,
@@ -110,7 +110,7 @@ export function registerSsoRoutes(api: ApiRouter, sso: SsoService, sessions: Ses
       auth: 'required',
       responses: { 200: { description: 'identities', schema: z.object({ identities: z.array(identityOut) }) }, 404: { description: 'no such user' } },
     },
-    async ({ actor, params }) => ({ status: 200, body: { identities: await identities.list(actor, params.org!, params.username!) } }),
+    async ({ actor, params }) => ({ status: 200, body: { identities: await identities.list(actor, params.org, params.username) } }),
   );
   api.add(
     {
@@ -122,14 +122,14 @@ export function registerSsoRoutes(api: ApiRouter, sso: SsoService, sessions: Ses
       responses: { 204: { description: 'unlinked' }, 403: { description: "the operator's identity, by someone else" }, 404: { description: 'no such user or identity' } },
     },
     async ({ actor, params }) => {
-      await identities.unlink(actor, params.org!, params.username!, params.id!);
+      await identities.unlink(actor, params.org, params.username, params.id);
       return undefined;
     },
   );
 
   api.add(
     { method: 'get', path: '/orgs/:org/sso', summary: 'SSO connections of an organization (org admin)', tag: 'sso', auth: 'required', responses: { 200: { description: 'connections', schema: z.object({ connections: z.array(connectionOut) }) } } },
-    async ({ actor, params }) => ({ status: 200, body: { connections: await sso.list(actor, params.org!) } }),
+    async ({ actor, params }) => ({ status: 200, body: { connections: await sso.list(actor, params.org) } }),
   );
   api.add(
     {
@@ -144,11 +144,11 @@ export function registerSsoRoutes(api: ApiRouter, sso: SsoService, sessions: Ses
         422: { description: 'discovery or references found problems; nothing saved', schema: problemsOut },
       },
     },
-    async ({ actor, params, body }) => outcome(await sso.create(actor, params.org!, body), 201, actor.requestId),
+    async ({ actor, params, body }) => outcome(await sso.create(actor, params.org, body), 201, actor.requestId),
   );
   api.add(
     { method: 'get', path: '/orgs/:org/sso/:id', summary: 'One SSO connection (org admin)', tag: 'sso', auth: 'required', responses: { 200: { description: 'the connection', schema: connectionOut }, 404: { description: 'no such connection' } } },
-    async ({ actor, params }) => ({ status: 200, body: await sso.get(actor, params.org!, params.id!) }),
+    async ({ actor, params }) => ({ status: 200, body: await sso.get(actor, params.org, params.id) }),
   );
   api.add(
     {
@@ -160,12 +160,12 @@ export function registerSsoRoutes(api: ApiRouter, sso: SsoService, sessions: Ses
       body: patchBody,
       responses: { 200: { description: 'the connection', schema: connectionOut }, 404: { description: 'no such connection' }, 422: { description: 'problems; nothing saved', schema: problemsOut } },
     },
-    async ({ actor, params, body }) => outcome(await sso.update(actor, params.org!, params.id!, body), 200, actor.requestId),
+    async ({ actor, params, body }) => outcome(await sso.update(actor, params.org, params.id, body), 200, actor.requestId),
   );
   api.add(
     { method: 'delete', path: '/orgs/:org/sso/:id', summary: 'Delete an SSO connection (org admin)', tag: 'sso', auth: 'required', responses: { 204: { description: 'deleted' }, 404: { description: 'no such connection' } } },
     async ({ actor, params }) => {
-      await sso.delete(actor, params.org!, params.id!);
+      await sso.delete(actor, params.org, params.id);
       return undefined;
     },
   );
@@ -184,7 +184,7 @@ export function registerSsoRoutes(api: ApiRouter, sso: SsoService, sessions: Ses
         404: { description: 'no such connection' },
       },
     },
-    async ({ actor, params }) => ({ status: 200, body: await sso.test(actor, params.org!, params.id!) }),
+    async ({ actor, params }) => ({ status: 200, body: await sso.test(actor, params.org, params.id) }),
   );
   api.add(
     {

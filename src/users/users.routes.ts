@@ -53,7 +53,7 @@ export function registerUserRoutes(api: ApiRouter, users: UsersService): void {
       query: pageQuery('users', ['string']),
       responses: { 200: { description: 'users', schema: z.object({ users: z.array(userOut), next_cursor: nextCursorOut }) }, 400: { description: 'bad limit or cursor' } },
     },
-    async ({ actor, params, query }) => ({ status: 200, body: pageBody('users', 'users', await users.list(actor, params.org!, pageRequest(query))) }),
+    async ({ actor, params, query }) => ({ status: 200, body: pageBody('users', 'users', await users.list(actor, params.org, pageRequest(query))) }),
   );
   api.add(
     {
@@ -65,11 +65,11 @@ export function registerUserRoutes(api: ApiRouter, users: UsersService): void {
       body: z.strictObject({ email: fields.email, username: fields.entityName, role: fields.role.default('member'), display_name: fields.displayName.optional() }),
       responses: { 201: { description: 'created', schema: userOut }, 409: { description: 'email or username taken' } },
     },
-    async ({ actor, params, body }) => ({ status: 201, body: await users.provision(actor, params.org!, body) }),
+    async ({ actor, params, body }) => ({ status: 201, body: await users.provision(actor, params.org, body) }),
   );
   api.add(
     { method: 'get', path: '/orgs/:org/users/:username', summary: 'A user of an organization', tag: 'users', auth: 'required', responses: { 200: { description: 'the user', schema: userOut }, 404: { description: 'no such user' } } },
-    async ({ actor, params }) => ({ status: 200, body: await users.get(actor, params.org!, params.username!) }),
+    async ({ actor, params }) => ({ status: 200, body: await users.get(actor, params.org, params.username) }),
   );
   api.add(
     {
@@ -83,7 +83,7 @@ export function registerUserRoutes(api: ApiRouter, users: UsersService): void {
         .refine((b) => Object.keys(b).length > 0, { message: 'nothing to change: send role, status or display_name' }),
       responses: { 200: { description: 'updated', schema: userOut }, 404: { description: 'no such user' }, 409: { description: 'would leave no admin' } },
     },
-    async ({ actor, params, body }) => ({ status: 200, body: await users.update(actor, params.org!, params.username!, body) }),
+    async ({ actor, params, body }) => ({ status: 200, body: await users.update(actor, params.org, params.username, body) }),
   );
   api.add(
     {
@@ -95,7 +95,7 @@ export function registerUserRoutes(api: ApiRouter, users: UsersService): void {
       responses: { 204: { description: 'deactivated' }, 404: { description: 'no such user' } },
     },
     async ({ actor, params }) => {
-      await users.deactivate(actor, params.org!, params.username!);
+      await users.deactivate(actor, params.org, params.username);
       return undefined;
     },
   );
