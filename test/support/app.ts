@@ -125,6 +125,8 @@ export async function startApp(dialect: Dialect, overrides: ConfigInput = {}, op
       authFailureLimit: 1000,
       // Many SSO logins from 127.0.0.1 per test file: the tests of the limit set their own.
       loginStartLimit: 1000,
+      // Every API answer is checked against the schema its route declares: a mismatch is a 500 that fails the test.
+      validateResponses: true,
       ...overrides,
     },
   });
