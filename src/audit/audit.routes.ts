@@ -4,6 +4,7 @@ import type { Store } from '../db/store.ts';
 import type { ApiRouter } from '../http/api-router.ts';
 import { decodeCursor, nextCursorOut, pageBody, pageQuery, pageRequest } from '../http/pagination.ts';
 import { AuditLog } from './audit-log.ts';
+import { auditEventOut } from './audit.responses.ts';
 
 /** By sequence number, newest first. */
 const auditPageQuery = pageQuery('audit', ['number']);
@@ -44,7 +45,7 @@ export function registerAuditRoutes(api: ApiRouter, deps: { store: Store; access
         action: z.string().max(100).optional(),
       }),
       responses: {
-        200: { description: 'events; pass next_cursor as cursor= for the next (older) page', schema: z.object({ events: z.array(z.unknown()), next_cursor: nextCursorOut }) },
+        200: { description: 'events; pass next_cursor as cursor= for the next (older) page', schema: z.object({ events: z.array(auditEventOut), next_cursor: nextCursorOut }) },
         400: { description: 'bad limit, cursor or before' },
       },
     },

@@ -2,19 +2,9 @@ import { z } from 'zod';
 import type { ApiRouter } from '../http/api-router.ts';
 import { nextCursorOut, pageBody, pageQuery, pageRequest } from '../http/pagination.ts';
 import { fields } from '../http/validation.ts';
+import { keyOut, newKeyOut } from './keys.responses.ts';
 import type { KeysService } from './keys.service.ts';
 
-export const keyOut = z.object({
-  id: z.string(),
-  key_id: z.string(),
-  name: z.string(),
-  owner: z.object({ type: z.enum(['user', 'service_account']), id: z.string() }),
-  created_at: z.string(),
-  last_used_at: z.string().nullable(),
-  expires_at: z.string().nullable(),
-  rotated_from: z.string().nullable(),
-});
-export const newKeyOut = keyOut.extend({ key: z.string().describe('the secret; shown only in this response') });
 /** Keys are listed oldest first, by creation time and id. */
 export const keysPageQuery = pageQuery('keys', ['string', 'string']);
 export const keysPageOut = z.object({ keys: z.array(keyOut), next_cursor: nextCursorOut });

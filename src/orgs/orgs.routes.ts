@@ -1,21 +1,13 @@
 import { z } from 'zod';
 import type { ApiRouter } from '../http/api-router.ts';
 import { fields } from '../http/validation.ts';
+import { orgOut } from './orgs.responses.ts';
 import type { OrgsService } from './orgs.service.ts';
 
 const policies = z.strictObject({
   require_sso: z.boolean().optional(),
   disable_personal_keys: z.boolean().optional(),
   max_key_lifetime_days: z.number().int().min(1).max(3650).nullable().optional(),
-});
-
-const orgOut = z.object({
-  id: z.string(),
-  slug: z.string(),
-  name: z.string(),
-  plan: fields.plan,
-  policies: z.object({ require_sso: z.boolean(), disable_personal_keys: z.boolean(), max_key_lifetime_days: z.number().nullable() }),
-  created_at: z.string(),
 });
 
 export function registerOrgRoutes(api: ApiRouter, orgs: OrgsService): void {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { z } from 'zod';
 import type { Actor } from '../auth/actor.ts';
 import type { CacheInvalidator } from '../auth/invalidation.ts';
 import type { AuditService } from '../audit/audit.service.ts';
@@ -7,6 +8,7 @@ import type { Store } from '../db/store.ts';
 import { errors } from '../http/errors.ts';
 import type { OrgAccess } from './org-access.ts';
 import type { OrgRow } from './orgs.repository.ts';
+import type { orgOut } from './orgs.responses.ts';
 
 export interface OrgPolicies {
   require_sso: boolean;
@@ -14,14 +16,8 @@ export interface OrgPolicies {
   max_key_lifetime_days: number | null;
 }
 
-export interface OrgView {
-  id: string;
-  slug: string;
-  name: string;
-  plan: 'standard' | 'enterprise';
-  policies: OrgPolicies;
-  created_at: string;
-}
+/** The API's answer about an organization: its response schema's type, so that the two cannot drift. */
+export type OrgView = z.output<typeof orgOut>;
 
 export function orgView(row: OrgRow): OrgView {
   return {

@@ -2,19 +2,11 @@ import { z } from 'zod';
 import type { ApiRouter } from '../http/api-router.ts';
 import { nextCursorOut, pageBody, pageQuery, pageRequest } from '../http/pagination.ts';
 import { fields } from '../http/validation.ts';
-import { createKeyBody, keysPageOut, keysPageQuery, newKeyOut } from '../keys/keys.routes.ts';
+import { newKeyOut } from '../keys/keys.responses.ts';
+import { createKeyBody, keysPageOut, keysPageQuery } from '../keys/keys.routes.ts';
+import { serviceAccountOut } from './service-accounts.responses.ts';
 import type { ServiceAccountsService } from './service-accounts.service.ts';
 
-const serviceAccountOut = z.object({
-  id: z.string(),
-  username: z.string().describe('its entity name in the tracking API'),
-  name: z.string(),
-  team: z.string().describe('the team it writes to (the default team of an organization-scoped account)'),
-  scope: z.enum(['team', 'org']),
-  org: z.string(),
-  created_at: z.string(),
-  updated_at: z.string(),
-});
 const createdOut = serviceAccountOut.extend({ key: newKeyOut });
 /** By username. */
 const saPageQuery = pageQuery('service_accounts', ['string']);

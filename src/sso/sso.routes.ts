@@ -6,6 +6,7 @@ import { TENANT_ID_PATTERN } from './oidc/issuer.ts';
 import type { SessionManager } from './session-store.ts';
 import type { SaveOutcome, SsoService } from './sso.service.ts';
 import type { IdentitiesService } from './identities.service.ts';
+import { connectionOut, connectionTestOut, identityOut, problemOut } from './sso.responses.ts';
 
 const claimName = z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters');
 const domain = z
@@ -50,29 +51,7 @@ export const createConnectionBody = z.strictObject({
 });
 const patchBody = z.strictObject(Object.fromEntries(Object.entries(base).map(([k, v]) => [k, (v as z.ZodType).optional()])) as { [K in keyof typeof base]: z.ZodOptional<(typeof base)[K]> });
 
-const problem = z.object({ field: z.string(), code: z.string(), message: z.string() });
-const connectionOut = z.object({
-  id: z.string(),
-  org: z.string(),
-  issuer: z.string(),
-  client_id: z.string(),
-  flow: z.enum(['implicit', 'code']),
-  response_mode: z.enum(['form_post', 'fragment']),
-  has_client_secret: z.boolean(),
-  scopes: z.array(z.string()),
-  claims: z.object({ email: z.string(), name: z.string(), username: z.string(), groups: z.string() }),
-  domains: z.array(z.string()),
-  group_roles: z.array(groupRule),
-  jit: z.boolean(),
-  allowed_tenant_ids: z.array(z.string()),
-  enabled: z.boolean(),
-  callback_uri: z.string(),
-  discovered_issuer: z.string().nullable(),
-  discovered_at: z.string().nullable(),
-  created_at: z.string(),
-  updated_at: z.string(),
-});
-const problemsOut = z.object({ error: z.object({ code: z.literal('sso_configuration_invalid'), message: z.string(), request_id: z.string(), problems: z.array(problem) }) });
+const problemsOut = z.object({ error: z.object({ code: z.literal('sso_configuration_invalid'), message: z.string(), request_id: z.string(), problems: z.array(problemOut) }) });
 
 function outcome<S extends 200 | 201>(result: SaveOutcome, status: S, requestId: string) {
   if (result.ok) return { status, body: result.connection };
@@ -88,17 +67,6 @@ function outcome<S extends 200 | 201>(result: SaveOutcome, status: S, requestId:
     },
   };
 }
-
-const identityOut = z.object({
-  id: z.string(),
-  connection_id: z.string(),
-  issuer: z.string(),
-  subject: z.string(),
-  tenant_id: z.string().nullable(),
-  object_id: z.string().nullable(),
-  created_at: z.string(),
-  last_login_at: z.string(),
-});
 
 export function registerSsoRoutes(api: ApiRouter, sso: SsoService, sessions: SessionManager, identities: IdentitiesService): void {
   api.add(
@@ -179,7 +147,7 @@ export function registerSsoRoutes(api: ApiRouter, sso: SsoService, sessions: Ses
       responses: {
         200: {
           description: 'the result (ok: false lists the problems)',
-          schema: z.object({ ok: z.boolean(), problems: z.array(problem), discovered_issuer: z.string().nullable(), templated_issuer: z.boolean(), signing_algorithms: z.array(z.string()), callback_uri: z.string(), tested_at: z.string() }),
+          schema: connectionTestOut,
         },
         404: { description: 'no such connection' },
       },

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { z } from 'zod';
 import type { Actor } from '../auth/actor.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import type { Config } from '../config/config.ts';
@@ -15,6 +16,7 @@ import { SsoRepository } from './sso.repository.ts';
 import { isPublicMailDomain } from './public-mail-domains.ts';
 import { isUniqueViolation } from '../db/dialect.ts';
 import type { ConnectionRow } from './sso.repository.ts';
+import type { connectionOut, connectionTestOut } from './sso.responses.ts';
 
 export const CLIENT_SECRET_PURPOSE = 'sso-client-secret';
 export const DEFAULT_SCOPES = ['openid', 'email', 'profile'];
@@ -49,29 +51,9 @@ export interface ConnectionInput {
 }
 export type ConnectionPatch = Partial<ConnectionInput>;
 
-export interface ConnectionView {
-  id: string;
-  org: string;
-  issuer: string;
-  client_id: string;
-  flow: 'implicit' | 'code';
-  response_mode: 'form_post' | 'fragment';
-  has_client_secret: boolean;
-  scopes: string[];
-  claims: Required<{ [K in keyof ClaimMapping]: string }>;
-  domains: string[];
-  group_roles: GroupRule[];
-  jit: boolean;
-  allowed_tenant_ids: string[];
-  enabled: boolean;
-  /** Register exactly this as the sign-in redirect / callback URI in the IdP. */
-  callback_uri: string;
-  /** The issuer as the IdP's discovery document says it (an Azure AD template holds {tenantid}). */
-  discovered_issuer: string | null;
-  discovered_at: string | null;
-  created_at: string;
-  updated_at: string;
-}
+/** The API's answers about a connection: their response schemas' types, so that views and schemas cannot drift. */
+export type ConnectionView = z.output<typeof connectionOut>;
+export type ConnectionTestView = z.output<typeof connectionTestOut>;
 
 /** Everything a login needs from a connection, decoded. */
 export interface Connection {
@@ -330,7 +312,7 @@ export class SsoService {
   }
 
   /** Reruns discovery for a saved connection; on success its stored metadata is refreshed. */
-  async test(actor: Actor, slug: string, id: string) {
+  async test(actor: Actor, slug: string, id: string): Promise<ConnectionTestView> {
     const { org } = await this.access.require(actor, slug, 'admin');
     const row = await this.repo().findConnection(org.id, id);
     if (!row) throw errors.notFound(`SSO connection "${id}"`);

@@ -2,17 +2,8 @@ import { z } from 'zod';
 import type { ApiRouter } from '../http/api-router.ts';
 import { encodeCursor, nextCursorOut, pageBody, pageQuery, pageRequest } from '../http/pagination.ts';
 import { fields } from '../http/validation.ts';
+import { memberOut, teamOut } from './teams.responses.ts';
 import type { TeamsService } from './teams.service.ts';
-
-const teamOut = z.object({ id: z.string(), name: z.string(), org: z.string(), created_at: z.string() });
-const memberOut = z.object({
-  user_id: z.string(),
-  username: z.string(),
-  email: z.string().nullable().describe('null when the caller is a service account: it attributes runs by username and sees no email addresses'),
-  display_name: z.string(),
-  role: fields.role,
-  created_at: z.string(),
-});
 
 const badPage = { description: 'bad limit or cursor' };
 

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { z } from 'zod';
 import type { Actor } from '../auth/actor.ts';
 import { ROLE_RANK } from '../auth/actor.ts';
 import type { CacheInvalidator } from '../auth/invalidation.ts';
@@ -12,20 +13,17 @@ import { OrgAccess } from '../orgs/org-access.ts';
 import type { OrgContext } from '../orgs/org-access.ts';
 import { requireClaimableName } from '../users/entity-names.ts';
 import type { TeamMemberView, TeamRow } from './teams.repository.ts';
+import type { memberOut as memberSchema, teamOut } from './teams.responses.ts';
 
 /** A member as the caller may see them: no email address for a service account (OrgAccess.seesEmails). */
-export type TeamMemberOut = Omit<TeamMemberView, 'email'> & { email: string | null };
+export type TeamMemberOut = z.output<typeof memberSchema>;
 
 function memberOut(ctx: OrgContext, m: TeamMemberView): TeamMemberOut {
   return OrgAccess.seesEmails(ctx) ? m : { ...m, email: null };
 }
 
-export interface TeamView {
-  id: string;
-  name: string;
-  org: string;
-  created_at: string;
-}
+/** The API's answer about a team: its response schema's type, so that the two cannot drift. */
+export type TeamView = z.output<typeof teamOut>;
 
 export class TeamsService {
   constructor(

@@ -2,26 +2,8 @@ import { z } from 'zod';
 import type { ApiRouter } from '../http/api-router.ts';
 import { nextCursorOut, pageBody, pageQuery, pageRequest } from '../http/pagination.ts';
 import { fields } from '../http/validation.ts';
+import { meOut, userOut } from './users.responses.ts';
 import type { UsersService } from './users.service.ts';
-
-const userOut = z.object({
-  id: z.string(),
-  username: z.string(),
-  email: z.string(),
-  display_name: z.string(),
-  role: fields.role,
-  status: z.enum(['active', 'deactivated']),
-  created_at: z.string(),
-});
-
-const meOut = z.object({
-  username: z.string(),
-  email: z.string().nullable(),
-  display_name: z.string(),
-  principal_type: z.enum(['user', 'service_account']),
-  orgs: z.array(z.object({ slug: z.string(), role: fields.role.nullable() })),
-  teams: z.array(z.object({ name: z.string(), org: z.string(), role: fields.role })),
-});
 
 export function registerUserRoutes(api: ApiRouter, users: UsersService): void {
   api.add(
