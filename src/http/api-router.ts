@@ -5,10 +5,10 @@ import type { Actor } from '../auth/actor.ts';
 import type { Principal } from '../auth/principal.ts';
 import { parse } from './validation.ts';
 
-export type RouteAuth = 'none' | 'required';
+type RouteAuth = 'none' | 'required';
 
 /** Status → description (and optionally the response schema) for the OpenAPI document and the response check. */
-export type RouteResponses = Record<number, { description: string; schema?: z.ZodType }>;
+type RouteResponses = Record<number, { description: string; schema?: z.ZodType }>;
 
 /** A route declaration with its types erased: what the OpenAPI document and the router keep. */
 export interface RouteSpec {
@@ -25,7 +25,7 @@ export interface RouteSpec {
 }
 
 /** A route declaration as written: its path, auth, schemas and responses type its handler. */
-export interface RouteDeclaration<P extends string, A extends RouteAuth, B extends z.ZodType, Q extends z.ZodType, R extends RouteResponses> extends RouteSpec {
+interface RouteDeclaration<P extends string, A extends RouteAuth, B extends z.ZodType, Q extends z.ZodType, R extends RouteResponses> extends RouteSpec {
   path: P;
   auth: A;
   body?: B;
@@ -34,9 +34,9 @@ export interface RouteDeclaration<P extends string, A extends RouteAuth, B exten
 }
 
 /** The names of an Express path's parameters: '/teams/:team/members/:username' → 'team' | 'username'. */
-export type PathParams<P extends string> = P extends `${string}:${infer Name}/${infer Rest}` ? Name | PathParams<Rest> : P extends `${string}:${infer Name}` ? Name : never;
+type PathParams<P extends string> = P extends `${string}:${infer Name}/${infer Rest}` ? Name | PathParams<Rest> : P extends `${string}:${infer Name}` ? Name : never;
 
-export type RouteInput<P extends string, A extends RouteAuth, B, Q> = {
+type RouteInput<P extends string, A extends RouteAuth, B, Q> = {
   req: Request;
   res: Response;
   body: B;
@@ -53,11 +53,11 @@ type Headers = Record<string, string>;
  * status's schema (its input type: the body is what the schema would parse), or
  * none when the status declares no schema; undefined is the declared 204.
  */
-export type RouteResult<R extends RouteResponses> =
+type RouteResult<R extends RouteResponses> =
   | { [S in keyof R & number]: R[S] extends { schema: infer Z extends z.ZodType } ? { status: S; body: z.input<Z>; headers?: Headers } : { status: S; body?: undefined; headers?: Headers } }[keyof R & number]
   | (204 extends keyof R ? undefined : never);
 
-export interface ApiRouterOptions {
+interface ApiRouterOptions {
   /**
    * Parse every handler's answer against the schema declared for its status and
    * answer 500 on a mismatch (TRACKGATE_VALIDATE_RESPONSES, set by the tests).
@@ -89,8 +89,13 @@ export class ApiRouter {
     const run = async (req: Request, res: Response) => {
       const body = spec.body ? parse(spec.body, req.body ?? {}, 'request body') : undefined;
       const query = spec.query ? parse(spec.query, req.query, 'query string') : undefined;
-      const input = { req, res, body: body as z.output<B>, query: query as z.output<Q>, params: req.params as Record<PathParams<P>, string> };
-      const result = await handler(spec.auth === 'required' ? { ...input, actor: actorOf(res) } : (input as RouteInput<P, A, z.output<B>, z.output<Q>>));
+      const params = req.params as Record<PathParams<P>, string>;
+      const result = await handler(
+        spec.auth === 'required'
+          ? { req, res, body: body as z.output<B>, query: query as z.output<Q>, params, actor: actorOf(res) }
+          : // Not 'required', so A is 'none' and the input has no actor; the compiler cannot narrow A from spec.auth.
+            ({ req, res, body: body as z.output<B>, query: query as z.output<Q>, params } as RouteInput<P, A, z.output<B>, z.output<Q>>),
+      );
       if (res.headersSent) return;
       if (validateResponses) checkResponse(spec, result);
       if (!result) {
@@ -120,7 +125,7 @@ function actorOf(res: Response): Actor {
  * fields the schema does not name. The body is checked as the client gets
  * it, after JSON serialization.
  */
-export function checkResponse(spec: RouteSpec, result: { status: number; body?: unknown } | undefined): void {
+function checkResponse(spec: RouteSpec, result: { status: number; body?: unknown } | undefined): void {
   const status = result ? result.status : 204;
   const declared = spec.responses[status];
   const fail = (why: string) => {
