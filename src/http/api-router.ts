@@ -1,6 +1,6 @@
 import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
-import { z } from 'zod';
+import type { z } from 'zod';
 import type { Actor } from '../auth/actor.ts';
 import type { Principal } from '../auth/principal.ts';
 import { parse } from './validation.ts';
