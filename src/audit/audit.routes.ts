@@ -4,6 +4,7 @@ import type { ApiRouter } from '../http/api-router.ts';
 import { decodeCursor, nextCursorOut, pageBody, pageQuery, pageRequest } from '../http/pagination.ts';
 import { AuditLog } from './audit-log.ts';
 import type { AuditLogAccess, AuditLogRepos } from './audit-log.ts';
+import { auditEventOut } from './audit.responses.ts';
 
 /** By sequence number, newest first. */
 const auditPageQuery = pageQuery('audit', ['number']);
@@ -44,13 +45,13 @@ export function registerAuditRoutes(api: ApiRouter, deps: { store: Store<AuditLo
         action: z.string().max(100).optional(),
       }),
       responses: {
-        200: { description: 'events; pass next_cursor as cursor= for the next (older) page', schema: z.object({ events: z.array(z.unknown()), next_cursor: nextCursorOut }) },
+        200: { description: 'events; pass next_cursor as cursor= for the next (older) page', schema: z.object({ events: z.array(auditEventOut), next_cursor: nextCursorOut }) },
         400: { description: 'bad limit, cursor or before' },
       },
     },
     async ({ actor, params, query }) => {
       const page = pageRequest({ limit: query.limit, cursor: query.cursor ?? query.before });
-      return { status: 200, body: pageBody('audit', 'events', await log.list(actor, params.org!, page, { action: query.action })) };
+      return { status: 200, body: pageBody('audit', 'events', await log.list(actor, params.org, page, { action: query.action })) };
     },
   );
 }

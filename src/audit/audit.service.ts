@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import type { z } from 'zod';
 import type { Actor } from '../auth/actor.ts';
 import type { AuditRepository, AuditRow } from './audit.repository.ts';
+import type { auditEventOut } from './audit.responses.ts';
 
 export interface AuditEntry {
   orgId: string | null;
@@ -11,17 +13,8 @@ export interface AuditEntry {
   details?: Record<string, unknown>;
 }
 
-export interface AuditEventView {
-  id: string;
-  action: string;
-  actor: { type: string; id: string | null; name: string | null };
-  target: { type: string; id: string | null; name: string | null };
-  ip: string | null;
-  request_id: string | null;
-  details: Record<string, unknown> | null;
-  created_at: string;
-  cursor: number;
-}
+/** The API's answer for an audit event: its response schema's type, so that the two cannot drift. */
+export type AuditEventView = z.output<typeof auditEventOut>;
 
 /** Writes audit events inside the caller's transaction, so an action and its record commit together. */
 export class AuditService {

@@ -150,6 +150,11 @@ export const configSchema = z
      * main thread. An in-memory SQLite database always runs inline.
      */
     managementIsolate: z.enum(['worker', 'inline']).default('worker'),
+    /**
+     * Check every management API answer against the response schema its route declares, and answer 500
+     * (logged) on a mismatch. For tests: set by test/support/app.ts; off in production, where it costs nothing.
+     */
+    validateResponses: booleanFromEnv.default(false),
   })
   .strict();
 

@@ -2,19 +2,9 @@ import { z } from 'zod';
 import type { ApiRouter } from '../http/api-router.ts';
 import { nextCursorOut, pageBody, pageQuery, pageRequest } from '../http/pagination.ts';
 import { fields } from '../http/validation.ts';
+import { keyOut, newKeyOut } from './keys.responses.ts';
 import type { KeysService } from './keys.service.ts';
 
-export const keyOut = z.object({
-  id: z.string(),
-  key_id: z.string(),
-  name: z.string(),
-  owner: z.object({ type: z.enum(['user', 'service_account']), id: z.string() }),
-  created_at: z.string(),
-  last_used_at: z.string().nullable(),
-  expires_at: z.string().nullable(),
-  rotated_from: z.string().nullable(),
-});
-export const newKeyOut = keyOut.extend({ key: z.string().describe('the secret; shown only in this response') });
 /** Keys are listed oldest first, by creation time and id. */
 export const keysPageQuery = pageQuery('keys', ['string', 'string']);
 export const keysPageOut = z.object({ keys: z.array(keyOut), next_cursor: nextCursorOut });
@@ -48,7 +38,7 @@ export function registerKeyRoutes(api: ApiRouter, keys: KeysService): void {
   );
   api.add(
     { method: 'get', path: '/keys/:id', summary: 'A key you may manage', tag: 'keys', auth: 'required', responses: { 200: { description: 'the key', schema: keyOut }, 404: { description: 'no such key' } } },
-    async ({ actor, params }) => ({ status: 200, body: await keys.get(actor, params.id!) }),
+    async ({ actor, params }) => ({ status: 200, body: await keys.get(actor, params.id) }),
   );
   api.add(
     {
@@ -67,12 +57,12 @@ export function registerKeyRoutes(api: ApiRouter, keys: KeysService): void {
         409: { description: 'key_revoked, key_expired, key_already_rotated, owner_deactivated, or key_limit_reached' },
       },
     },
-    async ({ actor, params, body }) => ({ status: 201, body: await keys.rotate(actor, params.id!, body.grace_seconds, { expiresInDays: body.expires_in_days }) }),
+    async ({ actor, params, body }) => ({ status: 201, body: await keys.rotate(actor, params.id, body.grace_seconds, { expiresInDays: body.expires_in_days }) }),
   );
   api.add(
     { method: 'delete', path: '/keys/:id', summary: 'Revoke a key now', tag: 'keys', auth: 'required', responses: { 204: { description: 'revoked' }, 404: { description: 'no such key' } } },
     async ({ actor, params }) => {
-      await keys.revoke(actor, params.id!);
+      await keys.revoke(actor, params.id);
       return undefined;
     },
   );

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { z } from 'zod';
 import type { Actor } from '../auth/actor.ts';
 import type { CacheInvalidator } from '../auth/invalidation.ts';
 import type { AuditRepository } from '../audit/audit.repository.ts';
@@ -11,6 +12,7 @@ import type { OrgAccess, OrgContext } from '../orgs/org-access.ts';
 import type { OrgRow } from '../orgs/orgs.repository.ts';
 import { generateKey } from './key-format.ts';
 import type { ApiKeyRow, KeysRepository } from './keys.repository.ts';
+import type { keyOut, newKeyOut } from './keys.responses.ts';
 
 /**
  * What the key rules touch, in one transaction with their audit events. Of users only the status a
@@ -28,21 +30,10 @@ function alreadyRotated(id: string, successorId: string | null) {
   return errors.conflict(`API key "${id}" was already rotated${successorId ? ` (its replacement is "${successorId}")` : ''}: a key is replaced once; rotate its replacement instead`, 'key_already_rotated');
 }
 
-export interface KeyView {
-  id: string;
-  key_id: string;
-  name: string;
-  owner: { type: 'user' | 'service_account'; id: string };
-  created_at: string;
-  last_used_at: string | null;
-  expires_at: string | null;
-  rotated_from: string | null;
-}
-
-export interface NewKeyView extends KeyView {
-  /** The secret: shown in this response only. */
-  key: string;
-}
+/** The API's answers about keys: their response schemas' types, so that views and schemas cannot drift. */
+export type KeyView = z.output<typeof keyOut>;
+/** With the secret: shown in this response only. */
+export type NewKeyView = z.output<typeof newKeyOut>;
 
 export function keyView(row: ApiKeyRow): KeyView {
   return {

@@ -28,7 +28,7 @@ export interface ManagementApp {
  */
 export function createManagementApp(core: Core, sso: Sso, metrics: Metrics): ManagementApp {
   const { config, logger } = core;
-  const api = new ApiRouter(createRequireAuth(core.authenticator, () => sso.csrf));
+  const api = new ApiRouter(createRequireAuth(core.authenticator, () => sso.csrf), { validateResponses: config.validateResponses });
   registerOrgRoutes(api, core.orgs);
   registerUserRoutes(api, core.users);
   registerTeamRoutes(api, core.teams);

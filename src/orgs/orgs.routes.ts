@@ -1,21 +1,13 @@
 import { z } from 'zod';
 import type { ApiRouter } from '../http/api-router.ts';
 import { fields } from '../http/validation.ts';
+import { orgOut } from './orgs.responses.ts';
 import type { OrgsService } from './orgs.service.ts';
 
 export const policies = z.strictObject({
   require_sso: z.boolean().optional(),
   disable_personal_keys: z.boolean().optional(),
   max_key_lifetime_days: z.number().int().min(1).max(3650).nullable().optional(),
-});
-
-const orgOut = z.object({
-  id: z.string(),
-  slug: z.string(),
-  name: z.string(),
-  plan: fields.plan,
-  policies: z.object({ require_sso: z.boolean(), disable_personal_keys: z.boolean(), max_key_lifetime_days: z.number().nullable() }),
-  created_at: z.string(),
 });
 
 export function registerOrgRoutes(api: ApiRouter, orgs: OrgsService): void {
@@ -40,7 +32,7 @@ export function registerOrgRoutes(api: ApiRouter, orgs: OrgsService): void {
       auth: 'required',
       responses: { 200: { description: 'the organization', schema: orgOut }, 404: { description: 'no such organization (or not yours)' } },
     },
-    async ({ params, actor }) => ({ status: 200, body: await orgs.get(actor, params.org!) }),
+    async ({ params, actor }) => ({ status: 200, body: await orgs.get(actor, params.org) }),
   );
   api.add(
     {
@@ -52,6 +44,6 @@ export function registerOrgRoutes(api: ApiRouter, orgs: OrgsService): void {
       body: z.strictObject({ name: fields.displayName.optional(), plan: fields.plan.optional(), policies: policies.optional() }),
       responses: { 200: { description: 'updated', schema: orgOut }, 403: { description: 'not an admin' }, 404: { description: 'no such organization' } },
     },
-    async ({ params, body, actor }) => ({ status: 200, body: await orgs.update(actor, params.org!, body) }),
+    async ({ params, body, actor }) => ({ status: 200, body: await orgs.update(actor, params.org, body) }),
   );
 }

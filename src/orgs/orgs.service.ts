@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { z } from 'zod';
 import type { Actor } from '../auth/actor.ts';
 import type { CacheInvalidator } from '../auth/invalidation.ts';
 import type { AuditRepository } from '../audit/audit.repository.ts';
@@ -8,6 +9,7 @@ import type { Store } from '../db/store.ts';
 import { errors } from '../errors/app-error.ts';
 import type { OrgAccess, OrgAccessRepos } from './org-access.ts';
 import type { OrgRow, OrgsRepository } from './orgs.repository.ts';
+import type { orgOut } from './orgs.responses.ts';
 
 /** What the organization rules touch, in one transaction with their audit events (users: as OrgAccess reads them). */
 export interface OrgsRepos {
@@ -22,14 +24,8 @@ export interface OrgPolicies {
   max_key_lifetime_days: number | null;
 }
 
-export interface OrgView {
-  id: string;
-  slug: string;
-  name: string;
-  plan: 'standard' | 'enterprise';
-  policies: OrgPolicies;
-  created_at: string;
-}
+/** The API's answer about an organization: its response schema's type, so that the two cannot drift. */
+export type OrgView = z.output<typeof orgOut>;
 
 export function orgView(row: OrgRow): OrgView {
   return {

@@ -2,19 +2,11 @@ import { z } from 'zod';
 import type { ApiRouter } from '../http/api-router.ts';
 import { nextCursorOut, pageBody, pageQuery, pageRequest } from '../http/pagination.ts';
 import { fields } from '../http/validation.ts';
-import { createKeyBody, keysPageOut, keysPageQuery, newKeyOut } from '../keys/keys.routes.ts';
+import { newKeyOut } from '../keys/keys.responses.ts';
+import { createKeyBody, keysPageOut, keysPageQuery } from '../keys/keys.routes.ts';
+import { serviceAccountOut } from './service-accounts.responses.ts';
 import type { ServiceAccountsService } from './service-accounts.service.ts';
 
-const serviceAccountOut = z.object({
-  id: z.string(),
-  username: z.string().describe('its entity name in the tracking API'),
-  name: z.string(),
-  team: z.string().describe('the team it writes to (the default team of an organization-scoped account)'),
-  scope: z.enum(['team', 'org']),
-  org: z.string(),
-  created_at: z.string(),
-  updated_at: z.string(),
-});
 const createdOut = serviceAccountOut.extend({ key: newKeyOut });
 /** By username. */
 const saPageQuery = pageQuery('service_accounts', ['string']);
@@ -39,7 +31,7 @@ export function registerServiceAccountRoutes(api: ApiRouter, sas: ServiceAccount
       body: createBody,
       responses: { 201: { description: 'created', schema: createdOut }, 403: enterpriseOnly, 404: { description: 'no such team' }, 409: { description: 'username taken' } },
     },
-    async ({ actor, params, body }) => ({ status: 201, body: await sas.createForTeam(actor, params.team!, body) }),
+    async ({ actor, params, body }) => ({ status: 201, body: await sas.createForTeam(actor, params.team, body) }),
   );
   api.add(
     {
@@ -51,7 +43,7 @@ export function registerServiceAccountRoutes(api: ApiRouter, sas: ServiceAccount
       query: saPageQuery,
       responses: { 200: { description: 'service accounts', schema: saPageOut }, 400: badPage, 404: { description: 'no such team' } },
     },
-    async ({ actor, params, query }) => ({ status: 200, body: pageBody('service_accounts', 'service_accounts', await sas.listForTeam(actor, params.team!, pageRequest(query))) }),
+    async ({ actor, params, query }) => ({ status: 200, body: pageBody('service_accounts', 'service_accounts', await sas.listForTeam(actor, params.team, pageRequest(query))) }),
   );
   api.add(
     {
@@ -63,7 +55,7 @@ export function registerServiceAccountRoutes(api: ApiRouter, sas: ServiceAccount
       body: createBody.extend({ default_team: fields.entityName }),
       responses: { 201: { description: 'created', schema: createdOut }, 403: enterpriseOnly, 409: { description: 'username taken' } },
     },
-    async ({ actor, params, body }) => ({ status: 201, body: await sas.createForOrg(actor, params.org!, body) }),
+    async ({ actor, params, body }) => ({ status: 201, body: await sas.createForOrg(actor, params.org, body) }),
   );
   api.add(
     {
@@ -75,7 +67,7 @@ export function registerServiceAccountRoutes(api: ApiRouter, sas: ServiceAccount
       query: saPageQuery,
       responses: { 200: { description: 'service accounts', schema: saPageOut }, 400: badPage },
     },
-    async ({ actor, params, query }) => ({ status: 200, body: pageBody('service_accounts', 'service_accounts', await sas.listForOrg(actor, params.org!, pageRequest(query))) }),
+    async ({ actor, params, query }) => ({ status: 200, body: pageBody('service_accounts', 'service_accounts', await sas.listForOrg(actor, params.org, pageRequest(query))) }),
   );
   api.add(
     {
@@ -86,7 +78,7 @@ export function registerServiceAccountRoutes(api: ApiRouter, sas: ServiceAccount
       auth: 'required',
       responses: { 200: { description: 'the service account', schema: serviceAccountOut }, 404: { description: 'no such service account' } },
     },
-    async ({ actor, params }) => ({ status: 200, body: await sas.get(actor, params.id!) }),
+    async ({ actor, params }) => ({ status: 200, body: await sas.get(actor, params.id) }),
   );
   api.add(
     {
@@ -98,7 +90,7 @@ export function registerServiceAccountRoutes(api: ApiRouter, sas: ServiceAccount
       body: z.strictObject({ name: fields.label }),
       responses: { 200: { description: 'renamed', schema: serviceAccountOut }, 403: { description: 'not an admin of its team or organization' }, 404: { description: 'no such service account' } },
     },
-    async ({ actor, params, body }) => ({ status: 200, body: await sas.rename(actor, params.id!, body.name) }),
+    async ({ actor, params, body }) => ({ status: 200, body: await sas.rename(actor, params.id, body.name) }),
   );
   api.add(
     {
@@ -110,7 +102,7 @@ export function registerServiceAccountRoutes(api: ApiRouter, sas: ServiceAccount
       responses: { 204: { description: 'deleted' }, 403: { description: 'not an admin of its team or organization' }, 404: { description: 'no such service account' } },
     },
     async ({ actor, params }) => {
-      await sas.delete(actor, params.id!);
+      await sas.delete(actor, params.id);
       return undefined;
     },
   );
@@ -124,7 +116,7 @@ export function registerServiceAccountRoutes(api: ApiRouter, sas: ServiceAccount
       query: keysPageQuery,
       responses: { 200: { description: 'keys', schema: keysPageOut }, 400: badPage, 403: { description: 'not an admin of its team or organization' }, 404: { description: 'no such service account' } },
     },
-    async ({ actor, params, query }) => ({ status: 200, body: pageBody('keys', 'keys', await sas.listKeys(actor, params.id!, pageRequest(query))) }),
+    async ({ actor, params, query }) => ({ status: 200, body: pageBody('keys', 'keys', await sas.listKeys(actor, params.id, pageRequest(query))) }),
   );
   api.add(
     {
@@ -141,6 +133,6 @@ export function registerServiceAccountRoutes(api: ApiRouter, sas: ServiceAccount
         409: { description: 'key_limit_reached: the account holds the most live keys allowed' },
       },
     },
-    async ({ actor, params, body }) => ({ status: 201, body: await sas.createKey(actor, params.id!, body) }),
+    async ({ actor, params, body }) => ({ status: 201, body: await sas.createKey(actor, params.id, body) }),
   );
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { z } from 'zod';
 import type { Actor } from '../auth/actor.ts';
 import type { CacheInvalidator } from '../auth/invalidation.ts';
 import type { Principal } from '../auth/principal.ts';
@@ -22,6 +23,7 @@ import { requireClaimableName } from '../users/entity-names.ts';
 import { deriveUsername } from '../users/provisioning.ts';
 import type { UsersRepository } from '../users/users.repository.ts';
 import type { ServiceAccountRow, ServiceAccountsRepository, ServiceAccountWithTeam } from './service-accounts.repository.ts';
+import type { serviceAccountOut } from './service-accounts.responses.ts';
 
 /** What the service-account rules touch, in one transaction with their audit events. */
 export interface ServiceAccountsRepos {
@@ -34,17 +36,8 @@ export interface ServiceAccountsRepos {
   audit: AuditRepository;
 }
 
-export interface ServiceAccountView {
-  id: string;
-  username: string;
-  name: string;
-  team: string;
-  /** "team": belongs to its team; "org": organization-scoped, writing to its default team. */
-  scope: 'team' | 'org';
-  org: string;
-  created_at: string;
-  updated_at: string;
-}
+/** The API's answer about a service account: its response schema's type, so that the two cannot drift. */
+export type ServiceAccountView = z.output<typeof serviceAccountOut>;
 
 export interface NewServiceAccountInput {
   name: string;

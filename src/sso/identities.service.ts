@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import type { Actor } from '../auth/actor.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import type { CacheInvalidator } from '../auth/invalidation.ts';
@@ -6,17 +7,10 @@ import { errors } from '../errors/app-error.ts';
 import type { OrgAccess } from '../orgs/org-access.ts';
 import type { IdentityRow } from './sso.repository.ts';
 import type { SsoRepos } from './sso.service.ts';
+import type { identityOut } from './sso.responses.ts';
 
-export interface IdentityView {
-  id: string;
-  connection_id: string;
-  issuer: string;
-  subject: string;
-  tenant_id: string | null;
-  object_id: string | null;
-  created_at: string;
-  last_login_at: string;
-}
+/** The API's answer about a linked identity: its response schema's type, so that the two cannot drift. */
+export type IdentityView = z.output<typeof identityOut>;
 
 export function identityView(r: IdentityRow): IdentityView {
   return { id: r.id, connection_id: r.connection_id, issuer: r.issuer, subject: r.subject, tenant_id: r.tenant_id, object_id: r.object_id, created_at: r.created_at, last_login_at: r.last_login_at };

@@ -7,6 +7,7 @@ import { TENANT_ID_PATTERN } from './oidc/issuer.ts';
 import type { SessionManager } from './session-store.ts';
 import type { SaveOutcome, SsoService } from './sso.service.ts';
 import type { IdentitiesService } from './identities.service.ts';
+import { connectionOut, connectionTestOut, identityOut, problemOut } from './sso.responses.ts';
 
 const claimName = z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters');
 const domain = z
@@ -51,37 +52,15 @@ export const createConnectionBody = z.strictObject({
 });
 export const patchBody = z.strictObject(Object.fromEntries(Object.entries(base).map(([k, v]) => [k, (v as z.ZodType).optional()])) as { [K in keyof typeof base]: z.ZodOptional<(typeof base)[K]> });
 
-const problem = z.object({ field: z.string(), code: z.string(), message: z.string() });
-const connectionOut = z.object({
-  id: z.string(),
-  org: z.string(),
-  issuer: z.string(),
-  client_id: z.string(),
-  flow: z.enum(['implicit', 'code']),
-  response_mode: z.enum(['form_post', 'fragment']),
-  has_client_secret: z.boolean(),
-  scopes: z.array(z.string()),
-  claims: z.object({ email: z.string(), name: z.string(), username: z.string(), groups: z.string() }),
-  domains: z.array(z.string()),
-  group_roles: z.array(groupRule),
-  jit: z.boolean(),
-  allowed_tenant_ids: z.array(z.string()),
-  enabled: z.boolean(),
-  callback_uri: z.string(),
-  discovered_issuer: z.string().nullable(),
-  discovered_at: z.string().nullable(),
-  created_at: z.string(),
-  updated_at: z.string(),
-});
-const problemsOut = z.object({ error: z.object({ code: z.literal('sso_configuration_invalid'), message: z.string(), request_id: z.string(), problems: z.array(problem) }) });
+const problemsOut = z.object({ error: z.object({ code: z.literal('sso_configuration_invalid'), message: z.string(), request_id: z.string(), problems: z.array(problemOut) }) });
 
-function outcome(result: SaveOutcome, status: number, requestId: string) {
+function outcome<S extends 200 | 201>(result: SaveOutcome, status: S, requestId: string) {
   if (result.ok) return { status, body: result.connection };
   return {
-    status: 422,
+    status: 422 as const,
     body: {
       error: {
-        code: 'sso_configuration_invalid' satisfies ErrorCode,
+        code: 'sso_configuration_invalid' as const satisfies ErrorCode,
         message: `the connection was not saved: ${result.problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`,
         request_id: requestId,
         problems: result.problems,
@@ -89,17 +68,6 @@ function outcome(result: SaveOutcome, status: number, requestId: string) {
     },
   };
 }
-
-const identityOut = z.object({
-  id: z.string(),
-  connection_id: z.string(),
-  issuer: z.string(),
-  subject: z.string(),
-  tenant_id: z.string().nullable(),
-  object_id: z.string().nullable(),
-  created_at: z.string(),
-  last_login_at: z.string(),
-});
 
 export function registerSsoRoutes(api: ApiRouter, sso: SsoService, sessions: SessionManager, identities: IdentitiesService): void {
   api.add(
@@ -111,7 +79,7 @@ export function registerSsoRoutes(api: ApiRouter, sso: SsoService, sessions: Ses
       auth: 'required',
       responses: { 200: { description: 'identities', schema: z.object({ identities: z.array(identityOut) }) }, 404: { description: 'no such user' } },
     },
-    async ({ actor, params }) => ({ status: 200, body: { identities: await identities.list(actor, params.org!, params.username!) } }),
+    async ({ actor, params }) => ({ status: 200, body: { identities: await identities.list(actor, params.org, params.username) } }),
   );
   api.add(
     {
@@ -123,14 +91,14 @@ export function registerSsoRoutes(api: ApiRouter, sso: SsoService, sessions: Ses
       responses: { 204: { description: 'unlinked' }, 403: { description: "the operator's identity, by someone else" }, 404: { description: 'no such user or identity' } },
     },
     async ({ actor, params }) => {
-      await identities.unlink(actor, params.org!, params.username!, params.id!);
+      await identities.unlink(actor, params.org, params.username, params.id);
       return undefined;
     },
   );
 
   api.add(
     { method: 'get', path: '/orgs/:org/sso', summary: 'SSO connections of an organization (org admin)', tag: 'sso', auth: 'required', responses: { 200: { description: 'connections', schema: z.object({ connections: z.array(connectionOut) }) } } },
-    async ({ actor, params }) => ({ status: 200, body: { connections: await sso.list(actor, params.org!) } }),
+    async ({ actor, params }) => ({ status: 200, body: { connections: await sso.list(actor, params.org) } }),
   );
   api.add(
     {
@@ -145,11 +113,11 @@ export function registerSsoRoutes(api: ApiRouter, sso: SsoService, sessions: Ses
         422: { description: 'discovery or references found problems; nothing saved', schema: problemsOut },
       },
     },
-    async ({ actor, params, body }) => outcome(await sso.create(actor, params.org!, body), 201, actor.requestId),
+    async ({ actor, params, body }) => outcome(await sso.create(actor, params.org, body), 201, actor.requestId),
   );
   api.add(
     { method: 'get', path: '/orgs/:org/sso/:id', summary: 'One SSO connection (org admin)', tag: 'sso', auth: 'required', responses: { 200: { description: 'the connection', schema: connectionOut }, 404: { description: 'no such connection' } } },
-    async ({ actor, params }) => ({ status: 200, body: await sso.get(actor, params.org!, params.id!) }),
+    async ({ actor, params }) => ({ status: 200, body: await sso.get(actor, params.org, params.id) }),
   );
   api.add(
     {
@@ -161,12 +129,12 @@ export function registerSsoRoutes(api: ApiRouter, sso: SsoService, sessions: Ses
       body: patchBody,
       responses: { 200: { description: 'the connection', schema: connectionOut }, 404: { description: 'no such connection' }, 422: { description: 'problems; nothing saved', schema: problemsOut } },
     },
-    async ({ actor, params, body }) => outcome(await sso.update(actor, params.org!, params.id!, body), 200, actor.requestId),
+    async ({ actor, params, body }) => outcome(await sso.update(actor, params.org, params.id, body), 200, actor.requestId),
   );
   api.add(
     { method: 'delete', path: '/orgs/:org/sso/:id', summary: 'Delete an SSO connection (org admin)', tag: 'sso', auth: 'required', responses: { 204: { description: 'deleted' }, 404: { description: 'no such connection' } } },
     async ({ actor, params }) => {
-      await sso.delete(actor, params.org!, params.id!);
+      await sso.delete(actor, params.org, params.id);
       return undefined;
     },
   );
@@ -180,12 +148,12 @@ export function registerSsoRoutes(api: ApiRouter, sso: SsoService, sessions: Ses
       responses: {
         200: {
           description: 'the result (ok: false lists the problems)',
-          schema: z.object({ ok: z.boolean(), problems: z.array(problem), discovered_issuer: z.string().nullable(), templated_issuer: z.boolean(), signing_algorithms: z.array(z.string()), callback_uri: z.string(), tested_at: z.string() }),
+          schema: connectionTestOut,
         },
         404: { description: 'no such connection' },
       },
     },
-    async ({ actor, params }) => ({ status: 200, body: await sso.test(actor, params.org!, params.id!) }),
+    async ({ actor, params }) => ({ status: 200, body: await sso.test(actor, params.org, params.id) }),
   );
   api.add(
     {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { z } from 'zod';
 import type { Actor } from '../auth/actor.ts';
 import type { TeamRole } from '../auth/principal.ts';
 import type { AuditService } from '../audit/audit.service.ts';
@@ -18,6 +19,7 @@ import { isUniqueViolation } from '../db/dialect.ts';
 import type { ConnectionRow } from './sso.repository.ts';
 import type { TeamsRepository } from '../teams/teams.repository.ts';
 import type { UsersRepos } from '../users/users.service.ts';
+import type { connectionOut, connectionTestOut } from './sso.responses.ts';
 
 /** What the SSO rules touch (a login provisions users and syncs team memberships), in one transaction with their audit events. */
 export type SsoRepos = UsersRepos & { sso: SsoRepository; teams: TeamsRepository };
@@ -54,29 +56,9 @@ export interface ConnectionInput {
 }
 export type ConnectionPatch = Partial<ConnectionInput>;
 
-export interface ConnectionView {
-  id: string;
-  org: string;
-  issuer: string;
-  client_id: string;
-  flow: 'implicit' | 'code';
-  response_mode: 'form_post' | 'fragment';
-  has_client_secret: boolean;
-  scopes: string[];
-  claims: Required<{ [K in keyof ClaimMapping]: string }>;
-  domains: string[];
-  group_roles: GroupRule[];
-  jit: boolean;
-  allowed_tenant_ids: string[];
-  enabled: boolean;
-  /** Register exactly this as the sign-in redirect / callback URI in the IdP. */
-  callback_uri: string;
-  /** The issuer as the IdP's discovery document says it (an Azure AD template holds {tenantid}). */
-  discovered_issuer: string | null;
-  discovered_at: string | null;
-  created_at: string;
-  updated_at: string;
-}
+/** The API's answers about a connection: their response schemas' types, so that views and schemas cannot drift. */
+export type ConnectionView = z.output<typeof connectionOut>;
+export type ConnectionTestView = z.output<typeof connectionTestOut>;
 
 /** Everything a login needs from a connection, decoded. */
 export interface Connection {
@@ -335,7 +317,7 @@ export class SsoService {
   }
 
   /** Reruns discovery for a saved connection; on success its stored metadata is refreshed. */
-  async test(actor: Actor, slug: string, id: string) {
+  async test(actor: Actor, slug: string, id: string): Promise<ConnectionTestView> {
     const { org } = await this.access.require(actor, slug, 'admin');
     const row = await this.repo().findConnection(org.id, id);
     if (!row) throw errors.notFound(`SSO connection "${id}"`);

@@ -2,17 +2,8 @@ import { z } from 'zod';
 import type { ApiRouter } from '../http/api-router.ts';
 import { encodeCursor, nextCursorOut, pageBody, pageQuery, pageRequest } from '../http/pagination.ts';
 import { fields } from '../http/validation.ts';
+import { memberOut, teamOut } from './teams.responses.ts';
 import type { TeamsService } from './teams.service.ts';
-
-const teamOut = z.object({ id: z.string(), name: z.string(), org: z.string(), created_at: z.string() });
-const memberOut = z.object({
-  user_id: z.string(),
-  username: z.string(),
-  email: z.string().nullable().describe('null when the caller is a service account: it attributes runs by username and sees no email addresses'),
-  display_name: z.string(),
-  role: fields.role,
-  created_at: z.string(),
-});
 
 const badPage = { description: 'bad limit or cursor' };
 
@@ -21,7 +12,7 @@ export const putMemberBody = z.strictObject({ role: fields.role });
 export function registerTeamRoutes(api: ApiRouter, teams: TeamsService): void {
   api.add(
     { method: 'get', path: '/orgs/:org/teams', summary: 'Teams of an organization (a service account: its own team only)', tag: 'teams', auth: 'required', query: pageQuery('teams', ['string']), responses: { 200: { description: 'teams, by name, a page at a time', schema: z.object({ teams: z.array(teamOut), next_cursor: nextCursorOut }) }, 400: badPage } },
-    async ({ actor, params, query }) => ({ status: 200, body: pageBody('teams', 'teams', await teams.list(actor, params.org!, pageRequest(query))) }),
+    async ({ actor, params, query }) => ({ status: 200, body: pageBody('teams', 'teams', await teams.list(actor, params.org, pageRequest(query))) }),
   );
   api.add(
     {
@@ -33,7 +24,7 @@ export function registerTeamRoutes(api: ApiRouter, teams: TeamsService): void {
       body: z.strictObject({ name: fields.entityName }),
       responses: { 201: { description: 'created', schema: teamOut }, 409: { description: 'name taken' } },
     },
-    async ({ actor, params, body }) => ({ status: 201, body: await teams.create(actor, params.org!, body.name) }),
+    async ({ actor, params, body }) => ({ status: 201, body: await teams.create(actor, params.org, body.name) }),
   );
   api.add(
     {
@@ -46,13 +37,13 @@ export function registerTeamRoutes(api: ApiRouter, teams: TeamsService): void {
       responses: { 200: { description: 'the team', schema: teamOut.extend({ members: z.array(memberOut), next_cursor: nextCursorOut }) }, 400: badPage, 404: { description: 'no such team' } },
     },
     async ({ actor, params, query }) => {
-      const { members_next, ...team } = await teams.get(actor, params.team!, pageRequest(query));
+      const { members_next, ...team } = await teams.get(actor, params.team, pageRequest(query));
       return { status: 200, body: { ...team, next_cursor: encodeCursor('members', members_next) } };
     },
   );
   api.add(
     { method: 'get', path: '/teams/:team/members/:username', summary: 'A member of a team', tag: 'teams', auth: 'required', responses: { 200: { description: 'the member', schema: memberOut }, 404: { description: 'no such member' } } },
-    async ({ actor, params }) => ({ status: 200, body: await teams.getMember(actor, params.team!, params.username!) }),
+    async ({ actor, params }) => ({ status: 200, body: await teams.getMember(actor, params.team, params.username) }),
   );
   api.add(
     {
@@ -65,14 +56,14 @@ export function registerTeamRoutes(api: ApiRouter, teams: TeamsService): void {
       responses: { 200: { description: 'role changed', schema: memberOut }, 201: { description: 'member added', schema: memberOut }, 404: { description: 'no such team or user' } },
     },
     async ({ actor, params, body }) => {
-      const { member, created } = await teams.putMember(actor, params.team!, params.username!, body.role);
+      const { member, created } = await teams.putMember(actor, params.team, params.username, body.role);
       return { status: created ? 201 : 200, body: member };
     },
   );
   api.add(
     { method: 'delete', path: '/teams/:team/members/:username', summary: 'Remove a member (org admin, team admin, or yourself)', tag: 'teams', auth: 'required', responses: { 204: { description: 'removed' }, 404: { description: 'no such member' } } },
     async ({ actor, params }) => {
-      await teams.removeMember(actor, params.team!, params.username!);
+      await teams.removeMember(actor, params.team, params.username);
       return undefined;
     },
   );

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { z } from 'zod';
 import type { Actor } from '../auth/actor.ts';
 import { ROLE_RANK } from '../auth/actor.ts';
 import type { CacheInvalidator } from '../auth/invalidation.ts';
@@ -15,6 +16,7 @@ import type { EntityNamesRepository } from '../users/entity-names.repository.ts'
 import { requireClaimableName } from '../users/entity-names.ts';
 import type { UsersRepository } from '../users/users.repository.ts';
 import type { TeamMemberView, TeamRow, TeamsRepository } from './teams.repository.ts';
+import type { memberOut as memberSchema, teamOut } from './teams.responses.ts';
 
 /** What the team rules touch, in one transaction with their audit events. */
 export interface TeamsRepos {
@@ -25,18 +27,14 @@ export interface TeamsRepos {
 }
 
 /** A member as the caller may see them: no email address for a service account (OrgAccess.seesEmails). */
-export type TeamMemberOut = Omit<TeamMemberView, 'email'> & { email: string | null };
+export type TeamMemberOut = z.output<typeof memberSchema>;
 
 function memberOut(ctx: OrgContext, m: TeamMemberView): TeamMemberOut {
   return OrgAccess.seesEmails(ctx) ? m : { ...m, email: null };
 }
 
-export interface TeamView {
-  id: string;
-  name: string;
-  org: string;
-  created_at: string;
-}
+/** The API's answer about a team: its response schema's type, so that the two cannot drift. */
+export type TeamView = z.output<typeof teamOut>;
 
 export class TeamsService {
   constructor(

@@ -2,26 +2,8 @@ import { z } from 'zod';
 import type { ApiRouter } from '../http/api-router.ts';
 import { nextCursorOut, pageBody, pageQuery, pageRequest } from '../http/pagination.ts';
 import { fields } from '../http/validation.ts';
+import { meOut, userOut } from './users.responses.ts';
 import type { UsersService } from './users.service.ts';
-
-const userOut = z.object({
-  id: z.string(),
-  username: z.string(),
-  email: z.string(),
-  display_name: z.string(),
-  role: fields.role,
-  status: z.enum(['active', 'deactivated']),
-  created_at: z.string(),
-});
-
-const meOut = z.object({
-  username: z.string(),
-  email: z.string().nullable(),
-  display_name: z.string(),
-  principal_type: z.enum(['user', 'service_account']),
-  orgs: z.array(z.object({ slug: z.string(), role: fields.role.nullable() })),
-  teams: z.array(z.object({ name: z.string(), org: z.string(), role: fields.role })),
-});
 
 export const themeBody = z.strictObject({ theme: z.enum(['light', 'dark', 'system'], { message: 'must be light, dark or system' }) });
 export const provisionUserBody = z.strictObject({ email: fields.email, username: fields.entityName, role: fields.role.default('member'), display_name: fields.displayName.optional() });
@@ -57,7 +39,7 @@ export function registerUserRoutes(api: ApiRouter, users: UsersService): void {
       query: pageQuery('users', ['string']),
       responses: { 200: { description: 'users', schema: z.object({ users: z.array(userOut), next_cursor: nextCursorOut }) }, 400: { description: 'bad limit or cursor' } },
     },
-    async ({ actor, params, query }) => ({ status: 200, body: pageBody('users', 'users', await users.list(actor, params.org!, pageRequest(query))) }),
+    async ({ actor, params, query }) => ({ status: 200, body: pageBody('users', 'users', await users.list(actor, params.org, pageRequest(query))) }),
   );
   api.add(
     {
@@ -69,11 +51,11 @@ export function registerUserRoutes(api: ApiRouter, users: UsersService): void {
       body: provisionUserBody,
       responses: { 201: { description: 'created', schema: userOut }, 409: { description: 'email or username taken' } },
     },
-    async ({ actor, params, body }) => ({ status: 201, body: await users.provision(actor, params.org!, body) }),
+    async ({ actor, params, body }) => ({ status: 201, body: await users.provision(actor, params.org, body) }),
   );
   api.add(
     { method: 'get', path: '/orgs/:org/users/:username', summary: 'A user of an organization', tag: 'users', auth: 'required', responses: { 200: { description: 'the user', schema: userOut }, 404: { description: 'no such user' } } },
-    async ({ actor, params }) => ({ status: 200, body: await users.get(actor, params.org!, params.username!) }),
+    async ({ actor, params }) => ({ status: 200, body: await users.get(actor, params.org, params.username) }),
   );
   api.add(
     {
@@ -85,7 +67,7 @@ export function registerUserRoutes(api: ApiRouter, users: UsersService): void {
       body: updateUserBody,
       responses: { 200: { description: 'updated', schema: userOut }, 404: { description: 'no such user' }, 409: { description: 'would leave no admin' } },
     },
-    async ({ actor, params, body }) => ({ status: 200, body: await users.update(actor, params.org!, params.username!, body) }),
+    async ({ actor, params, body }) => ({ status: 200, body: await users.update(actor, params.org, params.username, body) }),
   );
   api.add(
     {
@@ -97,7 +79,7 @@ export function registerUserRoutes(api: ApiRouter, users: UsersService): void {
       responses: { 204: { description: 'deactivated' }, 404: { description: 'no such user' } },
     },
     async ({ actor, params }) => {
-      await users.deactivate(actor, params.org!, params.username!);
+      await users.deactivate(actor, params.org, params.username);
       return undefined;
     },
   );

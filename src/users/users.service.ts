@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { z } from 'zod';
 import type { Actor } from '../auth/actor.ts';
 import type { CacheInvalidator } from '../auth/invalidation.ts';
 import type { OrgRole, Principal, TeamRole } from '../auth/principal.ts';
@@ -16,6 +17,7 @@ import type { DomainClaims } from './email-domain-claims.ts';
 import type { EntityNamesRepository } from './entity-names.repository.ts';
 import { requireClaimableName } from './entity-names.ts';
 import type { UserRow, UsersRepository } from './users.repository.ts';
+import type { meOut, userOut } from './users.responses.ts';
 
 /**
  * What the user rules touch, in one transaction with their audit events. Of teams and SSO only what
@@ -30,15 +32,9 @@ export interface UsersRepos {
   teams: { teamsOfUser(orgId: string, userId: string): Promise<Array<{ name: string; role: TeamRole }>> };
 }
 
-export interface UserView {
-  id: string;
-  username: string;
-  email: string;
-  display_name: string;
-  role: OrgRole;
-  status: 'active' | 'deactivated';
-  created_at: string;
-}
+/** The API's answers about users: their response schemas' types, so that views and schemas cannot drift. */
+export type UserView = z.output<typeof userOut>;
+export type MeView = z.output<typeof meOut>;
 
 export function userView(u: UserRow): UserView {
   return { id: u.id, username: u.username, email: u.email, display_name: u.display_name, role: u.role, status: u.status, created_at: u.created_at };
@@ -150,7 +146,7 @@ export class UsersService {
     await this.update(actor, slug, username, { status: 'deactivated' });
   }
 
-  async me(principal: Principal) {
+  async me(principal: Principal): Promise<MeView> {
     if (principal.type !== 'user') {
       return {
         username: principal.username,

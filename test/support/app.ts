@@ -125,6 +125,8 @@ export async function startApp(dialect: Dialect, overrides: ConfigInput = {}, op
       authFailureLimit: 1000,
       // Many SSO logins from 127.0.0.1 per test file: the tests of the limit set their own.
       loginStartLimit: 1000,
+      // Every API answer is checked against the schema its route declares: a mismatch is a 500 that fails the test.
+      validateResponses: true,
       ...overrides,
     },
   });
@@ -178,6 +180,8 @@ export async function startApp(dialect: Dialect, overrides: ConfigInput = {}, op
       // Second line of the redaction check, per app: none of its keys in its log.
       const log = readFileSync(logFile, 'utf8');
       for (const k of keys) assert.ok(!log.includes(k), `API key ${k.slice(0, 10)}... appears in the log ${logFile}`);
+      // An answer that broke its declared schema was a 500; this fails the test even where it did not look at the status.
+      assert.ok(!log.includes('does not match its declaration'), `an API answer did not match its declared schema: see ${logFile}`);
       if (pgDb) await pgDb.drop();
       rmSync(tmp, { recursive: true, force: true });
     },
