@@ -193,13 +193,34 @@ for (const dialect of dialects()) {
     });
 
     test('last_used_at is recorded in batches', async () => {
-      const k = await newKey({ name: 'used' });
-      const before = (await app.request('GET', '/gateway/v1/me/keys', { key: adminKey })).body.keys.find((x: any) => x.id === k.id);
-      assert.equal(before.last_used_at, null);
-      assert.equal((await app.request('GET', '/gateway/v1/me', { key: k.key })).status, 200);
-      await sleep(250);
-      const listed = (await app.request('GET', '/gateway/v1/me/keys', { key: adminKey })).body.keys.find((x: any) => x.id === k.id);
-      assert.ok(listed.last_used_at, 'last_used_at set after the flush interval');
+      const a = await newKey({ name: 'used-a' });
+      const b = await newKey({ name: 'used-b' });
+      const listed = async (id: string) => (await app.request('GET', '/gateway/v1/me/keys', { key: adminKey })).body.keys.find((x: any) => x.id === id);
+      assert.equal((await listed(a.id)).last_used_at, null);
+      // The hot path's recorder (this thread's), its timer stopped so that this test decides when it writes.
+      const recorder = app.gw.core.lastUsed;
+      await recorder.stop();
+      const repo = app.gw.core.store.repos.keys;
+      const original = repo.touchLastUsed.bind(repo);
+      const batches: string[][] = [];
+      repo.touchLastUsed = (entries) => {
+        batches.push(entries.map((e) => e.id));
+        return original(entries);
+      };
+      try {
+        for (const k of [a, b, a, b]) assert.equal((await app.request('GET', '/auth/verify', { key: k.key })).status, 200);
+        assert.equal(batches.length, 0, 'a request writes nothing itself');
+        assert.equal((await listed(a.id)).last_used_at, null);
+        await recorder.flush();
+        // One write for both keys, each once (uses within a second are one record); the admin's listing may ride along.
+        const ours = batches.map((ids) => ids.filter((id) => id === a.id || id === b.id).sort());
+        assert.deepEqual(ours, [[a.id, b.id].sort()]);
+        assert.ok((await listed(a.id)).last_used_at, 'last_used_at set by the batch');
+        assert.ok((await listed(b.id)).last_used_at, 'last_used_at set by the batch');
+      } finally {
+        repo.touchLastUsed = original;
+        recorder.start();
+      }
     });
 
     test('policy: maximum key lifetime', async () => {
