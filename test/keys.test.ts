@@ -274,14 +274,22 @@ for (const dialect of dialects()) {
 
     test('audit events record key changes with who, what, target and IP', async () => {
       const k = await newKey({ name: 'audited' });
-      await app.request('DELETE', `/gateway/v1/keys/${k.id}`, { key: adminKey });
+      const me = (await app.request('GET', '/gateway/v1/me', { key: adminKey })).body;
+      const del = await app.request('DELETE', `/gateway/v1/keys/${k.id}`, { key: adminKey });
+      assert.equal(del.status, 204);
       const r = await app.request('GET', `/gateway/v1/orgs/${org}/audit?limit=50`, { key: adminKey });
       assert.equal(r.status, 200);
       const revoke = r.body.events.find((e: any) => e.action === 'key.revoke' && e.target.id === k.id);
       assert.ok(revoke);
+      // who
       assert.equal(revoke.actor.type, 'user');
-      assert.ok(revoke.ip);
-      assert.ok(revoke.request_id);
+      assert.equal(revoke.actor.name, me.username);
+      assert.ok(revoke.actor.id);
+      // target
+      assert.equal(revoke.target.type, 'api_key');
+      // the client's address (the test runs on loopback), and the id of the request that did it
+      assert.match(String(revoke.ip), /^(?:127\.0\.0\.1|::ffff:127\.0\.0\.1|::1)$/);
+      assert.equal(revoke.request_id, del.headers.get('x-request-id'));
       assert.ok(r.body.events.some((e: any) => e.action === 'key.create' && e.target.id === k.id));
       assert.ok(!r.text.includes(k.key), 'the audit log never holds a secret');
     });
