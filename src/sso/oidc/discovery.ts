@@ -115,7 +115,12 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 async function fetchDiscovery(entered: string, url: string, allowHttp: boolean, fetcher: IdpFetcher): Promise<Fetched> {
   const issuer = new URL(entered);
   try {
-    const res = await oauth.discoveryRequest(issuer, { [oauth.customFetch]: fetcher.fetchFor('discovery'), [oauth.allowInsecureRequests]: allowHttp });
+    const res = await oauth.discoveryRequest(issuer, {
+      [oauth.customFetch]: fetcher.fetchFor('discovery'),
+      // Deprecated only to stand out: true solely with TRACKGATE_ALLOW_HTTP_ISSUERS (development, loopback; see urlProblem).
+      // eslint-disable-next-line @typescript-eslint/no-deprecated
+      [oauth.allowInsecureRequests]: allowHttp,
+    });
     return { ok: true, body: await oauth.processDiscoveryResponse(issuer, res) };
   } catch (err) {
     if (err instanceof IdpFetchError) return fetchProblem(err, 'discovery');
@@ -124,19 +129,16 @@ async function fetchDiscovery(entered: string, url: string, allowHttp: boolean, 
       if (err instanceof TypeError) return { ok: false, code: 'issuer_mismatch', reason: `the discovery document's issuer is not a URL, so it cannot be the issuer entered ("${entered}")` };
       throw err;
     }
-    const cause = err.cause as { body?: unknown } | Response | undefined;
+    // The document oauth4webapi read, for the errors that carry it (issuer mismatch, invalid response).
+    const body = (err.cause as { body?: unknown } | undefined)?.body;
     switch (err.code) {
-      case oauth.JSON_ATTRIBUTE_COMPARISON: {
-        const body = (cause as { body?: unknown } | undefined)?.body;
+      case oauth.JSON_ATTRIBUTE_COMPARISON:
         if (isObject(body)) return { ok: true, body };
         return { ok: false, code: 'issuer_mismatch', reason: `the discovery document's issuer does not correspond to the issuer entered ("${entered}")` };
-      }
       case oauth.RESPONSE_IS_NOT_CONFORM:
-        return statusProblem(cause as Response, 'discovery', url);
-      case oauth.INVALID_RESPONSE: {
-        const body = (cause as { body?: unknown } | undefined)?.body;
+        return statusProblem(err.cause as Response, 'discovery', url);
+      case oauth.INVALID_RESPONSE:
         return { ok: false, code: 'discovery_invalid', reason: isObject(body) ? `${url} has no "issuer"` : `${url} is not a discovery document (not a JSON object)` };
-      }
       default:
         // PARSE_ERROR, RESPONSE_IS_NOT_JSON: the IdpFetcher already refused a 2xx that is not typed JSON.
         return { ok: false, code: 'discovery_not_json', reason: `${url} did not answer with JSON` };
