@@ -337,12 +337,15 @@ for (const [runIndex, { dialect, tag, redis }] of runs.entries()) {
       const refused = await browser.post('/logout', {});
       assert.equal(refused.status, 403);
       assert.equal((await me(browser)).status, 200);
+      const current = browser.jar.get('trackgate.sid')!;
       const out = await browser.post('/logout', { csrf_token });
       assert.equal(out.status, 303);
       assert.equal(out.location, '/login?logged_out=1');
-      const again = new Browser(app.url);
-      again.jar.set('trackgate.sid', sid);
       assert.equal((await me(browser)).status, 401);
+      // The session ended on the server, not only in this browser's jar: its cookie replayed elsewhere is refused.
+      const again = new Browser(app.url);
+      again.jar.set('trackgate.sid', current);
+      assert.equal((await me(again)).status, 401, 'the logged-out session cannot be replayed');
     });
 
     test('forward auth with the session cookie: a state change must come from the same origin, in the header and the path-prefix forms', async () => {
