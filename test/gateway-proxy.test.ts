@@ -19,7 +19,9 @@ import { SigningKeyService } from '../src/assertions/signing-keys.service.ts';
 import { AssertionIssuer } from '../src/assertions/assertion-issuer.ts';
 import { createJwksHandler } from '../src/assertions/jwks.handler.ts';
 import { GatewayIdentity } from '../src/gateway/identity.ts';
-import type { AuthenticateFn } from '../src/gateway/identity.ts';
+import type { Authentication, AuthenticateFn } from '../src/gateway/identity.ts';
+import type { AuthOutcome } from '../src/auth/authenticator.ts';
+import type { IncomingMessage } from 'node:http';
 import { createProxy } from '../src/gateway/proxy.ts';
 import type { Proxy } from '../src/gateway/proxy.ts';
 import { VERIFY_PREFIX, createVerifyHandler } from '../src/gateway/verify.ts';
@@ -62,6 +64,34 @@ const authenticate: AuthenticateFn = async (req) => {
   if (c.kind === 'api_key' && c.key === SA_KEY) return { ok: true, principal: robot };
   return { ok: false, anonymous: false, error: errors.unauthenticated('invalid API key: no such key', 'invalid_key') };
 };
+
+/**
+ * The stand-in in production's form (createGateway): the async path, and a
+ * synchronous answer for a key it has verified before, as
+ * Authenticator.authenticateCached answers from KeyVerifier's cache. So the
+ * proxy and forward auth go through GatewayIdentity.resolveSync as they do
+ * in production; asyncCalls tells which path answered.
+ */
+function productionLikeAuthentication(): Authentication & { asyncCalls: number } {
+  const verified = new Map<string, AuthOutcome>();
+  const auth = {
+    asyncCalls: 0,
+    authenticate: async (req: IncomingMessage, options: { allowSession: boolean }) => {
+      auth.asyncCalls++;
+      const outcome = await authenticate(req, options);
+      const c = readCredentials(req);
+      if (outcome.ok && c.kind === 'api_key') verified.set(c.key, outcome);
+      return outcome;
+    },
+    cached: (req: IncomingMessage): AuthOutcome | undefined => {
+      const c = readCredentials(req);
+      // No session authenticator here: no credentials is anonymous at once, as in production without SSO.
+      if (c.kind === 'none') return { ok: false, anonymous: true };
+      return c.kind === 'api_key' ? verified.get(c.key) : undefined;
+    },
+  };
+  return auth;
+}
 
 const basic = (key: string, user = 'api') => 'Basic ' + Buffer.from(`${user}:${key}`).toString('base64');
 
@@ -119,6 +149,7 @@ describe('gateway proxy and forward auth (stand-in authentication)', () => {
   let database: Database<SigningKeysTables>;
   let keys: SigningKeyService;
   let identity: GatewayIdentity;
+  let auth: ReturnType<typeof productionLikeAuthentication>;
   let upstream: StubUpstream;
   let gw: Gw;
 
@@ -128,7 +159,8 @@ describe('gateway proxy and forward auth (stand-in authentication)', () => {
     keys = new SigningKeyService(new SigningKeysRepository(database.db), new SecretBox('x'.repeat(64)), { rotationMs: 0, reloadMs: 0 });
     await keys.start();
     const issuer = new AssertionIssuer(keys, { issuer: 'http://gw.test', audience: 'http://tracking.test', ttlSeconds: 60 });
-    identity = new GatewayIdentity(authenticate, issuer, async (_p, claim) => {
+    auth = productionLikeAuthentication();
+    identity = new GatewayIdentity(auth, issuer, async (_p, claim) => {
       if (claim.username === 'bob' || claim.email === 'bob@acme.test') return { id: 'user-2', username: 'bob', email: 'bob@acme.test' };
       throw errors.forbidden(`user "${claim.username ?? claim.email}" is not a member of the team "vision"`, 'attribution_not_member');
     });
@@ -201,6 +233,37 @@ describe('gateway proxy and forward auth (stand-in authentication)', () => {
     for (let i = 0; i < 3; i++) await (await fetch(`${gw.url}/files/x`, { headers: { Authorization: basic(GOOD_KEY) } })).text();
     const tokens = new Set(upstream.requests.map((r) => r.headers['x-trackgate-assertion']));
     assert.equal(tokens.size, 1);
+  });
+
+  it('answers a key verified before synchronously (resolveSync), with the same identity, in the proxy and forward auth', async () => {
+    await (await fetch(`${gw.url}/files/warm`, { headers: { Authorization: basic(GOOD_KEY) } })).text();
+    upstream.reset();
+    const before = auth.asyncCalls;
+    for (let i = 0; i < 3; i++) assert.equal((await fetch(`${gw.url}/files/x`, { headers: { Authorization: basic(GOOD_KEY) } })).status, 200);
+    const verify = await fetch(`${gw.url}/auth/verify`, { headers: { Authorization: basic(GOOD_KEY) } });
+    assert.equal(verify.status, 200);
+    assert.equal(verify.headers.get('x-trackgate-user'), 'alice');
+    assert.equal(auth.asyncCalls, before, 'no request took the async path');
+    assert.equal(upstream.requests.length, 3);
+    for (const seen of upstream.requests) {
+      assert.equal(seen.headers['x-trackgate-user'], 'alice');
+      assert.equal(seen.headers['x-trackgate-teams'], 'vision');
+      assert.ok(seen.headers['x-trackgate-assertion']);
+    }
+    // A service account's settled attributions, accepted and refused, are answered synchronously too.
+    const sa = (user: string) => fetch(`${gw.url}/graphql`, { method: 'POST', headers: { Authorization: basic(SA_KEY), 'X-WANDB-USERNAME': user }, body: '{}' });
+    await (await sa('bob')).text();
+    await (await sa('eve')).text();
+    upstream.reset();
+    const afterWarm = auth.asyncCalls;
+    const ok = await sa('bob');
+    assert.equal(ok.status, 200);
+    await ok.text();
+    assert.equal(upstream.requests[0]!.headers['x-trackgate-attributed-user'], 'bob');
+    const refused = await sa('eve');
+    assert.equal(refused.status, 403);
+    await refused.text();
+    assert.equal(auth.asyncCalls, afterWarm, 'the attributions were answered without the async path');
   });
 
   it('attributes a service-account run to a team member, and refuses anyone else with 403', async () => {

@@ -193,13 +193,34 @@ for (const dialect of dialects()) {
     });
 
     test('last_used_at is recorded in batches', async () => {
-      const k = await newKey({ name: 'used' });
-      const before = (await app.request('GET', '/gateway/v1/me/keys', { key: adminKey })).body.keys.find((x: any) => x.id === k.id);
-      assert.equal(before.last_used_at, null);
-      assert.equal((await app.request('GET', '/gateway/v1/me', { key: k.key })).status, 200);
-      await sleep(250);
-      const listed = (await app.request('GET', '/gateway/v1/me/keys', { key: adminKey })).body.keys.find((x: any) => x.id === k.id);
-      assert.ok(listed.last_used_at, 'last_used_at set after the flush interval');
+      const a = await newKey({ name: 'used-a' });
+      const b = await newKey({ name: 'used-b' });
+      const listed = async (id: string) => (await app.request('GET', '/gateway/v1/me/keys', { key: adminKey })).body.keys.find((x: any) => x.id === id);
+      assert.equal((await listed(a.id)).last_used_at, null);
+      // The hot path's recorder (this thread's), its timer stopped so that this test decides when it writes.
+      const recorder = app.gw.core.lastUsed;
+      await recorder.stop();
+      const repo = app.gw.core.store.repos.keys;
+      const original = repo.touchLastUsed.bind(repo);
+      const batches: string[][] = [];
+      repo.touchLastUsed = (entries) => {
+        batches.push(entries.map((e) => e.id));
+        return original(entries);
+      };
+      try {
+        for (const k of [a, b, a, b]) assert.equal((await app.request('GET', '/auth/verify', { key: k.key })).status, 200);
+        assert.equal(batches.length, 0, 'a request writes nothing itself');
+        assert.equal((await listed(a.id)).last_used_at, null);
+        await recorder.flush();
+        // One write for both keys, each once (uses within a second are one record); the admin's listing may ride along.
+        const ours = batches.map((ids) => ids.filter((id) => id === a.id || id === b.id).sort());
+        assert.deepEqual(ours, [[a.id, b.id].sort()]);
+        assert.ok((await listed(a.id)).last_used_at, 'last_used_at set by the batch');
+        assert.ok((await listed(b.id)).last_used_at, 'last_used_at set by the batch');
+      } finally {
+        repo.touchLastUsed = original;
+        recorder.start();
+      }
     });
 
     test('policy: maximum key lifetime', async () => {
@@ -253,14 +274,22 @@ for (const dialect of dialects()) {
 
     test('audit events record key changes with who, what, target and IP', async () => {
       const k = await newKey({ name: 'audited' });
-      await app.request('DELETE', `/gateway/v1/keys/${k.id}`, { key: adminKey });
+      const me = (await app.request('GET', '/gateway/v1/me', { key: adminKey })).body;
+      const del = await app.request('DELETE', `/gateway/v1/keys/${k.id}`, { key: adminKey });
+      assert.equal(del.status, 204);
       const r = await app.request('GET', `/gateway/v1/orgs/${org}/audit?limit=50`, { key: adminKey });
       assert.equal(r.status, 200);
       const revoke = r.body.events.find((e: any) => e.action === 'key.revoke' && e.target.id === k.id);
       assert.ok(revoke);
+      // who
       assert.equal(revoke.actor.type, 'user');
-      assert.ok(revoke.ip);
-      assert.ok(revoke.request_id);
+      assert.equal(revoke.actor.name, me.username);
+      assert.ok(revoke.actor.id);
+      // target
+      assert.equal(revoke.target.type, 'api_key');
+      // the client's address (the test runs on loopback), and the id of the request that did it
+      assert.match(String(revoke.ip), /^(?:127\.0\.0\.1|::ffff:127\.0\.0\.1|::1)$/);
+      assert.equal(revoke.request_id, del.headers.get('x-request-id'));
       assert.ok(r.body.events.some((e: any) => e.action === 'key.create' && e.target.id === k.id));
       assert.ok(!r.text.includes(k.key), 'the audit log never holds a secret');
     });

@@ -524,6 +524,24 @@ for (const dialect of dialects()) {
       assert.match(r.body.error.problems[0].message, /content type "text\/html", not JSON/);
     });
 
+    test('an answer that is not a discovery document: 422 saying what is wrong with it', async () => {
+      const cases: Array<[string, string, string, RegExp]> = [
+        ['broken', '{"issuer": ', 'discovery_not_json', /did not answer with JSON/],
+        ['array', '[1, 2]', 'discovery_invalid', /not a JSON object/],
+        ['noissuer', JSON.stringify({ authorization_endpoint: 'https://idp.example/authorize' }), 'discovery_invalid', /has no "issuer"/],
+        ['nourl', JSON.stringify({ issuer: 'not a url' }), 'issuer_mismatch', /issuer is not a URL/],
+      ];
+      for (const [name, body, code, message] of cases) {
+        idp.route(`/${name}/.well-known/openid-configuration`, (_req, res) => {
+          res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
+        });
+        const r = await save(`${idp.origin}/${name}`);
+        assert.equal(r.status, 422, r.text);
+        assert.equal(r.body.error.problems[0].code, code, `${name}: ${r.text}`);
+        assert.match(r.body.error.problems[0].message, message, name);
+      }
+    });
+
     test('redirects are not followed (discovery and JWKS)', async () => {
       const issuer = `${idp.origin}/redir`;
       idp.route('/redir/.well-known/openid-configuration', (_req, res) => {

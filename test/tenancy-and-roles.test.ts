@@ -163,9 +163,22 @@ for (const dialect of dialects()) {
     test('the last admin cannot be demoted or deactivated', async () => {
       const solo = `solo-${dialect}`;
       const op = await app.bootstrap({ org: solo });
-      const r = await app.request('PATCH', `/gateway/v1/orgs/${solo}/users/${op.admin}`, { key: op.adminKey, body: { role: 'member' } });
-      assert.equal(r.status, 409);
-      assert.equal(r.body.error.code, 'last_admin');
+      const url = `/gateway/v1/orgs/${solo}/users/${op.admin}`;
+      const refused = async (r: { status: number; body: any }, what: string) => {
+        assert.equal(r.status, 409, `${what}: ${JSON.stringify(r.body)}`);
+        assert.equal(r.body.error.code, 'last_admin', what);
+      };
+      await refused(await app.request('PATCH', url, { key: op.adminKey, body: { role: 'member' } }), 'demoted');
+      await refused(await app.request('PATCH', url, { key: op.adminKey, body: { status: 'deactivated' } }), 'deactivated (PATCH)');
+      await refused(await app.request('DELETE', url, { key: op.adminKey }), 'deactivated (DELETE)');
+      // A second admin who is deactivated does not count: the first is still the last active one.
+      const second = await app.createUser({ org: solo, username: `second-${dialect}`, role: 'admin' });
+      assert.equal((await app.request('DELETE', `/gateway/v1/orgs/${solo}/users/${second.username}`, { key: op.adminKey })).status, 204);
+      await refused(await app.request('PATCH', url, { key: op.adminKey, body: { status: 'deactivated' } }), 'deactivated beside a deactivated admin');
+      const still = await app.request('GET', url, { key: op.adminKey });
+      assert.equal(still.status, 200);
+      assert.equal(still.body.role, 'admin');
+      assert.equal(still.body.status, 'active');
     });
 
     test('GET /me', async () => {

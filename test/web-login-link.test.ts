@@ -16,6 +16,7 @@ import type { TestApp } from './support/app.ts';
 import { startJoseIdp } from './support/idp/jose-idp.ts';
 import type { JoseIdp } from './support/idp/jose-idp.ts';
 import { loginLinkPath, signIn, textOf, WebBrowser } from './support/web.ts';
+import { hashLoginToken } from '../src/web/login-links.service.ts';
 import type { Page } from './support/web.ts';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'trackgate');
@@ -130,12 +131,20 @@ for (const dialect of dialects()) {
 
     test('an expired link is refused', async () => {
       await app.createUser({ org, username: `old-${dialect}` });
+      await app.createUser({ org, username: `fresh-${dialect}` });
       const path = await loginLinkPath(app, `old-${dialect}@${org}.example`);
+      const other = await loginLinkPath(app, `fresh-${dialect}@${org}.example`);
       const b = new WebBrowser(app);
       const nonce = await confirm(b, path);
-      await sql`update login_links set expires_at = ${new Date(Date.now() - 1000).toISOString()} where used_at is null`.execute(app.gw.core.database.db);
+      // This test's link only: other tests' links in the shared database stay as they are.
+      const tokenHash = hashLoginToken(path.split('/').pop()!);
+      const expired = await sql`update login_links set expires_at = ${new Date(Date.now() - 1000).toISOString()} where token_hash = ${tokenHash}`.execute(app.gw.core.database.db);
+      assert.equal(Number(expired.numAffectedRows), 1);
       assertErrorPage(await b.get(path), 410, 'link_expired');
       assertErrorPage(await b.post(path, { nonce }), 410, 'link_expired');
+      // A link issued alongside it still works.
+      const c = new WebBrowser(app);
+      assert.equal((await c.post(other, { nonce: await confirm(c, other) })).status, 303);
     });
 
     test('a deactivated person is refused (the link stays usable if they are reactivated in time)', async () => {

@@ -26,3 +26,13 @@ export function rawRequest(url: string, text: string): Promise<string> {
     s.on('error', () => {});
   });
 }
+
+/** A Content-Security-Policy header as directive → sources, for comparing a whole policy (not one directive of it). */
+export function cspDirectives(header: string | null): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const part of (header ?? '').split(';')) {
+    const [name, ...sources] = part.trim().split(/\s+/);
+    if (name) out[name.toLowerCase()] = sources;
+  }
+  return out;
+}

@@ -1,4 +1,3 @@
-import * as client from 'openid-client';
 import * as oauth from 'oauth4webapi';
 import type { Flow, ProviderMetadata, ResponseMode } from './discovery.ts';
 import { isTemplatedIssuer, TENANT_ID_PATTERN } from './issuer.ts';
@@ -29,33 +28,36 @@ export interface RelyingParty {
 }
 
 /**
- * The authorization request, built with openid-client: random state and
- * nonce, PKCE S256 for the code flow, response_type=id_token plus the chosen
- * response_mode for the implicit flow.
+ * The authorization request: random state and nonce, PKCE S256 for the code
+ * flow, response_type=id_token plus the chosen response_mode for the implicit
+ * flow. oauth4webapi makes the random values and the challenge; the URL is
+ * the discovered authorization endpoint with these parameters, which is how
+ * oauth4webapi expects a client to build it (it has no builder of its own).
+ * The endpoint's scheme and host were judged by discovery.
  */
 export async function buildAuthorizationRequest(rp: RelyingParty, extra: Record<string, string> = {}): Promise<AuthorizationRequest> {
-  const config = new client.Configuration(rp.metadata as client.ServerMetadata, rp.clientId, undefined, client.None());
-  if (rp.allowHttp) client.allowInsecureRequests(config);
-  const state = client.randomState();
-  const nonce = client.randomNonce();
+  const state = oauth.generateRandomState();
+  const nonce = oauth.generateRandomNonce();
   const params: Record<string, string> = {
+    client_id: rp.clientId,
+    response_type: rp.flow === 'implicit' ? 'id_token' : 'code',
     redirect_uri: rp.redirectUri,
     scope: rp.scopes.join(' '),
     state,
     nonce,
     ...extra,
   };
+  let codeVerifier: string | undefined;
   if (rp.flow === 'implicit') {
-    client.useIdTokenResponseType(config);
     params.response_mode = rp.responseMode;
-    const url = client.buildAuthorizationUrl(config, params);
-    return { url: url.href, state, nonce };
+  } else {
+    codeVerifier = oauth.generateRandomCodeVerifier();
+    params.code_challenge = await oauth.calculatePKCECodeChallenge(codeVerifier);
+    params.code_challenge_method = 'S256';
   }
-  const codeVerifier = client.randomPKCECodeVerifier();
-  params.code_challenge = await client.calculatePKCECodeChallenge(codeVerifier);
-  params.code_challenge_method = 'S256';
-  const url = client.buildAuthorizationUrl(config, params);
-  return { url: url.href, state, nonce, codeVerifier };
+  const url = new URL(rp.metadata.authorization_endpoint);
+  for (const [k, v] of Object.entries(params)) url.searchParams.append(k, v);
+  return codeVerifier === undefined ? { url: url.href, state, nonce } : { url: url.href, state, nonce, codeVerifier };
 }
 
 /** An error answer from the IdP's authorization endpoint, in words for the admin. */
@@ -156,11 +158,12 @@ export function checkResponseIssuer(params: URLSearchParams, metadata: ProviderM
  * connection has one, the client secret) for tokens and returns the ID token,
  * which the caller validates with verifyIdToken().
  *
- * The token request is oauth4webapi's (the engine under openid-client, same
- * author): openid-client's authorizationCodeGrant() would also validate the
- * ID token's `iss` against the discovered issuer, which fails for an Azure AD
- * `{tenantid}` template off login.microsoftonline.com. The state has already
- * been matched by the transaction lookup and `iss` by checkResponseIssuer().
+ * The callback check and the token request are oauth4webapi's. Its answer is
+ * read here, not by processAuthorizationCodeResponse(): that would validate
+ * the ID token's claims too (jose's job, verifyIdToken), against an issuer
+ * that cannot be an Azure AD `{tenantid}` template, and its errors do not say
+ * what the admin should fix. The state has already been matched by the
+ * transaction lookup and `iss` by checkResponseIssuer().
  */
 export async function exchangeCode(rp: RelyingParty, params: URLSearchParams, state: string, codeVerifier: string, timeoutMs: number): Promise<string> {
   const as: oauth.AuthorizationServer = {

@@ -1,3 +1,4 @@
+import * as oauth from 'oauth4webapi';
 import type { DiscoveryProblem } from './problems.ts';
 import { enteredIssuerMatchesTemplate, isTemplatedIssuer, TENANT_ID_PATTERN, urlProblem } from './issuer.ts';
 import type { UrlPolicy } from './issuer.ts';
@@ -7,12 +8,15 @@ import { IdpFetcher, IdpFetchError } from './idp-fetch.ts';
  * Discovery (OpenID Connect Discovery 1.0) with a report of everything that is
  * wrong, field by field, so an admin saving a connection can fix it in one go.
  *
- * Why not openid-client's `discovery()`: it stops at the first problem with a
- * protocol-level message, and its Azure AD `{tenantid}` issuer handling keys on
- * the host login.microsoftonline.com, so a templated issuer anywhere else (our
- * loopback tests, sovereign clouds, proxies) fails outright. The document is a
- * plain JSON GET; checking it ourselves costs little and the resulting
- * metadata feeds openid-client's `Configuration` for everything after.
+ * oauth4webapi requests and reads the document (through the IdpFetcher): the
+ * well-known URL, a 200 answer, a JSON object with an issuer. What stays here
+ * is trackgate's judgement of it, which no library makes: the issuer rule
+ * (a trailing slash aside, or the Azure AD `{tenantid}` template on any host,
+ * with its tenant allow-list: openid-client's `discovery()` knows templates
+ * only on login.microsoftonline.com), the URL policy of each endpoint, and
+ * whether the IdP offers the flow, response mode, PKCE, client
+ * authentication and public-key algorithms the connection needs, each named
+ * as the field to fix.
  */
 
 export type Flow = 'implicit' | 'code';
@@ -80,35 +84,86 @@ export function pinnedAlgorithms(metadata: Pick<ProviderMetadata, 'id_token_sign
 
 type Fetched = { ok: true; body: unknown } | { ok: false; code: string; reason: string };
 
-/**
- * GET a JSON document from the IdP through the IdpFetcher (bounded, typed,
- * timed, public addresses only). Problem codes: issuer_unreachable,
- * issuer_timeout, discovery_too_large, discovery_not_json, and jwks_* alike.
- */
-async function getJson(url: string, kind: 'discovery' | 'jwks', fetcher: IdpFetcher): Promise<Fetched> {
+/** An IdpFetchError as a problem: issuer_unreachable, issuer_timeout, discovery_too_large, discovery_not_json, and jwks_* alike. */
+function fetchProblem(err: IdpFetchError, kind: 'discovery' | 'jwks'): { ok: false; code: string; reason: string } {
   const prefix = kind === 'discovery' ? 'issuer' : 'jwks';
   const docPrefix = kind === 'discovery' ? 'discovery' : 'jwks';
-  let res: Response;
-  try {
-    res = await fetcher.fetch(kind, url, { headers: { accept: 'application/json' } });
-  } catch (err) {
-    if (!(err instanceof IdpFetchError)) throw err;
-    const code = err.problem === 'unreachable' || err.problem === 'timeout' ? `${prefix}_${err.problem}` : `${docPrefix}_${err.problem}`;
-    return { ok: false, code, reason: err.message };
-  }
+  const code = err.problem === 'unreachable' || err.problem === 'timeout' ? `${prefix}_${err.problem}` : `${docPrefix}_${err.problem}`;
+  return { ok: false, code, reason: err.message };
+}
+
+/** A non-200 answer in words: a redirect names where it leads, and the issuer's adds what the URL should be. */
+function statusProblem(res: Response, kind: 'discovery' | 'jwks', url: string): { ok: false; code: string; reason: string } {
+  const prefix = kind === 'discovery' ? 'issuer' : 'jwks';
   // Discovery's messages name the URL the admin can open; the JWKS's say what it is.
   const named = kind === 'discovery' ? url : `the IdP's signing keys (jwks_uri, ${url})`;
   if (res.status >= 300 && res.status < 400) {
     return { ok: false, code: `${prefix}_unreachable`, reason: `${named} answered with a redirect (HTTP ${res.status}) to ${res.headers.get('location') ?? '?'}; enter the issuer URL exactly as the IdP shows it` };
   }
-  if (res.status !== 200) {
-    const hint = kind === 'discovery' ? '; is this the issuer URL of an OpenID Connect provider?' : '';
-    return { ok: false, code: `${prefix}_unreachable`, reason: `${named} answered HTTP ${res.status}${hint}` };
+  const hint = kind === 'discovery' ? '; is this the issuer URL of an OpenID Connect provider?' : '';
+  return { ok: false, code: `${prefix}_unreachable`, reason: `${named} answered HTTP ${res.status}${hint}` };
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * The discovery document, requested and read by oauth4webapi. Its issuer is
+ * compared with the one entered by the caller: oauth4webapi's exact
+ * comparison refuses a trailing-slash difference and a template, so its
+ * mismatch error hands over the document it read (`cause.body`).
+ */
+async function fetchDiscovery(entered: string, url: string, allowHttp: boolean, fetcher: IdpFetcher): Promise<Fetched> {
+  const issuer = new URL(entered);
+  try {
+    const res = await oauth.discoveryRequest(issuer, {
+      [oauth.customFetch]: fetcher.fetchFor('discovery'),
+      // Deprecated only to stand out: true solely with TRACKGATE_ALLOW_HTTP_ISSUERS (development, loopback; see urlProblem).
+      // eslint-disable-next-line @typescript-eslint/no-deprecated
+      [oauth.allowInsecureRequests]: allowHttp,
+    });
+    return { ok: true, body: await oauth.processDiscoveryResponse(issuer, res) };
+  } catch (err) {
+    if (err instanceof IdpFetchError) return fetchProblem(err, 'discovery');
+    if (!(err instanceof oauth.OperationProcessingError)) {
+      // new URL(issuer) of a document whose issuer is no URL at all.
+      if (err instanceof TypeError) return { ok: false, code: 'issuer_mismatch', reason: `the discovery document's issuer is not a URL, so it cannot be the issuer entered ("${entered}")` };
+      throw err;
+    }
+    // The document oauth4webapi read, for the errors that carry it (issuer mismatch, invalid response).
+    const body = (err.cause as { body?: unknown } | undefined)?.body;
+    switch (err.code) {
+      case oauth.JSON_ATTRIBUTE_COMPARISON:
+        if (isObject(body)) return { ok: true, body };
+        return { ok: false, code: 'issuer_mismatch', reason: `the discovery document's issuer does not correspond to the issuer entered ("${entered}")` };
+      case oauth.RESPONSE_IS_NOT_CONFORM:
+        return statusProblem(err.cause as Response, 'discovery', url);
+      case oauth.INVALID_RESPONSE:
+        return { ok: false, code: 'discovery_invalid', reason: isObject(body) ? `${url} has no "issuer"` : `${url} is not a discovery document (not a JSON object)` };
+      default:
+        // PARSE_ERROR, RESPONSE_IS_NOT_JSON: the IdpFetcher already refused a 2xx that is not typed JSON.
+        return { ok: false, code: 'discovery_not_json', reason: `${url} did not answer with JSON` };
+    }
   }
+}
+
+/**
+ * The key set behind jwks_uri, read through the IdpFetcher for the save-time
+ * check only (does it hold signing keys, and if not, which status, size or
+ * type was wrong). Keys for verifying tokens are jose's (jwks.ts).
+ */
+async function fetchJwks(url: string, fetcher: IdpFetcher): Promise<Fetched> {
+  let res: Response;
+  try {
+    res = await fetcher.fetch('jwks', url, { headers: { accept: 'application/json' } });
+  } catch (err) {
+    if (!(err instanceof IdpFetchError)) throw err;
+    return fetchProblem(err, 'jwks');
+  }
+  if (res.status !== 200) return statusProblem(res, 'jwks', url);
   try {
     return { ok: true, body: await res.json() };
   } catch {
-    return { ok: false, code: `${docPrefix}_not_json`, reason: `${named} did not answer with JSON` };
+    return { ok: false, code: 'jwks_not_json', reason: `the IdP's signing keys (jwks_uri, ${url}) did not answer with JSON` };
   }
 }
 
@@ -146,16 +201,12 @@ async function discoverWith(input: DiscoveryInput, options: DiscoveryOptions, fe
   if (!input.clientId.trim()) add('client_id', 'client_id_missing', 'the client ID is empty');
 
   const url = discoveryUrl(entered);
-  const fetched = await getJson(url, 'discovery', fetcher);
+  const fetched = await fetchDiscovery(entered, url, options.allowHttpIssuers, fetcher);
   if (!fetched.ok) {
     add('issuer', fetched.code, fetched.reason);
     return { ok: false, problems };
   }
   const doc = fetched.body as Record<string, unknown>;
-  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) {
-    add('issuer', 'discovery_invalid', `${url} is not a discovery document (not a JSON object)`);
-    return { ok: false, problems };
-  }
 
   // issuer: must equal what was entered (a trailing slash aside), or be the
   // Azure AD multi-tenant template of it.
@@ -251,7 +302,7 @@ async function discoverWith(input: DiscoveryInput, options: DiscoveryOptions, fe
   }
 
   if (jwksUri && options.checkJwks !== false) {
-    const jwks = await getJson(jwksUri, 'jwks', fetcher);
+    const jwks = await fetchJwks(jwksUri, fetcher);
     if (!jwks.ok) add('issuer', jwks.code, jwks.reason);
     else {
       const keys = (jwks.body as { keys?: unknown })?.keys;

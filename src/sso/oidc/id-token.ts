@@ -33,12 +33,13 @@ const HMAC = /^HS\d+$/;
  * Azure AD template filled with an allowed tid), aud, azp, exp/iat with a
  * small clock tolerance, nonce and sub. Both flows use this one function: the
  * implicit flow because its token travels through the browser, the code flow
- * as defence in depth (openid-client does not check the signature of a token
- * from the token endpoint).
+ * as defence in depth (OIDC Core lets a client skip the signature of a token
+ * from the token endpoint; trackgate does not).
  *
- * Why not openid-client's implicitAuthentication(): its JWKS cache cannot be
- * given a rotation cooldown (see jwks.ts) and its issuer check cannot take an
- * Azure AD template off login.microsoftonline.com.
+ * Why not openid-client's implicitAuthentication() or oauth4webapi's ID-token
+ * checks: their JWKS cache cannot be given a rotation cooldown (see jwks.ts)
+ * and their issuer check cannot take an Azure AD template off
+ * login.microsoftonline.com.
  */
 export async function verifyIdToken(idToken: string, keys: JWTVerifyGetKey, expect: IdTokenExpectations): Promise<VerifiedIdToken> {
   if (typeof idToken !== 'string' || idToken.split('.').length !== 3) {
