@@ -20,7 +20,7 @@ import { Metrics } from './metrics/metrics.ts';
 import type { Sso } from './sso/index.ts';
 
 export { VERSION } from './version.ts';
-export { closeCore, createCore, createWiredSso } from './core.ts';
+export { closeCore, createCore } from './core.ts';
 export type { Core } from './core.ts';
 
 export interface Trackgate {

@@ -27,7 +27,6 @@ export interface Keyset<O> {
   keyOf: (row: O) => KeyValue[];
 }
 
-export const FIRST_PAGE: PageRequest = { limit: 100, after: null };
 
 /**
  * Runs a list query one page at a time, keyset-based: a row-value comparison

@@ -83,6 +83,3 @@ export function checkKeyShape(key: string): KeyShapeProblem | null {
   return null;
 }
 
-export function keyKindOf(key: string): KeyKind {
-  return key.startsWith(KEY_PREFIXES.service_account + '-') ? 'service_account' : 'user';
-}

@@ -239,7 +239,6 @@ export class ServiceAccountsService {
       via: 'api_key',
       orgId: org.id,
       orgSlug: org.slug,
-      orgPlan: org.plan,
       id: sa.id,
       username: sa.username,
       email: null,
@@ -249,7 +248,6 @@ export class ServiceAccountsService {
       // Write access to its team, and to nothing else.
       teams: [{ name: sa.team_name, role: 'member' }],
       keyId: row.id,
-      credentialExpiresAt: row.expires_at ? Date.parse(row.expires_at) : null,
     };
   };
 

@@ -249,6 +249,3 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
 
   return router;
 }
-
-/** The session's principal for the authenticator (narrow hook: src/auth/authenticator.ts useSessions). */
-export type SessionPrincipalLoader = (orgId: string, userId: string) => Promise<Principal | null>;

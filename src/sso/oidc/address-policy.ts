@@ -34,10 +34,6 @@ export function parseNetworks(cidrs: readonly string[]): Network[] {
   return cidrs.map((c) => ipaddr.parseCIDR(c.trim()));
 }
 
-export function isCidr(value: string): boolean {
-  return ipaddr.isValidCIDR(value.trim());
-}
-
 /**
  * Why trackgate may not connect to `address` (an IPv4 or IPv6 literal), or
  * null when it may: a public address, or one in the operator's `allowed` networks.
@@ -64,9 +60,4 @@ export function blockedAddressReason(address: string, allowed: readonly Network[
   }
   const range = ip.range();
   return range === 'unicast' ? null : `${range} address`;
-}
-
-/** Whether trackgate may connect to `address`. */
-export function isPublicAddress(address: string): boolean {
-  return blockedAddressReason(address) === null;
 }
