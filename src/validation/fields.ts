@@ -23,6 +23,6 @@ export const fields = {
     .pipe(z.email('must be an email address')),
   displayName: z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters'),
   label: z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters'),
-  role: z.enum(['admin', 'member', 'viewer'], { message: 'must be one of admin, member, viewer' }),
-  plan: z.enum(['standard', 'enterprise'], { message: 'must be standard or enterprise' }),
+  role: z.enum(['admin', 'member', 'viewer'], { error: 'must be one of admin, member, viewer' }),
+  plan: z.enum(['standard', 'enterprise'], { error: 'must be standard or enterprise' }),
 };
