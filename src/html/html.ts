@@ -14,8 +14,11 @@ export class Html {
   }
 }
 
+const ESCAPES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
 export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  // The pattern matches only ESCAPES' keys.
+  return s.replace(/[&<>"']/g, (c) => ESCAPES[c as keyof typeof ESCAPES]);
 }
 
 function render(v: unknown): string {
@@ -26,8 +29,9 @@ function render(v: unknown): string {
 }
 
 export function html(strings: TemplateStringsArray, ...values: unknown[]): Html {
-  let out = strings[0]!;
-  for (let i = 0; i < values.length; i++) out += render(values[i]) + strings[i + 1]!;
+  // A tagged template has one more string than values: strings[i + 1] is always there.
+  let out = strings[0] ?? '';
+  for (let i = 0; i < values.length; i++) out += render(values[i]) + (strings[i + 1] ?? '');
   return new Html(out);
 }
 

@@ -262,7 +262,7 @@ export class ServiceAccountsService {
     const teamName = sa?.team_name ?? principal.teams[0]?.name ?? '';
     const notMember = () => errors.forbidden(`user "${who}" is not a member of the team "${teamName}" of this service account, so the run cannot be attributed to them`, 'attribution_not_member');
     if (!sa) throw notMember();
-    const user = claim.username !== null ? await repos.users.findByUsername(principal.orgId, claim.username) : await repos.users.findByEmail(principal.orgId, claim.email!.toLowerCase());
+    const user = claim.username !== null ? await repos.users.findByUsername(principal.orgId, claim.username) : claim.email !== null ? await repos.users.findByEmail(principal.orgId, claim.email.toLowerCase()) : undefined;
     if (!user || user.status !== 'active' || !(await repos.teams.getMember(principal.orgId, sa.team_id, user.id))) throw notMember();
     if (claim.username !== null && claim.email !== null && claim.email.toLowerCase() !== user.email.toLowerCase()) {
       throw errors.forbidden(`X-WANDB-USER-EMAIL "${claim.email}" is not the email of user "${claim.username}"`, 'attribution_mismatch');
