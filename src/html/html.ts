@@ -25,6 +25,7 @@ function render(v: unknown): string {
   if (v instanceof Html) return v.value;
   if (Array.isArray(v)) return v.map(render).join('');
   if (v === null || v === undefined || v === false) return '';
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- templates interpolate strings, numbers and booleans
   return escapeHtml(String(v));
 }
 

@@ -52,7 +52,7 @@ export function blockedAddressReason(address: string, allowed: readonly Network[
     const v6 = ip as ipaddr.IPv6;
     if (v6.match(NAT64_WELL_KNOWN)) {
       const b = v6.toByteArray();
-      const embedded = new ipaddr.IPv4(b.slice(12) as [number, number, number, number]);
+      const embedded = new ipaddr.IPv4(b.slice(12));
       const inner = blockedAddressReason(embedded.toString());
       return inner ? `NAT64 of ${embedded.toString()}: ${inner}` : null;
     }
