@@ -210,7 +210,7 @@ export class ManagementWorker {
       this.pending.delete(m.id);
       p.res.end();
     } else {
-      this.logger.warn({ err: { message: m.message }, requestId: p.requestId }, 'gateway: management worker request failed');
+      this.logger.warn({ err: { message: m.message }, request_id: p.requestId }, 'gateway: management worker request failed');
       this.fail(m.id, m.reason === 'timeout' ? timedOut() : m.reason === 'busy' ? managementBusy() : failed());
     }
   }
