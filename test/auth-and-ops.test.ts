@@ -86,10 +86,17 @@ for (const dialect of dialects()) {
       const head = await fetch(app.url + '/healthz', { method: 'HEAD' });
       assert.equal(head.status, 200);
       assert.equal(await head.text(), '');
-      const post = await fetch(app.url + '/readyz', { method: 'POST' });
+      // A trusted proxy's request id (loopback is one by default) is kept on a lean path's 405 too, as on JWKS's.
+      const post = await fetch(app.url + '/readyz', { method: 'POST', headers: { 'x-request-id': 'probe-405-1' } });
       assert.equal(post.status, 405);
       assert.equal(post.headers.get('allow'), 'GET, HEAD');
-      assert.equal(((await post.json()) as any).error.code, 'method_not_allowed');
+      assert.equal(post.headers.get('x-request-id'), 'probe-405-1');
+      assert.deepEqual(((await post.json()) as any).error, { code: 'method_not_allowed', message: 'POST is not allowed here: use GET', request_id: 'probe-405-1' });
+      const jwksPost = await fetch(app.url + '/.well-known/jwks.json', { method: 'DELETE', headers: { 'x-request-id': 'probe-405-2' } });
+      assert.equal(jwksPost.status, 405);
+      assert.equal(jwksPost.headers.get('allow'), 'GET, HEAD');
+      assert.equal(jwksPost.headers.get('cache-control'), 'no-store');
+      assert.equal(((await jwksPost.json()) as any).error.request_id, 'probe-405-2');
       const ready = await fetch(app.url + '/readyz');
       assert.equal(ready.status, 200);
       assert.equal(((await ready.json()) as any).checks.database, 'ok');

@@ -36,7 +36,11 @@ for (const dialect of dialects()) {
     });
 
     test('wrong types, missing and unknown fields, over-long strings, bad roles', async () => {
-      await expect4xx('POST', `/gateway/v1/orgs/${org}/teams`, { body: { name: 42 } }, 400, /name/);
+      // Every validation error lists its problems field by field, in the one documented field (error.problems).
+      const typed = await expect4xx('POST', `/gateway/v1/orgs/${org}/teams`, { body: { name: 42 } }, 400, /name/);
+      assert.equal(typed.body.error.code, 'validation_failed');
+      assert.deepEqual(typed.body.error.problems.map((p: { field: string; code: string }) => [p.field, p.code]), [['name', 'invalid_type']]);
+      assert.equal(typeof typed.body.error.problems[0].message, 'string');
       await expect4xx('POST', `/gateway/v1/orgs/${org}/teams`, { body: {} }, 400, /name/);
       await expect4xx('POST', `/gateway/v1/orgs/${org}/teams`, { body: { name: 'ok-team', admin: true } }, 400, /unknown field "admin"/);
       await expect4xx('POST', `/gateway/v1/orgs/${org}/teams`, { body: { name: 'x'.repeat(65) } }, 400, /at most 64/);

@@ -73,7 +73,7 @@ describe('error catalogue', () => {
 
   test('every sign-in problem code has a meaning and is raised somewhere in src/', () => {
     const text = FILES.filter((f) => f.path !== 'errors/login-problems.ts').map((f) => f.text).join('\n');
-    for (const [code, meaning] of Object.entries(LOGIN_PROBLEMS)) {
+    for (const [code, { meaning }] of Object.entries(LOGIN_PROBLEMS)) {
       assert.ok(meaning.length > 10, `${code}: no meaning`);
       // jwks_<problem> and token_endpoint_<problem> are built from IdpFetchError's problem.
       const built = /^(jwks|token_endpoint)_/.exec(code);

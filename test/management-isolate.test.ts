@@ -81,6 +81,15 @@ for (const dialect of dialects()) {
       const r = await app.request('GET', '/gateway/v1/me', { key: adminKey, headers: { 'X-Request-Id': 'abc-123-management' } });
       assert.equal(r.status, 200);
       assert.equal(r.headers.get('x-request-id'), 'abc-123-management');
+      // Loopback is a trusted proxy by default: its id is the one of the error body and of the audit event too.
+      const missing = await app.request('GET', `/gateway/v1/orgs/${org}/users/nobody-${dialect}`, { key: adminKey, headers: { 'X-Request-Id': 'abc-124-management' } });
+      assert.equal(missing.status, 404);
+      assert.equal(missing.headers.get('x-request-id'), 'abc-124-management');
+      assert.equal(missing.body.error.request_id, 'abc-124-management');
+      const created = await app.request('POST', '/gateway/v1/me/keys', { key: adminKey, body: { name: `rid-${dialect}` }, headers: { 'X-Request-Id': 'abc-125-management' } });
+      assert.equal(created.status, 201);
+      const events = (await app.request('GET', `/gateway/v1/orgs/${org}/audit?limit=50`, { key: adminKey })).body.events as Array<{ action: string; request_id: string | null; target: { id: string } }>;
+      assert.equal(events.find((e) => e.action === 'key.create' && e.target.id === created.body.id)?.request_id, 'abc-125-management');
       // An unusable id is replaced once, by the main thread, and the worker answers with that one.
       const bad = await app.request('GET', '/gateway/v1/me', { key: adminKey, headers: { 'X-Request-Id': 'not a valid id!' } });
       assert.equal(bad.status, 200);

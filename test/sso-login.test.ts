@@ -207,13 +207,19 @@ for (const [runIndex, { dialect, tag, redis }] of runs.entries()) {
         'script-src': ["'self'"],
         'style-src': ["'self'"],
         'img-src': ["'self'", 'data:'],
+        'connect-src': ["'self'"],
         'form-action': ["'self'", 'https:', 'http:'],
         'frame-ancestors': ["'none'"],
         'base-uri': ["'none'"],
+        'object-src': ["'none'"],
       });
       const unknown = await new Browser(app.url).get('/login?email=someone@unknown-domain.example');
       assert.equal(unknown.status, 404);
       assert.match(unknown.text, /no organization signs in with unknown-domain\.example addresses/);
+      // Not an email at all is the form's input, not something missing: 400 (the kind of email_invalid).
+      const notEmail = await new Browser(app.url).get('/login?email=not-an-email');
+      assert.equal(notEmail.status, 400);
+      assert.match(notEmail.text, /enter your work email address/);
       const js = await new Browser(app.url).get('/static/sso/fragment.js');
       assert.equal(js.status, 200);
       assert.match(js.headers.get('content-type') ?? '', /javascript/);

@@ -1,9 +1,21 @@
 import { ERROR_CATALOGUE, SERVER_KINDS } from './catalogue.ts';
 import type { ErrorCode, ErrorKind } from './catalogue.ts';
 
+/**
+ * One thing wrong with a request or a setting, field by field: API clients get the list as
+ * `error.problems` (src/http/errors.ts), a page's form shows each beside its field. `field` is the
+ * dotted path of the field (empty for the request as a whole); `code` is the rule it breaks (zod's
+ * issue code for a malformed field, a finding of discovery or references for an SSO connection).
+ */
+export interface FieldProblem {
+  field: string;
+  code: string;
+  message: string;
+}
+
 export interface AppErrorOptions {
-  /** Structured detail a client may act on (validation problems); shown by renderers that support it. */
-  details?: unknown;
+  /** What is wrong, field by field (validation, an SSO connection's configuration): answered as `error.problems`. */
+  problems?: readonly FieldProblem[];
   /** Overrides the code's kind from the catalogue, for the few codes refused in two situations. */
   kind?: ErrorKind;
   /** When the caller may try again (rate limits, a restarting worker). */
@@ -23,7 +35,7 @@ export interface AppErrorOptions {
 export class AppError extends Error {
   readonly code: ErrorCode;
   readonly kind: ErrorKind;
-  readonly details: unknown;
+  readonly problems: readonly FieldProblem[] | undefined;
   readonly retryAfterSeconds: number | undefined;
   readonly challenge: boolean;
 
@@ -38,7 +50,7 @@ export class AppError extends Error {
     this.name = 'AppError';
     this.code = code;
     this.kind = kind;
-    this.details = options?.details;
+    this.problems = options?.problems;
     this.retryAfterSeconds = options?.retryAfterSeconds;
     this.challenge = options?.challenge === true;
   }
@@ -55,8 +67,8 @@ const CONFLICT = { kind: 'conflict' } as const;
 
 /** The common errors. Each passes its kind, so a specific code keeps the kind of the factory it goes through. */
 export const errors = {
-  badRequest: (message: string, details?: unknown) => new AppError('bad_request', message, { details }),
-  validation: (message: string, details?: unknown) => new AppError('validation_failed', message, { details }),
+  badRequest: (message: string) => new AppError('bad_request', message),
+  validation: (message: string, problems?: readonly FieldProblem[]) => new AppError('validation_failed', message, { problems }),
   /** A request path no handler may act on: bad percent-encoding, or a dot segment on the way to the upstream. */
   malformedPath: (message: string) => new AppError('malformed_path', message),
   unauthenticated: (message = 'authentication required: send an API key as HTTP Basic (user "api") or Bearer', code: ErrorCode = 'unauthenticated') =>

@@ -1,7 +1,7 @@
 // The one list of the errors trackgate answers with. Each code is declared here once, with what it
 // means and the kind of failure it is; code elsewhere names codes only from this list (ErrorCode is a
 // union of its keys, so a code that is not here does not compile). Nothing here knows about HTTP: the
-// edge (src/http/error-status.ts) maps each kind to a status, so the CLI, the API, the lean handlers
+// edge (src/http/errors.ts) maps each kind to a status, so the CLI, the API, the lean handlers
 // and the pages all describe one failure the same way.
 
 /**
@@ -66,15 +66,21 @@ interface Entry {
  * `forbidden` when a login link is used. Those places pass the kind explicitly.
  *
  * Why an SSO sign-in did not complete is another vocabulary, LOGIN_PROBLEMS (./login-problems.ts): those
- * codes describe an IdP's answer for an admin and are shown on the sign-in page, never as API answers. RFC 6749 / OpenID errors (`invalid_request`, `invalid_grant`, ...) will
- * belong to trackgate's own /oidc endpoints when they exist: they have their own fixed vocabulary and
+ * codes describe an IdP's answer for an admin and are shown on the sign-in page, never as API answers.
+ * `email_unavailable` and `user_deactivated` are in both on purpose: the same fact met by the API (a
+ * management request, answered with this catalogue's kind) and by a sign-in (a refusal on the sign-in
+ * page, with the admin-facing wording and kind of LOGIN_PROBLEMS: a sign-in refusal is `forbidden`, not a
+ * management `conflict`). Each list is the complete vocabulary of its own class (AppError, OidcLoginError),
+ * so the two codes are spelt alike on purpose, for whoever searches the log for one fact.
+ *
+ * RFC 6749 / OpenID errors (`invalid_request`, `invalid_grant`, ...) will belong to trackgate's own /oidc endpoints when they exist: they have their own fixed vocabulary and
  * wire format (`{error, error_description}`), so they get their own section below and their own renderer
  * at the edge, not these codes.
  */
 export const ERROR_CATALOGUE = {
   // --- Malformed requests
   bad_request: { kind: 'invalid', meaning: 'The request is malformed in a way no more specific code names (bad JSON, a body that does not match its Content-Length, a NUL character).' },
-  validation_failed: { kind: 'invalid', meaning: 'A field of the path, query or body breaks its declared rules; `details` lists each problem.' },
+  validation_failed: { kind: 'invalid', meaning: 'A field of the path, query or body breaks its declared rules; `problems` lists each, field by field.' },
   malformed_path: { kind: 'invalid', meaning: 'The path has percent-encoding that is not UTF-8, or a dot segment on its way to the upstream.' },
   malformed_body: { kind: 'invalid', meaning: 'The request body does not decompress as its Content-Encoding says.' },
   request_aborted: { kind: 'invalid', meaning: 'The client gave up before its request body was complete.' },
@@ -136,7 +142,7 @@ export const ERROR_CATALOGUE = {
   key_already_rotated: { kind: 'conflict', meaning: 'The API key was already replaced once; rotate its replacement instead.' },
   sso_not_configured: { kind: 'conflict', meaning: 'SSO cannot be required: the organization has no enabled SSO connection.' },
   sso_required_by_policy: { kind: 'conflict', meaning: "The last enabled SSO connection cannot be disabled or deleted while the organization requires SSO." },
-  sso_configuration_invalid: { kind: 'unprocessable', meaning: 'An SSO connection was not saved: `details.problems` lists what is wrong with it.' },
+  sso_configuration_invalid: { kind: 'unprocessable', meaning: 'An SSO connection was not saved: `problems` lists what is wrong with it, field by field.' },
 
   // --- Trackgate's own failures
   internal_error: { kind: 'internal', meaning: 'A bug or unexpected failure; the answer shows nothing of its cause, the log has it under the request id.' },

@@ -64,7 +64,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   const verify = createVerifyHandler({ identity, trustedProxies, publicUrl: config.publicUrl, logger });
   const lean = new Map<string, RequestHandler>([
     ['/auth/verify', verify],
-    ['/.well-known/jwks.json', createJwksHandler(signingKeys)],
+    ['/.well-known/jwks.json', createJwksHandler(signingKeys, trustedProxies)],
   ]);
   const proxy = config.upstreamUrl
     ? createProxy({ upstreamUrl: config.upstreamUrl, timeoutMs: config.upstreamTimeoutMs, connections: config.upstreamConnections, identity, trustedProxies, publicUrl: config.publicUrl, logger })

@@ -1,6 +1,7 @@
 import type { RequestHandler } from '../http/server.ts';
 import { onlyGetOrHead, sendJson } from '../http/raw-response.ts';
 import type { Logger } from '../log/logger.ts';
+import type { TrustedProxies } from '../http/client-ip.ts';
 
 /** A dependency /readyz checks: it throws when the dependency cannot be reached. */
 export interface ReadinessCheck {
@@ -15,13 +16,13 @@ export interface ReadinessCheck {
  * request and response objects make V8's inline caches there megamorphic;
  * BENCHMARKS.md), so the probes stay off Express.
  */
-export function createHealthHandlers(deps: { logger: Logger; readinessChecks: ReadinessCheck[] }): Map<string, RequestHandler> {
+export function createHealthHandlers(deps: { logger: Logger; readinessChecks: ReadinessCheck[]; trustedProxies: TrustedProxies }): Map<string, RequestHandler> {
   const healthz: RequestHandler = (req, res) => {
-    if (!onlyGetOrHead(req, res)) return;
+    if (!onlyGetOrHead(req, res, deps.trustedProxies)) return;
     sendJson(req, res, 200, HEALTHY);
   };
   const readyz: RequestHandler = (req, res) => {
-    if (!onlyGetOrHead(req, res)) return;
+    if (!onlyGetOrHead(req, res, deps.trustedProxies)) return;
     void (async () => {
       const checks: Record<string, string> = {};
       let ok = true;

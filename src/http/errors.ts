@@ -32,8 +32,8 @@ const KIND_STATUS: Readonly<Record<ErrorKind, number>> = {
 /** The kind of a library's 4xx (the reverse of KIND_STATUS); a status not listed is answered 400. */
 const STATUS_KIND: ReadonlyMap<number, ErrorKind> = new Map(Object.entries(KIND_STATUS).filter(([, s]) => s < 500).map(([k, s]) => [s, k as ErrorKind]));
 
-/** The HTTP status an error is answered with. */
-export function httpStatusOf(err: AppError): number {
+/** The HTTP status an error is answered with: an AppError's, or a sign-in problem's (LOGIN_PROBLEMS), by its kind. */
+export function httpStatusOf(err: { readonly kind: ErrorKind }): number {
   return KIND_STATUS[err.kind];
 }
 
@@ -48,9 +48,14 @@ export function httpHeadersOf(err: AppError): Record<string, string> | undefined
 }
 const CHALLENGE: Readonly<Record<string, string>> = { 'WWW-Authenticate': WWW_AUTHENTICATE };
 
-/** The body of every JSON error answer (the API's and the lean handlers'). */
+/**
+ * The body of every JSON error answer (the API's and the lean handlers'): `{"error":{"code","message",
+ * "request_id"}}`, plus `problems` (field, code, message) when the error lists what is wrong field by
+ * field (every validation_failed, sso_configuration_invalid). Documented once: OpenAPI's Error schema.
+ */
 export function errorJson(err: AppError, requestId: string): string {
-  return JSON.stringify({ error: { code: err.code, message: err.message, request_id: requestId } });
+  const problems = err.problems;
+  return JSON.stringify({ error: problems === undefined ? { code: err.code, message: err.message, request_id: requestId } : { code: err.code, message: err.message, request_id: requestId, problems } });
 }
 
 // RFC 6749 / OpenID Connect errors of trackgate's own /oidc endpoints (none yet) will be rendered here,

@@ -3,18 +3,19 @@ import type { ErrorRequestHandler, Express, NextFunction, Request, RequestHandle
 import helmet from 'helmet';
 import type { Authenticator } from '../auth/authenticator.ts';
 import type { Logger } from '../log/logger.ts';
+import { loggablePath } from '../log/loggable-path.ts';
 import type { TrustedProxies } from './client-ip.ts';
 import { AppError, errors } from '../errors/app-error.ts';
-import type { ErrorCode } from '../errors/catalogue.ts';
+import type { ErrorCode, ErrorKind } from '../errors/catalogue.ts';
+import type { LoginProblemCode } from '../errors/login-problems.ts';
 import { SAFE_METHODS } from './csrf.ts';
 import type { CsrfVerifier } from './csrf.ts';
 import { clientErrorOf, httpHeadersOf, httpStatusOf } from './errors.ts';
 import { requestIdOf, writeErrorJson } from './raw-response.ts';
+import { contentSecurityPolicy } from './csp.ts';
 
-/** A path as it may be logged: a one-time login link's token is a credential (src/web). */
-export function loggablePath(path: string): string {
-  return path.startsWith('/login/link/') ? '/login/link/[redacted]' : path;
-}
+const CSP = contentSecurityPolicy();
+
 /** Authentication for the management API: API key, access token, or session cookie (+ CSRF for writes). */
 export function createRequireAuth(authenticator: Authenticator, csrf: () => CsrfVerifier | null) {
   return (req: Request, res: Response, next: NextFunction): void => {
@@ -36,11 +37,27 @@ export function createRequireAuth(authenticator: Authenticator, csrf: () => Csrf
 /** What an error page shows: a page template (src/web, src/sso) turns it into HTML in its surface's look. */
 export interface ErrorView {
   status: number;
-  code: ErrorCode;
+  code: ErrorCode | LoginProblemCode;
   message: string;
   requestId: string;
 }
 export type ErrorPageTemplate = (view: ErrorView, res: Response) => string;
+
+/** An error a page can show: an AppError, or why a sign-in did not complete (OidcLoginError, LOGIN_PROBLEMS). */
+export type PageError = AppError | { readonly kind: ErrorKind; readonly code: LoginProblemCode; readonly message: string };
+
+/**
+ * Sends an error as a page: the status and headers of src/http/errors.ts (as the JSON answer would
+ * have), the body from `template`. The one way a page answers an error: createErrorHandler for what a
+ * route throws, and the sign-in routes for what they show in place (a sign-in problem, the login form
+ * with its error).
+ */
+export function sendErrorPage(res: Response, err: PageError, template: ErrorPageTemplate): void {
+  const status = httpStatusOf(err);
+  const headers = err instanceof AppError ? httpHeadersOf(err) : undefined;
+  if (headers) res.set(headers);
+  res.status(status).type('html').send(template({ status, code: err.code, message: err.message, requestId: (res.locals.requestId as string | undefined) ?? 'unknown' }, res));
+}
 
 /**
  * Marks the routes after it as pages: their errors are rendered by createErrorHandler as HTML with
@@ -70,10 +87,7 @@ export function createErrorHandler(logger: Logger): ErrorRequestHandler {
     if (res.headersSent) return;
     const page = res.locals.errorPage as ErrorPageTemplate | undefined;
     if (page === undefined) return writeErrorJson(req, res, appErr, rid, undefined, false);
-    const status = httpStatusOf(appErr);
-    const headers = httpHeadersOf(appErr);
-    if (headers) res.set(headers);
-    res.status(status).type('html').send(page({ status, code: appErr.code, message: appErr.message, requestId: rid }, res));
+    sendErrorPage(res, appErr, page);
   };
 }
 
@@ -110,26 +124,15 @@ export function createExpressApp(options: ExpressAppOptions): Express {
 
   app.use(
     helmet({
-      contentSecurityPolicy: {
-        useDefaults: false,
-        directives: {
-          defaultSrc: ["'none'"],
-          scriptSrc: ["'self'"],
-          styleSrc: ["'self'"],
-          imgSrc: ["'self'", 'data:'],
-          connectSrc: ["'self'"],
-          formAction: ["'self'"],
-          frameAncestors: ["'none'"],
-          baseUri: ["'none'"],
-          objectSrc: ["'none'"],
-        },
-      },
+      // The policy is src/http/csp.ts's, set below (the login pages widen only its form-action).
+      contentSecurityPolicy: false,
       crossOriginEmbedderPolicy: false,
       strictTransportSecurity: { maxAge: 31_536_000, includeSubDomains: true },
       referrerPolicy: { policy: 'no-referrer' },
     }),
   );
   app.use((_req, res, next) => {
+    res.setHeader('Content-Security-Policy', CSP);
     res.setHeader('Cache-Control', 'no-store');
     next();
   });

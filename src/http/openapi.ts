@@ -8,7 +8,20 @@ const errorSchema = {
     error: {
       type: 'object',
       required: ['code', 'message', 'request_id'],
-      properties: { code: { type: 'string' }, message: { type: 'string' }, request_id: { type: 'string' } },
+      properties: {
+        code: { type: 'string' },
+        message: { type: 'string' },
+        request_id: { type: 'string' },
+        problems: {
+          type: 'array',
+          description: 'what is wrong, field by field: with validation_failed and sso_configuration_invalid',
+          items: {
+            type: 'object',
+            required: ['field', 'code', 'message'],
+            properties: { field: { type: 'string', description: 'dotted path of the field; empty for the request as a whole' }, code: { type: 'string' }, message: { type: 'string' } },
+          },
+        },
+      },
     },
   },
 };
@@ -97,7 +110,8 @@ export function buildOpenApi(basePath: string, specs: RouteSpec[], info: { versi
     }
     const responses: Record<string, unknown> = {};
     for (const [status, r] of Object.entries(s.responses)) {
-      responses[status] = r.schema ? { description: r.description, content: { 'application/json': { schema: jsonSchema(r.schema, 'output') } } } : { description: r.description };
+      // An error a route declares without a schema is answered with the one error body (errorJson).
+      responses[status] = r.schema ? { description: r.description, content: { 'application/json': { schema: jsonSchema(r.schema, 'output') } } } : Number(status) >= 400 ? errorResponse(r.description) : { description: r.description };
     }
     if (s.body) responses['400'] ??= { description: 'invalid request', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
     if (s.auth === 'required') responses['401'] ??= { description: 'missing or invalid credentials', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };

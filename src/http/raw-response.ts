@@ -97,10 +97,13 @@ export function hasRequestBody(req: IncomingMessage): boolean {
 
 const ALLOW_GET = { Allow: 'GET, HEAD' };
 
-/** GET and HEAD only; anything else is answered 405 here. */
-export function onlyGetOrHead(req: IncomingMessage, res: ServerResponse): boolean {
+/**
+ * GET and HEAD only; anything else is answered 405 here, under the request id of the one rule
+ * (requestIdOf: a trusted proxy's is kept). The id is looked up only on the 405: a GET allocates nothing.
+ */
+export function onlyGetOrHead(req: IncomingMessage, res: ServerResponse, trustedProxies: TrustedProxies | undefined): boolean {
   if (req.method === 'GET' || req.method === 'HEAD') return true;
-  sendError(req, res, new AppError('method_not_allowed', `${req.method} is not allowed here: use GET`), newRequestId(), ALLOW_GET);
+  sendError(req, res, new AppError('method_not_allowed', `${req.method} is not allowed here: use GET`), requestIdOf(req, trustedProxies), ALLOW_GET);
   return false;
 }
 

@@ -19,7 +19,7 @@ function describe(issues: z.core.$ZodIssue[]): string {
 export function parse<S extends z.ZodType>(schema: S, input: unknown, where = 'request body'): z.output<S> {
   const result = schema.safeParse(input);
   if (!result.success) {
-    throw errors.validation(`invalid ${where}: ${describe(result.error.issues)}`, result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message, code: i.code })));
+    throw errors.validation(`invalid ${where}: ${describe(result.error.issues)}`, result.error.issues.map((i) => ({ field: i.path.join('.'), code: i.code, message: i.message })));
   }
   return result.data;
 }

@@ -8,6 +8,7 @@ import { setForwardedPeer } from '../http/client-ip.ts';
 import { forwardedResponseHeaders } from '../http/forward-exchange.ts';
 import { createHttpServer } from '../http/server.ts';
 import { createLogger } from '../log/logger.ts';
+import { loggablePath } from '../log/loggable-path.ts';
 import { Metrics } from '../metrics/metrics.ts';
 import { createManagementApp } from './management-app.ts';
 import { removeStaleSocketFolders } from './socket-folder.ts';
@@ -137,7 +138,7 @@ function dispatch(m: Extract<ToWorker, { type: 'request' }>, ex: Exchange): void
     onError(err: Error): void {
       if (!ex.done && !answered && refusedConnection(err)) {
         if (ex.refused < BUSY_RETRIES) {
-          if (ex.refused === 0) logger.debug({ code: 'EAGAIN', path: m.path }, 'management worker: its own socket refused a connection (backlog full); retrying');
+          if (ex.refused === 0) logger.debug({ code: 'EAGAIN', path: loggablePath(m.path) }, 'management worker: its own socket refused a connection (backlog full); retrying');
           ex.retry = setTimeout(() => {
             ex.retry = null;
             if (!ex.done) dispatch(m, ex);

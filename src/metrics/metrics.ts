@@ -87,7 +87,7 @@ export class Metrics {
     return (req, res) => {
       const relayed = req.headers['x-forwarded-for'] !== undefined || req.headers.forwarded !== undefined || req.headers['x-real-ip'] !== undefined;
       if (relayed || !allow.has(req.socket.remoteAddress)) return sendError(req, res, errors.notFound('GET /metrics'), requestIdOf(req, trusted));
-      if (!onlyGetOrHead(req, res)) return;
+      if (!onlyGetOrHead(req, res, trusted)) return;
       Promise.all([this.registry.metrics(), more?.() ?? '']).then(([own, other]) => (other ? `${own}\n${other}` : own)).then(
         (text) => sendJson(req, res, 200, text, this.registry.contentType),
         (err: unknown) => sendError(req, res, err, requestIdOf(req, trusted)),

@@ -3,18 +3,19 @@ import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
 import express from 'express';
 import type { Request, Response, Router } from 'express';
 import type { SessionData } from 'express-session';
-import type { ErrorCode } from '../errors/catalogue.ts';
-import { errorPages } from '../http/express-app.ts';
+import { AppError, errors } from '../errors/app-error.ts';
+import { errorPages, sendErrorPage } from '../http/express-app.ts';
 import type { Logger } from '../log/logger.ts';
 import type { LoginStartLimiter } from './login-guard.ts';
 import { OidcLoginError } from './oidc/problems.ts';
 import { continuePage, errorPage, fragmentPage, loginPage } from './pages.ts';
 import { sendHtml } from '../html/html.ts';
 import { SESSION_COOKIE, SessionManager } from './session-store.ts';
-import { LoginRefused, SsoLoginService } from './sso-login.service.ts';
+import { SsoLoginService } from './sso-login.service.ts';
 import type { Connection } from './sso.service.ts';
 import { loginPath, safeReturnTo } from '../http/return-to.ts';
 import { CSRF_FIELD, isSameOrigin } from '../http/csrf.ts';
+import { contentSecurityPolicy } from '../http/csp.ts';
 import { prefersJson } from '../http/browser.ts';
 import { FORM_TOKEN_FIELD, LoginFormToken } from '../http/login-form-token.ts';
 
@@ -42,20 +43,6 @@ export interface LoginRoutesOptions {
     orgSlug(orgId: string): Promise<string | null>;
     user(orgId: string, userId: string): Promise<{ username: string; org: string } | null>;
   };
-}
-
-function loginPageCsp(allowHttp: boolean): string {
-  // The email form submits to /login, which redirects to the IdP: browsers apply
-  // form-action to that redirect, so the IdPs' origins must be allowed here.
-  return [
-    "default-src 'none'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src 'self' data:",
-    `form-action 'self' https:${allowHttp ? ' http:' : ''}`,
-    "frame-ancestors 'none'",
-    "base-uri 'none'",
-  ].join('; ');
 }
 
 function bodyParams(req: Request): URLSearchParams {
@@ -94,6 +81,9 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
     );
   };
 
+  // The email form submits to /login, which redirects to the IdP: browsers apply form-action to that
+  // redirect, so the IdPs' origins must be allowed on these pages.
+  const csp = contentSecurityPolicy(["'self'", 'https:', ...(o.allowHttpIssuers ? ['http:'] : [])]);
   const formToken = new LoginFormToken({ secure: o.secure, maxAgeSeconds: o.transactionTtlSeconds });
 
   /** The connection a login form or link names, or the login page saying why there is none. */
@@ -103,7 +93,8 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
     } catch (err) {
       if (!(err instanceof OidcLoginError)) throw err;
       o.logger.info({ request_id: res.locals.requestId, code: err.code, details: err.details }, 'sso: login could not start');
-      sendHtml(res, err instanceof LoginRefused ? 404 : 400, loginPage({ returnTo, email: input.email, error: err.message, formToken: token() }));
+      // The login form again, with the problem: its status is the code's kind's (src/http/errors.ts).
+      sendErrorPage(res, err, (view) => loginPage({ returnTo, email: input.email, error: view.message, formToken: token() }));
       return null;
     }
   };
@@ -113,12 +104,8 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
     const wait = await o.startLimiter.take(res.locals.clientIp as string);
     if (wait !== null) {
       o.logger.warn({ request_id: res.locals.requestId, retry_after: wait }, 'sso: too many login starts from one address');
-      res.setHeader('Retry-After', String(wait));
-      return sendHtml(
-        res,
-        429,
-        errorPage({ title: 'Too many sign-in attempts', message: `Too many sign-ins were started from your network address. Wait ${wait} seconds, then sign in again.`, code: 'too_many_login_attempts' satisfies ErrorCode, requestId: res.locals.requestId as string }),
-      );
+      const tooMany = new AppError('too_many_login_attempts', `Too many sign-ins were started from your network address. Wait ${wait} seconds, then sign in again.`, { retryAfterSeconds: wait });
+      return sendErrorPage(res, tooMany, (view) => errorPage({ title: 'Too many sign-in attempts', message: view.message, code: view.code, requestId: view.requestId }));
     }
     try {
       const binding = bindingOf(req) ?? SsoLoginService.newBinding();
@@ -128,13 +115,13 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
     } catch (err) {
       if (!(err instanceof OidcLoginError)) throw err;
       o.logger.info({ request_id: res.locals.requestId, code: err.code, details: err.details }, 'sso: login could not start');
-      return sendHtml(res, 400, loginPage({ returnTo, email, error: err.message, formToken: formToken.issue(req, res) }));
+      return sendErrorPage(res, err, (view) => loginPage({ returnTo, email, error: view.message, formToken: formToken.issue(req, res) }));
     }
   };
 
   router.get('/login', htmlErrors, sessionMw, async (req, res, next) => {
     try {
-      res.setHeader('Content-Security-Policy', loginPageCsp(o.allowHttpIssuers));
+      res.setHeader('Content-Security-Policy', csp);
       // The pages carry the browser's form token.
       res.setHeader('Cache-Control', 'no-store');
       const q = req.query as Record<string, unknown>;
@@ -172,16 +159,13 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
   // The login forms (the email form, the Continue page): posted from trackgate's pages with the browser's form token.
   router.post('/login', htmlErrors, sessionMw, async (req, res, next) => {
     try {
-      res.setHeader('Content-Security-Policy', loginPageCsp(o.allowHttpIssuers));
+      res.setHeader('Content-Security-Policy', csp);
       res.setHeader('Cache-Control', 'no-store');
       const body = bodyParams(req);
       const returnTo = safeReturnTo(body.get('return_to') ?? undefined);
       if (!formToken.verify(req, body.get(FORM_TOKEN_FIELD))) {
-        return sendHtml(
-          res,
-          403,
-          errorPage({ title: 'Sign-in not started', message: 'this sign-in form did not come from a trackgate page open in this browser; nothing was started. Sign in from the sign-in page.', code: 'csrf_failed' satisfies ErrorCode, requestId: res.locals.requestId as string, retry: loginPath(returnTo) }),
-        );
+        const refused = errors.forbidden('this sign-in form did not come from a trackgate page open in this browser; nothing was started. Sign in from the sign-in page.', 'csrf_failed');
+        return sendErrorPage(res, refused, (view) => errorPage({ title: 'Sign-in not started', message: view.message, code: view.code, requestId: view.requestId, retry: loginPath(returnTo) }));
       }
       const email = body.get('email') ?? undefined;
       const org = email === undefined ? (body.get('org') ?? undefined) : undefined;
@@ -205,7 +189,7 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
     } catch (err) {
       if (!(err instanceof OidcLoginError)) throw err;
       o.logger.warn({ request_id: ctx.requestId, code: err.code, details: err.details, cause: err.cause instanceof Error ? err.cause.message : undefined }, `sso: login failed: ${err.message}`);
-      sendHtml(res, err instanceof LoginRefused ? 403 : 400, errorPage({ title: 'Sign-in failed', message: err.message, code: err.code, requestId: ctx.requestId }));
+      sendErrorPage(res, err, (view) => errorPage({ title: 'Sign-in failed', message: view.message, code: view.code, requestId: view.requestId }));
     }
   };
 
@@ -235,7 +219,8 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
       if (s.userId && (await o.sessions.read(req))) {
         const token = (req.body as Record<string, unknown> | undefined)?.[CSRF_FIELD];
         if (!o.sessions.verifyCsrf(req, token)) {
-          return sendHtml(res, 403, errorPage({ title: 'Sign-out refused', message: 'the sign-out request did not carry this session\'s CSRF token', code: 'csrf_failed' satisfies ErrorCode, requestId: res.locals.requestId as string, retry: '/settings' }));
+          const refused = errors.forbidden("the sign-out request did not carry this session's CSRF token", 'csrf_failed');
+          return sendErrorPage(res, refused, (view) => errorPage({ title: 'Sign-out refused', message: view.message, code: view.code, requestId: view.requestId, retry: '/settings' }));
         }
       }
       if (s.userId) await new Promise<void>((resolve, reject) => req.session.destroy((err) => (err ? reject(err) : resolve())));

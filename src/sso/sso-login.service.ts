@@ -35,8 +35,11 @@ const VERIFIER_PURPOSE = 'sso-pkce-verifier';
 /** A failed login's reason in the audit log: our message, with at most IDP_TEXT_MAX characters of the IdP's. */
 const AUDIT_REASON_MAX = 500;
 
-/** A login that failed for the person at the browser, not the admin's configuration (unknown domain, no account). */
-export class LoginRefused extends OidcLoginError {}
+/**
+ * A login that failed for the person at the browser, not the admin's configuration (unknown domain, no
+ * account). How it is answered is its code's kind (LOGIN_PROBLEMS), like every OidcLoginError's.
+ */
+class LoginRefused extends OidcLoginError {}
 
 export interface LoginStart {
   url: string;

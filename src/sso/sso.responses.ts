@@ -4,7 +4,7 @@ import { roleOut } from '../users/users.responses.ts';
 // The API's answers about SSO connections and linked identities (see orgs.responses.ts for why these live apart
 // from the routes).
 
-export const problemOut = z.object({ field: z.string(), code: z.string(), message: z.string() });
+const problemOut = z.object({ field: z.string(), code: z.string(), message: z.string() });
 
 export const connectionOut = z.object({
   id: z.string(),

@@ -1,13 +1,12 @@
 import { z } from 'zod';
 import type { ApiRouter } from '../http/api-router.ts';
-import { errors } from '../errors/app-error.ts';
-import type { ErrorCode } from '../errors/catalogue.ts';
+import { AppError, errors } from '../errors/app-error.ts';
 import { fields } from '../http/validation.ts';
 import { TENANT_ID_PATTERN } from './oidc/issuer.ts';
 import type { SessionManager } from './session-store.ts';
 import type { SaveOutcome, SsoService } from './sso.service.ts';
 import type { IdentitiesService } from './identities.service.ts';
-import { connectionOut, connectionTestOut, identityOut, problemOut } from './sso.responses.ts';
+import { connectionOut, connectionTestOut, identityOut } from './sso.responses.ts';
 
 const claimName = z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters');
 const domain = z
@@ -54,21 +53,10 @@ export const createConnectionBody = z.strictObject({
 });
 export const patchBody = z.strictObject(Object.fromEntries(Object.entries(base).map(([k, v]) => [k, (v as z.ZodType).optional()])) as { [K in keyof typeof base]: z.ZodOptional<(typeof base)[K]> });
 
-const problemsOut = z.object({ error: z.object({ code: z.literal('sso_configuration_invalid'), message: z.string(), request_id: z.string(), problems: z.array(problemOut) }) });
-
-function outcome<S extends 200 | 201>(result: SaveOutcome, status: S, requestId: string) {
+/** The saved connection, or sso_configuration_invalid with every problem (answered as `error.problems`, like any validation error's). */
+function outcome<S extends 200 | 201>(result: SaveOutcome, status: S) {
   if (result.ok) return { status, body: result.connection };
-  return {
-    status: 422 as const,
-    body: {
-      error: {
-        code: 'sso_configuration_invalid' as const satisfies ErrorCode,
-        message: `the connection was not saved: ${result.problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`,
-        request_id: requestId,
-        problems: result.problems,
-      },
-    },
-  };
+  throw new AppError('sso_configuration_invalid', `the connection was not saved: ${result.problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`, { problems: result.problems });
 }
 
 export function registerSsoRoutes(api: ApiRouter, sso: SsoService, sessions: SessionManager, identities: IdentitiesService): void {
@@ -112,10 +100,10 @@ export function registerSsoRoutes(api: ApiRouter, sso: SsoService, sessions: Ses
       body: createConnectionBody,
       responses: {
         201: { description: 'created; register callback_uri in the IdP', schema: connectionOut },
-        422: { description: 'discovery or references found problems; nothing saved', schema: problemsOut },
+        422: { description: 'sso_configuration_invalid: discovery or references found problems (error.problems); nothing saved' },
       },
     },
-    async ({ actor, params, body }) => outcome(await sso.create(actor, params.org, body), 201, actor.requestId),
+    async ({ actor, params, body }) => outcome(await sso.create(actor, params.org, body), 201),
   );
   api.add(
     { method: 'get', path: '/orgs/:org/sso/:id', summary: 'One SSO connection (org admin)', tag: 'sso', auth: 'required', responses: { 200: { description: 'the connection', schema: connectionOut }, 404: { description: 'no such connection' } } },
@@ -129,9 +117,9 @@ export function registerSsoRoutes(api: ApiRouter, sso: SsoService, sessions: Ses
       tag: 'sso',
       auth: 'required',
       body: patchBody,
-      responses: { 200: { description: 'the connection', schema: connectionOut }, 404: { description: 'no such connection' }, 422: { description: 'problems; nothing saved', schema: problemsOut } },
+      responses: { 200: { description: 'the connection', schema: connectionOut }, 404: { description: 'no such connection' }, 422: { description: 'sso_configuration_invalid: problems (error.problems); nothing saved' } },
     },
-    async ({ actor, params, body }) => outcome(await sso.update(actor, params.org, params.id, body), 200, actor.requestId),
+    async ({ actor, params, body }) => outcome(await sso.update(actor, params.org, params.id, body), 200),
   );
   api.add(
     { method: 'delete', path: '/orgs/:org/sso/:id', summary: 'Delete an SSO connection (org admin)', tag: 'sso', auth: 'required', responses: { 204: { description: 'deleted' }, 404: { description: 'no such connection' } } },

@@ -92,7 +92,7 @@ export function parseGroupRules(text: string | undefined): Array<{ group: string
   for (const [i, line] of (text ?? '').split(/\r?\n/).entries()) {
     if (!line.trim()) continue;
     const parts = line.split(',');
-    if (parts.length < 2) throw errors.validation(`group rules, line ${i + 1}: write "group,team,role" (role: admin, member or viewer)`, [{ path: 'group_roles', message: `line ${i + 1}: write "group,team,role"` }]);
+    if (parts.length < 2) throw errors.validation(`group rules, line ${i + 1}: write "group,team,role" (role: admin, member or viewer)`, [{ field: 'group_roles', code: 'invalid_format', message: `line ${i + 1}: write "group,team,role"` }]);
     const last = (parts[parts.length - 1] ?? '').trim();
     const hasRole = parts.length >= 3 && ['admin', 'member', 'viewer'].includes(last);
     const rest = hasRole ? parts.slice(0, -1) : parts;

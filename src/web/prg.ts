@@ -29,16 +29,9 @@ export function flashNotices(f: Flash | null): Notices {
   return { notice: f?.notice, error: f?.error };
 }
 
-/** The problems of a failed form, field by field, from a validation error's details or a 422's. */
+/** The problems of a failed form, field by field (a problem of the request as a whole is the form's). */
 function problemsOf(err: AppError): Notices['problems'] {
-  const d: unknown = err.details;
-  if (Array.isArray(d)) {
-    return d
-      .filter((p): p is { path?: unknown; message: string } => typeof p === 'object' && p !== null && typeof (p as { message?: unknown }).message === 'string')
-      .map((p) => ({ field: typeof p.path === 'string' && p.path !== '' ? p.path : 'form', message: p.message }));
-  }
-  if (d && typeof d === 'object' && Array.isArray((d as { problems?: unknown }).problems)) return (d as { problems: Array<{ field: string; code: string; message: string }> }).problems;
-  return undefined;
+  return err.problems?.map((p) => ({ field: p.field === '' ? 'form' : p.field, code: p.code, message: p.message }));
 }
 
 /** Renders a page again after a refused form, with the problem and what was typed. */

@@ -1,3 +1,5 @@
+import type { ErrorKind } from '../../errors/catalogue.ts';
+import { LOGIN_PROBLEMS } from '../../errors/login-problems.ts';
 import type { LoginProblemCode } from '../../errors/login-problems.ts';
 
 /**
@@ -9,12 +11,15 @@ import type { LoginProblemCode } from '../../errors/login-problems.ts';
 export class OidcLoginError extends Error {
   readonly code: LoginProblemCode;
   readonly details: Record<string, unknown>;
+  /** The code's kind (LOGIN_PROBLEMS): what the edge answers it with. */
+  readonly kind: ErrorKind;
 
   constructor(code: LoginProblemCode, message: string, details: Record<string, unknown> = {}, cause?: unknown) {
     super(message, cause === undefined ? undefined : { cause });
     this.name = 'OidcLoginError';
     this.code = code;
     this.details = details;
+    this.kind = LOGIN_PROBLEMS[code].kind;
   }
 }
 

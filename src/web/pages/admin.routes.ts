@@ -17,7 +17,7 @@ const enabledBody = patchConnectionBody.pick({ enabled: true });
 type Section = 'sso' | 'policies' | 'users';
 
 const refused = (problems: Array<{ field: string; code: string; message: string }>) =>
-  new AppError('sso_configuration_invalid', 'The connection was not saved; fix these problems:', { details: { problems } });
+  new AppError('sso_configuration_invalid', 'The connection was not saved; fix these problems:', { problems });
 
 /** /admin: SSO connections, policies, users, the audit log. */
 export function registerAdminPage(router: Router, d: WebRoutesDeps, action: FormAction): void {
