@@ -33,7 +33,9 @@ export interface Trackgate {
 }
 
 export async function createTrackgate(config: Config, options: { logger?: Logger } = {}): Promise<Trackgate> {
-  const core = await createCore(config, options);
+  // One name for this instance, in both isolates: its invalidation channel between them, and its origin on Redis.
+  const instance = invalidationChannelName();
+  const core = await createCore(config, { ...options, instanceId: instance });
   const { logger } = core;
   let sso: Sso | null = null;
   let gateway: Gateway | null = null;
@@ -53,9 +55,8 @@ export async function createTrackgate(config: Config, options: { logger?: Logger
       { process: true, requests: !isolated },
     );
     if (isolated) {
-      const channel = invalidationChannelName();
-      core.invalidator.attach(new ThreadInvalidationTransport(channel));
-      management = await ManagementWorker.start(config, channel, logger, { admit: authenticateManagementBodies(core.authenticator, core.trustedProxies) });
+      core.invalidator.attach(new ThreadInvalidationTransport(instance));
+      management = await ManagementWorker.start(config, instance, logger, { admit: authenticateManagementBodies(core.authenticator, core.trustedProxies) });
       handleManagement = management.handler;
     } else {
       // Loaded only here: the main isolate of the default setup has no use for the Express application.

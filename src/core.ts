@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Config } from './config/config.ts';
 import { AuditService } from './audit/audit.service.ts';
 import { Authenticator } from './auth/authenticator.ts';
@@ -71,7 +72,7 @@ export interface Core {
  * Opens the database, applies migrations (unless `migrate` is false: the management worker starts after
  * the main isolate applied them) and builds the services (no HTTP). The CLI uses this alone.
  */
-export async function createCore(config: Config, options: { logger?: Logger; migrate?: boolean } = {}): Promise<Core> {
+export async function createCore(config: Config, options: { logger?: Logger; migrate?: boolean; instanceId?: string } = {}): Promise<Core> {
   const logger = options.logger ?? createLogger({ level: config.logLevel, file: config.logFile });
   const database = openDatabase<DB>(config.databaseUrl);
   if (options.migrate !== false) {
@@ -108,7 +109,7 @@ export async function createCore(config: Config, options: { logger?: Logger; mig
   const redis = config.redisUrl ? createRedis(config.redisUrl, logger, 'trackgate') : null;
   const redisKeyspace = new RedisKeyspace(config.redisKeyPrefix);
   if (redis && config.redisUrl) {
-    invalidator.attach(new RedisInvalidationTransport(redis, createRedis(config.redisUrl, logger, 'trackgate-sub'), redisKeyspace.key('invalidate'), logger));
+    invalidator.attach(new RedisInvalidationTransport(options.instanceId ?? randomUUID(), redis, createRedis(config.redisUrl, logger, 'trackgate-sub'), redisKeyspace.key('invalidate'), logger));
   }
   const failureLimits = { points: config.authFailureLimit, duration: config.authFailureWindowSeconds };
   const limiter = redis

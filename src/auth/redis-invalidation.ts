@@ -9,9 +9,14 @@ import type { InvalidationEvent, InvalidationTransport } from './invalidation.ts
  * cannot issue other commands, hence its own connection.
  */
 export class RedisInvalidationTransport implements InvalidationTransport {
-  private readonly origin = `${process.pid}-${Math.random().toString(36).slice(2)}`;
-
+  /**
+   * `origin` names the gateway instance, the same in both of its isolates: each isolate subscribes, and the
+   * other isolate already heard of this instance's own invalidations over the BroadcastChannel. Taking the
+   * echo from Redis too would empty a cache again milliseconds later, after it had refilled (a cached key
+   * then needed a lookup, which a blocked address is refused).
+   */
   constructor(
+    private readonly origin: string,
     private readonly publisher: Redis,
     private readonly subscriber: Redis,
     private readonly channel: string,

@@ -5,7 +5,7 @@ export interface WorkerInit {
   config: Config;
   /** The private socket the worker's own HTTP server listens on (in a folder only this user can enter). */
   socketPath: string;
-  /** The BroadcastChannel name for cache invalidations between the two isolates. */
+  /** The BroadcastChannel name for cache invalidations between the two isolates; also the instance's origin on Redis. */
   invalidationChannel: string;
 }
 

@@ -29,7 +29,7 @@ const init = workerData as WorkerInit;
 const { config } = init;
 
 const logger = createLogger({ level: config.logLevel, file: config.logFile, name: 'trackgate-management' });
-const core = await createCore(config, { logger, migrate: false });
+const core = await createCore(config, { logger, migrate: false, instanceId: init.invalidationChannel });
 core.invalidator.attach(new ThreadInvalidationTransport(init.invalidationChannel));
 const sso = createWiredSso(core, { servesSso: true });
 const metrics = new Metrics({}, { process: false, requests: true });
