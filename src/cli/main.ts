@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { z } from 'zod';
 import { closeCore, createCore, createTrackgate, VERSION } from '../app.ts';
+import type { OrgRole } from '../auth/principal.ts';
 import { ConfigError, loadConfig } from '../config/config.ts';
 import type { Config } from '../config/config.ts';
 import { AppError } from '../errors/app-error.ts';
@@ -121,7 +122,7 @@ users
   .option('--role <role>', 'admin, member or viewer', validated(fields.role, '--role'), 'member')
   .option('--with-key', 'also create a personal API key and print it')
   .option('--json', 'print JSON')
-  .action(async (opts: { org: string; email: string; username: string; role: 'admin' | 'member' | 'viewer'; withKey?: boolean; json?: boolean }) => {
+  .action(async (opts: { org: string; email: string; username: string; role: OrgRole; withKey?: boolean; json?: boolean }) => {
     const r = await withProvisioning((p) => p.createUser({ org: opts.org, email: opts.email, username: opts.username, role: opts.role, withKey: opts.withKey === true }));
     if (opts.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
     else {
