@@ -8,7 +8,7 @@ import { AppError } from '../errors/app-error.ts';
 import { fields } from '../http/validation.ts';
 import { createLogger } from '../log/logger.ts';
 import { ProvisioningService } from '../users/provisioning.ts';
-import { LoginLinksService } from '../web/login-links.service.ts';
+import { LOGIN_LINK_TTL_TEXT, LoginLinksService } from '../web/login-links.service.ts';
 
 function validated<S extends z.ZodType>(schema: S, what: string) {
   return (value: string): z.output<S> => {
@@ -96,14 +96,14 @@ program
         `Created organization "${r.org.slug}" (${r.org.plan}) and admin "${r.user.username}" <${r.user.email}>.\n\n` +
           `API key (shown once; keep it secret):\n\n  ${r.api_key}\n\n` +
           `Use it as WANDB_API_KEY, or: curl -u api:<key> ${config().publicUrl}/gateway/v1/me\n\n` +
-          `One-time login link for the web pages (works once, for 15 minutes; trackgate login-link makes another):\n\n  ${r.login_url}\n`,
+          `One-time login link for the web pages (works once, for ${LOGIN_LINK_TTL_TEXT}; trackgate login-link makes another):\n\n  ${r.login_url}\n`,
       );
     }
   });
 
 program
   .command('login-link')
-  .description('print a one-time login link (valid 15 minutes) that signs a person into the web pages')
+  .description(`print a one-time login link (valid ${LOGIN_LINK_TTL_TEXT}) that signs a person into the web pages`)
   .requiredOption('--email <email>', 'the person\'s email', validated(fields.email, '--email'))
   .option('--json', 'print JSON')
   .action(async (opts: { email: string; json?: boolean }) => {
