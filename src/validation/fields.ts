@@ -24,6 +24,6 @@ export const fields = {
     .pipe(z.email('must be an email address')),
   displayName: z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters'),
   label: z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters'),
-  role: z.enum(ROLES, { message: `must be one of ${ROLES.join(', ')}` }),
+  role: z.enum(ROLES, { error: `must be one of ${ROLES.join(', ')}` }),
   plan: z.enum(['standard', 'enterprise'], { message: 'must be standard or enterprise' }),
 };
