@@ -2,6 +2,7 @@ import express from 'express';
 import type { ErrorRequestHandler, Express, NextFunction, Request, RequestHandler, Response } from 'express';
 import helmet from 'helmet';
 import type { Authenticator } from '../auth/authenticator.ts';
+import type { Principal } from '../auth/principal.ts';
 import type { Logger } from '../log/logger.ts';
 import type { TrustedProxies } from './client-ip.ts';
 import { AppError, errors } from '../errors/app-error.ts';
@@ -11,6 +12,20 @@ import type { CsrfVerifier } from './csrf.ts';
 import { clientErrorOf, httpHeadersOf, httpStatusOf } from './errors.ts';
 import { requestIdOf, writeErrorJson } from './raw-response.ts';
 
+declare module 'express-serve-static-core' {
+  /** What the Express side's middleware leaves for the handlers after it (res.locals). */
+  interface Locals {
+    /** Set by the first middleware (createExpressApp), for every request. */
+    requestId: string;
+    /** The client's address as TrustedProxies reads it; set with requestId. */
+    clientIp: string;
+    /** The authenticated caller, on the management API's routes (createRequireAuth). */
+    principal?: Principal;
+    /** The page template of routes marked by errorPages; the JSON answer without one. */
+    errorPage?: ErrorPageTemplate;
+  }
+}
+
 /** A path as it may be logged: a one-time login link's token is a credential (src/web). */
 export function loggablePath(path: string): string {
   return path.startsWith('/login/link/') ? '/login/link/[redacted]' : path;
@@ -19,7 +34,7 @@ export function loggablePath(path: string): string {
 export function createRequireAuth(authenticator: Authenticator, csrf: () => CsrfVerifier | null) {
   return (req: Request, res: Response, next: NextFunction): void => {
     authenticator
-      .authenticate(req, res.locals.clientIp as string, { allowSession: true })
+      .authenticate(req, res.locals.clientIp, { allowSession: true })
       .then((outcome) => {
         if (!outcome.ok) return next(outcome.anonymous ? errors.unauthenticated() : outcome.error);
         if (outcome.principal.via === 'session' && !SAFE_METHODS.has(req.method)) {
@@ -68,7 +83,7 @@ export function createErrorHandler(logger: Logger): ErrorRequestHandler {
     }
     if (!appErr.isClientError && err instanceof AppError) logger.error({ err, request_id: rid }, 'server error');
     if (res.headersSent) return;
-    const page = res.locals.errorPage as ErrorPageTemplate | undefined;
+    const page = res.locals.errorPage;
     if (page === undefined) return writeErrorJson(req, res, appErr, rid, undefined, false);
     const status = httpStatusOf(appErr);
     const headers = httpHeadersOf(appErr);

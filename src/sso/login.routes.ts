@@ -110,14 +110,14 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
 
   /** Stores the login attempt (counted per client address) and sends the browser to the IdP. */
   const startLogin = async (req: Request, res: Response, connection: Connection, returnTo: string, email: string | undefined) => {
-    const wait = await o.startLimiter.take(res.locals.clientIp as string);
+    const wait = await o.startLimiter.take(res.locals.clientIp);
     if (wait !== null) {
       o.logger.warn({ request_id: res.locals.requestId, retry_after: wait }, 'sso: too many login starts from one address');
       res.setHeader('Retry-After', String(wait));
       return sendHtml(
         res,
         429,
-        errorPage({ title: 'Too many sign-in attempts', message: `Too many sign-ins were started from your network address. Wait ${wait} seconds, then sign in again.`, code: 'too_many_login_attempts' satisfies ErrorCode, requestId: res.locals.requestId as string }),
+        errorPage({ title: 'Too many sign-in attempts', message: `Too many sign-ins were started from your network address. Wait ${wait} seconds, then sign in again.`, code: 'too_many_login_attempts' satisfies ErrorCode, requestId: res.locals.requestId }),
       );
     }
     try {
@@ -179,7 +179,7 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
         return sendHtml(
           res,
           403,
-          errorPage({ title: 'Sign-in not started', message: 'this sign-in form did not come from a trackgate page open in this browser; nothing was started. Sign in from the sign-in page.', code: 'csrf_failed' satisfies ErrorCode, requestId: res.locals.requestId as string, retry: loginPath(returnTo) }),
+          errorPage({ title: 'Sign-in not started', message: 'this sign-in form did not come from a trackgate page open in this browser; nothing was started. Sign in from the sign-in page.', code: 'csrf_failed' satisfies ErrorCode, requestId: res.locals.requestId, retry: loginPath(returnTo) }),
         );
       }
       const email = body.get('email') ?? undefined;
@@ -193,7 +193,7 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
   });
 
   const finish = async (req: Request, res: Response, params: URLSearchParams) => {
-    const ctx = { ip: res.locals.clientIp as string, requestId: res.locals.requestId as string };
+    const ctx = { ip: res.locals.clientIp, requestId: res.locals.requestId };
     try {
       const result = await o.login.finish(params, bindingOf(req), ctx);
       // A fresh session id at every login: whatever session the browser had (or was given) is dropped.
@@ -235,7 +235,7 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
       if (s.userId && (await o.sessions.read(req))) {
         const token = (req.body as Record<string, unknown> | undefined)?.[CSRF_FIELD];
         if (!o.sessions.verifyCsrf(req, token)) {
-          return sendHtml(res, 403, errorPage({ title: 'Sign-out refused', message: 'the sign-out request did not carry this session\'s CSRF token', code: 'csrf_failed' satisfies ErrorCode, requestId: res.locals.requestId as string, retry: '/settings' }));
+          return sendHtml(res, 403, errorPage({ title: 'Sign-out refused', message: 'the sign-out request did not carry this session\'s CSRF token', code: 'csrf_failed' satisfies ErrorCode, requestId: res.locals.requestId, retry: '/settings' }));
         }
       }
       if (s.userId) await new Promise<void>((resolve, reject) => req.session.destroy((err) => (err ? reject(err) : resolve())));

@@ -59,7 +59,7 @@ export function createLoginLinkRouter(o: LoginLinkRoutesOptions): Router {
   };
 
   router.get('/login/link/:token', htmlErrors, async (req, res, next) => {
-    const ip = res.locals.clientIp as string;
+    const ip = res.locals.clientIp;
     try {
       await limited(ip);
       const target = await o.links.inspect(param(req, 'token')).catch(async (err: unknown) => {
@@ -78,8 +78,8 @@ export function createLoginLinkRouter(o: LoginLinkRoutesOptions): Router {
   });
 
   router.post('/login/link/:token', htmlErrors, o.sessions.middleware(), async (req, res, next) => {
-    const ip = res.locals.clientIp as string;
-    const requestId = res.locals.requestId as string;
+    const ip = res.locals.clientIp;
+    const requestId = res.locals.requestId;
     try {
       await limited(ip);
       if (!confirmation.verify(req, (req.body as Record<string, unknown> | undefined)?.nonce)) {
