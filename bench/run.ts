@@ -298,7 +298,7 @@ async function measureRounds(rows: Row[], keys: number, scenarios: Scenario[]): 
   const runs = new Map<string, Result[]>();
   const rss = new Map<string, number>();
   const cpuPerReq = new Map<string, number[]>();
-  let threadsNote = '';
+  let threadsNote: string;
   for (let round = 0; round < ROUNDS; round++) {
     for (const sc of chosen) {
       await load(sc.opts, WARMUP);

@@ -20,7 +20,7 @@ import { Metrics } from './metrics/metrics.ts';
 import type { Sso } from './sso/index.ts';
 
 export { VERSION } from './version.ts';
-export { closeCore, createCore, createWiredSso } from './core.ts';
+export { closeCore, createCore } from './core.ts';
 export type { Core } from './core.ts';
 
 export interface Trackgate {
@@ -40,6 +40,7 @@ export async function createTrackgate(config: Config, options: { logger?: Logger
   let management: ManagementWorker | null = null;
   let inline: ManagementApp | null = null;
   let metrics: Metrics;
+  let handleManagement: RequestHandler;
   // The management API, pages and SSO run in a worker of their own unless told otherwise (an
   // in-memory SQLite database cannot be shared with a worker): see src/management/worker.ts.
   const isolated = config.managementIsolate === 'worker' && config.databaseUrl !== 'sqlite::memory:';
@@ -55,10 +56,12 @@ export async function createTrackgate(config: Config, options: { logger?: Logger
       const channel = invalidationChannelName();
       core.invalidator.attach(new ThreadInvalidationTransport(channel));
       management = await ManagementWorker.start(config, channel, logger, { admit: authenticateManagementBodies(core.authenticator, core.trustedProxies) });
+      handleManagement = management.handler;
     } else {
       // Loaded only here: the main isolate of the default setup has no use for the Express application.
       const { createManagementApp } = await import('./management/management-app.ts');
       inline = createManagementApp(core, sso, metrics);
+      handleManagement = guarded(inline.app, core.trustedProxies, new BodyIntake({ timeoutMs: config.managementBodyTimeoutMs, admit: authenticateManagementBodies(core.authenticator, core.trustedProxies), logger }));
     }
   } catch (err) {
     await gateway?.close();
@@ -67,7 +70,6 @@ export async function createTrackgate(config: Config, options: { logger?: Logger
     throw err;
   }
   const worker = management;
-  const handleManagement = worker ? worker.handler : guarded(inline!.app, core.trustedProxies, new BodyIntake({ timeoutMs: config.managementBodyTimeoutMs, admit: authenticateManagementBodies(core.authenticator, core.trustedProxies), logger }));
 
   // Health probes and metrics scrapes are lean too: they never pass through Express (see health.handlers.ts).
   const lean = new Map([...gateway.lean, ...createHealthHandlers(core), ['/metrics', metrics.handler(new AddressList(config.metricsAllow, 'metricsAllow'), core.trustedProxies, worker ? () => worker.metricsText() : undefined)]]);

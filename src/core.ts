@@ -116,7 +116,7 @@ export async function createCore(config: Config, options: { logger?: Logger; mig
     : new RateLimiterMemory(failureLimits);
   const authenticator = new Authenticator(keyVerifier, { failureLimit: config.authFailureLimit, failureWindowSeconds: config.authFailureWindowSeconds, limiter });
   const readinessChecks: ReadinessCheck[] = [{ name: 'database', check: () => database.ping() }];
-  if (redis) readinessChecks.push({ name: 'redis', check: async () => void (await redis.ping()) });
+  if (redis) readinessChecks.push({ name: 'redis', check: async () => { await redis.ping(); } });
   const trustedProxies = new TrustedProxies(config.trustedProxies);
   const { sessions: sessionStore, loginTransactions } = createSessionStorage(database.db, redis && { client: redis, keyspace: redisKeyspace }, {
     timeouts: sessionTimeouts(config),

@@ -30,7 +30,6 @@ const principal = (): Principal => ({
   via: 'api_key',
   orgId: 'o',
   orgSlug: 'acme',
-  orgPlan: 'enterprise',
   id: 'u1',
   username: 'alice',
   email: 'alice@acme.test',
@@ -39,7 +38,6 @@ const principal = (): Principal => ({
   instanceAdmin: false,
   teams: [{ name: 'vision', role: 'admin' }],
   keyId: 'k1',
-  credentialExpiresAt: null,
 });
 
 describe('assertion signing keys', () => {

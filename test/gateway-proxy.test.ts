@@ -42,7 +42,6 @@ const person: Principal = {
   via: 'api_key',
   orgId: 'org-1',
   orgSlug: 'acme',
-  orgPlan: 'enterprise',
   id: 'user-1',
   username: 'alice',
   email: 'alice@acme.test',
@@ -51,7 +50,6 @@ const person: Principal = {
   instanceAdmin: false,
   teams: [{ name: 'vision', role: 'member' }],
   keyId: 'key-1',
-  credentialExpiresAt: null,
 };
 const robot: Principal = { ...person, type: 'service_account', id: 'sa-1', username: 'nightly-bot', email: null, orgRole: null, teams: [{ name: 'vision', role: 'member' }] };
 

@@ -1,5 +1,5 @@
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
-import type { KeyObject } from 'node:crypto';
+import type { JsonWebKey, KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint } from 'jose';
 import type { JWK } from 'jose';
 import type { SecretBox } from '../crypto/secret-box.ts';
@@ -135,7 +135,8 @@ export class SigningKeyService {
       rows = await this.repo.listLive(iso(now));
     }
     const active = rows.filter((r) => Date.parse(r.activates_at) <= now);
-    const signingRow = active[active.length - 1]!;
+    const signingRow = active.at(-1);
+    if (!signingRow) throw new Error('assertion signing keys: no active key after creating one');
     const pending = rows.filter((r) => Date.parse(r.activates_at) > now);
     if (this.options.rotationMs > 0 && pending.length === 0 && Date.parse(signingRow.activates_at) + this.options.rotationMs <= now) {
       await this.create(now + this.prepublishMs);
@@ -166,7 +167,7 @@ export class SigningKeyService {
       return {
         kid: r.id,
         alg: 'ES256' as const,
-        privateKey: createPrivateKey({ key: privateJwk as import('node:crypto').JsonWebKey, format: 'jwk' }),
+        privateKey: createPrivateKey({ key: privateJwk as JsonWebKey, format: 'jwk' }),
         publicJwk: JSON.parse(r.public_jwk) as JWK,
         activatesAt: Date.parse(r.activates_at),
         expiresAt,

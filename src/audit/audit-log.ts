@@ -28,6 +28,6 @@ export class AuditLog {
   async list(actor: Actor, slug: string, page: PageRequest, filter: { action?: string | undefined } = {}): Promise<Page<AuditEventView>> {
     const { org } = await this.access.require(actor, slug, 'admin');
     const rows = await this.store.repos.audit.list(org.id, page, filter.action !== undefined ? { action: filter.action } : {});
-    return { items: rows.items.map(AuditService.view), next: rows.next };
+    return { items: rows.items.map((r) => AuditService.view(r)), next: rows.next };
   }
 }

@@ -7,7 +7,8 @@ import type { Generated } from 'kysely';
  */
 export interface AuditEventsTable {
   id: string;
-  seq: Generated<number>;
+  // bigserial on PostgreSQL, which pg hands back as a string (integer on SQLite): readers take Number(seq).
+  seq: Generated<number | string>;
   org_id: string | null;
   actor_type: string;
   actor_id: string | null;

@@ -7,9 +7,4 @@ export interface Actor {
   requestId: string;
 }
 
-/** For changes made by the operator's CLI, which has no principal. */
-export interface SystemActor {
-  system: 'cli';
-}
-
 export const ROLE_RANK = { viewer: 1, member: 2, admin: 3 } as const satisfies Record<OrgRole, number>;

@@ -25,8 +25,6 @@ export interface ApiKeyVerifier {
   verify(key: string, creds?: { hash?: string }): Promise<KeyVerification>;
 }
 
-/** Verifies a Bearer token that is not an API key (federation access tokens). */
-export type BearerTokenVerifier = (token: string) => Promise<Principal | null>;
 /** Reads a browser session from the request's cookies; null when there is none. */
 export type SessionAuthenticator = (req: IncomingMessage) => Promise<Principal | null>;
 
@@ -91,7 +89,6 @@ const BLOCKED_MAX = 20_000;
  * counts at most once per instance.
  */
 export class Authenticator {
-  private bearerVerifier: BearerTokenVerifier | null = null;
   private sessionAuthenticator: SessionAuthenticator | null = null;
   /** Addresses known blocked, with the time their block ends: learnt from the limiter's refusal. */
   private readonly blocked = new LRUCache<string, number>({ max: BLOCKED_MAX });
@@ -109,10 +106,6 @@ export class Authenticator {
     this.limiter = options.limiter ?? new RateLimiterMemory({ points: options.failureLimit, duration: options.failureWindowSeconds });
     this.counted = new LRUCache<string, true>({ max: COUNTED_MAX, ttl: options.failureWindowSeconds * 1000 });
     this.blockedLookups = new RateLimiterMemory({ points: Math.max(1, Math.ceil(options.failureLimit / 10)), duration: options.failureWindowSeconds });
-  }
-
-  useBearerTokens(verifier: BearerTokenVerifier): void {
-    this.bearerVerifier = verifier;
   }
 
   useSessions(authenticator: SessionAuthenticator): void {
@@ -170,18 +163,10 @@ export class Authenticator {
         if (result.reason === 'malformed') return refusal(error);
         return this.fail(ip, creds.hash ?? hashKey(creds.key), error);
       }
-      case 'bearer_token': {
-        const invalid = errors.unauthenticated('invalid bearer token: not an API key and not a valid access token', 'invalid_token');
-        if (!this.bearerVerifier) return refusal(invalid);
-        const budget = await this.lookupBudget(ip);
-        if (typeof budget === 'object') return refusal(budget);
-        const principal = await this.bearerVerifier(creds.token);
-        if (principal) {
-          if (budget === 'spent') this.giveBack(ip);
-          return { ok: true, principal };
-        }
-        return this.fail(ip, hashKey(creds.token), invalid);
-      }
+      case 'bearer_token':
+        // No Bearer credential but an API key exists yet (workload federation, issue 17, adds access tokens
+        // here): refused by its shape, with no lookup, so nothing to count.
+        return refusal(errors.unauthenticated('invalid bearer token: not an API key and not a valid access token', 'invalid_token'));
     }
   }
 

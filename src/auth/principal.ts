@@ -23,7 +23,6 @@ export interface Principal {
   via: 'api_key' | 'session' | 'access_token';
   orgId: string;
   orgSlug: string;
-  orgPlan: 'standard' | 'enterprise';
   /** users.id for a person, service_accounts.id for a service account. */
   id: string;
   username: string;
@@ -36,6 +35,4 @@ export interface Principal {
   keyId: string | null;
   /** The organization's policy "require SSO": its people may use only their IdP in the browser. */
   orgRequireSso?: boolean;
-  /** Epoch ms after which the credential stops being valid (key expiry or grace deadline). */
-  credentialExpiresAt: number | null;
 }

@@ -29,7 +29,8 @@ export class ThreadInvalidationTransport implements InvalidationTransport {
     };
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.channel.close();
+    return Promise.resolve();
   }
 }

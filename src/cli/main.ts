@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { closeCore, createCore, createTrackgate, VERSION } from '../app.ts';
 import type { OrgRole } from '../auth/principal.ts';
 import { ConfigError, loadConfig } from '../config/config.ts';
@@ -141,6 +141,6 @@ program.parseAsync(process.argv).catch((err: unknown) => {
     process.stderr.write(`trackgate: ${err.message}\n`);
     process.exit(78);
   }
-  process.stderr.write(`trackgate: ${(err as Error)?.stack ?? String(err)}\n`);
+  process.stderr.write(`trackgate: ${err instanceof Error ? (err.stack ?? String(err)) : String(err)}\n`);
   process.exit(1);
 });

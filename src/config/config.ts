@@ -10,13 +10,12 @@ const intFromEnv = (min: number, max: number) => z.coerce.number().int().min(min
 const databaseUrl = z
   .string()
   .refine((v) => v.startsWith('sqlite:') || v.startsWith('postgres://') || v.startsWith('postgresql://'), {
-    message: 'must be sqlite:<file path> or postgres://...',
+    error: 'must be sqlite:<file path> or postgres://...',
   });
 
 const httpUrl = z
-  .string()
   .url()
-  .refine((v) => v.startsWith('http://') || v.startsWith('https://'), { message: 'must be an http:// or https:// URL' })
+  .refine((v) => v.startsWith('http://') || v.startsWith('https://'), { error: 'must be an http:// or https:// URL' })
   .transform((v) => v.replace(/\/+$/, ''));
 
 /** IPs and CIDRs (a JSON array, or comma-separated in the environment), each checked here so that a typo stops the service. */
@@ -49,7 +48,7 @@ export const configSchema = z
     host: z.string().min(1).default('0.0.0.0'),
     publicUrl: httpUrl.optional(),
     databaseUrl: databaseUrl.default('sqlite:./data/trackgate.db'),
-    redisUrl: z.string().refine((v) => /^rediss?:\/\//.test(v), { message: 'must be redis://... or rediss://...' }).optional(),
+    redisUrl: z.string().refine((v) => /^rediss?:\/\//.test(v), { error: 'must be redis://... or rediss://...' }).optional(),
     /** Prefix of every Redis key and channel, so several deployments (or test runs) can share one Redis. */
     redisKeyPrefix: z.string().max(100).regex(/^[A-Za-z0-9:_.-]*$/, 'letters, digits and : _ . - only').default('trackgate:'),
     upstreamUrl: httpUrl.optional(),
@@ -126,7 +125,7 @@ export const configSchema = z
     ssoAllowedNetworks: z
       .union([z.array(z.string()), z.string()])
       .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean))
-      .refine((v) => v.every((c) => ipaddr.isValidCIDR(c)), { message: 'must be CIDRs such as 10.20.0.0/16 or fd00:1::/64' })
+      .refine((v) => v.every((c) => ipaddr.isValidCIDR(c)), { error: 'must be CIDRs such as 10.20.0.0/16 or fd00:1::/64' })
       .default([]),
     /** SSO: a cached discovery document is refreshed when older than this. */
     ssoDiscoveryMaxAgeSeconds: intFromEnv(0, 604_800).default(3600),

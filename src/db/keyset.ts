@@ -27,7 +27,6 @@ export interface Keyset<O> {
   keyOf: (row: O) => KeyValue[];
 }
 
-export const FIRST_PAGE: PageRequest = { limit: 100, after: null };
 
 /**
  * Runs a list query one page at a time, keyset-based: a row-value comparison
@@ -47,5 +46,6 @@ export async function keysetPage<DB, TB extends keyof DB, O>(query: SelectQueryB
   const rows = await q.limit(page.limit + 1).execute();
   if (rows.length <= page.limit) return { items: rows, next: null };
   const items = rows.slice(0, page.limit);
-  return { items, next: keyset.keyOf(items.at(-1)!) };
+  const last = items.at(-1);
+  return { items, next: last === undefined ? null : keyset.keyOf(last) };
 }

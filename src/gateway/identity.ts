@@ -45,7 +45,6 @@ export interface Authentication {
 
 /** Header values are ASCII; anything else (a non-ASCII email) is percent-encoded rather than rejected by Node. */
 function headerValue(v: string): string {
-  // eslint-disable-next-line no-control-regex
   return /^[\x20-\x7e]*$/.test(v) ? v : encodeURIComponent(v);
 }
 

@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Pool } from 'undici';
-import type { Dispatcher } from 'undici';
 import { AppError, errors } from '../errors/app-error.ts';
 import type { TrustedProxies } from '../http/client-ip.ts';
 import type { Logger } from '../log/logger.ts';
@@ -175,7 +174,7 @@ export function createProxy(options: ProxyOptions): Proxy {
         blocking: false,
       },
       // The original handler interface (see ProxyHandler): typed as deprecated in undici 7, called directly by it.
-      h as unknown as Dispatcher.DispatchHandler,
+      h,
     );
   }
 

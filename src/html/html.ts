@@ -14,20 +14,25 @@ export class Html {
   }
 }
 
+const ESCAPES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
 export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  // The pattern matches only ESCAPES' keys.
+  return s.replace(/[&<>"']/g, (c) => ESCAPES[c as keyof typeof ESCAPES]);
 }
 
 function render(v: unknown): string {
   if (v instanceof Html) return v.value;
   if (Array.isArray(v)) return v.map(render).join('');
   if (v === null || v === undefined || v === false) return '';
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- templates interpolate strings, numbers and booleans
   return escapeHtml(String(v));
 }
 
 export function html(strings: TemplateStringsArray, ...values: unknown[]): Html {
-  let out = strings[0]!;
-  for (let i = 0; i < values.length; i++) out += render(values[i]) + strings[i + 1]!;
+  // A tagged template has one more string than values: strings[i + 1] is always there.
+  let out = strings[0] ?? '';
+  for (let i = 0; i < values.length; i++) out += render(values[i]) + (strings[i + 1] ?? '');
   return new Html(out);
 }
 

@@ -41,7 +41,7 @@ export function decodeCursor(list: string, shape: KeyShape, cursor: string): Key
 export function pageQuery(list: string, shape: KeyShape) {
   return z.object({
     limit: z.coerce
-      .number({ message: 'must be a whole number' })
+      .number({ error: 'must be a whole number' })
       .int('must be a whole number')
       .min(1, 'must be at least 1')
       .max(PAGE_LIMIT_MAX, `must be at most ${PAGE_LIMIT_MAX}`)

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import type { z } from 'zod';
 import { errors } from '../errors/app-error.ts';
 
 /** Shared field shapes, so the same rule and message hold on every endpoint. */

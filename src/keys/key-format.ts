@@ -29,7 +29,7 @@ function randomBase62(length: number): string {
   while (out.length < length) {
     for (const byte of randomBytes(length * 2)) {
       // 248 = 4 * 62: rejecting the rest keeps every character equally likely.
-      if (byte < 248) out += ALPHABET[byte % 62];
+      if (byte < 248) out += ALPHABET.charAt(byte % 62);
       if (out.length === length) break;
     }
   }
@@ -40,7 +40,7 @@ function checksum(random: string): string {
   let n = crc32(random);
   let out = '';
   for (let i = 0; i < CHECKSUM_LENGTH; i++) {
-    out = ALPHABET[n % 62] + out;
+    out = ALPHABET.charAt(n % 62) + out;
     n = Math.floor(n / 62);
   }
   return out;
@@ -83,6 +83,3 @@ export function checkKeyShape(key: string): KeyShapeProblem | null {
   return null;
 }
 
-export function keyKindOf(key: string): KeyKind {
-  return key.startsWith(KEY_PREFIXES.service_account + '-') ? 'service_account' : 'user';
-}

@@ -192,7 +192,10 @@ export class KeysService {
   async rotate(actor: Actor, id: string, graceSeconds: number, options: { expiresInDays?: number | undefined } = {}): Promise<NewKeyView & { previous: KeyView }> {
     const { ctx, row } = await this.manageable(actor, id, { revoked: true });
     KeysService.requireKeysAllowed(ctx.org, row.owner_type);
-    const owner = { ownerType: row.owner_type, ownerId: (row.owner_type === 'user' ? row.user_id : row.service_account_id)! };
+    const ownerId = row.owner_type === 'user' ? row.user_id : row.service_account_id;
+    // issue() fills the owner's column; a row without it is corrupt, not rotatable.
+    if (ownerId === null) throw new Error(`api key ${row.id}: owner_type ${row.owner_type} without its owner id`);
+    const owner = { ownerType: row.owner_type, ownerId };
     let result: { issued: { row: ApiKeyRow; key: string }; previous: ApiKeyRow };
     try {
       result = await this.store.transaction(async (repos) => {

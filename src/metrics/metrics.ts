@@ -59,7 +59,9 @@ export class Metrics {
     return (req: Request, res: Response, next: NextFunction) => {
       const end = duration.startTimer();
       res.on('finish', () => {
-        const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched';
+        // Express types req.route as any: the route that matched, if one did.
+        const matched = (req.route as { path: string } | undefined)?.path;
+        const route = matched ? `${req.baseUrl}${matched}` : 'unmatched';
         end({ method: req.method, route });
         requests.inc({ method: req.method, route, status: String(res.statusCode) });
       });

@@ -239,7 +239,6 @@ export class ServiceAccountsService {
       via: 'api_key',
       orgId: org.id,
       orgSlug: org.slug,
-      orgPlan: org.plan,
       id: sa.id,
       username: sa.username,
       email: null,
@@ -249,7 +248,6 @@ export class ServiceAccountsService {
       // Write access to its team, and to nothing else.
       teams: [{ name: sa.team_name, role: 'member' }],
       keyId: row.id,
-      credentialExpiresAt: row.expires_at ? Date.parse(row.expires_at) : null,
     };
   };
 
@@ -264,7 +262,7 @@ export class ServiceAccountsService {
     const teamName = sa?.team_name ?? principal.teams[0]?.name ?? '';
     const notMember = () => errors.forbidden(`user "${who}" is not a member of the team "${teamName}" of this service account, so the run cannot be attributed to them`, 'attribution_not_member');
     if (!sa) throw notMember();
-    const user = claim.username !== null ? await repos.users.findByUsername(principal.orgId, claim.username) : await repos.users.findByEmail(principal.orgId, claim.email!.toLowerCase());
+    const user = claim.username !== null ? await repos.users.findByUsername(principal.orgId, claim.username) : claim.email !== null ? await repos.users.findByEmail(principal.orgId, claim.email.toLowerCase()) : undefined;
     if (!user || user.status !== 'active' || !(await repos.teams.getMember(principal.orgId, sa.team_id, user.id))) throw notMember();
     if (claim.username !== null && claim.email !== null && claim.email.toLowerCase() !== user.email.toLowerCase()) {
       throw errors.forbidden(`X-WANDB-USER-EMAIL "${claim.email}" is not the email of user "${claim.username}"`, 'attribution_mismatch');

@@ -53,7 +53,7 @@ export interface Sso {
   /** /gateway/v1/orgs/:org/sso..., /gateway/v1/session. */
   registerApi(api: ApiRouter): void;
   /** For Authenticator.useSessions: the browser session's principal. */
-  sessionAuthenticator(req: IncomingMessage): Promise<Principal | null>;
+  sessionAuthenticator: (req: IncomingMessage) => Promise<Principal | null>;
   /** For the management API's cookie-authenticated writes. */
   csrf: CsrfVerifier;
   close(): Promise<void>;
@@ -96,7 +96,7 @@ export function createSso(deps: SsoDeps, options: { sweep?: boolean } = {}): Sso
     options.sweep === false
       ? null
       : setInterval(() => {
-          Promise.all([transactions.sweep(), sessionStore.deleteExpired()]).catch((err) => logger.warn({ err }, 'sso: sweeping expired logins and sessions failed'));
+          Promise.all([transactions.sweep(), sessionStore.deleteExpired()]).catch((err: unknown) => logger.warn({ err }, 'sso: sweeping expired logins and sessions failed'));
         }, 5 * 60_000);
   sweep?.unref();
 

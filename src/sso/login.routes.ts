@@ -3,7 +3,6 @@ import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
 import express from 'express';
 import type { Request, Response, Router } from 'express';
 import type { SessionData } from 'express-session';
-import type { Principal } from '../auth/principal.ts';
 import type { ErrorCode } from '../errors/catalogue.ts';
 import { errorPages } from '../http/express-app.ts';
 import type { Logger } from '../log/logger.ts';
@@ -142,11 +141,12 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
       const email = typeof q.email === 'string' ? q.email : undefined;
       const org = typeof q.org === 'string' ? q.org : undefined;
       const s = req.session as Partial<SessionData>;
-      if (email === undefined && org === undefined) {
+      const target = email !== undefined ? { email } : org !== undefined ? { org } : undefined;
+      if (target === undefined) {
         if (s.userId && q.prompt !== 'login') return res.redirect(303, returnTo);
         return sendHtml(res, 200, loginPage({ returnTo, formToken: formToken.issue(req, res), notice: q.logged_out === '1' ? 'You are signed out.' : undefined }));
       }
-      const connection = await connectionFor(res, email !== undefined ? { email } : { org }, returnTo, () => formToken.issue(req, res));
+      const connection = await connectionFor(res, target, returnTo, () => formToken.issue(req, res));
       if (!connection) return;
       // Login CSRF (login-guard.ts): a link from anywhere but trackgate's own pages, or any link while
       // someone is signed in here, starts nothing; the person confirms on a page that says what happens.
@@ -157,7 +157,7 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
         200,
         continuePage({
           org: (await o.names.orgSlug(connection.row.org_id)) ?? 'your organization',
-          target: email !== undefined ? { email } : { org: org! },
+          target,
           returnTo,
           formToken: formToken.issue(req, res),
           signedInAs: signedInAs ?? undefined,
@@ -249,6 +249,3 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
 
   return router;
 }
-
-/** The session's principal for the authenticator (narrow hook: src/auth/authenticator.ts useSessions). */
-export type SessionPrincipalLoader = (orgId: string, userId: string) => Promise<Principal | null>;

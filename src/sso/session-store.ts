@@ -45,7 +45,7 @@ export function sessionDeadline(data: Partial<SessionData>, timeouts: SessionTim
   return Math.min(now + timeouts.idleMs, absolute);
 }
 
-type Cb = (err?: unknown, data?: any) => void;
+type Cb = (err?: unknown, data?: SessionData | null) => void;
 
 /**
  * express-session's store on the database (SQLite or PostgreSQL through
@@ -75,19 +75,21 @@ export class DbSessionStore extends session.Store {
         }
         cb(null, JSON.parse(row.data) as SessionData);
       })
-      .catch((err) => cb(err));
+      .catch((err: unknown) => cb(err));
   }
 
   override set(sid: string, data: SessionData, cb?: Cb): void {
     const expires = new Date(sessionDeadline(data, this.timeouts)).toISOString();
     const json = JSON.stringify(data);
+    // A session from before sign-in (a form token, a flash) has no userId yet, whatever SessionData says.
+    const userId = (data as Partial<SessionData>).userId ?? null;
     this.db
       .insertInto('sessions')
-      .values({ sid, data: json, user_id: data.userId ?? null, expires_at: expires })
-      .onConflict((oc) => oc.column('sid').doUpdateSet({ data: json, user_id: data.userId ?? null, expires_at: expires }))
+      .values({ sid, data: json, user_id: userId, expires_at: expires })
+      .onConflict((oc) => oc.column('sid').doUpdateSet({ data: json, user_id: userId, expires_at: expires }))
       .execute()
       .then(() => cb?.())
-      .catch((err) => cb?.(err));
+      .catch((err: unknown) => cb?.(err));
   }
 
   override touch(sid: string, data: SessionData, cb?: Cb): void {
@@ -98,7 +100,7 @@ export class DbSessionStore extends session.Store {
       .where('sid', '=', sid)
       .execute()
       .then(() => cb?.())
-      .catch((err) => cb?.(err));
+      .catch((err: unknown) => cb?.(err));
   }
 
   override destroy(sid: string, cb?: Cb): void {
@@ -107,7 +109,7 @@ export class DbSessionStore extends session.Store {
       .where('sid', '=', sid)
       .execute()
       .then(() => cb?.())
-      .catch((err) => cb?.(err));
+      .catch((err: unknown) => cb?.(err));
   }
 
   async destroyAllOfUser(userId: string): Promise<void> {
@@ -150,7 +152,7 @@ export class RedisSessionStore extends session.Store {
     this.redis
       .get(this.prefix + sid)
       .then((v) => cb(null, v ? (JSON.parse(v) as SessionData) : null))
-      .catch((err) => cb(err));
+      .catch((err: unknown) => cb(err));
   }
 
   override set(sid: string, data: SessionData, cb?: Cb): void {
@@ -159,21 +161,21 @@ export class RedisSessionStore extends session.Store {
     multi
       .exec()
       .then(() => cb?.())
-      .catch((err) => cb?.(err));
+      .catch((err: unknown) => cb?.(err));
   }
 
   override touch(sid: string, data: SessionData, cb?: Cb): void {
     this.redis
       .expire(this.prefix + sid, this.ttlSeconds(data))
       .then(() => cb?.())
-      .catch((err) => cb?.(err));
+      .catch((err: unknown) => cb?.(err));
   }
 
   override destroy(sid: string, cb?: Cb): void {
     this.redis
       .del(this.prefix + sid)
       .then(() => cb?.())
-      .catch((err) => cb?.(err));
+      .catch((err: unknown) => cb?.(err));
   }
 
   async destroyAllOfUser(userId: string): Promise<void> {
@@ -252,10 +254,12 @@ export class SessionManager {
     if (!raw || !raw.startsWith('s:')) return null;
     const sid = unsign(raw.slice(2), this.options.secret);
     if (sid === false) return null;
-    const data = await new Promise<SessionData | null>((resolve, reject) => this.options.store.get(sid, (err, d) => (err ? reject(err) : resolve((d as SessionData) ?? null))));
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the stores pass on what kysely or ioredis rejected with
+    const data = await new Promise<SessionData | null>((resolve, reject) => this.options.store.get(sid, (err, d) => (err ? reject(err) : resolve(d ?? null))));
     if (!data || !data.userId || !data.orgId) return null;
     const now = Date.now();
-    if (now >= (data.loginAt ?? 0) + this.options.timeouts.absoluteMs) {
+    // Read from the store's JSON: a session written without loginAt is treated as logged in at epoch (expired).
+    if (now >= ((data as Partial<SessionData>).loginAt ?? 0) + this.options.timeouts.absoluteMs) {
       this.options.store.destroy(sid);
       return null;
     }

@@ -90,8 +90,9 @@ export class SsoLoginService {
       const rows = org ? (await this.repo().listConnections(org.id)).filter((r) => r.enabled === 1) : [];
       // The slug is named back only when it is one (anyone can put any text in ?org=).
       const named = fields.slug.safeParse(input.org).success ? `the organization "${input.org}"` : 'this organization';
-      if (!org || rows.length === 0) throw new LoginRefused('org_no_sso', `${named} has no single sign-on configured`, { org: idpText(input.org, 64) });
-      return decodeConnection(rows[0]!);
+      const first = rows[0];
+      if (!org || first === undefined) throw new LoginRefused('org_no_sso', `${named} has no single sign-on configured`, { org: idpText(input.org, 64) });
+      return decodeConnection(first);
     }
     throw new LoginRefused('no_input', 'enter your work email address');
   }
@@ -246,7 +247,9 @@ export class SsoLoginService {
     // claim (upn, preferred_username, a profile field people can edit) has no evidence, whatever they say.
     const evidence = c.claims.email === 'email' ? emailEvidence(v.claims, isAzureIssuer(c.metadata?.issuer ?? c.row.issuer)) : null;
     const now = new Date().toISOString();
-    let changed = false;
+    // Set inside the transaction's callback, which TypeScript's narrowing does not follow: without the
+    // widening it would take `changed` for always false after it.
+    let changed = false as boolean;
     const user = await this.store.transaction(async (repos) => {
       const repo = this.repo(repos);
       const identity = await repo.findIdentity(org.id, id.key);
@@ -322,7 +325,7 @@ export class SsoLoginService {
           targetType: 'user',
           targetId: user.id,
           targetName: user.username,
-          details: { connection_id: c.row.id, issuer: v.issuer, subject: v.subject, ...(id.tenantId ? { tenant_id: id.tenantId } : {}), rule: how! === 'jit' ? 'jit_new_account' : 'verified_email_in_connection_domain', ...(linkRule ? { email_evidence: linkRule.evidence, email_domain: linkRule.domain } : {}) },
+          details: { connection_id: c.row.id, issuer: v.issuer, subject: v.subject, ...(id.tenantId ? { tenant_id: id.tenantId } : {}), rule: how === 'jit' ? 'jit_new_account' : 'verified_email_in_connection_domain', ...(linkRule ? { email_evidence: linkRule.evidence, email_domain: linkRule.domain } : {}) },
         });
       }
       const synced = await this.syncGroups(repos, c, org, user, v, now);
@@ -333,7 +336,7 @@ export class SsoLoginService {
         targetType: 'user',
         targetId: user.id,
         targetName: user.username,
-        details: { connection_id: c.row.id, how: how!, issuer: v.issuer, ...(linkRule ? { link_rule: `${linkRule.evidence}+connection_domain+unbound_account`, email_domain: linkRule.domain } : {}), ...(id.tenantId ? { tenant_id: id.tenantId } : {}), ...(synced.length ? { team_changes: synced } : {}) },
+        details: { connection_id: c.row.id, how, issuer: v.issuer, ...(linkRule ? { link_rule: `${linkRule.evidence}+connection_domain+unbound_account`, email_domain: linkRule.domain } : {}), ...(id.tenantId ? { tenant_id: id.tenantId } : {}), ...(synced.length ? { team_changes: synced } : {}) },
       });
       return user;
     }).catch((err: unknown) => {

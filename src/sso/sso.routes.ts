@@ -22,10 +22,12 @@ const groupRule = z.strictObject({
   role: fields.role,
 });
 const base = {
-  issuer: z.string().trim().min(1, 'must not be empty').max(2000).url('must be a URL (https://...)'),
+  // z.url() as a check after trim/min/max is what the deprecated `.url()` method added: the URL is checked
+  // once trimmed, and the issues come in the same order.
+  issuer: z.string().trim().min(1, 'must not be empty').max(2000).check(z.url({ error: 'must be a URL (https://...)' })),
   client_id: z.string().trim().min(1, 'must not be empty').max(500),
-  flow: z.enum(['implicit', 'code'], { message: 'must be implicit or code' }),
-  response_mode: z.enum(['form_post', 'fragment'], { message: 'must be form_post or fragment' }),
+  flow: z.enum(['implicit', 'code'], { error: 'must be implicit or code' }),
+  response_mode: z.enum(['form_post', 'fragment'], { error: 'must be form_post or fragment' }),
   client_secret: z.string().min(1, 'must not be empty').max(2000).nullable(),
   scopes: z.array(z.string().trim().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'must be a scope token')).max(30),
   claims: z.strictObject({ email: claimName.optional(), name: claimName.optional(), username: claimName.optional(), groups: claimName.optional() }),

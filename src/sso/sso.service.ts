@@ -76,7 +76,7 @@ export function decodeConnection(row: ConnectionRow): Connection {
   return {
     row,
     scopes: JSON.parse(row.scopes) as string[],
-    claims: { ...DEFAULT_CLAIMS, ...(JSON.parse(row.claims) as ClaimMapping) } as Connection['claims'],
+    claims: { ...DEFAULT_CLAIMS, ...(JSON.parse(row.claims) as ClaimMapping) },
     groupRules: JSON.parse(row.group_roles) as GroupRule[],
     allowedTenantIds: JSON.parse(row.allowed_tenant_ids) as string[],
     metadata: row.metadata ? (JSON.parse(row.metadata) as ProviderMetadata) : null,

@@ -147,7 +147,9 @@ export class TeamsService {
         targetName: ctx.team.name,
         details: { username, role, previous_role: existing?.role ?? null },
       });
-      return { outcome, member: (await repos.teams.findMember(ctx.org.id, ctx.team.id, username))! };
+      const member = await repos.teams.findMember(ctx.org.id, ctx.team.id, username);
+      if (!member) throw new Error(`team ${ctx.team.id}: member ${username} not found right after it was written`);
+      return { outcome, member };
     });
     this.invalidator.identitiesChanged();
     return { member: result.member, created: result.outcome === 'created' };

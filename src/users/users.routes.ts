@@ -5,9 +5,9 @@ import { fields } from '../http/validation.ts';
 import { meOut, userOut } from './users.responses.ts';
 import type { UsersService } from './users.service.ts';
 
-export const themeBody = z.strictObject({ theme: z.enum(['light', 'dark', 'system'], { message: 'must be light, dark or system' }) });
+export const themeBody = z.strictObject({ theme: z.enum(['light', 'dark', 'system'], { error: 'must be light, dark or system' }) });
 export const provisionUserBody = z.strictObject({ email: fields.email, username: fields.entityName, role: fields.role.default('member'), display_name: fields.displayName.optional() });
-export const updateUserBody = z.strictObject({ role: fields.role.optional(), status: z.enum(['active', 'deactivated'], { message: 'must be active or deactivated' }).optional(), display_name: fields.displayName.optional() }).refine((b) => Object.keys(b).length > 0, { message: 'nothing to change: send role, status or display_name' });
+export const updateUserBody = z.strictObject({ role: fields.role.optional(), status: z.enum(['active', 'deactivated'], { error: 'must be active or deactivated' }).optional(), display_name: fields.displayName.optional() }).refine((b) => Object.keys(b).length > 0, { error: 'nothing to change: send role, status or display_name' });
 
 export function registerUserRoutes(api: ApiRouter, users: UsersService): void {
   api.add(

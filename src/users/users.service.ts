@@ -192,7 +192,6 @@ export class UsersService {
       via,
       orgId,
       orgSlug: org.slug,
-      orgPlan: org.plan,
       id: u.id,
       username: u.username,
       email: u.email,
@@ -202,7 +201,6 @@ export class UsersService {
       orgRequireSso: org.require_sso === 1,
       teams,
       keyId: key?.id ?? null,
-      credentialExpiresAt: key?.expires_at ? Date.parse(key.expires_at) : null,
     };
   }
 

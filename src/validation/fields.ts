@@ -25,5 +25,5 @@ export const fields = {
   displayName: z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters'),
   label: z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters'),
   role: z.enum(ROLES, { error: `must be one of ${ROLES.join(', ')}` }),
-  plan: z.enum(['standard', 'enterprise'], { message: 'must be standard or enterprise' }),
+  plan: z.enum(['standard', 'enterprise'], { error: 'must be standard or enterprise' }),
 };

@@ -45,7 +45,8 @@ export class FlashStore {
   }
 
   take(req: Request): Flash | null {
-    const sealed = req.session?.flash;
+    // No req.session on a route without the session middleware, or while express-session's store is disconnected.
+    const sealed = (req.session as Request['session'] | undefined)?.flash;
     if (!sealed) return null;
     delete req.session.flash;
     try {

@@ -31,6 +31,7 @@ export function hashLoginToken(token: string): string {
 
 /** The shape of a token this service makes (43 base64url characters); anything else is unknown without a lookup. */
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
+const UNKNOWN_LINK = 'this login link is not valid: check that you copied all of it, or ask the operator for a new one';
 
 export interface IssuedLink {
   url: string;
@@ -92,7 +93,7 @@ export class LoginLinksService {
 
   /** Why a link cannot be used (unknown, used, expired), or null when it can. */
   private static linkRefusal(link: LoginLinkRow | undefined, now: string): AppError | null {
-    if (!link) return new AppError('link_unknown', 'this login link is not valid: check that you copied all of it, or ask the operator for a new one');
+    if (!link) return new AppError('link_unknown', UNKNOWN_LINK);
     if (link.used_at !== null) return new AppError('link_used', 'this login link was already used; each link signs in once. Ask the operator for a new one (trackgate login-link)');
     if (link.expires_at <= now) return new AppError('link_expired', `this login link has expired (links work for ${LOGIN_LINK_TTL_TEXT}); ask the operator for a new one (trackgate login-link)`);
     return null;
@@ -112,9 +113,10 @@ export class LoginLinksService {
   /** The person a link would sign in, for the confirmation page; throws the reason it cannot. */
   async inspect(token: string): Promise<LinkTarget> {
     const link = TOKEN_SHAPE.test(token) ? await this.repo().find(hashLoginToken(token)) : undefined;
+    if (!link) throw new AppError('link_unknown', UNKNOWN_LINK);
     const refused = LoginLinksService.linkRefusal(link, new Date().toISOString());
     if (refused) throw refused;
-    const r = await this.accountCheck(this.store.repos, link!);
+    const r = await this.accountCheck(this.store.repos, link);
     if (r instanceof AppError) throw r;
     return r;
   }

@@ -4,7 +4,6 @@ import { SAFE_METHODS, CSRF_FIELD } from '../http/csrf.ts';
 import { errors } from '../errors/app-error.ts';
 import { errorPages } from '../http/express-app.ts';
 import { loginPath } from '../http/return-to.ts';
-import { sendHtml } from '../html/html.ts';
 import type { Theme } from '../html/html.ts';
 import type { SessionManager } from '../sso/session-store.ts';
 import type { UsersService } from '../users/users.service.ts';

@@ -34,10 +34,6 @@ export function parseNetworks(cidrs: readonly string[]): Network[] {
   return cidrs.map((c) => ipaddr.parseCIDR(c.trim()));
 }
 
-export function isCidr(value: string): boolean {
-  return ipaddr.isValidCIDR(value.trim());
-}
-
 /**
  * Why trackgate may not connect to `address` (an IPv4 or IPv6 literal), or
  * null when it may: a public address, or one in the operator's `allowed` networks.
@@ -56,7 +52,7 @@ export function blockedAddressReason(address: string, allowed: readonly Network[
     const v6 = ip as ipaddr.IPv6;
     if (v6.match(NAT64_WELL_KNOWN)) {
       const b = v6.toByteArray();
-      const embedded = new ipaddr.IPv4(b.slice(12) as [number, number, number, number]);
+      const embedded = new ipaddr.IPv4(b.slice(12));
       const inner = blockedAddressReason(embedded.toString());
       return inner ? `NAT64 of ${embedded.toString()}: ${inner}` : null;
     }
@@ -64,9 +60,4 @@ export function blockedAddressReason(address: string, allowed: readonly Network[
   }
   const range = ip.range();
   return range === 'unicast' ? null : `${range} address`;
-}
-
-/** Whether trackgate may connect to `address`. */
-export function isPublicAddress(address: string): boolean {
-  return blockedAddressReason(address) === null;
 }

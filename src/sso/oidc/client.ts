@@ -95,7 +95,7 @@ export function idpText(value: string, max = IDP_TEXT_MAX): string {
     .replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, ' ')
     .replace(/\s+/g, ' ')
     .trim();
-  const chars = [...flat];
+  const chars = Array.from(flat); // code points, so that a cut never splits a surrogate pair
   return chars.length > max ? `${chars.slice(0, max - 1).join('')}…` : flat;
 }
 
@@ -188,22 +188,23 @@ export async function exchangeCode(rp: RelyingParty, params: URLSearchParams, st
     : oauth.None();
   const fetcher = rp.fetcher ?? new IdpFetcher({ allowPrivateAddresses: rp.allowHttp, timeoutMs });
   let response: Response;
-  let body: Record<string, unknown> = {};
+  let parsed: unknown;
   try {
     response = await oauth.authorizationCodeGrantRequest(as, c, auth, validated, rp.redirectUri, codeVerifier, {
+      // eslint-disable-next-line @typescript-eslint/no-deprecated -- deprecated to stand out: only set with allowHttp, for local IdPs in development and tests
       [oauth.allowInsecureRequests]: rp.allowHttp,
       // Bounded, JSON-only, public addresses only; redirects are not followed.
       [oauth.customFetch]: fetcher.fetchFor('token'),
       signal: AbortSignal.timeout(timeoutMs),
     });
-    body = (await response.json().catch(() => ({}))) as Record<string, unknown>;
+    parsed = await response.json().catch(() => ({}));
   } catch (err) {
     if (err instanceof IdpFetchError) throw new OidcLoginError(`token_endpoint_${err.problem}`, err.message, err.detail, err);
     throw new OidcLoginError('token_endpoint_unreachable', "the IdP's token endpoint could not be reached", {}, err);
   } finally {
     if (!rp.fetcher) await fetcher.close();
   }
-  if (!body || typeof body !== 'object' || Array.isArray(body)) body = {};
+  const body = parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : {};
   if (!response.ok) {
     const error = typeof body.error === 'string' ? body.error : `HTTP ${response.status}`;
     const description = typeof body.error_description === 'string' ? body.error_description : '';

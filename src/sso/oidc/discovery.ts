@@ -305,9 +305,9 @@ async function discoverWith(input: DiscoveryInput, options: DiscoveryOptions, fe
     const jwks = await fetchJwks(jwksUri, fetcher);
     if (!jwks.ok) add('issuer', jwks.code, jwks.reason);
     else {
-      const keys = (jwks.body as { keys?: unknown })?.keys;
+      const keys = (jwks.body as { keys?: unknown } | null)?.keys;
       if (!Array.isArray(keys)) add('issuer', 'jwks_invalid', `the IdP's jwks_uri (${jwksUri}) is not a JSON Web Key Set`);
-      else if (!keys.some((k) => (k as { use?: string })?.use !== 'enc' && ['RSA', 'EC', 'OKP'].includes((k as { kty?: string })?.kty ?? ''))) {
+      else if (!keys.some((k) => (k as { use?: string } | null)?.use !== 'enc' && ['RSA', 'EC', 'OKP'].includes((k as { kty?: string } | null)?.kty ?? ''))) {
         add('issuer', 'jwks_empty', `the IdP's jwks_uri (${jwksUri}) holds no public signing keys`);
       }
     }
@@ -316,7 +316,7 @@ async function discoverWith(input: DiscoveryInput, options: DiscoveryOptions, fe
   const metadata: ProviderMetadata | undefined =
     authorizationEndpoint && jwksUri
       ? {
-          ...(doc as Record<string, unknown>),
+          ...doc,
           issuer: docIssuer,
           authorization_endpoint: authorizationEndpoint,
           jwks_uri: jwksUri,

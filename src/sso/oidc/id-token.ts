@@ -51,7 +51,8 @@ export async function verifyIdToken(idToken: string, keys: JWTVerifyGetKey, expe
   } catch (err) {
     throw new OidcLoginError('id_token_malformed', 'the ID token header cannot be read', {}, err);
   }
-  const alg = String(header.alg ?? '');
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- the token's own header: alg may be any JSON value, named as it stringifies
+  const alg = String((header as { alg?: unknown }).alg ?? '');
   if (alg === 'none' || alg === '') {
     throw new OidcLoginError('id_token_unsigned', 'the ID token is not signed (alg "none"); trackgate only accepts tokens signed by the IdP', { alg });
   }
@@ -110,6 +111,7 @@ export async function verifyIdToken(idToken: string, keys: JWTVerifyGetKey, expe
     throw new OidcLoginError('azp_missing', 'the token names several audiences but no authorized party ("azp"), so it may have been issued to another application', { aud });
   }
   if (claims.azp !== undefined && claims.azp !== expect.clientId) {
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- azp is whatever the token says, shown as it is
     throw new OidcLoginError('azp_mismatch', `the token was issued to another application (azp "${String(claims.azp)}"), not this client ID`, { azp: claims.azp });
   }
 
@@ -159,7 +161,7 @@ function mapJoseError(err: unknown, kid: unknown): OidcLoginError {
   if (err instanceof joseErrors.JWKSNoMatchingKey) {
     return new OidcLoginError('key_not_found', `the ID token was signed with a key the IdP does not publish (kid ${JSON.stringify(kid ?? null)}); if the IdP just rotated its keys, try again shortly`, { kid }, err);
   }
-  if (err instanceof joseErrors.JWKSTimeout || (err as { name?: string })?.name === 'TypeError') {
+  if (err instanceof joseErrors.JWKSTimeout || (err as { name?: string } | null)?.name === 'TypeError') {
     return new OidcLoginError('jwks_unreachable', "the IdP's signing keys (jwks_uri) could not be fetched", {}, err);
   }
   if (err instanceof joseErrors.JWKSInvalid) return new OidcLoginError('jwks_invalid', "the IdP's jwks_uri does not hold a valid key set", {}, err);

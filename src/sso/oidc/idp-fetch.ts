@@ -118,7 +118,7 @@ export class IdpFetcher {
       connect: (opts, callback) => {
         this.pinnedAddress(opts.hostname).then(
           (address) => base({ ...opts, hostname: address }, callback),
-          (err: Error) => callback(err, null),
+          (err: unknown) => callback(err instanceof Error ? err : new Error(String(err)), null),
         );
       },
       headersTimeout: options.timeoutMs,
@@ -133,7 +133,8 @@ export class IdpFetcher {
   async pinnedAddress(hostname: string): Promise<string> {
     const host = hostname.replace(/^\[|\]$/g, '');
     const addresses = isIP(host) ? [host] : await this.resolve(host);
-    if (addresses.length === 0) throw Object.assign(new Error(`${host} has no address`), { code: 'ENOTFOUND' });
+    const first = addresses[0];
+    if (first === undefined) throw Object.assign(new Error(`${host} has no address`), { code: 'ENOTFOUND' });
     if (!this.options.allowPrivateAddresses) {
       // Every answer is checked, not only the one used: a name that mixes a
       // public and a private address is refused as a whole.
@@ -142,7 +143,7 @@ export class IdpFetcher {
         if (reason) throw new AddressNotAllowedError(host, address, reason);
       }
     }
-    return addresses[0]!;
+    return first;
   }
 
   /**
@@ -222,7 +223,7 @@ export class IdpFetcher {
       await res.body?.cancel().catch(() => {});
       throw e;
     };
-    const contentType = (res.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+    const contentType = (res.headers.get('content-type') ?? '').split(';')[0]?.trim() ?? ''.toLowerCase();
     if (ok && !policy.contentTypes.test(contentType)) {
       await abandon(new IdpFetchError('not_json', kind, `${policy.what} answered with content type "${contentType || 'none'}", not JSON (application/json) (${where})`, { url: where, content_type: contentType }));
     }
@@ -235,7 +236,8 @@ export class IdpFetcher {
     const chunks: Uint8Array[] = [];
     let total = 0;
     if (res.body) {
-      const reader = res.body.getReader();
+      // A fetch body is bytes; undici types its chunks as any.
+      const reader: ReadableStreamDefaultReader<Uint8Array> = res.body.getReader();
       try {
         for (;;) {
           const { done, value } = await reader.read();
