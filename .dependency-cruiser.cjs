@@ -30,6 +30,16 @@ const EDGE = [
 
 const DOMAIN_TO_HTTP = 'domain-not-to-http';
 
+/**
+ * Domain files that may still see node:http's request type. The Authenticator
+ * reads credentials and headers straight from the IncomingMessage (its
+ * credential reader caches them on the connection): it serves /auth/verify and
+ * the proxy per request, and copying the headers into a domain type first
+ * would add an allocation there. gateway/identity.ts types the function the
+ * data plane calls it through.
+ */
+const HTTP_REQUEST_TYPE_ALLOWED = ['^src/auth/(credentials|authenticator)\\.ts$', '^src/gateway/identity\\.ts$'];
+
 module.exports = {
   forbidden: [
     {
@@ -45,6 +55,22 @@ module.exports = {
       comment: 'Domain code (services, repositories, rules) must not import src/http: only routes, page handlers and the composition roots may.',
       from: { path: '^src/', pathNot: EDGE },
       to: { path: '^src/http/' },
+    },
+    {
+      name: 'domain-not-to-http-packages',
+      severity: 'error',
+      comment: 'Domain code must not know Express, its session, cookies or node:http either: parsing and setting cookies, reading and writing requests belong to src/http and the routes.',
+      // html.ts's sendHtml writes a page on an Express Response: the HTML system's one way to answer with a page.
+      from: { path: '^src/', pathNot: [...EDGE, '^src/html/html\\.ts$'] },
+      // resolved paths: the package itself, or its @types for a type-only import
+      to: { path: '(^|/)node_modules/(@types/)?(express|express-session|cookie)/' },
+    },
+    {
+      name: 'domain-not-to-node-http',
+      severity: 'error',
+      comment: 'Domain code must not import node:http (not even its types) but where allowed in HTTP_REQUEST_TYPE_ALLOWED.',
+      from: { path: '^src/', pathNot: [...EDGE, ...HTTP_REQUEST_TYPE_ALLOWED] },
+      to: { path: '^(node:)?https?$' },
     },
   ],
   options: {

@@ -98,4 +98,4 @@ if (problems.length) {
   for (const p of problems) console.error(`  ${p}`);
   process.exit(1);
 }
-console.log(`import check: ${modules.filter((m) => m.source.startsWith('src/')).length} modules, ${folders.size} folders: no module cycle, no folder cycle, no domain import of src/http`);
+console.log(`import check: ${modules.filter((m) => m.source.startsWith('src/')).length} modules, ${folders.size} folders: no module cycle, no folder cycle, no domain import of src/http, express, express-session, cookie or node:http`);

@@ -28,13 +28,13 @@ function assertErrorPage(page: Page, status: number, code: string) {
   assert.ok(!page.setCookies.some((c) => c.startsWith('trackgate.sid=')), 'no session');
 }
 
-/** Opens a link's confirmation page; returns the nonce of its button. */
+/** Opens a link's confirmation page; returns the form token of its button. */
 async function confirm(b: WebBrowser, path: string): Promise<string> {
   const page = await b.get(path);
   assert.equal(page.status, 200, page.text.slice(0, 500));
-  const nonce = /name="nonce" value="([^"]+)"/.exec(page.text)?.[1];
-  assert.ok(nonce);
-  return nonce!;
+  const formToken = /name="form_token" value="([^"]+)"/.exec(page.text)?.[1];
+  assert.ok(formToken);
+  return formToken!;
 }
 
 let idp: JoseIdp;
@@ -71,14 +71,14 @@ for (const dialect of dialects()) {
       assert.match(textOf(page.text), new RegExp(`signs you in as lena-${dialect}`));
       assert.match(page.text, /<form method="post" action="\/login\/link\//);
       assert.doesNotMatch(page.text, /<script>/);
-      const nonce = /name="nonce" value="([^"]+)"/.exec(page.text)![1]!;
+      const formToken = /name="form_token" value="([^"]+)"/.exec(page.text)![1]!;
 
       // A browser that already had someone's session gets a new one.
       const before = await signIn(app, adminEmail);
       const oldSid = before.jar.get('trackgate.sid');
       before.jar.set('trackgate.link', b.jar.get('trackgate.link')!);
       before.paths.set('trackgate.link', '/login/link');
-      const r = await before.post(path, { nonce });
+      const r = await before.post(path, { form_token: formToken });
       assert.equal(r.status, 303, r.text.slice(0, 500));
       assert.equal(r.location, '/settings');
       const cookie = r.setCookies.find((c) => c.startsWith('trackgate.sid='));
@@ -94,7 +94,7 @@ for (const dialect of dialects()) {
 
       // Used: refused, on the page and on the button.
       assertErrorPage(await b.get(path), 410, 'link_used');
-      assertErrorPage(await b.post(path, { nonce }), 410, 'link_used');
+      assertErrorPage(await b.post(path, { form_token: formToken }), 410, 'link_used');
       const audit = await app.request('GET', `/gateway/v1/orgs/${org}/audit?action=login.link`, { key: adminKey });
       assert.ok(audit.body.events.some((e: any) => e.target.name === `lena-${dialect}`));
       // Unknown and malformed tokens.
@@ -111,12 +111,12 @@ for (const dialect of dialects()) {
       await app.createUser({ org, username: `cy-${dialect}` });
       const path = await loginLinkPath(app, `cy-${dialect}@${org}.example`);
       const b = new WebBrowser(app);
-      const nonce = await confirm(b, path);
+      const formToken = await confirm(b, path);
       const stranger = new WebBrowser(app);
-      assertErrorPage(await stranger.post(path, { nonce }), 403, 'link_confirmation_failed');
-      assertErrorPage(await b.post(path, { nonce: 'forged' }), 403, 'link_confirmation_failed');
+      assertErrorPage(await stranger.post(path, { form_token: formToken }), 403, 'link_confirmation_failed');
+      assertErrorPage(await b.post(path, { form_token: 'forged' }), 403, 'link_confirmation_failed');
       assertErrorPage(await b.post(path, {}), 403, 'link_confirmation_failed');
-      assert.equal((await b.post(path, { nonce })).status, 303, 'still usable');
+      assert.equal((await b.post(path, { form_token: formToken })).status, 303, 'still usable');
     });
 
     test('two presses at once: exactly one signs in', async () => {
@@ -125,7 +125,7 @@ for (const dialect of dialects()) {
       const a = new WebBrowser(app);
       const b = new WebBrowser(app);
       const [na, nb] = [await confirm(a, path), await confirm(b, path)];
-      const results = await Promise.all([a.post(path, { nonce: na }), b.post(path, { nonce: nb })]);
+      const results = await Promise.all([a.post(path, { form_token: na }), b.post(path, { form_token: nb })]);
       assert.deepEqual(results.map((r) => r.status).sort(), [303, 410]);
     });
 
@@ -135,30 +135,30 @@ for (const dialect of dialects()) {
       const path = await loginLinkPath(app, `old-${dialect}@${org}.example`);
       const other = await loginLinkPath(app, `fresh-${dialect}@${org}.example`);
       const b = new WebBrowser(app);
-      const nonce = await confirm(b, path);
+      const formToken = await confirm(b, path);
       // This test's link only: other tests' links in the shared database stay as they are.
       const tokenHash = hashLoginToken(path.split('/').pop()!);
       const expired = await sql`update login_links set expires_at = ${new Date(Date.now() - 1000).toISOString()} where token_hash = ${tokenHash}`.execute(app.gw.core.database.db);
       assert.equal(Number(expired.numAffectedRows), 1);
       assertErrorPage(await b.get(path), 410, 'link_expired');
-      assertErrorPage(await b.post(path, { nonce }), 410, 'link_expired');
+      assertErrorPage(await b.post(path, { form_token: formToken }), 410, 'link_expired');
       // A link issued alongside it still works.
       const c = new WebBrowser(app);
-      assert.equal((await c.post(other, { nonce: await confirm(c, other) })).status, 303);
+      assert.equal((await c.post(other, { form_token: await confirm(c, other) })).status, 303);
     });
 
     test('a deactivated person is refused (the link stays usable if they are reactivated in time)', async () => {
       const u = await app.createUser({ org, username: `dee-${dialect}` });
       const path = await loginLinkPath(app, `dee-${dialect}@${org}.example`);
       const b = new WebBrowser(app);
-      const nonce = await confirm(b, path);
+      const formToken = await confirm(b, path);
       assert.equal((await app.request('PATCH', `/gateway/v1/orgs/${org}/users/${u.username}`, { key: adminKey, body: { status: 'deactivated' } })).status, 200);
       assertErrorPage(await b.get(path), 403, 'user_deactivated');
-      assertErrorPage(await b.post(path, { nonce }), 403, 'user_deactivated');
+      assertErrorPage(await b.post(path, { form_token: formToken }), 403, 'user_deactivated');
       const refused = await app.request('GET', `/gateway/v1/orgs/${org}/audit?action=login.link_refused`, { key: adminKey });
       assert.equal(refused.body.events[0].details.code, 'user_deactivated');
       assert.equal((await app.request('PATCH', `/gateway/v1/orgs/${org}/users/${u.username}`, { key: adminKey, body: { status: 'active' } })).status, 200);
-      assert.equal((await b.post(path, { nonce })).status, 303);
+      assert.equal((await b.post(path, { form_token: formToken })).status, 303);
     });
 
     test('require_sso: refused while the organization has no enabled connection (409); then links work for the operator only', async () => {
@@ -255,7 +255,7 @@ describe('CLI: bootstrap and login-link print a working one-time link', () => {
     app.keys.add(out.api_key);
     const b = new WebBrowser(app);
     const path = new URL(out.login_url).pathname;
-    assert.equal((await b.post(path, { nonce: await confirm(b, path) })).status, 303);
+    assert.equal((await b.post(path, { form_token: await confirm(b, path) })).status, 303);
     assert.equal((await b.get('/settings')).status, 200);
 
     const text = run(['login-link', '--email', 'Root@Example.com']);
@@ -267,7 +267,7 @@ describe('CLI: bootstrap and login-link print a working one-time link', () => {
     assert.equal(link.org, 'acme');
     const b2 = new WebBrowser(app);
     const p2 = new URL(link.login_url).pathname;
-    assert.equal((await b2.post(p2, { nonce: await confirm(b2, p2) })).status, 303);
+    assert.equal((await b2.post(p2, { form_token: await confirm(b2, p2) })).status, 303);
     const unknown = run(['login-link', '--email', 'nobody@example.com']);
     assert.equal(unknown.status, 1);
     assert.match(unknown.stderr, /user with email "nobody@example.com" not found/);

@@ -5,7 +5,8 @@ import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { errors } from '../errors/app-error.ts';
 import type { AppError } from '../errors/app-error.ts';
 import type { Principal } from './principal.ts';
-import { hashKey, readCredentials } from './credentials.ts';
+import { hashSecret } from '../crypto/tokens.ts';
+import { readCredentials } from './credentials.ts';
 
 export type AuthOutcome =
   | { ok: true; principal: Principal }
@@ -32,7 +33,9 @@ export type SessionAuthenticator = (req: IncomingMessage) => Promise<Principal |
  * Under the policy "require SSO", a person's API key is for tools (the
  * tracking client, scripts), not for a browser: a browser request carrying it
  * (it asks for HTML, or sends the Sec-Fetch-Dest header every browser sends) is
- * refused. The instance operator keeps the way in, to repair SSO.
+ * refused. The instance operator keeps the way in, to repair SSO. Broader
+ * than src/http/browser.ts's asksForHtml (which decides redirect or 401): a
+ * page's fetch() asks for no HTML but is still a browser's request.
  */
 function ssoOnlyRefusal(req: IncomingMessage, principal: Principal): boolean {
   if (principal.type !== 'user' || principal.instanceAdmin) return false;
@@ -161,7 +164,7 @@ export class Authenticator {
         const error = errors.unauthenticated(REASONS[result.reason] ?? 'invalid API key', result.reason === 'expired' || result.reason === 'revoked' ? `key_${result.reason}` : 'invalid_key');
         // A malformed key was refused by its shape alone, with no lookup: nothing to count.
         if (result.reason === 'malformed') return refusal(error);
-        return this.fail(ip, creds.hash ?? hashKey(creds.key), error);
+        return this.fail(ip, creds.hash ?? hashSecret(creds.key, 'hex'), error);
       }
       case 'bearer_token':
         // No Bearer credential but an API key exists yet (workload federation, issue 17, adds access tokens

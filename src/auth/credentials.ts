@@ -1,17 +1,5 @@
-import crypto, { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-
-/** Node's one-shot hash (no Hash object per call) where it exists (>= 20.12). */
-const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
-
-/**
- * The SHA-256 (hex) a credential is known by: an API key's stored hash (src/keys), and what the
- * Authenticator counts a failed credential by. Here, beside the credentials, because both need it.
- */
-export function hashKey(key: string): string {
-  return oneShot ? oneShot('sha256', key, 'hex') : createHash('sha256').update(key).digest('hex');
-}
 
 /** What the Authorization header carried, before anything is looked up. */
 export type Credentials =

@@ -3,7 +3,7 @@ import { Pool } from 'undici';
 import { AppError, errors } from '../errors/app-error.ts';
 import type { TrustedProxies } from '../http/client-ip.ts';
 import type { Logger } from '../log/logger.ts';
-import { isBrowser } from './browser.ts';
+import { asksForHtml } from '../http/browser.ts';
 import { isSameOrigin, SAFE_METHODS } from '../http/csrf.ts';
 import type { GatewayIdentity, IdentityResult } from './identity.ts';
 import { hasDotSegment } from '../http/dot-segments.ts';
@@ -265,7 +265,7 @@ function filterCookies(header: string, isOwn: (name: string) => boolean): string
 
 function unauthenticated(req: IncomingMessage, res: ServerResponse, requestId: string): void {
   // A person in a browser is sent to log in; an API client gets 401 with WWW-Authenticate.
-  if ((req.method === 'GET' || req.method === 'HEAD') && isBrowser(req)) {
+  if ((req.method === 'GET' || req.method === 'HEAD') && asksForHtml(req)) {
     res.writeHead(302, { Location: loginPath(req.url), 'Cache-Control': 'no-store', 'X-Request-Id': requestId, 'Content-Length': 0 });
     res.end();
     return;

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AppError, errors } from '../errors/app-error.ts';
 import type { TrustedProxies } from '../http/client-ip.ts';
 import type { Logger } from '../log/logger.ts';
-import { isBrowser } from './browser.ts';
+import { asksForHtml } from '../http/browser.ts';
 import { isSameOrigin, SAFE_METHODS } from '../http/csrf.ts';
 import { forgedIdentityHeader } from './header-spelling.ts';
 import type { GatewayIdentity, IdentityResult } from './identity.ts';
@@ -48,7 +48,7 @@ export function createVerifyHandler(options: VerifyOptions): (req: IncomingMessa
   const respond = (req: IncomingMessage, res: ServerResponse, result: IdentityResult, requestId: string): void => {
     if (!result.ok) {
       if (result.anonymous) {
-        const extra = isBrowser(req) ? { Location: loginLocation(req, trustedProxies) } : undefined;
+        const extra = asksForHtml(req) ? { Location: loginLocation(req, trustedProxies) } : undefined;
         return sendError(req, res, errors.unauthenticated(), requestId, extra);
       }
       return sendError(req, res, result.error, requestId);

@@ -55,8 +55,11 @@ export interface LayoutInput {
   body: Html;
   /** Light, dark, or the device's preference: a class on <html> that the stylesheet keys on. */
   theme: Theme;
-  /** The signed-in person, for the header (absent on pages shown before sign-in). */
-  user?: { username: string; displayName: string; csrfToken: string; isAdmin: boolean } | undefined;
+  /**
+   * The signed-in person, for the header (absent on pages shown before sign-in). `csrf`: the sign-out
+   * form's hidden CSRF field, rendered by src/http/csrf.ts (csrfField), which owns its name.
+   */
+  user?: { username: string; displayName: string; csrf: Html; isAdmin: boolean } | undefined;
   /** Which header link is the current page. */
   current?: 'settings' | 'admin' | 'team' | undefined;
   /** The page's static scripts (paths under /static/); by default the pages' conveniences, web.js. The sign-in pages need none but their own. */
@@ -72,7 +75,7 @@ ${u.isAdmin ? html`<a href="/admin"${input.current === 'admin' ? raw(' aria-curr
 </nav>
 <div class="who">
 <span title="${u.username}">${u.displayName}</span>
-<form method="post" action="/logout" class="inline">${csrfField(u.csrfToken)}<button type="submit" class="link">Sign out</button></form>
+<form method="post" action="/logout" class="inline">${u.csrf}<button type="submit" class="link">Sign out</button></form>
 </div>`
     : '';
   return `<!DOCTYPE html>
@@ -114,16 +117,6 @@ export function when(iso: string | null | undefined, empty = '—', options: { u
 /** A date in a table whose header says (UTC). */
 export function cell(iso: string | null | undefined, empty = '—'): Html {
   return when(iso, empty, { utc: false });
-}
-
-/** The hidden CSRF field every state-changing form carries (src/http/csrf.ts: CSRF_FIELD). */
-export function csrfField(token: string): Html {
-  return html`<input type="hidden" name="csrf_token" value="${token}">`;
-}
-
-/** A one-button POST form (revoke, delete, remove...). `confirm` asks first, through /static/web/web.js. */
-export function buttonForm(input: { action: string; csrf: string; label: string; danger?: boolean; confirm?: string; fields?: Record<string, string> }): Html {
-  return html`<form method="post" action="${input.action}" class="inline"${input.confirm ? html` data-confirm="${input.confirm}"` : ''}>${csrfField(input.csrf)}${Object.entries(input.fields ?? {}).map(([k, v]) => html`<input type="hidden" name="${k}" value="${v}">`)}<button type="submit"${input.danger ? raw(' class="danger"') : raw(' class="secondary"')}>${input.label}</button></form>`;
 }
 
 export function options<T extends string>(values: readonly T[], selected: string | undefined, labels: Partial<Record<T, string>> = {}): Html {

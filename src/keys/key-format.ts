@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
-import { hashKey } from '../auth/credentials.ts';
+import { hashSecret } from '../crypto/tokens.ts';
 
 /**
  * API key format: `<prefix>-<40 base62 characters>` = 34 random characters
@@ -52,14 +52,11 @@ export interface GeneratedKey {
   hash: string;
 }
 
-/** The stored hash of a key: defined with the credentials it is computed from (src/auth/credentials.ts). */
-export { hashKey };
-
 export function generateKey(kind: KeyKind): GeneratedKey {
   const random = randomBase62(RANDOM_LENGTH);
   const prefix = KEY_PREFIXES[kind];
   const key = `${prefix}-${random}${checksum(random)}`;
-  return { key, keyId: `${prefix}-${random.slice(0, KEY_ID_CHARS)}`, hash: hashKey(key) };
+  return { key, keyId: `${prefix}-${random.slice(0, KEY_ID_CHARS)}`, hash: hashSecret(key, 'hex') };
 }
 
 export type KeyShapeProblem = 'prefix' | 'length' | 'alphabet' | 'checksum';

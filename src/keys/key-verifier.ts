@@ -1,7 +1,8 @@
 import { LRUCache } from 'lru-cache';
 import type { Principal } from '../auth/principal.ts';
 import type { CacheInvalidator } from '../auth/invalidation.ts';
-import { KEY_LENGTH, checkKeyShape, hashKey } from './key-format.ts';
+import { hashSecret } from '../crypto/tokens.ts';
+import { KEY_LENGTH, checkKeyShape } from './key-format.ts';
 import type { KeyShapeProblem } from './key-format.ts';
 import type { ApiKeyRow, KeysRepository } from './keys.repository.ts';
 import type { LastUsedRecorder } from './last-used.ts';
@@ -38,7 +39,7 @@ const EXPIRED: KeyVerification = Object.freeze({ ok: false, reason: 'expired' })
  */
 function hashOf(key: string, creds: { hash?: string } | undefined): string {
   if (creds?.hash !== undefined) return creds.hash;
-  const hash = hashKey(key);
+  const hash = hashSecret(key, 'hex'); // api_keys.key_hash's encoding (src/crypto/tokens.ts)
   if (creds) creds.hash = hash;
   return hash;
 }

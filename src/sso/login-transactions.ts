@@ -1,13 +1,14 @@
-import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { hashSecret } from '../crypto/tokens.ts';
 import type { RedisKeyspace } from '../redis/keyspace.ts';
 import type { TransactionRow } from './sso.repository.ts';
 import type { SsoRepository } from './sso.repository.ts';
 
 export type LoginTransaction = TransactionRow;
 
-export function sha256(value: string): string {
-  return createHash('sha256').update(value).digest('base64url');
+/** How a transaction's secrets are stored (state_hash, binding_hash, here and in Redis): base64url, as their rows have always been. */
+export function hashTransactionSecret(value: string): string {
+  return hashSecret(value, 'base64url');
 }
 
 /**

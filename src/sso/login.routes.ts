@@ -6,7 +6,6 @@ import type { SessionData } from 'express-session';
 import type { ErrorCode } from '../errors/catalogue.ts';
 import { errorPages } from '../http/express-app.ts';
 import type { Logger } from '../log/logger.ts';
-import { isOwnNavigation, LoginFormToken } from './login-guard.ts';
 import type { LoginStartLimiter } from './login-guard.ts';
 import { OidcLoginError } from './oidc/problems.ts';
 import { continuePage, errorPage, fragmentPage, loginPage } from './pages.ts';
@@ -15,7 +14,9 @@ import { SESSION_COOKIE, SessionManager } from './session-store.ts';
 import { LoginRefused, SsoLoginService } from './sso-login.service.ts';
 import type { Connection } from './sso.service.ts';
 import { loginPath, safeReturnTo } from '../http/return-to.ts';
-import { CSRF_FIELD } from '../http/csrf.ts';
+import { CSRF_FIELD, isSameOrigin } from '../http/csrf.ts';
+import { prefersJson } from '../http/browser.ts';
+import { FORM_TOKEN_FIELD, LoginFormToken } from '../http/login-form-token.ts';
 
 /**
  * Binds login attempts to the browser that started them. SameSite=None: it
@@ -148,9 +149,9 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
       }
       const connection = await connectionFor(res, target, returnTo, () => formToken.issue(req, res));
       if (!connection) return;
-      // Login CSRF (login-guard.ts): a link from anywhere but trackgate's own pages, or any link while
+      // Login CSRF (isSameOrigin's navigation rule, src/http/csrf.ts): a link from anywhere but trackgate's own pages, or any link while
       // someone is signed in here, starts nothing; the person confirms on a page that says what happens.
-      if (!s.userId && isOwnNavigation(req, o.publicOrigin)) return await startLogin(req, res, connection, returnTo, email);
+      if (!s.userId && isSameOrigin(req, o.publicOrigin, { navigation: true })) return await startLogin(req, res, connection, returnTo, email);
       const signedInAs = s.userId && s.orgId ? await o.names.user(s.orgId, s.userId) : null;
       return sendHtml(
         res,
@@ -175,7 +176,7 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
       res.setHeader('Cache-Control', 'no-store');
       const body = bodyParams(req);
       const returnTo = safeReturnTo(body.get('return_to') ?? undefined);
-      if (!formToken.verify(req, body.get('form_token'))) {
+      if (!formToken.verify(req, body.get(FORM_TOKEN_FIELD))) {
         return sendHtml(
           res,
           403,
@@ -228,7 +229,6 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
 
   router.post('/logout', htmlErrors, sessionMw, async (req, res, next) => {
     try {
-      const wantsJson = (req.headers.accept ?? '').includes('application/json') && !(req.headers.accept ?? '').includes('text/html');
       const s = req.session as Partial<SessionData>;
       // The CSRF token is checked against the session as read() validates it (the one source);
       // a session that read() no longer accepts (timed out) is ended without asking for it.
@@ -240,7 +240,7 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
       }
       if (s.userId) await new Promise<void>((resolve, reject) => req.session.destroy((err) => (err ? reject(err) : resolve())));
       res.clearCookie(SESSION_COOKIE, { path: '/', httpOnly: true, sameSite: 'lax', secure: o.secure });
-      if (wantsJson) return res.status(204).end();
+      if (prefersJson(req)) return res.status(204).end();
       res.redirect(303, '/login?logged_out=1');
     } catch (err) {
       next(err);

@@ -6,6 +6,7 @@
  */
 import { html, layout } from '../html/html.ts';
 import type { Html } from '../html/html.ts';
+import { formTokenField } from '../http/login-form-token.ts';
 
 /** A sign-in page: the layout (no one signed in yet, the device's theme, no script but the page's own) around one narrow card. */
 function signInPage(title: string, body: Html, scripts: string[] = []): string {
@@ -14,10 +15,10 @@ ${body}
 </section>` });
 }
 
-/** The hidden fields every login form posts: where to go afterwards, and the browser's form token (login-guard.ts). */
+/** The hidden fields every login form posts: where to go afterwards, and the browser's form token (src/http/login-form-token.ts). */
 function loginFormFields(returnTo: string, formToken: string): Html {
   return html`<input type="hidden" name="return_to" value="${returnTo}">
-<input type="hidden" name="form_token" value="${formToken}">`;
+${formTokenField(formToken)}`;
 }
 
 export function loginPage(input: { returnTo: string; formToken: string; email?: string | undefined; error?: string | undefined; notice?: string | undefined }): string {

@@ -1,4 +1,5 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
+import { newToken } from '../crypto/tokens.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import type { CacheInvalidator } from '../auth/invalidation.ts';
 import type { Config } from '../config/config.ts';
@@ -21,7 +22,7 @@ import type { VerifiedIdToken } from './oidc/id-token.ts';
 import type { JwksRegistry } from './oidc/jwks.ts';
 import { isTemplatedIssuer } from './oidc/issuer.ts';
 import { OidcLoginError } from './oidc/problems.ts';
-import { sha256 } from './login-transactions.ts';
+import { hashTransactionSecret } from './login-transactions.ts';
 import type { TransactionStore } from './login-transactions.ts';
 import type { SsoRepository } from './sso.repository.ts';
 import { decodeConnection } from './sso.service.ts';
@@ -120,13 +121,13 @@ export class SsoLoginService {
     const now = Date.now();
     await this.transactions.put(
       {
-        state_hash: sha256(req.state),
+        state_hash: hashTransactionSecret(req.state),
         org_id: c.row.org_id,
         connection_id: c.row.id,
         nonce: req.nonce,
         code_verifier_sealed: req.codeVerifier ? this.secretBox.encrypt(VERIFIER_PURPOSE, req.codeVerifier) : null,
         return_to: returnTo,
-        binding_hash: sha256(bindingCookie),
+        binding_hash: hashTransactionSecret(bindingCookie),
         created_at: new Date(now).toISOString(),
         expires_at: new Date(now + this.config.loginTransactionTtlSeconds * 1000).toISOString(),
       },
@@ -151,10 +152,10 @@ export class SsoLoginService {
         { error: code ?? (params.has('error') ? 'unregistered' : null) },
       );
     }
-    const tx = await this.transactions.take(sha256(state));
+    const tx = await this.transactions.take(hashTransactionSecret(state));
     if (!tx) throw new OidcLoginError('state_unknown', 'this sign-in response was already used or has expired (each sign-in link works once, for a few minutes); start again');
     if (Date.parse(tx.expires_at) <= Date.now()) throw new OidcLoginError('transaction_expired', 'the sign-in took too long and expired; start again');
-    if (!bindingCookie || sha256(bindingCookie) !== tx.binding_hash) {
+    if (!bindingCookie || hashTransactionSecret(bindingCookie) !== tx.binding_hash) {
       throw new OidcLoginError('binding_mismatch', 'this sign-in was started in another browser (or its cookies were blocked); start again in this browser');
     }
     const row = await this.repo().findConnection(tx.org_id, tx.connection_id);
@@ -400,6 +401,6 @@ export class SsoLoginService {
   }
 
   static newBinding(): string {
-    return randomBytes(24).toString('base64url');
+    return newToken(24);
   }
 }

@@ -1,12 +1,12 @@
-import { createHash } from 'node:crypto';
 import express from 'express';
 import { LRUCache } from 'lru-cache';
 import type { Router } from 'express';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { hashSecret } from '../crypto/tokens.ts';
 import { AppError, errors } from '../errors/app-error.ts';
 import { errorPages } from '../http/express-app.ts';
 import type { Logger } from '../log/logger.ts';
-import { LoginFormToken } from '../sso/login-guard.ts';
+import { FORM_TOKEN_FIELD, LoginFormToken } from '../http/login-form-token.ts';
 import { SessionManager } from '../sso/session-store.ts';
 import { LOGIN_LINK_TTL_MS } from './login-links.service.ts';
 import type { LoginLinksService } from './login-links.service.ts';
@@ -50,7 +50,7 @@ export function createLoginLinkRouter(o: LoginLinkRoutesOptions): Router {
   };
   const failed = async (ip: string, token: string, err: unknown): Promise<void> => {
     if (!(err instanceof AppError) || !err.isClientError) return;
-    const pair = `${ip} ${createHash('sha256').update(token).digest('base64url')}`;
+    const pair = `${ip} ${hashSecret(token, 'base64url')}`;
     if (counted.get(pair) !== undefined) return;
     counted.set(pair, true);
     await failures.consume(ip).catch((res: unknown) => {
@@ -66,11 +66,11 @@ export function createLoginLinkRouter(o: LoginLinkRoutesOptions): Router {
         await failed(ip, param(req, 'token'), err);
         throw err;
       });
-      const nonce = confirmation.issue(req, res);
+      const formToken = confirmation.issue(req, res);
       sendHtml(
         res,
         200,
-        loginLinkPage({ action: `/login/link/${param(req, 'token')}`, nonce, displayName: target.user.display_name, email: target.user.email, org: target.org.slug, expiresAt: target.link.expires_at }),
+        loginLinkPage({ action: `/login/link/${param(req, 'token')}`, formToken, displayName: target.user.display_name, email: target.user.email, org: target.org.slug, expiresAt: target.link.expires_at }),
       );
     } catch (err) {
       next(err);
@@ -82,7 +82,7 @@ export function createLoginLinkRouter(o: LoginLinkRoutesOptions): Router {
     const requestId = res.locals.requestId;
     try {
       await limited(ip);
-      if (!confirmation.verify(req, (req.body as Record<string, unknown> | undefined)?.nonce)) {
+      if (!confirmation.verify(req, (req.body as Record<string, unknown> | undefined)?.[FORM_TOKEN_FIELD])) {
         throw errors.forbidden('open the login link in this browser and press its Sign in button; the link was not used', 'link_confirmation_failed');
       }
       const target = await o.links.consume(param(req, 'token'), { ip, requestId }).catch(async (err: unknown) => {

@@ -1,7 +1,7 @@
-import { createHash, randomBytes } from 'node:crypto';
 import type { AuditRepository } from '../audit/audit.repository.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import type { Store } from '../db/store.ts';
+import { hashSecret, newToken, tokenShape } from '../crypto/tokens.ts';
 import { AppError, errors } from '../errors/app-error.ts';
 import type { OrgRow, OrgsRepository } from '../orgs/orgs.repository.ts';
 import type { UserRow, UsersRepository } from '../users/users.repository.ts';
@@ -21,16 +21,15 @@ export const LOGIN_LINK_TTL_MS = 15 * 60_000;
 export const LOGIN_LINK_TTL_TEXT = `${LOGIN_LINK_TTL_MS / 60_000} minutes`;
 
 /** 256 random bits: guessing a live token is hopeless, so a link needs no other secret. */
-export function newLoginToken(): string {
-  return randomBytes(32).toString('base64url');
-}
+const TOKEN_BYTES = 32;
 
+/** login_links.token_hash: hex, as its rows have always been. */
 export function hashLoginToken(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
+  return hashSecret(token, 'hex');
 }
 
-/** The shape of a token this service makes (43 base64url characters); anything else is unknown without a lookup. */
-const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
+/** The shape of a token this service makes; anything else is unknown without a lookup. */
+const TOKEN_SHAPE = tokenShape(TOKEN_BYTES);
 const UNKNOWN_LINK = 'this login link is not valid: check that you copied all of it, or ask the operator for a new one';
 
 export interface IssuedLink {
@@ -71,7 +70,7 @@ export class LoginLinksService {
 
   /** A new link for a person (the operator's CLI). */
   async issue(input: { orgId: string; userId: string }): Promise<IssuedLink> {
-    const token = newLoginToken();
+    const token = newToken(TOKEN_BYTES);
     const now = Date.now();
     return this.store.transaction(async (repos) => {
       const [user, org] = await Promise.all([repos.users.findById(input.orgId, input.userId), repos.orgs.findById(input.orgId)]);

@@ -54,9 +54,9 @@ export async function signIn(app: TestApp, email: string): Promise<WebBrowser> {
   const path = await loginLinkPath(app, email);
   const confirm = await b.get(path);
   assert.equal(confirm.status, 200, confirm.text.slice(0, 500));
-  const nonce = /name="nonce" value="([^"]+)"/.exec(confirm.text)?.[1];
-  assert.ok(nonce, 'the confirmation page has its button form');
-  const r = await b.post(path, { nonce });
+  const formToken = /name="form_token" value="([^"]+)"/.exec(confirm.text)?.[1];
+  assert.ok(formToken, 'the confirmation page has its button form');
+  const r = await b.post(path, { form_token: formToken });
   assert.equal(r.status, 303, r.text.slice(0, 500));
   assert.equal(r.location, '/settings');
   return b;

@@ -5,9 +5,10 @@ import type { IdentityView } from '../../sso/identities.service.ts';
 import type { ConnectionView } from '../../sso/sso.service.ts';
 import type { UserView } from '../../users/users.service.ts';
 import type { SsoTestFlash } from '../flash.ts';
-import { buttonForm, cell, csrfField, html, notices, options, raw, when } from '../../html/html.ts';
+import { cell, html, notices, options, raw, when } from '../../html/html.ts';
+import { csrfField } from '../../http/csrf.ts';
 import type { Html, Notices } from '../../html/html.ts';
-import { page } from './common.ts';
+import { buttonForm, page } from './common.ts';
 import type { Viewer } from './common.ts';
 
 export interface AdminInput {

@@ -1,6 +1,7 @@
 import type { Actor } from '../../auth/actor.ts';
 import type { OrgRole, TeamRole } from '../../auth/principal.ts';
-import { html, layout } from '../../html/html.ts';
+import { html, layout, raw } from '../../html/html.ts';
+import { csrfField } from '../../http/csrf.ts';
 import type { Html, Theme } from '../../html/html.ts';
 
 /** Who is looking at a page, as every page needs it. */
@@ -23,7 +24,7 @@ export function page(viewer: Viewer, title: string, current: 'settings' | 'admin
     body,
     theme: viewer.theme,
     current,
-    user: { username: viewer.username, displayName: viewer.displayName, csrfToken: viewer.csrf, isAdmin: viewer.role === 'admin' },
+    user: { username: viewer.username, displayName: viewer.displayName, csrf: csrfField(viewer.csrf), isAdmin: viewer.role === 'admin' },
   });
 }
 
@@ -42,4 +43,9 @@ export function errorPage(input: { status: number; code: string; message: string
 </section>`;
   if (input.viewer) return page(input.viewer, title, undefined, body);
   return layout({ title, body, theme: input.theme ?? 'system' });
+}
+
+/** A one-button POST form (revoke, delete, remove...). `confirm` asks first, through /static/web/web.js. */
+export function buttonForm(input: { action: string; csrf: string; label: string; danger?: boolean; confirm?: string; fields?: Record<string, string> }): Html {
+  return html`<form method="post" action="${input.action}" class="inline"${input.confirm ? html` data-confirm="${input.confirm}"` : ''}>${csrfField(input.csrf)}${Object.entries(input.fields ?? {}).map(([k, v]) => html`<input type="hidden" name="${k}" value="${v}">`)}<button type="submit"${input.danger ? raw(' class="danger"') : raw(' class="secondary"')}>${input.label}</button></form>`;
 }

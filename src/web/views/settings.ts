@@ -1,9 +1,10 @@
 import type { KeyView } from '../../keys/keys.service.ts';
 import type { OrgView } from '../../orgs/orgs.service.ts';
 import type { NewKeyFlash } from '../flash.ts';
-import { buttonForm, cell, csrfField, html, notices, raw, when } from '../../html/html.ts';
+import { cell, html, notices, raw, when } from '../../html/html.ts';
+import { csrfField } from '../../http/csrf.ts';
 import type { Html, Notices } from '../../html/html.ts';
-import { page } from './common.ts';
+import { buttonForm, page } from './common.ts';
 import type { Viewer } from './common.ts';
 
 /** The new key, once: the page that follows its creation (or rotation) shows it, nothing else ever does. */

@@ -3,9 +3,10 @@ import type { TeamRole } from '../../auth/principal.ts';
 import type { ServiceAccountView } from '../../service-accounts/service-accounts.service.ts';
 import type { TeamMemberOut } from '../../teams/teams.service.ts';
 import type { NewKeyFlash } from '../flash.ts';
-import { buttonForm, cell, csrfField, html, notices, options, when } from '../../html/html.ts';
+import { cell, html, notices, options, when } from '../../html/html.ts';
+import { csrfField } from '../../http/csrf.ts';
 import type { Notices } from '../../html/html.ts';
-import { page } from './common.ts';
+import { buttonForm, page } from './common.ts';
 import type { Viewer } from './common.ts';
 import { newKeyPanel } from './settings.ts';
 
