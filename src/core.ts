@@ -109,11 +109,11 @@ export async function createCore(config: Config, options: { logger?: Logger; mig
   const redis = config.redisUrl ? createRedis(config.redisUrl, logger, 'trackgate') : null;
   const redisKeyspace = new RedisKeyspace(config.redisKeyPrefix);
   if (redis && config.redisUrl) {
-    invalidator.attach(new RedisInvalidationTransport(options.instanceId ?? randomUUID(), redis, createRedis(config.redisUrl, logger, 'trackgate-sub'), redisKeyspace.key('invalidate'), logger));
+    invalidator.attach(new RedisInvalidationTransport(options.instanceId ?? randomUUID(), redis, createRedis(config.redisUrl, logger, 'trackgate-sub'), redisKeyspace.invalidationChannel, logger));
   }
   const failureLimits = { points: config.authFailureLimit, duration: config.authFailureWindowSeconds };
   const limiter = redis
-    ? new RateLimiterRedis({ storeClient: redis, keyPrefix: redisKeyspace.key('authfail'), ...failureLimits, insuranceLimiter: new RateLimiterMemory(failureLimits) })
+    ? new RateLimiterRedis({ storeClient: redis, keyPrefix: redisKeyspace.authFailures, ...failureLimits, insuranceLimiter: new RateLimiterMemory(failureLimits) })
     : new RateLimiterMemory(failureLimits);
   const authenticator = new Authenticator(keyVerifier, { failureLimit: config.authFailureLimit, failureWindowSeconds: config.authFailureWindowSeconds, limiter });
   const readinessChecks: ReadinessCheck[] = [{ name: 'database', check: () => database.ping() }];

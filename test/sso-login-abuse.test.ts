@@ -19,6 +19,7 @@ import { Browser } from './support/idp/browser.ts';
 import { startJoseIdp } from './support/idp/jose-idp.ts';
 import type { JoseIdp } from './support/idp/jose-idp.ts';
 import { freePort } from './support/net.ts';
+import { RedisKeyspace } from '../src/redis/keyspace.ts';
 
 const REDIS_URL = process.env.TRACKGATE_TEST_REDIS_URL;
 const SAME = { 'sec-fetch-site': 'same-origin' };
@@ -28,6 +29,14 @@ before(async () => {
   jose = await startJoseIdp({ clientId: 'abuse-spa' });
 });
 after(() => jose.close());
+
+test('the Redis key families keep the names deployed keys have (a rename would orphan them)', () => {
+  const k = new RedisKeyspace('trackgate:');
+  assert.deepEqual(
+    [k.sessions, k.sessionsOfUser, k.loginTransactions, k.loginTransactionsOfBrowser, k.authFailures, k.loginStarts, k.invalidationChannel],
+    ['trackgate:sess:', 'trackgate:sess:user:', 'trackgate:login-tx:', 'trackgate:login-tx-of:', 'trackgate:authfail', 'trackgate:loginstart', 'trackgate:invalidate'],
+  );
+});
 
 function decode(s: string): string {
   return s.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');

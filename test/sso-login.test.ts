@@ -387,8 +387,8 @@ for (const [runIndex, { dialect, tag, redis }] of runs.entries()) {
       assert.equal((await me(b1)).status, 200);
       const userId = (await sql<{ id: string }>`select id from users where email = ${`idle@acme-${tag}.test`}`.execute(db)).rows[0]!.id;
       const r = redis ? new Redis(REDIS_URL!) : null;
-      // The app's own keyspace: the key prefix is a setting (TRACKGATE_REDIS_KEY_PREFIX).
-      const key = (name: string) => app.gw.core.redisKeyspace.key(name);
+      // The app's own key prefix (TRACKGATE_REDIS_KEY_PREFIX), then the deployed keys' names, written out.
+      const key = (name: string) => app.gw.core.redisKeyspace.prefix + name;
       try {
         // Idle: the stored deadline passed.
         if (r) {

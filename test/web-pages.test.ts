@@ -40,10 +40,12 @@ async function me(app: TestApp, key: string) {
 test('HTML output is escaped, and group rules parse one per line', () => {
   assert.equal(html`<p title="${'"x"'}">${'<script>&'}</p>`.value, '<p title="&quot;x&quot;">&lt;script&gt;&amp;</p>');
   assert.equal(html`${[raw('<b>'), '<i>']}`.value, '<b>&lt;i&gt;');
-  assert.deepEqual(parseGroupRules('ML, Engineers,ml,admin\n\n  research , res ,viewer\nops,ops'), [
+  // Only lines and fields: the last two are team and role, whatever they say (the API's schema judges them).
+  assert.deepEqual(parseGroupRules('ML, Engineers,ml,admin\n\n  research , res ,viewer\neng,ml,admn\nops,ops'), [
     { group: 'ML, Engineers', team: 'ml', role: 'admin' },
     { group: 'research', team: 'res', role: 'viewer' },
-    { group: 'ops', team: 'ops', role: 'member' },
+    { group: 'eng', team: 'ml', role: 'admn' },
+    { group: 'ops', team: 'ops' },
   ]);
   assert.throws(() => parseGroupRules('lonely'), /line 1/);
   // 5xx pages say nothing about the cause.
@@ -357,6 +359,11 @@ for (const dialect of dialects()) {
       const invalid = await admin.post('/admin/sso', { csrf_token: csrf, issuer: 'not a url', client_id: '', flow: 'implicit', response_mode: 'form_post' });
       assert.equal(invalid.status, 400);
       assert.match(textOf(invalid.text), /issuer : must be a URL/);
+      // A misspelt role is the API's own refusal beside the field, not a rule saved with another role or team.
+      const typo = await admin.post('/admin/sso', { csrf_token: csrf, issuer: okta.issuer, client_id: `web-spa-${dialect}`, flow: 'implicit', response_mode: 'form_post', group_roles: 'eng,ml,admn' });
+      assert.equal(typo.status, 400, typo.text.slice(0, 500));
+      assert.match(textOf(typo.text), /group_roles\.0\.role : must be one of admin, member, viewer/);
+      assert.ok(typo.text.includes('eng,ml,admn'), 'what was typed is kept');
       assert.equal((await app.request('GET', `/gateway/v1/orgs/${org}/sso`, { key: adminKey })).body.connections.length, 0);
 
       const ok = await admin.post('/admin/sso', {

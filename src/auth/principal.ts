@@ -1,5 +1,11 @@
-export type OrgRole = 'admin' | 'member' | 'viewer';
-export type TeamRole = 'admin' | 'member' | 'viewer';
+/**
+ * The roles, in an organization and in a team alike: the one list, from which the types, the zod
+ * enums (fields.role, roleOut), the tables' columns and the pages' choices are derived.
+ */
+export const ROLES = ['admin', 'member', 'viewer'] as const;
+export type OrgRole = (typeof ROLES)[number];
+/** A team's roles are the organization's. */
+export type TeamRole = OrgRole;
 
 export interface PrincipalTeam {
   name: string;

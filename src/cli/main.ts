@@ -1,13 +1,14 @@
 import { Command, InvalidArgumentError } from 'commander';
 import type { z } from 'zod';
 import { closeCore, createCore, createTrackgate, VERSION } from '../app.ts';
+import type { OrgRole } from '../auth/principal.ts';
 import { ConfigError, loadConfig } from '../config/config.ts';
 import type { Config } from '../config/config.ts';
 import { AppError } from '../errors/app-error.ts';
 import { fields } from '../http/validation.ts';
 import { createLogger } from '../log/logger.ts';
 import { ProvisioningService } from '../users/provisioning.ts';
-import { LoginLinksService } from '../web/login-links.service.ts';
+import { LOGIN_LINK_TTL_TEXT, LoginLinksService } from '../web/login-links.service.ts';
 
 function validated<S extends z.ZodType>(schema: S, what: string) {
   return (value: string): z.output<S> => {
@@ -95,14 +96,14 @@ program
         `Created organization "${r.org.slug}" (${r.org.plan}) and admin "${r.user.username}" <${r.user.email}>.\n\n` +
           `API key (shown once; keep it secret):\n\n  ${r.api_key}\n\n` +
           `Use it as WANDB_API_KEY, or: curl -u api:<key> ${config().publicUrl}/gateway/v1/me\n\n` +
-          `One-time login link for the web pages (works once, for 15 minutes; trackgate login-link makes another):\n\n  ${r.login_url}\n`,
+          `One-time login link for the web pages (works once, for ${LOGIN_LINK_TTL_TEXT}; trackgate login-link makes another):\n\n  ${r.login_url}\n`,
       );
     }
   });
 
 program
   .command('login-link')
-  .description('print a one-time login link (valid 15 minutes) that signs a person into the web pages')
+  .description(`print a one-time login link (valid ${LOGIN_LINK_TTL_TEXT}) that signs a person into the web pages`)
   .requiredOption('--email <email>', 'the person\'s email', validated(fields.email, '--email'))
   .option('--json', 'print JSON')
   .action(async (opts: { email: string; json?: boolean }) => {
@@ -121,7 +122,7 @@ users
   .option('--role <role>', 'admin, member or viewer', validated(fields.role, '--role'), 'member')
   .option('--with-key', 'also create a personal API key and print it')
   .option('--json', 'print JSON')
-  .action(async (opts: { org: string; email: string; username: string; role: 'admin' | 'member' | 'viewer'; withKey?: boolean; json?: boolean }) => {
+  .action(async (opts: { org: string; email: string; username: string; role: OrgRole; withKey?: boolean; json?: boolean }) => {
     const r = await withProvisioning((p) => p.createUser({ org: opts.org, email: opts.email, username: opts.username, role: opts.role, withKey: opts.withKey === true }));
     if (opts.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
     else {

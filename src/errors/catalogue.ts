@@ -123,7 +123,7 @@ export const ERROR_CATALOGUE = {
   not_found: { kind: 'not_found', meaning: 'The thing named does not exist, or the caller may not know that it does.' },
   link_unknown: { kind: 'not_found', meaning: 'The login link is not one trackgate issued, or its account no longer exists.' },
   link_used: { kind: 'gone', meaning: 'The login link was already used; each link signs in once.' },
-  link_expired: { kind: 'gone', meaning: 'The login link is older than its 15 minutes.' },
+  link_expired: { kind: 'gone', meaning: 'The login link is older than its lifetime (`LOGIN_LINK_TTL_MS` in src/web/login-links.service.ts).' },
 
   // --- State conflicts
   conflict: { kind: 'conflict', meaning: 'The request contradicts the current state, for a reason no more specific code names.' },

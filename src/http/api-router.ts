@@ -2,7 +2,6 @@ import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import type { z } from 'zod';
 import type { Actor } from '../auth/actor.ts';
-import type { Principal } from '../auth/principal.ts';
 import { parse } from './validation.ts';
 
 type RouteAuth = 'none' | 'required';
@@ -113,9 +112,9 @@ export class ApiRouter {
 
 /** The actor of an authenticated route: requireAuth ran before it and set the principal. */
 function actorOf(res: Response): Actor {
-  const principal = res.locals.principal as Principal | undefined;
+  const principal = res.locals.principal;
   if (!principal) throw new Error('an authenticated route ran without a principal (requireAuth did not run)');
-  return { principal, ip: res.locals.clientIp as string, requestId: res.locals.requestId as string };
+  return { principal, ip: res.locals.clientIp, requestId: res.locals.requestId };
 }
 
 /**

@@ -2,6 +2,7 @@ import express from 'express';
 import type { ErrorRequestHandler, Express, NextFunction, Request, RequestHandler, Response } from 'express';
 import helmet from 'helmet';
 import type { Authenticator } from '../auth/authenticator.ts';
+import type { Principal } from '../auth/principal.ts';
 import type { Logger } from '../log/logger.ts';
 import { loggablePath } from '../log/loggable-path.ts';
 import type { TrustedProxies } from './client-ip.ts';
@@ -16,11 +17,24 @@ import { contentSecurityPolicy } from './csp.ts';
 
 const CSP = contentSecurityPolicy();
 
+declare module 'express-serve-static-core' {
+  /** What the Express side's middleware leaves for the handlers after it (res.locals). */
+  interface Locals {
+    /** Set by the first middleware (createExpressApp), for every request. */
+    requestId: string;
+    /** The client's address as TrustedProxies reads it; set with requestId. */
+    clientIp: string;
+    /** The authenticated caller, on the management API's routes (createRequireAuth). */
+    principal?: Principal;
+    /** The page template of routes marked by errorPages; the JSON answer without one. */
+    errorPage?: ErrorPageTemplate;
+  }
+}
 /** Authentication for the management API: API key, access token, or session cookie (+ CSRF for writes). */
 export function createRequireAuth(authenticator: Authenticator, csrf: () => CsrfVerifier | null) {
   return (req: Request, res: Response, next: NextFunction): void => {
     authenticator
-      .authenticate(req, res.locals.clientIp as string, { allowSession: true })
+      .authenticate(req, res.locals.clientIp, { allowSession: true })
       .then((outcome) => {
         if (!outcome.ok) return next(outcome.anonymous ? errors.unauthenticated() : outcome.error);
         if (outcome.principal.via === 'session' && !SAFE_METHODS.has(req.method)) {
@@ -56,7 +70,7 @@ export function sendErrorPage(res: Response, err: PageError, template: ErrorPage
   const status = httpStatusOf(err);
   const headers = err instanceof AppError ? httpHeadersOf(err) : undefined;
   if (headers) res.set(headers);
-  res.status(status).type('html').send(template({ status, code: err.code, message: err.message, requestId: (res.locals.requestId as string | undefined) ?? 'unknown' }, res));
+  res.status(status).type('html').send(template({ status, code: err.code, message: err.message, requestId: res.locals.requestId }, res));
 }
 
 /**
@@ -85,7 +99,7 @@ export function createErrorHandler(logger: Logger): ErrorRequestHandler {
     }
     if (!appErr.isClientError && err instanceof AppError) logger.error({ err, request_id: rid }, 'server error');
     if (res.headersSent) return;
-    const page = res.locals.errorPage as ErrorPageTemplate | undefined;
+    const page = res.locals.errorPage;
     if (page === undefined) return writeErrorJson(req, res, appErr, rid, undefined, false);
     sendErrorPage(res, appErr, page);
   };

@@ -10,7 +10,7 @@ export class LoginStartLimiter {
   constructor(options: { points: number; durationSeconds: number; redis?: Redis | null | undefined; keyspace: RedisKeyspace }) {
     const limits = { points: options.points, duration: options.durationSeconds };
     this.limiter = options.redis
-      ? new RateLimiterRedis({ storeClient: options.redis, keyPrefix: options.keyspace.key('loginstart'), ...limits, insuranceLimiter: new RateLimiterMemory(limits) })
+      ? new RateLimiterRedis({ storeClient: options.redis, keyPrefix: options.keyspace.loginStarts, ...limits, insuranceLimiter: new RateLimiterMemory(limits) })
       : new RateLimiterMemory(limits);
   }
 

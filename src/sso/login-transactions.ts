@@ -62,8 +62,8 @@ export class RedisTransactionStore implements TransactionStore {
     keyspace: RedisKeyspace,
     private readonly maxPerBinding: number,
   ) {
-    this.txPrefix = keyspace.key('login-tx:');
-    this.bindingPrefix = keyspace.key('login-tx-of:');
+    this.txPrefix = keyspace.loginTransactions;
+    this.bindingPrefix = keyspace.loginTransactionsOfBrowser;
   }
 
   async put(tx: LoginTransaction, ttlSeconds: number): Promise<void> {

@@ -101,7 +101,7 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
 
   /** Stores the login attempt (counted per client address) and sends the browser to the IdP. */
   const startLogin = async (req: Request, res: Response, connection: Connection, returnTo: string, email: string | undefined) => {
-    const wait = await o.startLimiter.take(res.locals.clientIp as string);
+    const wait = await o.startLimiter.take(res.locals.clientIp);
     if (wait !== null) {
       o.logger.warn({ request_id: res.locals.requestId, retry_after: wait }, 'sso: too many login starts from one address');
       const tooMany = new AppError('too_many_login_attempts', `Too many sign-ins were started from your network address. Wait ${wait} seconds, then sign in again.`, { retryAfterSeconds: wait });
@@ -178,7 +178,7 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
   });
 
   const finish = async (req: Request, res: Response, params: URLSearchParams) => {
-    const ctx = { ip: res.locals.clientIp as string, requestId: res.locals.requestId as string };
+    const ctx = { ip: res.locals.clientIp, requestId: res.locals.requestId };
     try {
       const result = await o.login.finish(params, bindingOf(req), ctx);
       // A fresh session id at every login: whatever session the browser had (or was given) is dropped.

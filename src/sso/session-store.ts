@@ -132,6 +132,7 @@ export class DbSessionStore extends session.Store {
  */
 export class RedisSessionStore extends session.Store {
   private readonly prefix: string;
+  private readonly userPrefix: string;
 
   constructor(
     private readonly redis: Redis,
@@ -139,7 +140,8 @@ export class RedisSessionStore extends session.Store {
     keyspace: RedisKeyspace,
   ) {
     super();
-    this.prefix = keyspace.key('sess:');
+    this.prefix = keyspace.sessions;
+    this.userPrefix = keyspace.sessionsOfUser;
   }
 
   private ttlSeconds(data: Partial<SessionData>): number {
@@ -155,7 +157,7 @@ export class RedisSessionStore extends session.Store {
 
   override set(sid: string, data: SessionData, cb?: Cb): void {
     const multi = this.redis.multi().set(this.prefix + sid, JSON.stringify(data), 'EX', this.ttlSeconds(data));
-    if (data.userId) multi.sadd(`${this.prefix}user:${data.userId}`, sid).expire(`${this.prefix}user:${data.userId}`, Math.ceil(this.timeouts.absoluteMs / 1000));
+    if (data.userId) multi.sadd(this.userPrefix + data.userId, sid).expire(this.userPrefix + data.userId, Math.ceil(this.timeouts.absoluteMs / 1000));
     multi
       .exec()
       .then(() => cb?.())
@@ -177,7 +179,7 @@ export class RedisSessionStore extends session.Store {
   }
 
   async destroyAllOfUser(userId: string): Promise<void> {
-    const key = `${this.prefix}user:${userId}`;
+    const key = this.userPrefix + userId;
     const sids = await this.redis.smembers(key);
     if (sids.length) await this.redis.del(...sids.map((s) => this.prefix + s));
     await this.redis.del(key);

@@ -1,3 +1,5 @@
+import type { TeamRole } from '../auth/principal.ts';
+
 /**
  * Teams and their members (migration 001).
  * Same column conventions as every table (docs/ARCHITECTURE.md, "Storage");
@@ -14,7 +16,7 @@ export interface TeamMembersTable {
   team_id: string;
   user_id: string;
   org_id: string;
-  role: 'admin' | 'member' | 'viewer';
+  role: TeamRole;
   created_at: string;
 }
 

@@ -1,9 +1,10 @@
 import { z } from 'zod';
+import { ROLES } from '../auth/principal.ts';
 
 // The API's answers about users (see orgs.responses.ts for why these live apart from the routes).
 
 /** A role in an answer (the request side, with its message, is fields.role). */
-export const roleOut = z.enum(['admin', 'member', 'viewer']);
+export const roleOut = z.enum(ROLES);
 
 export const userOut = z.object({
   id: z.string(),

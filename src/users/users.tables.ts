@@ -1,3 +1,5 @@
+import type { OrgRole } from '../auth/principal.ts';
+
 /**
  * Users and the one namespace of entity names shared by users, teams and service accounts (migrations 001, 006).
  * Same column conventions as every table (docs/ARCHITECTURE.md, "Storage");
@@ -9,7 +11,7 @@ export interface UsersTable {
   email: string;
   username: string;
   display_name: string;
-  role: 'admin' | 'member' | 'viewer';
+  role: OrgRole;
   status: 'active' | 'deactivated';
   instance_admin: number;
   theme: 'light' | 'dark' | 'system';

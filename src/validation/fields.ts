@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ROLES } from '../auth/principal.ts';
 
 /**
  * The shapes of the domain's names and values (an organization's slug, an entity name, an email, a
@@ -23,6 +24,6 @@ export const fields = {
     .pipe(z.email('must be an email address')),
   displayName: z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters'),
   label: z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters'),
-  role: z.enum(['admin', 'member', 'viewer'], { error: 'must be one of admin, member, viewer' }),
+  role: z.enum(ROLES, { error: `must be one of ${ROLES.join(', ')}` }),
   plan: z.enum(['standard', 'enterprise'], { error: 'must be standard or enterprise' }),
 };

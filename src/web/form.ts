@@ -86,18 +86,20 @@ export function parseForm<S extends z.ZodObject>(schema: S, req: Request, lines?
   return parse(schema, formInput(schema, formOf(req), lines), 'form');
 }
 
-/** `group,team,role` per line; the group may itself contain commas (the last two fields are team and role). */
-export function parseGroupRules(text: string | undefined): Array<{ group: string; team: string; role: string }> {
-  const rules: Array<{ group: string; team: string; role: string }> = [];
+/**
+ * `group,team,role` per line; the group may itself contain commas (the last two fields are team and
+ * role). Only lines and fields: what they say is the API schema's to judge (a misspelt role gets the
+ * API's message, a line without a role is refused as the API refuses a rule without one).
+ */
+export function parseGroupRules(text: string | undefined): Array<{ group: string; team: string; role?: string }> {
+  const rules: Array<{ group: string; team: string; role?: string }> = [];
   for (const [i, line] of (text ?? '').split(/\r?\n/).entries()) {
     if (!line.trim()) continue;
-    const parts = line.split(',');
+    const parts = line.split(',').map((p) => p.trim());
     if (parts.length < 2) throw errors.validation(`group rules, line ${i + 1}: write "group,team,role" (role: admin, member or viewer)`, [{ field: 'group_roles', code: 'invalid_format', message: `line ${i + 1}: write "group,team,role"` }]);
-    const last = (parts[parts.length - 1] ?? '').trim();
-    const hasRole = parts.length >= 3 && ['admin', 'member', 'viewer'].includes(last);
-    const rest = hasRole ? parts.slice(0, -1) : parts;
+    if (parts.length === 2) rules.push({ group: parts[0] ?? '', team: parts[1] ?? '' });
     // The group is everything before the team, commas and inner spaces kept.
-    rules.push({ group: rest.slice(0, -1).join(',').trim(), team: (rest[rest.length - 1] ?? '').trim(), role: hasRole ? last : 'member' });
+    else rules.push({ group: line.split(',').slice(0, -2).join(',').trim(), team: parts[parts.length - 2] ?? '', role: parts[parts.length - 1] ?? '' });
   }
   return rules;
 }

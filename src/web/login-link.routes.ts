@@ -8,6 +8,7 @@ import { errorPages } from '../http/express-app.ts';
 import type { Logger } from '../log/logger.ts';
 import { FORM_TOKEN_FIELD, LoginFormToken } from '../http/login-form-token.ts';
 import { SessionManager } from '../sso/session-store.ts';
+import { LOGIN_LINK_TTL_MS } from './login-links.service.ts';
 import type { LoginLinksService } from './login-links.service.ts';
 import { errorPage } from './views/common.ts';
 import { loginLinkPage } from './views/login-link.ts';
@@ -21,6 +22,9 @@ import { sendHtml } from '../html/html.ts';
  */
 export const LINK_COOKIE = 'trackgate.link';
 
+/** How long an address's bad links are counted (and each counted once): as long as a link lives. */
+const FAILURE_WINDOW_SECONDS = LOGIN_LINK_TTL_MS / 1000;
+
 export interface LoginLinkRoutesOptions {
   links: LoginLinksService;
   sessions: SessionManager;
@@ -31,12 +35,12 @@ export interface LoginLinkRoutesOptions {
 /** GET /login/link/:token (confirmation page) and POST /login/link/:token (sign in). */
 export function createLoginLinkRouter(o: LoginLinkRoutesOptions): Router {
   const router = express.Router();
-  const confirmation = new LoginFormToken({ secure: o.secure, maxAgeSeconds: 15 * 60, cookie: { name: LINK_COOKIE, path: '/login/link', sameSite: 'strict' } });
+  const confirmation = new LoginFormToken({ secure: o.secure, maxAgeSeconds: LOGIN_LINK_TTL_MS / 1000, cookie: { name: LINK_COOKIE, path: '/login/link', sameSite: 'strict' } });
   // Tokens are 256-bit random, so guessing is hopeless; this only keeps a scanner from hammering the table.
-  const failures = new RateLimiterMemory({ points: 20, duration: 15 * 60 });
+  const failures = new RateLimiterMemory({ points: 20, duration: FAILURE_WINDOW_SECONDS });
   // Each bad link counts once per address and window: a person (or a link preview) reloading one used or
   // expired link must not lock everyone behind the same NAT out of their own links; a scanner tries many.
-  const counted = new LRUCache<string, true>({ max: 10_000, ttl: 15 * 60 * 1000 });
+  const counted = new LRUCache<string, true>({ max: 10_000, ttl: FAILURE_WINDOW_SECONDS * 1000 });
 
   const htmlErrors = errorPages((view) => errorPage(view));
 
@@ -55,7 +59,7 @@ export function createLoginLinkRouter(o: LoginLinkRoutesOptions): Router {
   };
 
   router.get('/login/link/:token', htmlErrors, async (req, res, next) => {
-    const ip = res.locals.clientIp as string;
+    const ip = res.locals.clientIp;
     try {
       await limited(ip);
       const target = await o.links.inspect(param(req, 'token')).catch(async (err: unknown) => {
@@ -74,8 +78,8 @@ export function createLoginLinkRouter(o: LoginLinkRoutesOptions): Router {
   });
 
   router.post('/login/link/:token', htmlErrors, o.sessions.middleware(), async (req, res, next) => {
-    const ip = res.locals.clientIp as string;
-    const requestId = res.locals.requestId as string;
+    const ip = res.locals.clientIp;
+    const requestId = res.locals.requestId;
     try {
       await limited(ip);
       if (!confirmation.verify(req, (req.body as Record<string, unknown> | undefined)?.[FORM_TOKEN_FIELD])) {

@@ -17,6 +17,8 @@ export interface LoginLinksRepos {
 
 /** How long a link works: long enough to copy it from a terminal into a browser, short enough to be worthless later. */
 export const LOGIN_LINK_TTL_MS = 15 * 60_000;
+/** The same, as people are told it ("15 minutes"). */
+export const LOGIN_LINK_TTL_TEXT = `${LOGIN_LINK_TTL_MS / 60_000} minutes`;
 
 /** 256 random bits: guessing a live token is hopeless, so a link needs no other secret. */
 const TOKEN_BYTES = 32;
@@ -51,7 +53,7 @@ export interface LinkContext {
 /**
  * One-time login links: the operator's way into the web pages before SSO is
  * configured (`trackgate bootstrap`), or when it is broken. A link signs its
- * person in once, within 15 minutes; it is refused for a deactivated person,
+ * person in once, within LOGIN_LINK_TTL_MS; it is refused for a deactivated person,
  * and in an organization that requires SSO unless the person is the instance
  * operator (who must be able to repair a broken SSO configuration).
  */
@@ -92,7 +94,7 @@ export class LoginLinksService {
   private static linkRefusal(link: LoginLinkRow | undefined, now: string): AppError | null {
     if (!link) return new AppError('link_unknown', UNKNOWN_LINK);
     if (link.used_at !== null) return new AppError('link_used', 'this login link was already used; each link signs in once. Ask the operator for a new one (trackgate login-link)');
-    if (link.expires_at <= now) return new AppError('link_expired', 'this login link has expired (links work for 15 minutes); ask the operator for a new one (trackgate login-link)');
+    if (link.expires_at <= now) return new AppError('link_expired', `this login link has expired (links work for ${LOGIN_LINK_TTL_TEXT}); ask the operator for a new one (trackgate login-link)`);
     return null;
   }
 

@@ -10,6 +10,13 @@ import type { UsersService } from '../users/users.service.ts';
 import { errorPage } from './views/common.ts';
 import type { Viewer } from './views/common.ts';
 
+declare module 'express-serve-static-core' {
+  interface Locals {
+    /** The signed-in person, on the web pages (set by the page middleware below). */
+    viewer?: Viewer;
+  }
+}
+
 export interface PageSessionDeps {
   users: UsersService;
   sessions: SessionManager;
@@ -35,7 +42,7 @@ export function usePageSession(router: Router, paths: string[], d: PageSessionDe
   router.use(
     paths,
     errorPages((view, res) => {
-      const viewer = res.locals.viewer as Viewer | undefined;
+      const viewer = res.locals.viewer;
       return errorPage({ ...view, viewer, theme: viewer?.theme });
     }),
   );
@@ -50,7 +57,7 @@ export function usePageSession(router: Router, paths: string[], d: PageSessionDe
       const session = await d.sessions.read(req);
       const me = await d.users.me(principal);
       const viewer: Viewer = {
-        actor: { principal, ip: res.locals.clientIp as string, requestId: res.locals.requestId as string },
+        actor: { principal, ip: res.locals.clientIp, requestId: res.locals.requestId },
         csrf: session?.data.csrfToken ?? '',
         username: me.username,
         email: me.email ?? '',

@@ -1,3 +1,4 @@
+import { ROLES } from '../../auth/principal.ts';
 import type { AuditEventView } from '../../audit/audit.service.ts';
 import type { OrgView } from '../../orgs/orgs.service.ts';
 import type { IdentityView } from '../../sso/identities.service.ts';
@@ -9,8 +10,6 @@ import { csrfField } from '../../http/csrf.ts';
 import type { Html, Notices } from '../../html/html.ts';
 import { buttonForm, page } from './common.ts';
 import type { Viewer } from './common.ts';
-
-const ROLES = ['admin', 'member', 'viewer'] as const;
 
 export interface AdminInput {
   viewer: Viewer;

@@ -1,3 +1,4 @@
+import { ROLES } from '../../auth/principal.ts';
 import type { TeamRole } from '../../auth/principal.ts';
 import type { ServiceAccountView } from '../../service-accounts/service-accounts.service.ts';
 import type { TeamMemberOut } from '../../teams/teams.service.ts';
@@ -8,8 +9,6 @@ import type { Notices } from '../../html/html.ts';
 import { buttonForm, page } from './common.ts';
 import type { Viewer } from './common.ts';
 import { newKeyPanel } from './settings.ts';
-
-const ROLES = ['admin', 'member', 'viewer'] as const;
 
 export interface TeamInput {
   viewer: Viewer;
