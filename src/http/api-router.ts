@@ -33,7 +33,7 @@ interface RouteDeclaration<P extends string, A extends RouteAuth, B extends z.Zo
 }
 
 /** The names of an Express path's parameters: '/teams/:team/members/:username' → 'team' | 'username'. */
-type PathParams<P extends string> = P extends `${string}:${infer Name}/${infer Rest}` ? Name | PathParams<Rest> : P extends `${string}:${infer Name}` ? Name : never;
+export type PathParams<P extends string> = P extends `${string}:${infer Name}/${infer Rest}` ? Name | PathParams<Rest> : P extends `${string}:${infer Name}` ? Name : never;
 
 type RouteInput<P extends string, A extends RouteAuth, B, Q> = {
   req: Request;

@@ -12,7 +12,6 @@ import { LOGIN_LINK_TTL_MS } from './login-links.service.ts';
 import type { LoginLinksService } from './login-links.service.ts';
 import { errorPage } from './views/common.ts';
 import { loginLinkPage } from './views/login-link.ts';
-import { param } from './prg.ts';
 import { sendHtml } from '../html/html.ts';
 
 /**
@@ -24,6 +23,8 @@ export const LINK_COOKIE = 'trackgate.link';
 
 /** How long an address's bad links are counted (and each counted once): as long as a link lives. */
 const FAILURE_WINDOW_SECONDS = LOGIN_LINK_TTL_MS / 1000;
+/** Both routes' path: its template types req.params (params.token). */
+const LINK_PATH = '/login/link/:token';
 
 export interface LoginLinkRoutesOptions {
   links: LoginLinksService;
@@ -58,26 +59,27 @@ export function createLoginLinkRouter(o: LoginLinkRoutesOptions): Router {
     });
   };
 
-  router.get('/login/link/:token', htmlErrors, async (req, res, next) => {
+  // The path as the type argument: left to infer, Express's types take req.params from htmlErrors (any name, maybe undefined), not from the path.
+  router.get<typeof LINK_PATH>(LINK_PATH, htmlErrors, async (req, res, next) => {
     const ip = res.locals.clientIp;
     try {
       await limited(ip);
-      const target = await o.links.inspect(param(req, 'token')).catch(async (err: unknown) => {
-        await failed(ip, param(req, 'token'), err);
+      const target = await o.links.inspect(req.params.token).catch(async (err: unknown) => {
+        await failed(ip, req.params.token, err);
         throw err;
       });
       const formToken = confirmation.issue(req, res);
       sendHtml(
         res,
         200,
-        loginLinkPage({ action: `/login/link/${param(req, 'token')}`, formToken, displayName: target.user.display_name, email: target.user.email, org: target.org.slug, expiresAt: target.link.expires_at }),
+        loginLinkPage({ action: `/login/link/${req.params.token}`, formToken, displayName: target.user.display_name, email: target.user.email, org: target.org.slug, expiresAt: target.link.expires_at }),
       );
     } catch (err) {
       next(err);
     }
   });
 
-  router.post('/login/link/:token', htmlErrors, o.sessions.middleware(), async (req, res, next) => {
+  router.post<typeof LINK_PATH>(LINK_PATH, htmlErrors, o.sessions.middleware(), async (req, res, next) => {
     const ip = res.locals.clientIp;
     const requestId = res.locals.requestId;
     try {
@@ -85,8 +87,8 @@ export function createLoginLinkRouter(o: LoginLinkRoutesOptions): Router {
       if (!confirmation.verify(req, (req.body as Record<string, unknown> | undefined)?.[FORM_TOKEN_FIELD])) {
         throw errors.forbidden('open the login link in this browser and press its Sign in button; the link was not used', 'link_confirmation_failed');
       }
-      const target = await o.links.consume(param(req, 'token'), { ip, requestId }).catch(async (err: unknown) => {
-        await failed(ip, param(req, 'token'), err);
+      const target = await o.links.consume(req.params.token, { ip, requestId }).catch(async (err: unknown) => {
+        await failed(ip, req.params.token, err);
         throw err;
       });
       // Exactly as an SSO login: a new session id and CSRF token, whatever the browser had before.

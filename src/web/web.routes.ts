@@ -20,7 +20,7 @@ export function createWebRouter(d: WebRoutesDeps): Router {
   router.use('/static/web', express.static(staticDir, { index: false, fallthrough: false, maxAge: 0 }));
 
   usePageSession(router, ['/settings', '/teams', '/admin'], d);
-  const action = formAction(d.flash);
+  const action = formAction(router, d.flash);
   registerSettingsPage(router, d, action);
   registerTeamPage(router, d, action);
   registerAdminPage(router, d, action);

@@ -4,7 +4,7 @@ import { policies } from '../../orgs/orgs.routes.ts';
 import { createConnectionBody, patchBody as patchConnectionBody } from '../../sso/sso.routes.ts';
 import { provisionUserBody, updateUserBody } from '../../users/users.routes.ts';
 import { parseForm, parseGroupRules } from '../form.ts';
-import { flashNotices, LIST_PAGE, param, viewerOf } from '../prg.ts';
+import { flashNotices, LIST_PAGE, viewerOf } from '../prg.ts';
 import { sendHtml } from '../../html/html.ts';
 import type { FormAction, Rerender } from '../prg.ts';
 import { adminPage } from '../views/admin.ts';
@@ -55,113 +55,95 @@ export function registerAdminPage(router: Router, d: WebRoutesDeps, action: Form
         }),
       );
     };
-  router.get('/admin', (req, res, next) => render(undefined)(req, res, 200, { notices: {}, form: {} }).catch(next));
+  router.get('/admin', (req, res, next) => render(undefined)(req, res, 200, { notices: {}, form: {} }, {}).catch(next));
 
-  router.post(
+  action(
     '/admin/sso',
-    action(
-      () => '/admin#sso',
-      async (req, v) => {
-        const input = parseForm(createConnectionBody, req, { group_roles: parseGroupRules });
-        const r = await d.sso.create(v.actor, v.orgSlug, input);
-        if (!r.ok) throw refused(r.problems);
-        return { notice: `The connection to ${r.connection.issuer} was created. Register ${r.connection.callback_uri} as the callback (sign-in redirect) URI in your IdP.` };
-      },
-      render('sso'),
-    ),
+    () => '/admin#sso',
+    async (req, v) => {
+      const input = parseForm(createConnectionBody, req, { group_roles: parseGroupRules });
+      const r = await d.sso.create(v.actor, v.orgSlug, input);
+      if (!r.ok) throw refused(r.problems);
+      return { notice: `The connection to ${r.connection.issuer} was created. Register ${r.connection.callback_uri} as the callback (sign-in redirect) URI in your IdP.` };
+    },
+    render('sso'),
   );
-  router.post(
+  action(
     '/admin/sso/:id/test',
-    action(
-      (req) => `/admin#conn-${param(req, 'id')}`,
-      async (req, v) => {
-        const c = await d.sso.get(v.actor, v.orgSlug, param(req, 'id'));
-        const t = await d.sso.test(v.actor, v.orgSlug, param(req, 'id'));
-        return { ssoTest: { id: c.id, ok: t.ok, issuer: c.issuer, problems: t.problems, discovered_issuer: t.discovered_issuer, signing_algorithms: t.signing_algorithms } };
-      },
-      render('sso'),
-    ),
+    (params) => `/admin#conn-${params.id}`,
+    async (req, v, params) => {
+      const c = await d.sso.get(v.actor, v.orgSlug, params.id);
+      const t = await d.sso.test(v.actor, v.orgSlug, params.id);
+      return { ssoTest: { id: c.id, ok: t.ok, issuer: c.issuer, problems: t.problems, discovered_issuer: t.discovered_issuer, signing_algorithms: t.signing_algorithms } };
+    },
+    render('sso'),
   );
-  router.post(
+  action(
     '/admin/sso/:id/enabled',
-    action(
-      () => '/admin#sso',
-      async (req, v) => {
-        const r = await d.sso.update(v.actor, v.orgSlug, param(req, 'id'), parseForm(enabledBody, req));
-        if (!r.ok) throw refused(r.problems);
-        return { notice: `The connection to ${r.connection.issuer} is ${r.connection.enabled ? 'enabled' : 'disabled'}.` };
-      },
-      render('sso'),
-    ),
+    () => '/admin#sso',
+    async (req, v, params) => {
+      const r = await d.sso.update(v.actor, v.orgSlug, params.id, parseForm(enabledBody, req));
+      if (!r.ok) throw refused(r.problems);
+      return { notice: `The connection to ${r.connection.issuer} is ${r.connection.enabled ? 'enabled' : 'disabled'}.` };
+    },
+    render('sso'),
   );
-  router.post(
+  action(
     '/admin/sso/:id/delete',
-    action(
-      () => '/admin#sso',
-      async (req, v) => {
-        const c = await d.sso.get(v.actor, v.orgSlug, param(req, 'id'));
-        await d.sso.delete(v.actor, v.orgSlug, c.id);
-        return { notice: `The connection to ${c.issuer} was deleted.` };
-      },
-      render('sso'),
-    ),
+    () => '/admin#sso',
+    async (req, v, params) => {
+      const c = await d.sso.get(v.actor, v.orgSlug, params.id);
+      await d.sso.delete(v.actor, v.orgSlug, c.id);
+      return { notice: `The connection to ${c.issuer} was deleted.` };
+    },
+    render('sso'),
   );
-  router.post(
+  action(
     '/admin/policies',
-    action(
-      () => '/admin#policies',
-      async (req, v) => {
-        // The form shows every policy: unticked boxes are off, an empty lifetime is no limit (form.ts).
-        await d.orgs.update(v.actor, v.orgSlug, { policies: parseForm(policies, req) });
-        return { notice: 'Policies saved.' };
-      },
-      render('policies'),
-    ),
+    () => '/admin#policies',
+    async (req, v) => {
+      // The form shows every policy: unticked boxes are off, an empty lifetime is no limit (form.ts).
+      await d.orgs.update(v.actor, v.orgSlug, { policies: parseForm(policies, req) });
+      return { notice: 'Policies saved.' };
+    },
+    render('policies'),
   );
-  router.post(
+  action(
     '/admin/users',
-    action(
-      () => '/admin#users',
-      async (req, v) => {
-        const u = await d.users.provision(v.actor, v.orgSlug, parseForm(provisionUserBody, req));
-        return { notice: `${u.username} <${u.email}> was added as ${u.role}.` };
-      },
-      render('users'),
-    ),
+    () => '/admin#users',
+    async (req, v) => {
+      const u = await d.users.provision(v.actor, v.orgSlug, parseForm(provisionUserBody, req));
+      return { notice: `${u.username} <${u.email}> was added as ${u.role}.` };
+    },
+    render('users'),
   );
-  router.post(
+  action(
     '/admin/users/:username/role',
-    action(
-      () => '/admin#users',
-      async (req, v) => {
-        const { role } = parseForm(updateUserBody, req);
-        const u = await d.users.update(v.actor, v.orgSlug, param(req, 'username'), { role });
-        return { notice: `${u.username} is now ${u.role}.` };
-      },
-      render('users'),
-    ),
+    () => '/admin#users',
+    async (req, v, params) => {
+      const { role } = parseForm(updateUserBody, req);
+      const u = await d.users.update(v.actor, v.orgSlug, params.username, { role });
+      return { notice: `${u.username} is now ${u.role}.` };
+    },
+    render('users'),
   );
-  router.post(
+  action(
     '/admin/users/:username/status',
-    action(
-      () => '/admin#users',
-      async (req, v) => {
-        const { status } = parseForm(updateUserBody, req);
-        const u = await d.users.update(v.actor, v.orgSlug, param(req, 'username'), { status });
-        return { notice: status === 'active' ? `${u.username} was reactivated.` : `${u.username} was deactivated: their keys and sessions stopped working.` };
-      },
-      render('users'),
-    ),
+    () => '/admin#users',
+    async (req, v, params) => {
+      const { status } = parseForm(updateUserBody, req);
+      const u = await d.users.update(v.actor, v.orgSlug, params.username, { status });
+      return { notice: status === 'active' ? `${u.username} was reactivated.` : `${u.username} was deactivated: their keys and sessions stopped working.` };
+    },
+    render('users'),
   );
-  router.post(
+  action(
     '/admin/users/:username/identities/:id/unlink',
-    action(
-      () => '/admin#users',
-      async (req, v) => {
-        const i = await d.identities.unlink(v.actor, v.orgSlug, param(req, 'username'), param(req, 'id'));
-        return { notice: `${param(req, 'username')} was unlinked from ${i.issuer} (subject ${i.subject}); their sessions ended, and their next SSO sign-in links the identity it comes with.` };
-      },
-      render('users'),
-    ),
+    () => '/admin#users',
+    async (req, v, params) => {
+      const i = await d.identities.unlink(v.actor, v.orgSlug, params.username, params.id);
+      return { notice: `${params.username} was unlinked from ${i.issuer} (subject ${i.subject}); their sessions ended, and their next SSO sign-in links the identity it comes with.` };
+    },
+    render('users'),
   );
 }

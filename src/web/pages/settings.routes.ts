@@ -2,7 +2,7 @@ import type { Router } from 'express';
 import { createKeyBody, rotateKeyBody } from '../../keys/keys.routes.ts';
 import { themeBody } from '../../users/users.routes.ts';
 import { parseForm } from '../form.ts';
-import { flashNotices, LIST_PAGE, param, viewerOf } from '../prg.ts';
+import { flashNotices, LIST_PAGE, viewerOf } from '../prg.ts';
 import { sendHtml } from '../../html/html.ts';
 import type { FormAction, Rerender } from '../prg.ts';
 import { settingsPage } from '../views/settings.ts';
@@ -17,57 +17,49 @@ export function registerSettingsPage(router: Router, d: WebRoutesDeps, action: F
     sendHtml(res, status, settingsPage({ viewer: v, org, keys, newKey: flash?.newKey, notices: { ...flashNotices(flash), ...extras.notices }, form: extras.form }));
   };
   const back = () => '/settings';
-  router.get('/settings', (req, res, next) => render(req, res, 200, { notices: {}, form: {} }).catch(next));
+  router.get('/settings', (req, res, next) => render(req, res, 200, { notices: {}, form: {} }, {}).catch(next));
 
-  router.post(
+  action(
     '/settings/keys',
-    action(
-      back,
-      async (req, v) => {
-        const k = await d.keys.createPersonal(v.actor, parseForm(createKeyBody, req));
-        return { newKey: { key: k.key, key_id: k.key_id, name: k.name, expires_at: k.expires_at, owner: 'personal' } };
-      },
-      render,
-    ),
+    back,
+    async (req, v) => {
+      const k = await d.keys.createPersonal(v.actor, parseForm(createKeyBody, req));
+      return { newKey: { key: k.key, key_id: k.key_id, name: k.name, expires_at: k.expires_at, owner: 'personal' } };
+    },
+    render,
   );
-  router.post(
+  action(
     '/settings/keys/:id/rotate',
-    action(
-      back,
-      async (req, v) => {
-        const { grace_seconds, expires_in_days } = parseForm(rotateKeyBody, req);
-        const k = await d.keys.rotate(v.actor, param(req, 'id'), grace_seconds, { expiresInDays: expires_in_days });
-        const old = k.previous;
-        return {
-          notice: grace_seconds ? `Key ${old.key_id} was rotated; it keeps working until ${old.expires_at?.slice(0, 16).replace('T', ' ')} UTC.` : `Key ${old.key_id} was rotated and revoked.`,
-          newKey: { key: k.key, key_id: k.key_id, name: k.name, expires_at: k.expires_at, owner: 'personal' },
-        };
-      },
-      render,
-    ),
+    back,
+    async (req, v, params) => {
+      const { grace_seconds, expires_in_days } = parseForm(rotateKeyBody, req);
+      const k = await d.keys.rotate(v.actor, params.id, grace_seconds, { expiresInDays: expires_in_days });
+      const old = k.previous;
+      return {
+        notice: grace_seconds ? `Key ${old.key_id} was rotated; it keeps working until ${old.expires_at?.slice(0, 16).replace('T', ' ')} UTC.` : `Key ${old.key_id} was rotated and revoked.`,
+        newKey: { key: k.key, key_id: k.key_id, name: k.name, expires_at: k.expires_at, owner: 'personal' },
+      };
+    },
+    render,
   );
-  router.post(
+  action(
     '/settings/keys/:id/revoke',
-    action(
-      back,
-      async (req, v) => {
-        const k = await d.keys.get(v.actor, param(req, 'id'));
-        await d.keys.revoke(v.actor, param(req, 'id'));
-        return { notice: `Key ${k.key_id} (${k.name}) was revoked: it stops working at once.` };
-      },
-      render,
-    ),
+    back,
+    async (req, v, params) => {
+      const k = await d.keys.get(v.actor, params.id);
+      await d.keys.revoke(v.actor, params.id);
+      return { notice: `Key ${k.key_id} (${k.name}) was revoked: it stops working at once.` };
+    },
+    render,
   );
-  router.post(
+  action(
     '/settings/theme',
-    action(
-      back,
-      async (req, v) => {
-        const { theme } = parseForm(themeBody, req);
-        await d.users.setTheme(v.actor, theme);
-        return { notice: `Theme set to ${theme}.` };
-      },
-      render,
-    ),
+    back,
+    async (req, v) => {
+      const { theme } = parseForm(themeBody, req);
+      await d.users.setTheme(v.actor, theme);
+      return { notice: `Theme set to ${theme}.` };
+    },
+    render,
   );
 }
