@@ -16,6 +16,7 @@ import { DbTransactionStore, RedisTransactionStore } from './sso/login-transacti
 import type { TransactionStore } from './sso/login-transactions.ts';
 import { DbSessionStore, RedisSessionStore } from './sso/session-store.ts';
 import type { SessionTimeouts, TrackgateSessionStore } from './sso/session-store.ts';
+import { SessionsRepository } from './sso/sessions.repository.ts';
 import { SsoRepository } from './sso/sso.repository.ts';
 import type { SsoTables } from './sso/sso.tables.ts';
 import { TeamsRepository } from './teams/teams.repository.ts';
@@ -56,6 +57,7 @@ function createRepositories(db: Kysely<DB>) {
     audit: new AuditRepository(tables(db)),
     serviceAccounts: new ServiceAccountsRepository(tables(db)),
     sso: new SsoRepository(tables(db)),
+    sessions: new SessionsRepository(tables(db)),
     loginLinks: new LoginLinksRepository(tables(db)),
     signingKeys: new SigningKeysRepository(tables(db)),
   };
@@ -85,6 +87,6 @@ export function createSessionStorage(
       loginTransactions: new RedisTransactionStore(redis.client, redis.keyspace, options.maxPendingPerBrowser),
     };
   }
-  const sso = new SsoRepository(tables(db));
-  return { sessions: new DbSessionStore(tables(db), options.timeouts), loginTransactions: new DbTransactionStore(() => sso, options.maxPendingPerBrowser) };
+  const repos = createRepositories(db);
+  return { sessions: new DbSessionStore(repos.sessions, options.timeouts), loginTransactions: new DbTransactionStore(() => repos.sso, options.maxPendingPerBrowser) };
 }

@@ -5,28 +5,35 @@ import session from 'express-session';
 import type { SessionData } from 'express-session';
 import type { Request, RequestHandler } from 'express';
 import type { Redis } from 'ioredis';
-import type { Kysely } from 'kysely';
 import type { Config } from '../config/config.ts';
 import { carriesCsrfToken, newCsrfToken } from '../http/csrf.ts';
 import type { RedisKeyspace } from '../redis/keyspace.ts';
-import type { SsoTables } from './sso.tables.ts';
+import type { SessionsRepository } from './sessions.repository.ts';
 
+/**
+ * What a session holds. A session exists before sign-in too (a page's flash
+ * message), so the sign-in fields are optional here; establish() writes them
+ * all at once, and read() hands out only sessions that have them (SignedInSession).
+ */
 declare module 'express-session' {
   interface SessionData {
-    userId: string;
-    orgId: string;
+    userId?: string;
+    orgId?: string;
     /** Epoch ms of the login; the absolute timeout counts from here. */
-    loginAt: number;
+    loginAt?: number;
     /** How the session was established: an SSO login, or a one-time login link (require_sso checks it). */
-    method: 'sso' | 'link';
+    method?: 'sso' | 'link';
     /** The SSO connection of an SSO login; null for a login link. */
-    connectionId: string | null;
+    connectionId?: string | null;
     /** Sent back as X-CSRF-Token (or the csrf_token form field) on state-changing cookie requests. */
-    csrfToken: string;
+    csrfToken?: string;
     /** The web pages' one-view message (src/web/flash.ts), sealed: it may hold a new API key for one page view. */
     flash?: string;
   }
 }
+
+/** The session of a signed-in person: the fields establish() writes together. */
+export type SignedInSession = SessionData & Required<Pick<SessionData, 'userId' | 'orgId' | 'loginAt' | 'method' | 'connectionId' | 'csrfToken'>>;
 
 export const SESSION_COOKIE = 'trackgate.sid';
 
@@ -55,22 +62,19 @@ type Cb = (err?: unknown, data?: SessionData | null) => void;
  */
 export class DbSessionStore extends session.Store {
   constructor(
-    private readonly db: Kysely<Pick<SsoTables, 'sessions'>>,
+    private readonly repo: SessionsRepository,
     private readonly timeouts: SessionTimeouts,
   ) {
     super();
   }
 
   override get(sid: string, cb: Cb): void {
-    this.db
-      .selectFrom('sessions')
-      .select(['data', 'expires_at'])
-      .where('sid', '=', sid)
-      .executeTakeFirst()
+    this.repo
+      .find(sid)
       .then(async (row) => {
         if (!row) return cb(null, null);
         if (Date.parse(row.expires_at) <= Date.now()) {
-          await this.db.deleteFrom('sessions').where('sid', '=', sid).execute();
+          await this.repo.delete(sid);
           return cb(null, null);
         }
         cb(null, JSON.parse(row.data) as SessionData);
@@ -80,44 +84,34 @@ export class DbSessionStore extends session.Store {
 
   override set(sid: string, data: SessionData, cb?: Cb): void {
     const expires = new Date(sessionDeadline(data, this.timeouts)).toISOString();
-    const json = JSON.stringify(data);
-    // A session from before sign-in (a form token, a flash) has no userId yet, whatever SessionData says.
-    const userId = (data as Partial<SessionData>).userId ?? null;
-    this.db
-      .insertInto('sessions')
-      .values({ sid, data: json, user_id: userId, expires_at: expires })
-      .onConflict((oc) => oc.column('sid').doUpdateSet({ data: json, user_id: userId, expires_at: expires }))
-      .execute()
+    // A session from before sign-in (a flash) has no userId yet.
+    this.repo
+      .save({ sid, data: JSON.stringify(data), user_id: data.userId ?? null, expires_at: expires })
       .then(() => cb?.())
       .catch((err: unknown) => cb?.(err));
   }
 
   override touch(sid: string, data: SessionData, cb?: Cb): void {
     const expires = new Date(sessionDeadline(data, this.timeouts)).toISOString();
-    this.db
-      .updateTable('sessions')
-      .set({ expires_at: expires })
-      .where('sid', '=', sid)
-      .execute()
+    this.repo
+      .setExpiry(sid, expires)
       .then(() => cb?.())
       .catch((err: unknown) => cb?.(err));
   }
 
   override destroy(sid: string, cb?: Cb): void {
-    this.db
-      .deleteFrom('sessions')
-      .where('sid', '=', sid)
-      .execute()
+    this.repo
+      .delete(sid)
       .then(() => cb?.())
       .catch((err: unknown) => cb?.(err));
   }
 
   async destroyAllOfUser(userId: string): Promise<void> {
-    await this.db.deleteFrom('sessions').where('user_id', '=', userId).execute();
+    await this.repo.deleteOfUser(userId);
   }
 
   async deleteExpired(): Promise<void> {
-    await this.db.deleteFrom('sessions').where('expires_at', '<', new Date().toISOString()).execute();
+    await this.repo.deleteExpired(new Date().toISOString());
   }
 }
 
@@ -203,7 +197,7 @@ export interface SessionManagerOptions {
 
 export interface LoadedSession {
   sid: string;
-  data: SessionData;
+  data: SignedInSession;
 }
 
 /**
@@ -259,7 +253,7 @@ export class SessionManager {
     if (!data || !data.userId || !data.orgId) return null;
     const now = Date.now();
     // Read from the store's JSON: a session written without loginAt is treated as logged in at epoch (expired).
-    if (now >= ((data as Partial<SessionData>).loginAt ?? 0) + this.options.timeouts.absoluteMs) {
+    if (now >= (data.loginAt ?? 0) + this.options.timeouts.absoluteMs) {
       this.options.store.destroy(sid);
       return null;
     }
@@ -270,7 +264,8 @@ export class SessionManager {
       if (this.lastTouch.size > 100_000) this.lastTouch.clear();
       this.options.store.touch(sid, data, () => {});
     }
-    const loaded = { sid, data };
+    // establish() writes the sign-in fields together (it checks that it does), so a session with a userId has them all.
+    const loaded = { sid, data: data as SignedInSession };
     this.loaded.set(req, loaded);
     return loaded;
   }
@@ -290,9 +285,9 @@ export class SessionManager {
    * login, a login link): a new session id — whatever session the browser had,
    * or was given, is dropped — and a new CSRF token. Needs middleware() on the route.
    */
-  static async establish(req: Request, who: { userId: string; orgId: string; method: SessionData['method']; connectionId: string | null }): Promise<void> {
+  static async establish(req: Request, who: { userId: string; orgId: string; method: SignedInSession['method']; connectionId: string | null }): Promise<void> {
     await new Promise<void>((resolve, reject) => req.session.regenerate((err) => (err ? reject(err) : resolve())));
-    Object.assign(req.session, { ...who, loginAt: Date.now(), csrfToken: newCsrfToken() } satisfies Partial<SessionData>);
+    Object.assign(req.session, { ...who, loginAt: Date.now(), csrfToken: newCsrfToken() } satisfies Omit<SignedInSession, 'cookie'>);
     await new Promise<void>((resolve, reject) => req.session.save((err) => (err ? reject(err) : resolve())));
   }
 }
