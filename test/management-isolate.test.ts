@@ -310,3 +310,38 @@ describe('stale management socket folders', () => {
     }
   });
 });
+
+/**
+ * With Redis, both isolates of one instance subscribe to the invalidation channel. The worker's own
+ * invalidation reaches the main isolate over the BroadcastChannel before the API answers; its Redis echo
+ * must not empty the main isolate's key cache a second time, after it refilled (a cached key would then
+ * need a lookup again: slower, and refused with 429 from an address blocked for failed credentials).
+ */
+const ECHO_REDIS_URL = process.env.TRACKGATE_TEST_REDIS_URL;
+if (ECHO_REDIS_URL) {
+  describe('the management worker with Redis: its own invalidations are not heard twice', () => {
+    let app: TestApp;
+    let org: string;
+    let adminKey: string;
+
+    before(async () => {
+      app = await startApp('sqlite', { redisUrl: ECHO_REDIS_URL, redisKeyPrefix: `tgtest-echo-${process.pid}-${Date.now().toString(36)}:` });
+      ({ org, adminKey } = await app.bootstrap());
+    });
+    after(() => app.close());
+
+    test('a key re-cached after a change made through the worker stays cached', async () => {
+      assert.ok(app.gw.management, 'the management worker runs');
+      const verify = async () => (await fetch(`${app.url}/auth/verify`, { headers: { authorization: basic(adminKey) } })).status;
+      for (let i = 0; i < 3; i++) {
+        // A new user empties every key cache of the instance (the worker's, and the main isolate's over the BroadcastChannel).
+        await app.createUser({ org, username: `echo-${i}` });
+        assert.equal(await verify(), 200);
+        assert.ok(app.gw.core.keyVerifier.size >= 1, 'the key was cached again by /auth/verify');
+        // The Redis echo of that invalidation, if it were taken, arrives within milliseconds.
+        await sleep(300);
+        assert.ok(app.gw.core.keyVerifier.size >= 1, `round ${i}: the main isolate's key cache was emptied again by its own invalidation's echo from Redis`);
+      }
+    });
+  });
+}
