@@ -1,4 +1,4 @@
-import crypto, { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 
 /**
  * Secret tokens and the hashes they are stored by: the one home of both.
@@ -16,9 +16,6 @@ export function tokenShape(bytes: number): RegExp {
   return new RegExp(`^[A-Za-z0-9_-]{${String(Math.ceil((bytes * 4) / 3))}}$`);
 }
 
-/** Node's one-shot hash (no Hash object per call) where it exists (>= 20.12). */
-const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: SecretHashEncoding) => string }).hash;
-
 /**
  * How a stored hash is written. Each stored column keeps the encoding its
  * existing rows have, so the callers name it (not migrated):
@@ -32,8 +29,9 @@ export type SecretHashEncoding = 'hex' | 'base64url';
 /**
  * SHA-256 of a secret: enough for high-entropy tokens and keys (no salt or
  * stretching needed, nothing to guess). Called directly on the API key hot
- * path (src/keys/key-verifier.ts): one call, no wrapper around it.
+ * path (src/keys/key-verifier.ts): Node's one-shot hash (no Hash object per
+ * call; Node >= 20.12, and package.json requires 20.19).
  */
 export function hashSecret(value: string, encoding: SecretHashEncoding): string {
-  return oneShot ? oneShot('sha256', value, encoding) : createHash('sha256').update(value).digest(encoding);
+  return hash('sha256', value, encoding);
 }
