@@ -51,7 +51,12 @@ export async function createTrackgate(config: Config, options: { logger?: Logger
     // The hot paths, served before Express: /auth/verify, /.well-known/jwks.json, and the reverse proxy.
     gateway = await createGateway({ ...core, attribute: core.serviceAccounts.attribute });
     metrics = new Metrics(
-      { key_cache_entries: { help: 'API keys (and recent misses) held in the in-process verification cache', read: () => core.keyVerifier.size } },
+      {
+        key_cache_entries: { help: 'API keys (and recent misses) held in the in-process verification cache', read: () => core.keyVerifier.size },
+        invalidation_poll_age_seconds: { help: 'Seconds since the hot paths\' isolate last read the invalidation log (polled every TRACKGATE_INVALIDATION_POLL_MS)', read: () => core.invalidationPoller.ageSeconds() },
+        // Only with Redis: without it there is no channel to be down, and a constant 1 would claim one.
+        ...(core.redis ? { invalidation_channel_up: { help: '1 while this instance hears the Redis invalidation channel (its own pings come back), else 0', read: () => (core.invalidator.channel() === 'down' ? 0 : 1) } } : {}),
+      },
       { process: true, requests: !isolated },
     );
     if (isolated) {

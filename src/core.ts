@@ -3,6 +3,7 @@ import type { Config } from './config/config.ts';
 import { AuditService } from './audit/audit.service.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import { CacheInvalidator } from './auth/invalidation.ts';
+import { InvalidationPoller } from './auth/invalidation-poller.ts';
 import { RedisInvalidationTransport } from './auth/redis-invalidation.ts';
 import { SecretBox, resolveSecretKey } from './crypto/secret-box.ts';
 import { migrateToLatest, openDatabase } from './db/database.ts';
@@ -49,6 +50,8 @@ export interface Core {
   loginTransactions: TransactionStore;
   secretBox: SecretBox;
   invalidator: CacheInvalidator;
+  /** Reads the database's invalidation log: what the transports lost reaches this isolate within TRACKGATE_INVALIDATION_POLL_MS. */
+  invalidationPoller: InvalidationPoller;
   trustedProxies: TrustedProxies;
   audit: AuditService;
   access: OrgAccess;
@@ -109,24 +112,53 @@ export async function createCore(config: Config, options: { logger?: Logger; mig
   const redis = config.redisUrl ? createRedis(config.redisUrl, logger, 'trackgate') : null;
   const redisKeyspace = new RedisKeyspace(config.redisKeyPrefix);
   if (redis && config.redisUrl) {
-    invalidator.attach(new RedisInvalidationTransport(options.instanceId ?? randomUUID(), redis, createRedis(config.redisUrl, logger, 'trackgate-sub'), redisKeyspace.invalidationChannel, logger));
+    const subscriber = createRedis(config.redisUrl, logger, 'trackgate-sub');
+    invalidator.attach(new RedisInvalidationTransport(options.instanceId ?? randomUUID(), redis, subscriber, redisKeyspace.invalidationChannel, logger, { pollMs: config.invalidationPollMs }));
   }
+  // Every isolate polls; the one that migrates (the main isolate, or the CLI) also prunes the log now and then.
+  const invalidationPoller = new InvalidationPoller(store.repos.invalidations, invalidator, logger, { intervalMs: config.invalidationPollMs, prune: options.migrate !== false });
   const failureLimits = { points: config.authFailureLimit, duration: config.authFailureWindowSeconds };
   const limiter = redis
     ? new RateLimiterRedis({ storeClient: redis, keyPrefix: redisKeyspace.authFailures, ...failureLimits, insuranceLimiter: new RateLimiterMemory(failureLimits) })
     : new RateLimiterMemory(failureLimits);
   const authenticator = new Authenticator(keyVerifier, { failureLimit: config.authFailureLimit, failureWindowSeconds: config.authFailureWindowSeconds, limiter });
-  const readinessChecks: ReadinessCheck[] = [{ name: 'database', check: () => database.ping() }];
-  if (redis) readinessChecks.push({ name: 'redis', check: async () => { await redis.ping(); } });
+  // Without the database nothing can be served (503); without Redis the instance works with less (degraded):
+  // sessions and shared limits fail over as each says, and revocations arrive through the poll.
+  const readinessChecks: ReadinessCheck[] = [{ name: 'database', required: true, check: () => database.ping().then(() => 'ok') }];
+  if (redis) {
+    readinessChecks.push({
+      name: 'redis',
+      required: false,
+      check: async () => {
+        // Not queued behind reconnection attempts: a probe wants the answer now.
+        if (redis.status !== 'ready') throw new Error(`redis connection ${redis.status}`);
+        await redis.ping();
+        return 'ok';
+      },
+    });
+  }
+  readinessChecks.push(
+    { name: 'invalidation_channel', required: false, check: () => Promise.resolve(({ up: 'ok', down: 'down', none: 'none' } as const)[invalidator.channel()]) },
+    { name: 'invalidation_poll', required: false, check: () => Promise.resolve(invalidationPoller.late() ? 'late' : 'ok') },
+  );
   const trustedProxies = new TrustedProxies(config.trustedProxies);
   const { sessions: sessionStore, loginTransactions } = createSessionStorage(database.db, redis && { client: redis, keyspace: redisKeyspace }, {
     timeouts: sessionTimeouts(config),
     maxPendingPerBrowser: config.loginMaxPendingPerBrowser,
   });
-  return { config, logger, database, store, sessionStore, loginTransactions, redisKeyspace, secretBox, invalidator, trustedProxies, audit, access, orgs, users, teams, keys, serviceAccounts, keyVerifier, lastUsed, authenticator, redis, readinessChecks };
+  try {
+    await invalidationPoller.start();
+  } catch (err) {
+    await invalidator.close();
+    await closeRedis(redis);
+    await database.close();
+    throw err;
+  }
+  return { config, logger, database, store, sessionStore, loginTransactions, redisKeyspace, secretBox, invalidator, invalidationPoller, trustedProxies, audit, access, orgs, users, teams, keys, serviceAccounts, keyVerifier, lastUsed, authenticator, redis, readinessChecks };
 }
 
 export async function closeCore(core: Core): Promise<void> {
+  await core.invalidationPoller.stop();
   await core.lastUsed.stop();
   await core.invalidator.close();
   await closeRedis(core.redis);

@@ -4,6 +4,8 @@ import { SigningKeysRepository } from './assertions/signing-keys.repository.ts';
 import type { SigningKeysTables } from './assertions/signing-keys.tables.ts';
 import { AuditRepository } from './audit/audit.repository.ts';
 import type { AuditTables } from './audit/audit.tables.ts';
+import { InvalidationsRepository } from './auth/invalidations.repository.ts';
+import type { InvalidationsTables } from './auth/invalidations.tables.ts';
 import { Store } from './db/store.ts';
 import { KeysRepository } from './keys/keys.repository.ts';
 import type { KeysTables } from './keys/keys.tables.ts';
@@ -35,7 +37,7 @@ import type { LoginLinksTables } from './web/login-links.tables.ts';
  * repository, bound to the connection or to one transaction. The migrations
  * (src/db/migrations) stay one ordered history of plain DDL.
  */
-export type DB = OrgsTables & UsersTables & EntityNamesTables & TeamsTables & KeysTables & AuditTables & SigningKeysTables & ServiceAccountsTables & LoginLinksTables & SsoTables;
+export type DB = OrgsTables & UsersTables & EntityNamesTables & TeamsTables & KeysTables & AuditTables & SigningKeysTables & ServiceAccountsTables & LoginLinksTables & SsoTables & InvalidationsTables;
 
 /**
  * The connection seen with only the tables a repository declares. Kysely's
@@ -60,6 +62,7 @@ function createRepositories(db: Kysely<DB>) {
     sessions: new SessionsRepository(tables(db)),
     loginLinks: new LoginLinksRepository(tables(db)),
     signingKeys: new SigningKeysRepository(tables(db)),
+    invalidations: new InvalidationsRepository(tables(db)),
   };
 }
 

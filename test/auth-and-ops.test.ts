@@ -59,8 +59,10 @@ for (const dialect of dialects()) {
       const dev = await app.createUser({ org, username: `sso-only-${dialect}` });
       const orgRow = await app.gw.core.store.repos.orgs.findBySlug(org);
       // Set the policy directly: the API insists on an enabled SSO connection first (tested with the web pages).
-      await app.gw.core.store.repos.orgs.update(orgRow!.id, { require_sso: 1 });
-      app.gw.core.invalidator.identitiesChanged();
+      await app.gw.core.invalidator.transaction(app.gw.core.store, async (repos, invalidate) => {
+        await repos.orgs.update(orgRow!.id, { require_sso: 1 });
+        invalidate.all();
+      });
       const call = (path: string, headers: Record<string, string>) => fetch(app.url + path, { headers: { authorization: 'Bearer ' + dev.key, 'x-forwarded-for': '192.0.2.44', ...headers } });
       for (const path of ['/gateway/v1/me', '/auth/verify']) {
         const html = await call(path, { accept: 'text/html,application/xhtml+xml' });
@@ -72,8 +74,10 @@ for (const dialect of dialects()) {
       }
       const op = await app.bootstrap();
       const opOrg = await app.gw.core.store.repos.orgs.findBySlug(op.org);
-      await app.gw.core.store.repos.orgs.update(opOrg!.id, { require_sso: 1 });
-      app.gw.core.invalidator.identitiesChanged();
+      await app.gw.core.invalidator.transaction(app.gw.core.store, async (repos, invalidate) => {
+        await repos.orgs.update(opOrg!.id, { require_sso: 1 });
+        invalidate.all();
+      });
       const opCall = await fetch(app.url + '/gateway/v1/me', { headers: { authorization: 'Bearer ' + op.adminKey, accept: 'text/html' } });
       assert.equal(opCall.status, 200, 'the instance operator keeps the way in');
     });

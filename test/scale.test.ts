@@ -76,10 +76,10 @@ if (!REDIS_URL) {
       assert.equal((await fetch(a.url + '/gateway/v1/me', { headers: from() })).status, 429);
     });
 
-    test('readyz checks Redis', async () => {
+    test('readyz checks Redis and the invalidation channel', async () => {
       const r = await fetch(b.url + '/readyz');
       assert.equal(r.status, 200);
-      assert.deepEqual(((await r.json()) as any).checks, { database: 'ok', redis: 'ok' });
+      assert.deepEqual(((await r.json()) as any).checks, { database: 'ok', redis: 'ok', invalidation_channel: 'ok', invalidation_poll: 'ok' });
     });
   });
 }

@@ -1,14 +1,44 @@
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log/logger.ts';
-import type { InvalidationEvent, InvalidationTransport } from './invalidation.ts';
+import type { InvalidationTransport, NumberedEvent } from './invalidation.ts';
+
+export interface ChannelHealthOptions {
+  /** How often this transport pings itself on the channel. */
+  pingEveryMs?: number;
+  /** The channel is down when no own ping came back for this long. */
+  downAfterMs?: number;
+  /** Named in the warning: how revocations still arrive while the channel is down. */
+  pollMs: number;
+}
 
 /**
- * Carries cache invalidations between gateway instances over Redis pub/sub,
- * so that a key revoked on one instance fails on every instance within a
- * second (in practice within a few milliseconds). A subscriber connection
- * cannot issue other commands, hence its own connection.
+ * Carries cache invalidations between gateway instances over Redis pub/sub, so that a key revoked on
+ * one instance fails on every instance within milliseconds. A subscriber connection cannot issue other
+ * commands, hence its own connection.
+ *
+ * It also knows whether it can hear: it publishes a tiny ping of its own on the channel every
+ * `pingEveryMs`, and hears it come back. Its own pings prove the whole path (publish → Redis →
+ * subscription), which catches what connection states do not: a subscription not yet renewed after a
+ * reconnect, or a network partition that never closes the socket. Without a ping back for
+ * `downAfterMs` (or with the subscriber not ready) the channel is down: logged once, shown by /readyz
+ * and the gauge, and revocations then reach this isolate through the database poll alone. Whenever
+ * messages may have been lost, the first ping heard afterwards drops everything cached once.
  */
 export class RedisInvalidationTransport implements InvalidationTransport {
+  /** This transport's own pings (the other isolate of the instance has the same origin, so not that). */
+  private readonly nonce = randomUUID();
+  private readonly pingEveryMs: number;
+  private readonly downAfterMs: number;
+  private readonly startedAt = Date.now();
+  private lastOwnPing = 0;
+  /** Whether it was heard up (null: not yet decided, at start). */
+  private up: boolean | null = null;
+  /** Messages may have been lost since the last own ping (a reconnect, a silence): the next one drops everything cached. */
+  private missed = false;
+  private onRemote: ((event: NumberedEvent) => void) | null = null;
+  private timer: NodeJS.Timeout | null = null;
+
   /**
    * `origin` names the gateway instance, the same in both of its isolates: each isolate subscribes, and the
    * other isolate already heard of this instance's own invalidations over the BroadcastChannel. Taking the
@@ -21,32 +51,85 @@ export class RedisInvalidationTransport implements InvalidationTransport {
     private readonly subscriber: Redis,
     private readonly channel: string,
     private readonly logger: Logger,
-  ) {}
+    private readonly health: ChannelHealthOptions,
+  ) {
+    this.pingEveryMs = health.pingEveryMs ?? 250;
+    this.downAfterMs = health.downAfterMs ?? 1000;
+  }
 
-  publish(event: InvalidationEvent): void {
+  publish(event: NumberedEvent): void {
     this.publisher.publish(this.channel, JSON.stringify({ ...event, origin: this.origin })).catch((err: unknown) => {
       this.logger.error({ err }, 'could not publish a cache invalidation to other instances');
     });
   }
 
-  subscribe(onRemote: (event: InvalidationEvent) => void): void {
+  subscribe(onRemote: (event: NumberedEvent) => void): void {
+    this.onRemote = onRemote;
     this.subscriber.subscribe(this.channel).catch((err: unknown) => this.logger.error({ err }, 'could not subscribe to cache invalidations'));
     this.subscriber.on('message', (channel: string, message: string) => {
       if (channel !== this.channel) return;
       try {
-        const event = JSON.parse(message) as InvalidationEvent & { origin?: string };
-        if (event.origin === this.origin) return;
-        if (event.kind === 'key' && typeof event.hash === 'string') onRemote({ kind: 'key', hash: event.hash });
-        else if (event.kind === 'all') onRemote({ kind: 'all' });
+        const m = JSON.parse(message) as { kind?: unknown; hash?: unknown; seq?: unknown; origin?: unknown; ping?: unknown };
+        if (m.ping !== undefined) {
+          if (m.ping === this.nonce) this.heardOwnPing();
+          return;
+        }
+        if (m.origin === this.origin) return;
+        const seq = typeof m.seq === 'number' ? { seq: m.seq } : {};
+        if (m.kind === 'key' && typeof m.hash === 'string') onRemote({ kind: 'key', hash: m.hash, ...seq });
+        else if (m.kind === 'all') onRemote({ kind: 'all', ...seq });
       } catch {
         this.logger.warn('ignored a malformed cache invalidation message');
       }
     });
-    // After a reconnect, messages published meanwhile were lost: drop everything cached to be safe.
-    this.subscriber.on('ready', () => onRemote({ kind: 'all' }));
+    // After a reconnect, messages published meanwhile were lost (ioredis subscribes again by itself).
+    this.subscriber.on('close', () => {
+      this.missed = true;
+    });
+    this.ping();
+    this.timer = setInterval(() => this.tick(), this.pingEveryMs);
+    this.timer.unref();
+  }
+
+  /** Subscriber ready and its own ping heard lately. */
+  hears(): boolean {
+    return this.subscriber.status === 'ready' && Date.now() - this.lastOwnPing < this.downAfterMs;
+  }
+
+  private heardOwnPing(): void {
+    this.lastOwnPing = Date.now();
+    if (this.missed) {
+      // Heard again: everything published from now on arrives; what was published before may not have.
+      this.missed = false;
+      this.onRemote?.({ kind: 'all' });
+    }
+  }
+
+  private ping(): void {
+    // Not queued while disconnected: a late ping proves nothing, and a queue of them fails noisily.
+    if (this.publisher.status !== 'ready') return;
+    this.publisher.publish(this.channel, JSON.stringify({ ping: this.nonce, origin: this.origin })).catch(() => {});
+  }
+
+  private tick(): void {
+    this.ping();
+    const up = this.hears();
+    if (up === this.up) return;
+    // At start, not yet heard is not yet down: the first ping may take a moment.
+    if (this.up === null && !up && Date.now() - this.startedAt < this.downAfterMs) return;
+    const was = this.up;
+    this.up = up;
+    if (!up) {
+      this.missed = true;
+      this.logger.warn(`invalidation channel down: revocations reach this instance through the database poll every ${this.health.pollMs} ms`);
+    } else if (was === false) {
+      this.logger.info('invalidation channel up again: revocations reach this instance over Redis');
+    }
   }
 
   async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
     try {
       await this.subscriber.quit();
     } catch {

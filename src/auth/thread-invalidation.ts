@@ -1,5 +1,5 @@
 import { BroadcastChannel } from 'node:worker_threads';
-import type { InvalidationEvent, InvalidationTransport } from './invalidation.ts';
+import type { InvalidationTransport, NumberedEvent } from './invalidation.ts';
 
 /**
  * Carries cache invalidations between the isolates of one gateway process (the
@@ -17,15 +17,16 @@ export class ThreadInvalidationTransport implements InvalidationTransport {
     this.channel.unref();
   }
 
-  publish(event: InvalidationEvent): void {
+  publish(event: NumberedEvent): void {
     this.channel.postMessage(event);
   }
 
-  subscribe(onRemote: (event: InvalidationEvent) => void): void {
+  subscribe(onRemote: (event: NumberedEvent) => void): void {
     this.channel.onmessage = (message: unknown) => {
-      const event = (message as { data?: unknown }).data as Partial<InvalidationEvent> | undefined;
-      if (event?.kind === 'key' && typeof event.hash === 'string') onRemote({ kind: 'key', hash: event.hash });
-      else if (event?.kind === 'all') onRemote({ kind: 'all' });
+      const event = (message as { data?: unknown }).data as { kind?: unknown; hash?: unknown; seq?: unknown } | undefined;
+      const seq = typeof event?.seq === 'number' ? { seq: event.seq } : {};
+      if (event?.kind === 'key' && typeof event.hash === 'string') onRemote({ kind: 'key', hash: event.hash, ...seq });
+      else if (event?.kind === 'all') onRemote({ kind: 'all', ...seq });
     };
   }
 

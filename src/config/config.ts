@@ -92,6 +92,13 @@ export const configSchema = z
      */
     keyCacheMaxEntries: intFromEnv(100, 10_000_000).default(10_000),
     keyNegativeCacheTtlSeconds: intFromEnv(0, 600).default(5),
+    /**
+     * Every isolate reads the database's log of cache invalidations this often (src/auth/invalidation-poller.ts):
+     * the bound on how long a revoked key, deactivated user or removed member can still pass on an instance
+     * that missed the Redis message (Redis down, a partition, a change made by the CLI). About one cheap query
+     * per poll and isolate.
+     */
+    invalidationPollMs: intFromEnv(50, 1000).default(500),
     lastUsedFlushMs: intFromEnv(10, 3_600_000).default(15_000),
     /** Live (neither revoked nor expired) API keys one user or service account may hold: creation and rotation beyond it answer 409. */
     maxKeysPerPrincipal: intFromEnv(1, 100_000).default(50),

@@ -3,11 +3,20 @@ import { onlyGetOrHead, sendJson } from '../http/raw-response.ts';
 import type { Logger } from '../log/logger.ts';
 import type { TrustedProxies } from '../http/client-ip.ts';
 
-/** A dependency /readyz checks: it throws when the dependency cannot be reached. */
+/**
+ * Something /readyz checks. `check` throws when a dependency cannot be reached ("unreachable"), or
+ * resolves to its state: 'ok' when fine, 'none' when it does not apply to this setup, any
+ * other word when the instance works with less (the answer is then "degraded", still 200).
+ * `required`: an unreachable dependency without which the instance cannot serve (503); otherwise
+ * unreachable only degrades it.
+ */
 export interface ReadinessCheck {
   name: string;
-  check: () => Promise<void>;
+  check: () => Promise<string>;
+  required: boolean;
 }
+
+const FINE = new Set(['ok', 'none']);
 
 /**
  * /healthz and /readyz as lean handlers, not Express routes: probes arrive
@@ -25,18 +34,22 @@ export function createHealthHandlers(deps: { logger: Logger; readinessChecks: Re
     if (!onlyGetOrHead(req, res, deps.trustedProxies)) return;
     void (async () => {
       const checks: Record<string, string> = {};
-      let ok = true;
-      for (const { name, check } of deps.readinessChecks) {
+      let ready = true;
+      let degraded = false;
+      for (const { name, check, required } of deps.readinessChecks) {
         try {
-          await check();
-          checks[name] = 'ok';
+          const state = await check();
+          checks[name] = state;
+          if (!FINE.has(state)) degraded = true;
         } catch (err) {
-          ok = false;
+          if (required) ready = false;
+          else degraded = true;
           checks[name] = 'unreachable';
           deps.logger.warn({ err, check: name }, 'readiness: dependency unreachable');
         }
       }
-      sendJson(req, res, ok ? 200 : 503, JSON.stringify({ status: ok ? 'ok' : 'unavailable', checks }));
+      const status = !ready ? 'unavailable' : degraded ? 'degraded' : 'ok';
+      sendJson(req, res, ready ? 200 : 503, JSON.stringify({ status, checks }));
     })();
   };
   return new Map([

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
 import type { Actor } from '../auth/actor.ts';
-import type { CacheInvalidator } from '../auth/invalidation.ts';
+import type { CacheInvalidator, InvalidationRepos } from '../auth/invalidation.ts';
 import type { AuditRepository } from '../audit/audit.repository.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import { isUniqueViolation, uniqueViolationTarget } from '../db/dialect.ts';
@@ -18,7 +18,7 @@ import type { keyOut, newKeyOut } from './keys.responses.ts';
  * What the key rules touch, in one transaction with their audit events. Of users only the status a
  * rotation checks, declared by shape: users build on this folder (src/storage.ts passes their repository).
  */
-export interface KeysRepos {
+export interface KeysRepos extends InvalidationRepos {
   keys: KeysRepository;
   audit: AuditRepository;
   users: { findById(orgId: string, id: string): Promise<{ status: string } | undefined> };
@@ -198,7 +198,7 @@ export class KeysService {
     const owner = { ownerType: row.owner_type, ownerId };
     let result: { issued: { row: ApiKeyRow; key: string }; previous: ApiKeyRow };
     try {
-      result = await this.store.transaction(async (repos) => {
+      result = await this.invalidator.transaction(this.store, async (repos, invalidate) => {
         // The owner's lock first: a concurrent rotation of the same key has then committed (or not begun), and the reads below see it.
         await repos.keys.lockOwner(owner);
         const now = Date.now();
@@ -243,6 +243,8 @@ export class KeysService {
           targetName: fresh.key_id,
           details: { new_key: issued.row.key_id, new_key_id: issued.row.id, grace_seconds: graceSeconds, expires_at: issued.row.expires_at },
         });
+        // The old key changes (revoked, or a sooner expiry) as its cached entry does not know.
+        invalidate.key(row.key_hash);
         return { issued, previous: { ...fresh, expires_at: previousExpiry, revoked_at: graceSeconds === 0 ? new Date(now).toISOString() : null } };
       });
     } catch (err) {
@@ -250,16 +252,15 @@ export class KeysService {
       if (isUniqueViolation(err) && uniqueViolationTarget(err).includes('rotated_from')) throw alreadyRotated(id, null);
       throw err;
     }
-    this.invalidator.keyChanged(row.key_hash);
     return { ...keyView(result.issued.row), key: result.issued.key, previous: keyView(result.previous) };
   }
 
   async revoke(actor: Actor, id: string): Promise<void> {
     const { ctx, row } = await this.manageable(actor, id);
-    await this.store.transaction(async (repos) => {
+    await this.invalidator.transaction(this.store, async (repos, invalidate) => {
       if (!(await repos.keys.revoke(ctx.org.id, row.id, new Date().toISOString()))) throw errors.notFound(`API key "${id}"`);
       await this.audit.record(repos, actor, { orgId: ctx.org.id, action: 'key.revoke', targetType: 'api_key', targetId: row.id, targetName: row.key_id, details: { name: row.name, owner_type: row.owner_type } });
+      invalidate.key(row.key_hash);
     });
-    this.invalidator.keyChanged(row.key_hash);
   }
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
 import type { Actor } from '../auth/actor.ts';
-import type { CacheInvalidator } from '../auth/invalidation.ts';
+import type { CacheInvalidator, InvalidationRepos } from '../auth/invalidation.ts';
 import type { AuditRepository } from '../audit/audit.repository.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import { isUniqueViolation } from '../db/dialect.ts';
@@ -12,7 +12,7 @@ import type { OrgRow, OrgsRepository } from './orgs.repository.ts';
 import type { orgOut } from './orgs.responses.ts';
 
 /** What the organization rules touch, in one transaction with their audit events (users: as OrgAccess reads them). */
-export interface OrgsRepos {
+export interface OrgsRepos extends InvalidationRepos {
   orgs: OrgsRepository;
   users: OrgAccessRepos['users'];
   audit: AuditRepository;
@@ -113,11 +113,11 @@ export class OrgsService {
     if (patch.policies?.require_sso !== undefined) set.require_sso = patch.policies.require_sso ? 1 : 0;
     if (patch.policies?.disable_personal_keys !== undefined) set.disable_personal_keys = patch.policies.disable_personal_keys ? 1 : 0;
     if (patch.policies?.max_key_lifetime_days !== undefined) set.max_key_lifetime_days = patch.policies.max_key_lifetime_days;
-    await this.store.transaction(async (repos) => {
+    await this.invalidator.transaction(this.store, async (repos, invalidate) => {
       await repos.orgs.update(org.id, set);
       await this.audit.record(repos, actor, { orgId: org.id, action: 'org.update', targetType: 'org', targetId: org.id, targetName: org.slug, details: { ...patch } });
+      invalidate.all();
     });
-    this.invalidator.identitiesChanged();
     return orgView({ ...org, ...set });
   }
 

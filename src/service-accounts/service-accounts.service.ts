@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
 import type { Actor } from '../auth/actor.ts';
-import type { CacheInvalidator } from '../auth/invalidation.ts';
+import type { CacheInvalidator, InvalidationRepos } from '../auth/invalidation.ts';
 import type { Principal } from '../auth/principal.ts';
 import type { AuditRepository } from '../audit/audit.repository.ts';
 import type { AuditService } from '../audit/audit.service.ts';
@@ -26,7 +26,7 @@ import type { ServiceAccountRow, ServiceAccountsRepository, ServiceAccountWithTe
 import type { serviceAccountOut } from './service-accounts.responses.ts';
 
 /** What the service-account rules touch, in one transaction with their audit events. */
-export interface ServiceAccountsRepos {
+export interface ServiceAccountsRepos extends InvalidationRepos {
   serviceAccounts: ServiceAccountsRepository;
   teams: TeamsRepository;
   users: UsersRepository;
@@ -183,25 +183,24 @@ export class ServiceAccountsService {
   async rename(actor: Actor, id: string, name: string): Promise<ServiceAccountView> {
     const { ctx, sa } = await this.load(actor, id, 'manage');
     const updated_at = new Date().toISOString();
-    await this.store.transaction(async (repos) => {
+    await this.invalidator.transaction(this.store, async (repos, invalidate) => {
       await repos.serviceAccounts.update(ctx.org.id, sa.id, { name, updated_at });
       await this.audit.record(repos, actor, { orgId: ctx.org.id, action: 'service_account.rename', targetType: 'service_account', targetId: sa.id, targetName: sa.username, details: { from: sa.name, to: name } });
+      invalidate.all();
     });
-    this.invalidator.identitiesChanged();
     return view({ ...sa, name, updated_at }, ctx.org.slug);
   }
 
   /** Deletes the account and revokes every key it has, at once. */
   async delete(actor: Actor, id: string): Promise<void> {
     const { ctx, sa } = await this.load(actor, id, 'manage');
-    const hashes = await this.store.transaction(async (repos) => {
+    await this.invalidator.transaction(this.store, async (repos, invalidate) => {
       const revoked = await repos.keys.revokeAllForOwner(ctx.org.id, { ownerType: 'service_account', ownerId: sa.id }, new Date().toISOString());
       await repos.serviceAccounts.delete(ctx.org.id, sa.id);
       await repos.entities.release(ctx.org.id, sa.username);
       await this.audit.record(repos, actor, { orgId: ctx.org.id, action: 'service_account.delete', targetType: 'service_account', targetId: sa.id, targetName: sa.username, details: { team: sa.team_name, revoked_keys: revoked.length } });
-      return revoked;
+      for (const h of revoked) invalidate.key(h);
     });
-    for (const h of hashes) this.invalidator.keyChanged(h);
   }
 
   async listKeys(actor: Actor, id: string, page: PageRequest): Promise<Page<KeyView>> {

@@ -53,7 +53,7 @@ export class IdentitiesService {
 
   async unlink(actor: Actor, slug: string, username: string, identityId: string): Promise<IdentityView> {
     const { org } = await this.access.require(actor, slug, 'admin');
-    const removed = await this.store.transaction(async (repos) => {
+    const removed = await this.invalidator.transaction(this.store, async (repos, invalidate) => {
       const user = await repos.users.findByUsername(org.id, username);
       if (!user) throw errors.notFound(`user "${username}"`);
       // The operator's account reaches every organization: an organization admin who could unlink it
@@ -72,10 +72,10 @@ export class IdentitiesService {
         targetName: user.username,
         details: { identity_id: row.id, connection_id: row.connection_id, issuer: row.issuer, subject: row.subject, ...(row.tenant_id ? { tenant_id: row.tenant_id } : {}) },
       });
+      invalidate.all();
       return { row, userId: user.id };
     });
     await this.endSessionsOf(removed.userId);
-    this.invalidator.identitiesChanged();
     return identityView(removed.row);
   }
 }

@@ -251,10 +251,8 @@ export class SsoLoginService {
     // claim (upn, preferred_username, a profile field people can edit) has no evidence, whatever they say.
     const evidence = c.claims.email === 'email' ? emailEvidence(v.claims, isAzureIssuer(c.metadata?.issuer ?? c.row.issuer)) : null;
     const now = new Date().toISOString();
-    // Set inside the transaction's callback, which TypeScript's narrowing does not follow: without the
-    // widening it would take `changed` for always false after it.
-    let changed = false as boolean;
-    const user = await this.store.transaction(async (repos) => {
+    const user = await this.invalidator.transaction(this.store, async (repos, invalidate) => {
+      let changed = false;
       const repo = this.repo(repos);
       const identity = await repo.findIdentity(org.id, id.key);
       let user: UserRow | undefined;
@@ -334,6 +332,7 @@ export class SsoLoginService {
       }
       const synced = await this.syncGroups(repos, c, org, user, v, now);
       if (synced.length) changed = true;
+      if (changed) invalidate.all();
       await this.audit.record(repos, { type: 'user', id: user.id, name: user.username, ip: ctx.ip, requestId: ctx.requestId }, {
         orgId: org.id,
         action: 'sso.login',
@@ -348,7 +347,6 @@ export class SsoLoginService {
       if (isUniqueViolation(err)) throw new LoginRefused('login_race', 'another sign-in of this identity was being completed at the same moment; sign in again');
       throw err;
     });
-    if (changed) this.invalidator.identitiesChanged();
     return user;
   }
 

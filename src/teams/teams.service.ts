@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
 import type { Actor } from '../auth/actor.ts';
 import { ROLE_RANK } from '../auth/actor.ts';
-import type { CacheInvalidator } from '../auth/invalidation.ts';
+import type { CacheInvalidator, InvalidationRepos } from '../auth/invalidation.ts';
 import type { TeamRole } from '../auth/principal.ts';
 import type { AuditRepository } from '../audit/audit.repository.ts';
 import type { AuditService } from '../audit/audit.service.ts';
@@ -19,7 +19,7 @@ import type { TeamMemberView, TeamRow, TeamsRepository } from './teams.repositor
 import type { memberOut as memberSchema, teamOut } from './teams.responses.ts';
 
 /** What the team rules touch, in one transaction with their audit events. */
-export interface TeamsRepos {
+export interface TeamsRepos extends InvalidationRepos {
   teams: TeamsRepository;
   users: UsersRepository;
   entities: EntityNamesRepository;
@@ -53,7 +53,7 @@ export class TeamsService {
     const now = new Date().toISOString();
     const row: TeamRow = { id: randomUUID(), org_id: org.id, name, created_at: now };
     try {
-      await this.store.transaction(async (repos) => {
+      await this.invalidator.transaction(this.store, async (repos, invalidate) => {
         await requireClaimableName(repos, name, org.id, 'name_taken');
         await repos.entities.claim(name, 'team', org.id);
         await repos.teams.insert(row);
@@ -62,12 +62,12 @@ export class TeamsService {
           await repos.teams.putMember(org.id, row.id, actor.principal.id, 'admin', now);
         }
         await this.audit.record(repos, actor, { orgId: org.id, action: 'team.create', targetType: 'team', targetId: row.id, targetName: name });
+        invalidate.all();
       });
     } catch (err) {
       if (isUniqueViolation(err)) throw errors.conflict(`the name "${name}" is already taken by a user, team or service account`, 'name_taken');
       throw err;
     }
-    this.invalidator.identitiesChanged();
     return this.view(row, org.slug);
   }
 
@@ -130,7 +130,7 @@ export class TeamsService {
   async putMember(actor: Actor, name: string, username: string, role: TeamRole): Promise<{ member: TeamMemberView; created: boolean }> {
     const ctx = await this.resolveTeam(actor, name);
     if (!this.canManage(ctx)) throw errors.forbidden('only an organization admin or an admin of this team can change its members', 'insufficient_role');
-    const result = await this.store.transaction(async (repos) => {
+    const result = await this.invalidator.transaction(this.store, async (repos, invalidate) => {
       const user = await repos.users.findByUsername(ctx.org.id, username);
       if (!user) throw errors.notFound(`user "${username}"`);
       if (user.status !== 'active') throw errors.conflict(`user "${username}" is deactivated`, 'user_deactivated');
@@ -149,9 +149,9 @@ export class TeamsService {
       });
       const member = await repos.teams.findMember(ctx.org.id, ctx.team.id, username);
       if (!member) throw new Error(`team ${ctx.team.id}: member ${username} not found right after it was written`);
+      invalidate.all();
       return { outcome, member };
     });
-    this.invalidator.identitiesChanged();
     return { member: result.member, created: result.outcome === 'created' };
   }
 
@@ -159,13 +159,13 @@ export class TeamsService {
     const ctx = await this.resolveTeam(actor, name);
     const self = actor.principal.type === 'user' && actor.principal.username === username;
     if (!this.canManage(ctx) && !self) throw errors.forbidden('only an organization admin or an admin of this team can remove its members', 'insufficient_role');
-    await this.store.transaction(async (repos) => {
+    await this.invalidator.transaction(this.store, async (repos, invalidate) => {
       const user = await repos.users.findByUsername(ctx.org.id, username);
       if (!user) throw errors.notFound(`member "${username}" of team "${name}"`);
       if (!(await repos.teams.removeMember(ctx.org.id, ctx.team.id, user.id))) throw errors.notFound(`member "${username}" of team "${name}"`);
       await this.audit.record(repos, actor, { orgId: ctx.org.id, action: 'team.member.remove', targetType: 'team', targetId: ctx.team.id, targetName: ctx.team.name, details: { username } });
+      invalidate.all();
     });
-    this.invalidator.identitiesChanged();
   }
 
   static atLeast(role: TeamRole | null, minimum: TeamRole): boolean {

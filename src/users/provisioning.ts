@@ -67,15 +67,14 @@ export class ProvisioningService {
   }
 
   async createUser(input: { org: string; email: string; username: string; role: OrgRole; withKey: boolean }) {
-    const result = await this.store.transaction(async (repos) => {
+    return this.invalidator.transaction(this.store, async (repos, invalidate) => {
       const org = await repos.orgs.findBySlug(input.org);
       if (!org) throw errors.notFound(`organization "${input.org}"`);
       const user = await this.users.insertUser(repos, org, { email: input.email, username: input.username, role: input.role });
       const issued = input.withKey ? await this.keys.issue(repos, { org, ownerType: 'user', ownerId: user.id, name: 'provisioned', createdBy: null }) : null;
       await this.audit.record(repos, 'cli', { orgId: org.id, action: 'user.create', targetType: 'user', targetId: user.id, targetName: user.username, details: { role: user.role, with_key: input.withKey } });
+      invalidate.all();
       return { user: userView(user), org: org.slug, ...(issued ? { api_key: issued.key, key_id: issued.row.key_id } : {}) };
     });
-    this.invalidator.identitiesChanged();
-    return result;
   }
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
 import type { Actor } from '../auth/actor.ts';
-import type { CacheInvalidator } from '../auth/invalidation.ts';
+import type { CacheInvalidator, InvalidationRepos } from '../auth/invalidation.ts';
 import type { OrgRole, Principal, TeamRole } from '../auth/principal.ts';
 import type { AuditRepository } from '../audit/audit.repository.ts';
 import type { AuditService } from '../audit/audit.service.ts';
@@ -23,7 +23,7 @@ import type { meOut, userOut } from './users.responses.ts';
  * What the user rules touch, in one transaction with their audit events. Of teams and SSO only what
  * they read, declared by shape: those features build on this one (src/storage.ts passes their repositories).
  */
-export interface UsersRepos {
+export interface UsersRepos extends InvalidationRepos {
   users: UsersRepository;
   entities: EntityNamesRepository;
   orgs: OrgsRepository;
@@ -122,7 +122,7 @@ export class UsersService {
 
   async update(actor: Actor, slug: string, username: string, patch: { role?: OrgRole | undefined; status?: 'active' | 'deactivated' | undefined; display_name?: string | undefined }): Promise<UserView> {
     const { org } = await this.access.require(actor, slug, 'admin');
-    const updated = await this.store.transaction(async (repos) => {
+    const updated = await this.invalidator.transaction(this.store, async (repos, invalidate) => {
       const u = await repos.users.findByUsername(org.id, username);
       if (!u) throw errors.notFound(`user "${username}"`);
       const losesAdmin = u.role === 'admin' && u.status === 'active' && ((patch.role !== undefined && patch.role !== 'admin') || patch.status === 'deactivated');
@@ -136,9 +136,9 @@ export class UsersService {
       await repos.users.update(org.id, u.id, set);
       const action = patch.status === 'deactivated' ? 'user.deactivate' : patch.status === 'active' && u.status !== 'active' ? 'user.reactivate' : 'user.update';
       await this.audit.record(repos, actor, { orgId: org.id, action, targetType: 'user', targetId: u.id, targetName: u.username, details: { ...patch } });
+      invalidate.all();
       return { ...u, ...set };
     });
-    this.invalidator.identitiesChanged();
     return userView(updated);
   }
 

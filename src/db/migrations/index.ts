@@ -7,6 +7,7 @@ import { migration004 } from './004_login_links.ts';
 import { migration005 } from './005_key_successor.ts';
 import { migration006 } from './006_entity_name_tombstones.ts';
 import { migration007 } from './007_login_tx_binding.ts';
+import { migration008 } from './008_cache_invalidations.ts';
 
 /** Every migration, in order. Names sort; never rename or edit a released one. */
 export function migrations(caps: DialectCaps): Record<string, Migration> {
@@ -18,5 +19,6 @@ export function migrations(caps: DialectCaps): Record<string, Migration> {
     '005_key_successor': migration005(caps),
     '006_entity_name_tombstones': migration006(caps),
     '007_login_tx_binding': migration007(caps),
+    '008_cache_invalidations': migration008(caps),
   };
 }
