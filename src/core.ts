@@ -146,14 +146,7 @@ export async function createCore(config: Config, options: { logger?: Logger; mig
     timeouts: sessionTimeouts(config),
     maxPendingPerBrowser: config.loginMaxPendingPerBrowser,
   });
-  try {
-    await invalidationPoller.start();
-  } catch (err) {
-    await invalidator.close();
-    await closeRedis(redis);
-    await database.close();
-    throw err;
-  }
+  await invalidationPoller.start();
   return { config, logger, database, store, sessionStore, loginTransactions, redisKeyspace, secretBox, invalidator, invalidationPoller, trustedProxies, audit, access, orgs, users, teams, keys, serviceAccounts, keyVerifier, lastUsed, authenticator, redis, readinessChecks };
 }
 

@@ -69,13 +69,16 @@ async function gauge(app: TestApp, name: string): Promise<number | null> {
   return line === undefined ? null : Number(line.slice(name.length + 1));
 }
 
+/** The redis-server to start (on PATH by default; CI may name another). */
+const REDIS_SERVER = process.env.TRACKGATE_TEST_REDIS_SERVER ?? 'redis-server';
+
 /** A redis-server of this test's own, on loopback, without persistence. */
 class OwnRedis {
   private proc: ChildProcess | null = null;
   constructor(readonly port: number) {}
 
   async start(): Promise<void> {
-    const proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    const proc = spawn(REDIS_SERVER, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
     this.proc = proc;
     const start = Date.now();
     for (;;) {

@@ -26,6 +26,8 @@ export class InvalidationPoller {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private stopped = false;
+  /** Whether the mark was set from the log's head (not yet when the database was down at start). */
+  private started = false;
   private failing = false;
   private lastSuccess: number;
   private lastPrune: number;
@@ -49,10 +51,20 @@ export class InvalidationPoller {
     this.lastPrune = this.lastSuccess - this.pruneEveryMs + 60_000;
   }
 
-  /** Starts from the log's head: what is already there happened before this isolate's caches. */
+  /**
+   * Starts from the log's head: what is already there happened before this isolate's caches. A database
+   * that cannot be read now does not fail the start (a restarted management worker must come up during an
+   * outage): the first poll that reads it starts from there, dropping whatever was cached meanwhile.
+   */
   async start(): Promise<void> {
-    this.invalidator.startAt(await this.repo.head());
-    this.lastSuccess = this.now();
+    try {
+      this.invalidator.startAt(await this.repo.head());
+      this.started = true;
+      this.lastSuccess = this.now();
+    } catch (err) {
+      this.failing = true;
+      this.logger.warn({ err }, 'invalidation log: cannot be read at start; polling until it can');
+    }
     this.schedule();
   }
 
@@ -85,8 +97,7 @@ export class InvalidationPoller {
     this.timer.unref();
   }
 
-  /** One poll; exposed for tests. */
-  async poll(): Promise<void> {
+  private async poll(): Promise<void> {
     try {
       await this.catchUp();
       this.lastSuccess = this.now();
@@ -102,6 +113,11 @@ export class InvalidationPoller {
 
   private async catchUp(): Promise<void> {
     const head = await this.repo.head();
+    if (!this.started) {
+      this.invalidator.resync(head);
+      this.started = true;
+      return;
+    }
     const mark = this.invalidator.mark();
     if (head === mark) return;
     // Behind by more than a batch, or a log that went back (a restored database): everything cached is suspect.
