@@ -38,8 +38,11 @@ export function openDatabase<DB>(url: string, options: { poolSize?: number } = {
     };
   }
   const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10 });
-  // A dropped idle connection must not become an unhandled 'error' event.
+  // A dropped connection must not become an unhandled 'error' event, which ends the process: the pool
+  // listens on idle clients only, and a checked-out client whose server goes away (a PostgreSQL crash
+  // between two queries of a request) emits 'error' too. The query that needed it fails and is answered.
   pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
   return {
     db,
