@@ -1,9 +1,6 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { after, before, describe, test } from 'node:test';
@@ -15,7 +12,7 @@ import { hashSecret } from '../src/crypto/tokens.ts';
 import { createLogger } from '../src/log/logger.ts';
 import { basic, dialects, sleep, startApp } from './support/app.ts';
 import type { TestApp } from './support/app.ts';
-import { freePort } from './support/net.ts';
+import { PrivateRedis } from './support/faults/redis.ts';
 
 /**
  * Issue 15: a revocation reaches every instance within a second even when the Redis channel cannot
@@ -69,47 +66,6 @@ async function gauge(app: TestApp, name: string): Promise<number | null> {
   return line === undefined ? null : Number(line.slice(name.length + 1));
 }
 
-/** The redis-server to start (on PATH by default; CI may name another). */
-const REDIS_SERVER = process.env.TRACKGATE_TEST_REDIS_SERVER ?? 'redis-server';
-
-/** A redis-server of this test's own, on loopback, without persistence. */
-class OwnRedis {
-  private proc: ChildProcess | null = null;
-  constructor(readonly port: number) {}
-
-  async start(): Promise<void> {
-    const proc = spawn(REDIS_SERVER, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-    this.proc = proc;
-    const start = Date.now();
-    for (;;) {
-      if (proc.exitCode !== null) throw new Error(`redis-server exited with ${proc.exitCode}`);
-      if (await connects(this.port)) return;
-      if (Date.now() - start > 10_000) throw new Error('redis-server did not start within 10 s');
-      await sleep(50);
-    }
-  }
-
-  /** SIGKILL, as a crash: no goodbye to the clients. */
-  async kill(): Promise<void> {
-    const proc = this.proc;
-    this.proc = null;
-    if (!proc || proc.exitCode !== null) return;
-    const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-    proc.kill('SIGKILL');
-    await exited;
-  }
-}
-
-function connects(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.on('error', () => resolve(false));
-  });
-}
-
 /** A bare core on an app's database, as the CLI makes one (no HTTP, no Redis). */
 async function sideCore(app: TestApp, overrides: ConfigInput = {}): Promise<Core> {
   const config = loadConfig({
@@ -123,17 +79,16 @@ async function sideCore(app: TestApp, overrides: ConfigInput = {}): Promise<Core
 const pgAvailable = dialects().includes('postgres');
 
 describe('two instances on PostgreSQL with a Redis of their own', { skip: pgAvailable ? false : 'SKIPPED: TRACKGATE_TEST_DATABASE_URL is not set' }, () => {
-  let redis: OwnRedis;
+  let redis: PrivateRedis;
   let a: TestApp;
   let b: TestApp;
   let org: string;
   let adminKey: string;
 
   before(async () => {
-    redis = new OwnRedis(await freePort());
-    await redis.start();
+    redis = await PrivateRedis.start();
     // A long key cache: only an invalidation can make B forget a key within the test. The poll at its default (500 ms).
-    const shared: ConfigInput = { redisUrl: `redis://127.0.0.1:${redis.port}`, redisKeyPrefix: `tginval-${randomBytes(4).toString('hex')}:`, keyCacheTtlSeconds: 300, maxKeysPerPrincipal: 1000 };
+    const shared: ConfigInput = { redisUrl: redis.url, redisKeyPrefix: `tginval-${randomBytes(4).toString('hex')}:`, keyCacheTtlSeconds: 300, maxKeysPerPrincipal: 1000 };
     a = await startApp('postgres', shared);
     b = await startApp('postgres', shared, { shareWith: a });
     ({ org, adminKey } = await a.bootstrap());
@@ -157,6 +112,8 @@ describe('two instances on PostgreSQL with a Redis of their own', { skip: pgAvai
     const k = await newKey();
     assert.equal((await verify(b, k.key)).status, 200);
     assert.equal(await gauge(b, 'trackgate_invalidation_channel_up'), 1);
+    const downWarnings = () => readFileSync(b.logFile, 'utf8').split('\n').filter((l) => l.includes('invalidation channel down')).length;
+    const warnedBefore = downWarnings();
     await redis.kill();
     assert.equal((await a.request('DELETE', `/gateway/v1/keys/${k.id}`, { key: adminKey })).status, 204);
     const ms = await msUntil(b, k.key, (r) => r.status === 401);
@@ -173,7 +130,7 @@ describe('two instances on PostgreSQL with a Redis of their own', { skip: pgAvai
     assert.ok(age !== null && age < 2, `poll age ${age}`);
     // Logged when it switched, not at every ping: once per isolate (the hot paths' and the management worker's).
     await sleep(1500);
-    const warnings = readFileSync(b.logFile, 'utf8').split('\n').filter((l) => l.includes('invalidation channel down')).length;
+    const warnings = downWarnings() - warnedBefore;
     assert.ok(warnings >= 1 && warnings <= 2, `${warnings} warnings`);
   });
 
@@ -210,7 +167,7 @@ describe('two instances on PostgreSQL with a Redis of their own', { skip: pgAvai
   });
 
   test('Redis back on its port: the channel returns by itself (gauge 1, /readyz ok) and revocations arrive over Redis again', async () => {
-    await redis.start();
+    await redis.startServer();
     const r = await eventually('B /readyz ok', () => readyz(b), (x) => x.status === 'ok', 15_000);
     assert.equal(r.code, 200);
     assert.equal(r.checks.invalidation_channel, 'ok');

@@ -3,6 +3,9 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../log/logger.ts';
 import type { InvalidationTransport, NumberedEvent } from './invalidation.ts';
 
+/** Not heard this long after start: the channel is down (before, it is still coming up). */
+const START_GRACE_MS = 10_000;
+
 export interface ChannelHealthOptions {
   /** How often this transport pings itself on the channel. */
   pingEveryMs?: number;
@@ -31,6 +34,7 @@ export class RedisInvalidationTransport implements InvalidationTransport {
   private readonly pingEveryMs: number;
   private readonly downAfterMs: number;
   private readonly startedAt = Date.now();
+  private lastTick = Date.now();
   private lastOwnPing = 0;
   /** Whether it was heard up (null: not yet decided, at start). */
   private up: boolean | null = null;
@@ -112,11 +116,15 @@ export class RedisInvalidationTransport implements InvalidationTransport {
   }
 
   private tick(): void {
+    const now = Date.now();
+    // A tick that comes late found an event loop that was busy: our pings could not have been read either.
+    const lagging = now - this.lastTick > 2 * this.pingEveryMs;
+    this.lastTick = now;
     this.ping();
     const up = this.hears();
-    if (up === this.up) return;
-    // At start, not yet heard is not yet down: the first ping may take a moment.
-    if (this.up === null && !up && Date.now() - this.startedAt < this.downAfterMs) return;
+    if (up === this.up || (lagging && !up)) return;
+    // At start, not yet heard is not yet down: connecting and subscribing take a moment, longer on a busy machine.
+    if (this.up === null && !up && now - this.startedAt < START_GRACE_MS) return;
     const was = this.up;
     this.up = up;
     if (!up) {
