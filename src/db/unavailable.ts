@@ -57,8 +57,22 @@ export function databaseError(err: unknown): unknown {
   return isDatabaseUnavailable(err) ? errors.unavailable('the database', err) : err;
 }
 
+function isAlreadyRolledBack(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  return e?.code === 'SQLITE_ERROR' && typeof e.message === 'string' && e.message.includes('no transaction is active');
+}
+
 function rethrow(err: unknown): never {
   throw databaseError(err);
+}
+
+/** `fn`'s outcome, its error mapped: whether it rejects or throws at once (better-sqlite3 is synchronous, so Kysely's SQLite connection throws). */
+async function mapped<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    rethrow(err);
+  }
 }
 
 /** A connection whose every query maps its error; the driver's own connection is kept beside it. */
@@ -66,7 +80,7 @@ class MappedConnection implements DatabaseConnection {
   constructor(readonly inner: DatabaseConnection) {}
 
   executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
-    return this.inner.executeQuery<R>(compiledQuery).catch(rethrow);
+    return mapped(() => this.inner.executeQuery<R>(compiledQuery));
   }
 
   async *streamQuery<R>(compiledQuery: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
@@ -87,38 +101,49 @@ class MappedDriver implements Driver {
   constructor(private readonly inner: Driver) {}
 
   init(): Promise<void> {
-    return this.inner.init().catch(rethrow);
+    return mapped(() => this.inner.init());
   }
 
   async acquireConnection(): Promise<DatabaseConnection> {
-    return new MappedConnection(await this.inner.acquireConnection().catch(rethrow));
+    return new MappedConnection(await mapped(() => this.inner.acquireConnection()));
   }
 
   beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
-    return this.inner.beginTransaction(innerOf(connection), settings).catch(rethrow);
+    return mapped(() => this.inner.beginTransaction(innerOf(connection), settings));
   }
 
   commitTransaction(connection: DatabaseConnection): Promise<void> {
-    return this.inner.commitTransaction(innerOf(connection)).catch(rethrow);
+    return mapped(() => this.inner.commitTransaction(innerOf(connection)));
   }
 
-  rollbackTransaction(connection: DatabaseConnection): Promise<void> {
-    return this.inner.rollbackTransaction(innerOf(connection)).catch(rethrow);
+  async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    try {
+      await this.inner.rollbackTransaction(innerOf(connection));
+    } catch (err) {
+      // SQLite rolls a transaction back by itself on some errors (SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM,
+      // some SQLITE_BUSY): rolling back again then fails, and that error would replace the one that
+      // caused it (a 500 in place of the 503). The transaction is undone either way.
+      if (isAlreadyRolledBack(err)) return;
+      rethrow(err);
+    }
   }
 
   async savepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']): Promise<void> {
     if (!this.inner.savepoint) throw new Error('savepoints are not supported by this driver');
-    await this.inner.savepoint(innerOf(connection), name, compile).catch(rethrow);
+    const inner = this.inner.savepoint.bind(this.inner);
+    await mapped(() => inner(innerOf(connection), name, compile));
   }
 
   async rollbackToSavepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']): Promise<void> {
     if (!this.inner.rollbackToSavepoint) throw new Error('savepoints are not supported by this driver');
-    await this.inner.rollbackToSavepoint(innerOf(connection), name, compile).catch(rethrow);
+    const inner = this.inner.rollbackToSavepoint.bind(this.inner);
+    await mapped(() => inner(innerOf(connection), name, compile));
   }
 
   async releaseSavepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']): Promise<void> {
     if (!this.inner.releaseSavepoint) throw new Error('savepoints are not supported by this driver');
-    await this.inner.releaseSavepoint(innerOf(connection), name, compile).catch(rethrow);
+    const inner = this.inner.releaseSavepoint.bind(this.inner);
+    await mapped(() => inner(innerOf(connection), name, compile));
   }
 
   releaseConnection(connection: DatabaseConnection): Promise<void> {

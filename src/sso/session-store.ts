@@ -240,7 +240,13 @@ export class SessionManager {
       // TLS ends at the edge in front of trackgate; when the public URL is
       // https, the browser's connection is, so express-session may set a Secure cookie.
       if (secure) Object.defineProperty(req, 'secure', { value: true, configurable: true });
-      mw(req, res, next);
+      mw(req, res, (err?: unknown) => {
+        // The store could not be read (Redis or the database unavailable): express-session would then
+        // delete the session when the answer ends, as one that was unset, signing the person out over a
+        // passing failure. Without its id it leaves the stored session alone.
+        if (err !== undefined && err !== null) (req as { sessionID?: string }).sessionID = undefined;
+        next(err);
+      });
     };
   }
 
