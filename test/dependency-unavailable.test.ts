@@ -27,6 +27,8 @@ import { PrivateRedis } from './support/faults/redis.ts';
 import { FaultProxy } from './support/faults/tcp-proxy.ts';
 import { startUpstream } from './support/upstream.ts';
 import type { StubUpstream } from './support/upstream.ts';
+import { nginxBinary, startNginx } from './support/nginx.ts';
+import type { Nginx } from './support/nginx.ts';
 import { signIn } from './support/web.ts';
 import type { WebBrowser } from './support/web.ts';
 
@@ -85,6 +87,8 @@ describe('PostgreSQL crashed, then partitioned (a PostgreSQL of the test\'s own 
   const keys: Record<'fresh' | 'stale' | 'uncached' | 'uncached2' | 'uncached3', string> = { fresh: '', stale: '', uncached: '', uncached2: '', uncached3: '' };
   let browser: WebBrowser;
   let adminEmail: string;
+  /** The shipped nginx sample in front of `app`, when nginx is installed. */
+  let nginx: Nginx | null = null;
 
   before(async () => {
     pg = await PrivatePostgres.start();
@@ -99,10 +103,12 @@ describe('PostgreSQL crashed, then partitioned (a PostgreSQL of the test\'s own 
     adminEmail = `admin@${org}.example`;
     for (const name of Object.keys(keys) as (keyof typeof keys)[]) keys[name] = (await app.createUser({ org, username: `${name}-${org}` })).key;
     browser = await signIn(app, adminEmail);
+    if (nginxBinary()) nginx = await startNginx({ trackgatePort: Number(new URL(app.url).port), upstreamPort: upstream.port });
   });
 
   after(async () => {
     relay.heal();
+    await nginx?.close();
     await app?.close();
     await longCache?.close();
     await upstream?.close();
@@ -127,6 +133,14 @@ describe('PostgreSQL crashed, then partitioned (a PostgreSQL of the test\'s own 
     assertUnavailable(await verify(app, keys.uncached), /database/, '/auth/verify, a key never seen');
     assertUnavailable(await verify(app, keys.uncached, '/auth/verify/api/v1/runs?x=1'), /database/, '/auth/verify/<path>, a key never seen');
     assertUnavailable(await app.request('GET', '/graphql', { key: keys.uncached }), /database/, 'the proxy, a key never seen');
+    if (nginx) {
+      // auth_request turns any answer but 2xx/401/403 into a 500 of its own; the sample passes the 503 on.
+      const res = await fetch(`${nginx.url}/api/v1/runs`, { headers: { authorization: basic(keys.uncached) } });
+      const text = await res.text();
+      assert.equal(res.status, 503, `through nginx: ${res.status} ${text}\n${nginx.errorLog()}`);
+      assert.match(res.headers.get('retry-after') ?? '', /^[1-9]\d*$/);
+      assert.equal((JSON.parse(text) as { error: { code: string } }).error.code, 'unavailable');
+    }
     assert.equal((await verify(longCache, keys.fresh)).status, 200, 'a key in the cache (within its TTL) keeps working');
     // Past its 1 s TTL, within the 300 s stale bound.
     await sleep(Math.max(0, cachedAt + 1300 - Date.now()));

@@ -194,14 +194,14 @@ export function destroyingBrokenClients(pool: pg.Pool): KyselyPgPool {
     // A dropped connection must not become an unhandled 'error' event, which ends the process: the pool
     // listens on idle clients only, and a checked-out client whose server goes away (a PostgreSQL crash
     // between two queries of a request) emits 'error' too. The query that needed it fails and is answered.
-    client.on('error', () => broken.add(client as pg.PoolClient));
+    client.on('error', () => broken.add(client));
     const query = client.query.bind(client) as (...args: unknown[]) => unknown;
     // Kysely calls query(sql, params) and awaits the promise; the callback and Submittable forms are left alone.
     (client as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
       const result = query(...args);
       if (result instanceof Promise) {
         result.catch((err: unknown) => {
-          if (isDatabaseUnavailable(err)) broken.add(client as pg.PoolClient);
+          if (isDatabaseUnavailable(err)) broken.add(client);
         });
       }
       return result;
