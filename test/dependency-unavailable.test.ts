@@ -84,7 +84,7 @@ describe('PostgreSQL crashed, then partitioned (a PostgreSQL of the test\'s own 
   let longCache: TestApp;
   let org: string;
   let adminKey: string;
-  const keys: Record<'fresh' | 'stale' | 'uncached' | 'uncached2' | 'uncached3', string> = { fresh: '', stale: '', uncached: '', uncached2: '', uncached3: '' };
+  const keys: Record<'fresh' | 'stale' | 'uncached' | 'uncached2' | 'uncached3' | 'slow1' | 'slow2', string> = { fresh: '', stale: '', uncached: '', uncached2: '', uncached3: '', slow1: '', slow2: '' };
   let browser: WebBrowser;
   let adminEmail: string;
   /** The shipped nginx sample in front of `app`, when nginx is installed. */
@@ -163,9 +163,10 @@ describe('PostgreSQL crashed, then partitioned (a PostgreSQL of the test\'s own 
     assert.equal((ready.body as { checks: Record<string, string> }).checks.database, 'unreachable');
   });
 
-  test('back after the crash: answers by itself within a couple of seconds, and the refused write left nothing', async () => {
+  test('back after the crash: answers by itself within a couple of seconds, and the refused write left nothing', async (t) => {
     await pg.startServer();
     const ms = await within(5000, 'recovery', async () => (await verify(app, keys.uncached)).status === 200);
+    t.diagnostic(`recovered ${Math.round(ms)} ms after PostgreSQL accepted connections again`);
     assert.ok(ms < 3000, `recovered in ${Math.round(ms)} ms`);
     const teams = await app.request('GET', `/gateway/v1/orgs/${org}/teams`, { key: adminKey });
     assert.equal(teams.status, 200, teams.text);
@@ -179,7 +180,7 @@ describe('PostgreSQL crashed, then partitioned (a PostgreSQL of the test\'s own 
     assert.equal((await app.request('GET', '/readyz')).status, 200);
   });
 
-  test('partitioned (packets dropped): 503 within the database timeout, /readyz too; stale keys answered at once; heals by itself', async () => {
+  test('partitioned (packets dropped): 503 within the database timeout, /readyz too; stale keys answered at once; heals by itself', async (t) => {
     // The stale key is cached again, then left to pass its TTL.
     assert.equal((await verify(app, keys.stale)).status, 200);
     await sleep(1300);
@@ -187,25 +188,46 @@ describe('PostgreSQL crashed, then partitioned (a PostgreSQL of the test\'s own 
 
     const first = await timed(() => verify(app, keys.uncached2));
     assertUnavailable(first.value, /database/, 'a key never seen, partitioned');
+    t.diagnostic(`partitioned, a key never seen: 503 in ${Math.round(first.ms)} ms`);
     assert.ok(first.ms < DB_TIMEOUT_MS + 250 + MARGIN_MS, `answered in ${Math.round(first.ms)} ms`);
 
     const readyz = await timed(() => app.request('GET', '/readyz'));
     assert.equal(readyz.value.status, 503);
+    t.diagnostic(`partitioned, /readyz: 503 in ${Math.round(readyz.ms)} ms`);
     assert.ok(readyz.ms < DB_TIMEOUT_MS + MARGIN_MS, `/readyz answered in ${Math.round(readyz.ms)} ms`);
 
     // The first stale answer may wait for the database once; right after, the breaker answers without waiting.
     assert.equal((await verify(app, keys.stale)).status, 200, 'stale while partitioned');
     const again = await timed(() => verify(app, keys.stale));
     assert.equal(again.value.status, 200);
+    t.diagnostic(`partitioned, a stale key right after: 200 in ${Math.round(again.ms)} ms`);
     assert.ok(again.ms < 900, `a stale key right after an unavailable lookup did not wait for the database (${Math.round(again.ms)} ms)`);
 
     assertUnavailable(await app.request('GET', '/graphql', { key: keys.uncached3 }), /database/, 'the proxy, partitioned');
 
     relay.heal();
     const ms = await within(8000, 'recovery after the partition', async () => (await verify(app, keys.uncached2)).status === 200);
+    t.diagnostic(`recovered ${Math.round(ms)} ms after the partition healed`);
     assert.ok(ms < DB_TIMEOUT_MS + MARGIN_MS + 1000, `recovered in ${Math.round(ms)} ms`);
     assert.equal((await verify(app, keys.uncached3)).status, 200);
     assert.equal((await app.request('GET', '/readyz')).status, 200);
+  });
+
+  test('slow (every packet held back): past the timeout 503, within it the answer is waited for', async (t) => {
+    relay.set('delay', 3000);
+    try {
+      const slow = await timed(() => verify(app, keys.slow1));
+      t.diagnostic(`database answering in 3 s per packet: ${slow.value.status} in ${Math.round(slow.ms)} ms`);
+      assertUnavailable(slow.value, /database/, 'a database slower than the timeout');
+      assert.ok(slow.ms < DB_TIMEOUT_MS + 250 + MARGIN_MS, `answered in ${Math.round(slow.ms)} ms`);
+      relay.set('delay', 30);
+      const ok = await timed(() => verify(app, keys.slow2));
+      t.diagnostic(`database answering in 30 ms per packet: ${ok.value.status} in ${Math.round(ok.ms)} ms`);
+      assert.equal(ok.value.status, 200, 'a slow database within the timeout is waited for');
+    } finally {
+      relay.heal();
+    }
+    await within(5000, 'after the delay', async () => (await verify(app, keys.slow1)).status === 200);
   });
 });
 
@@ -229,13 +251,14 @@ describe('SQLite locked past the busy timeout', () => {
     await app?.close();
   });
 
-  test('a write waits the busy timeout, then 503; nothing is left; it works once the lock is gone', async () => {
+  test('a write waits the busy timeout, then 503; nothing is left; it works once the lock is gone', async (t) => {
     const { org, adminKey } = await app.bootstrap();
     assert.equal((await app.request('POST', `/gateway/v1/orgs/${org}/teams`, { key: adminKey, body: { name: 'before-lock' } })).status, 201);
     const lockMs = 4000;
     lock = await holdWriteLock(app.databaseUrl.slice('sqlite:'.length), lockMs);
     const exited = new Promise((resolve) => lock!.once('exit', resolve));
     const r = await timed(() => app.request('POST', `/gateway/v1/orgs/${org}/teams`, { key: adminKey, body: { name: 'while-locked' } }));
+    t.diagnostic(`SQLite locked: a write answered ${r.value.status} in ${Math.round(r.ms)} ms (busy timeout 300 ms)`);
     assertUnavailable(r.value, /database/, 'a write while another process holds the lock');
     assert.ok(r.ms < lockMs - 500, `answered before the lock ended (${Math.round(r.ms)} ms)`);
     assert.equal((await app.request('GET', `/gateway/v1/orgs/${org}/teams`, { key: adminKey })).status, 200, 'reads go on (WAL)');
@@ -296,7 +319,7 @@ describe('Redis down: browser sessions, sign-in limits', { skip: !hasRedisServer
     await redis?.kill();
   });
 
-  test('a session request is 503 (not 401, not a redirect to the login); API keys are checked against the database; bad keys are 401 without waiting', async () => {
+  test('a session request is 503 (not 401, not a redirect to the login); API keys are checked against the database; bad keys are 401 without waiting', async (t) => {
     const { org } = await app.bootstrap();
     const browser = await signIn(app, `admin@${org}.example`);
     assert.equal((await browser.get('/settings')).status, 200);
@@ -317,6 +340,7 @@ describe('Redis down: browser sessions, sign-in limits', { skip: !hasRedisServer
     assert.equal((await verify(app, user.key)).status, 200, 'an API key never seen is looked up in the database');
     const bad = await timed(() => app.request('GET', '/auth/verify', { headers: { authorization: basic(generateKey('user').key) } }));
     assert.equal(bad.value.status, 401, 'an unknown key is still 401 (the failure limiter counts in memory)');
+    t.diagnostic(`Redis down: an unknown key answered ${bad.value.status} in ${Math.round(bad.ms)} ms`);
     assert.ok(bad.ms < 1500, `and answered without waiting for Redis (${Math.round(bad.ms)} ms)`);
   });
 });
