@@ -309,14 +309,40 @@ describe('SQLite full (max_page_count reached)', () => {
 
 describe('Redis down: browser sessions, sign-in limits', { skip: !hasRedisServer() && 'no redis-server on this machine' }, () => {
   let redis: PrivateRedis;
+  let redisRelay: FaultProxy;
   let app: TestApp;
   before(async () => {
     redis = await PrivateRedis.start();
-    app = await startApp('sqlite', { redisUrl: redis.url, redisTimeoutMs: 500, authFailureLimit: 1000 });
+    redisRelay = await FaultProxy.start({ port: redis.port });
+    app = await startApp('sqlite', { redisUrl: `redis://127.0.0.1:${redisRelay.port}`, redisTimeoutMs: 500, authFailureLimit: 1000 });
   });
   after(async () => {
+    redisRelay?.heal();
     await app?.close();
+    await redisRelay?.close();
     await redis?.kill();
+  });
+
+  test('partitioned: a session request is 503 within the Redis timeout; bad keys are still 401', async (t) => {
+    const { org } = await app.bootstrap();
+    const browser = await signIn(app, `admin@${org}.example`);
+    assert.equal((await browser.get('/settings')).status, 200);
+    redisRelay.set('blackhole');
+    try {
+      const page = await timed(() => browser.get('/settings'));
+      t.diagnostic(`Redis partitioned: a page with a session answered ${page.value.status} in ${Math.round(page.ms)} ms`);
+      assert.equal(page.value.status, 503, `${page.value.status} ${page.value.location ?? ''}`);
+      assert.ok(page.ms < 500 + MARGIN_MS, `answered in ${Math.round(page.ms)} ms`);
+      const forward = await app.request('GET', '/auth/verify', { headers: { cookie: browser.cookieHeader('/'), accept: 'application/json' } });
+      assertUnavailable(forward, /Redis/, '/auth/verify with a session cookie, Redis partitioned');
+      const bad = await timed(() => app.request('GET', '/auth/verify', { headers: { authorization: basic(generateKey('user').key) } }));
+      t.diagnostic(`Redis partitioned: an unknown key answered ${bad.value.status} in ${Math.round(bad.ms)} ms`);
+      assert.equal(bad.value.status, 401);
+      assert.ok(bad.ms < 500 + MARGIN_MS, `answered in ${Math.round(bad.ms)} ms`);
+    } finally {
+      redisRelay.heal();
+    }
+    await within(5000, 'Redis back', async () => (await browser.get('/settings')).status === 200);
   });
 
   test('a session request is 503 (not 401, not a redirect to the login); API keys are checked against the database; bad keys are 401 without waiting', async (t) => {
