@@ -77,7 +77,7 @@ export interface Core {
  */
 export async function createCore(config: Config, options: { logger?: Logger; migrate?: boolean; instanceId?: string } = {}): Promise<Core> {
   const logger = options.logger ?? createLogger({ level: config.logLevel, file: config.logFile });
-  const database = openDatabase<DB>(config.databaseUrl);
+  const database = openDatabase<DB>(config.databaseUrl, { timeoutMs: config.databaseTimeoutMs });
   if (options.migrate !== false) {
     try {
       await migrateToLatest(database);
@@ -102,14 +102,16 @@ export async function createCore(config: Config, options: { logger?: Logger; mig
     ttlMs: config.keyCacheTtlSeconds * 1000,
     negativeTtlMs: config.keyNegativeCacheTtlSeconds * 1000,
     maxEntries: config.keyCacheMaxEntries,
+    staleMs: config.keyCacheStaleSeconds * 1000,
   });
   keyVerifier.registerOwnerLoader('user', users.keyOwnerLoader);
   // Service accounts (issue 3): their keys' owners, and who may manage those keys.
   const serviceAccounts = new ServiceAccountsService(store, access, teams, keys, audit, invalidator);
   keyVerifier.registerOwnerLoader('service_account', serviceAccounts.keyOwnerLoader);
   keys.registerManagePolicy('service_account', serviceAccounts.keyManagePolicy);
-  // With Redis, failed-authentication counts and cache invalidations are shared by every instance.
-  const redis = config.redisUrl ? createRedis(config.redisUrl, logger, 'trackgate') : null;
+  // With Redis, failed-authentication counts and cache invalidations are shared by every instance. While
+  // Redis is down the insurance limiter counts in memory at once (rejectIfRedisNotReady): a 401 never waits for Redis.
+  const redis = config.redisUrl ? createRedis(config.redisUrl, logger, 'trackgate', { commandTimeoutMs: config.redisTimeoutMs }) : null;
   const redisKeyspace = new RedisKeyspace(config.redisKeyPrefix);
   if (redis && config.redisUrl) {
     const subscriber = createRedis(config.redisUrl, logger, 'trackgate-sub');
@@ -119,7 +121,7 @@ export async function createCore(config: Config, options: { logger?: Logger; mig
   const invalidationPoller = new InvalidationPoller(store.repos.invalidations, invalidator, logger, { intervalMs: config.invalidationPollMs, prune: options.migrate !== false });
   const failureLimits = { points: config.authFailureLimit, duration: config.authFailureWindowSeconds };
   const limiter = redis
-    ? new RateLimiterRedis({ storeClient: redis, keyPrefix: redisKeyspace.authFailures, ...failureLimits, insuranceLimiter: new RateLimiterMemory(failureLimits) })
+    ? new RateLimiterRedis({ storeClient: redis, keyPrefix: redisKeyspace.authFailures, ...failureLimits, insuranceLimiter: new RateLimiterMemory(failureLimits), rejectIfRedisNotReady: true })
     : new RateLimiterMemory(failureLimits);
   const authenticator = new Authenticator(keyVerifier, { failureLimit: config.authFailureLimit, failureWindowSeconds: config.authFailureWindowSeconds, limiter });
   // Without the database nothing can be served (503); without Redis the instance works with less (degraded):

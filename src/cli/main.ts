@@ -135,6 +135,8 @@ program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof AppError) {
     // The catalogue's code, not an HTTP status: the CLI is not behind HTTP.
     process.stderr.write(`trackgate: ${err.message} [${err.code}]\n`);
+    // The operator at the terminal is told what the driver said (a client never is: src/db/unavailable.ts).
+    if (err.code === 'unavailable' && err.cause instanceof Error) process.stderr.write(`  cause: ${err.cause.message}\n`);
     process.exit(1);
   }
   if (err instanceof ConfigError) {

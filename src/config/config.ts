@@ -51,6 +51,14 @@ export const configSchema = z
     redisUrl: z.string().refine((v) => /^rediss?:\/\//.test(v), { error: 'must be redis://... or rediss://...' }).optional(),
     /** Prefix of every Redis key and channel, so several deployments (or test runs) can share one Redis. */
     redisKeyPrefix: z.string().max(100).regex(/^[A-Za-z0-9:_.-]*$/, 'letters, digits and : _ . - only').default('trackgate:'),
+    /**
+     * The longest trackgate waits for the database, per query: SQLite's busy timeout; PostgreSQL's connect
+     * timeout, read timeout and statement_timeout. Past it the request is answered 503 `unavailable` with
+     * Retry-After (migrations are not bounded by it).
+     */
+    databaseTimeoutMs: intFromEnv(100, 600_000).default(5000),
+    /** The longest a command on the shared Redis connection (sessions, sign-ins, rate limits) waits; then 503 `unavailable`. */
+    redisTimeoutMs: intFromEnv(50, 600_000).default(2000),
     upstreamUrl: httpUrl.optional(),
     upstreamTimeoutMs: intFromEnv(100, 3_600_000).default(60_000),
     upstreamConnections: intFromEnv(1, 4096).default(128),
@@ -91,6 +99,12 @@ export const configSchema = z
      * budget; 10 000 leave room. Raise it with the heap.
      */
     keyCacheMaxEntries: intFromEnv(100, 10_000_000).default(10_000),
+    /**
+     * Stale-while-unavailable: a cached key whose entry is past keyCacheTtlSeconds, and whose lookup finds
+     * the database unavailable, keeps its cached answer for up to this long past the TTL (0: never). A
+     * revocation announced to the instance still removes the entry at once.
+     */
+    keyCacheStaleSeconds: intFromEnv(0, 86_400).default(300),
     keyNegativeCacheTtlSeconds: intFromEnv(0, 600).default(5),
     /**
      * Every isolate reads the database's log of cache invalidations this often (src/auth/invalidation-poller.ts):

@@ -6,16 +6,37 @@ import { dialectCaps } from './dialect.ts';
 import type { DialectCaps } from './dialect.ts';
 import { migrations } from './migrations/index.ts';
 import { createPrivateFile, sqliteFileOf } from './private-files.ts';
+import { UnavailableMappingDialect, destroyingBrokenClients } from './unavailable.ts';
 
 /** An open database; `DB` is the type of its tables, composed in src/storage.ts (this folder knows no feature). */
 export interface Database<DB> {
   db: Kysely<DB>;
   caps: DialectCaps;
   ping(): Promise<void>;
+  /**
+   * Runs `fn` on a connection without the per-query time bound (TRACKGATE_DATABASE_TIMEOUT_MS): for
+   * migrations, whose DDL on a large table may rightly take minutes. Reaching the database is still bounded.
+   */
+  unbounded<T>(fn: (db: Kysely<DB>) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
-export function openDatabase<DB>(url: string, options: { poolSize?: number } = {}): Database<DB> {
+export interface OpenDatabaseOptions {
+  poolSize?: number;
+  /**
+   * The longest a query waits (TRACKGATE_DATABASE_TIMEOUT_MS): SQLite's busy timeout; PostgreSQL's
+   * connect timeout, the client's read timeout and the server's statement_timeout. Past it the query
+   * fails as unavailable (src/db/unavailable.ts), so a slow or partitioned database is a bounded wait
+   * and a 503, never a request that hangs.
+   */
+  timeoutMs?: number;
+}
+
+/** TRACKGATE_DATABASE_TIMEOUT_MS's default (src/config/config.ts). */
+const DEFAULT_TIMEOUT_MS = 5000;
+
+export function openDatabase<DB>(url: string, options: OpenDatabaseOptions = {}): Database<DB> {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   if (url.startsWith('sqlite:')) {
     const file = sqliteFileOf(url);
     // Created 0600 (in a 0700 folder) before SQLite opens it: SQLite gives its -wal and -shm files the same mode.
@@ -24,31 +45,49 @@ export function openDatabase<DB>(url: string, options: { poolSize?: number } = {
     // WAL lets the CLI and a running server share the file; the busy timeout
     // makes a writer wait for the other process instead of failing at once.
     sqlite.pragma('journal_mode = WAL');
-    sqlite.pragma('busy_timeout = 5000');
+    sqlite.pragma(`busy_timeout = ${String(Math.trunc(timeoutMs))}`);
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('synchronous = NORMAL');
-    const db = new Kysely<DB>({ dialect: new ImmediateSqliteDialect({ database: sqlite }) });
+    const db = new Kysely<DB>({ dialect: new UnavailableMappingDialect(new ImmediateSqliteDialect({ database: sqlite })) });
     return {
       db,
       caps: dialectCaps('sqlite'),
       ping: async () => {
         await sql`select 1`.execute(db);
       },
+      // SQLite's busy timeout bounds waiting for a lock, not a statement's work.
+      unbounded: (fn) => fn(db),
       close: () => db.destroy(),
     };
   }
-  const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10 });
-  // A dropped connection must not become an unhandled 'error' event, which ends the process: the pool
-  // listens on idle clients only, and a checked-out client whose server goes away (a PostgreSQL crash
-  // between two queries of a request) emits 'error' too. The query that needed it fails and is answered.
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.poolSize ?? 10,
+    connectionTimeoutMillis: timeoutMs,
+    // The client gives up a little after the server would have cancelled the statement, so that a slow
+    // query ends cleanly as 57014 (the connection kept) and only a silent server costs the connection.
+    query_timeout: timeoutMs + 250,
+    statement_timeout: timeoutMs,
+  });
+  // An idle client whose server went away emits 'error' on the pool (which drops it): not a crash.
   pool.on('error', () => {});
-  pool.on('connect', (client) => client.on('error', () => {}));
-  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  // destroyingBrokenClients also listens for 'error' on every client, checked out or not.
+  const db = new Kysely<DB>({ dialect: new UnavailableMappingDialect(new PostgresDialect({ pool: destroyingBrokenClients(pool) })) });
   return {
     db,
     caps: dialectCaps('postgres'),
     ping: async () => {
       await sql`select 1`.execute(db);
+    },
+    unbounded: async (fn) => {
+      const own = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: timeoutMs });
+      own.on('error', () => {});
+      const unboundedDb = new Kysely<DB>({ dialect: new UnavailableMappingDialect(new PostgresDialect({ pool: destroyingBrokenClients(own) })) });
+      try {
+        return await fn(unboundedDb);
+      } finally {
+        await unboundedDb.destroy();
+      }
     },
     close: () => db.destroy(),
   };
@@ -85,8 +124,7 @@ class StaticProvider implements MigrationProvider {
 }
 
 export async function migrateToLatest<DB>(database: Database<DB>): Promise<string[]> {
-  const migrator = new Migrator({ db: database.db, provider: new StaticProvider(migrations(database.caps)) });
-  const { error, results } = await migrator.migrateToLatest();
+  const { error, results } = await database.unbounded((db) => new Migrator({ db, provider: new StaticProvider(migrations(database.caps)) }).migrateToLatest());
   // eslint-disable-next-line @typescript-eslint/no-base-to-string -- whatever a migration threw that is not an Error
   if (error) throw error instanceof Error ? error : new Error(String(error));
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);

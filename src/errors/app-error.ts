@@ -61,6 +61,9 @@ export class AppError extends Error {
   }
 }
 
+/** What a client is told to wait after `unavailable`: about the time a restarted PostgreSQL or Redis takes to take connections again. */
+const UNAVAILABLE_RETRY_AFTER_SECONDS = 2;
+
 const UNAUTHENTICATED = { kind: 'unauthenticated', challenge: true } as const;
 const FORBIDDEN = { kind: 'forbidden' } as const;
 const CONFLICT = { kind: 'conflict' } as const;
@@ -78,4 +81,16 @@ export const errors = {
   conflict: (message: string, code: ErrorCode = 'conflict') => new AppError(code, message, CONFLICT),
   tooManyRequests: (message: string, retryAfterSeconds: number) => new AppError('rate_limited', message, { retryAfterSeconds }),
   internal: () => new AppError('internal_error', 'internal error'),
+  /**
+   * A dependency could not be reached or did not answer in time. `dependency` names which one, and only
+   * that ("the database", "the session store (Redis)"): the driver's text and the host stay in the
+   * `cause`, for the log. Worth retrying, so it says when.
+   */
+  unavailable: (dependency: string, cause?: unknown) =>
+    new AppError('unavailable', `${dependency} is unavailable: try again shortly`, { retryAfterSeconds: UNAVAILABLE_RETRY_AFTER_SECONDS, cause }),
 };
+
+/** Whether an error is the `unavailable` of a dependency (errors.unavailable). */
+export function isUnavailable(err: unknown): err is AppError {
+  return err instanceof AppError && err.code === 'unavailable';
+}

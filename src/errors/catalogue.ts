@@ -148,6 +148,7 @@ export const ERROR_CATALOGUE = {
   internal_error: { kind: 'internal', meaning: 'A bug or unexpected failure; the answer shows nothing of its cause, the log has it under the request id.' },
   upstream_unavailable: { kind: 'upstream_failed', meaning: 'The tracking API could not be reached.' },
   upstream_timeout: { kind: 'upstream_timeout', meaning: 'The tracking API did not answer in time.' },
+  unavailable: { kind: 'unavailable', meaning: 'A dependency (the database or Redis) cannot be reached or did not answer in time; try again shortly.' },
   management_busy: { kind: 'unavailable', meaning: 'The management worker has too many requests in flight; try again in a moment.' },
   management_unavailable: { kind: 'unavailable', meaning: 'The management worker is restarting; try again in a moment.' },
   management_timeout: { kind: 'upstream_timeout', meaning: 'The management worker did not answer in time.' },

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Pool } from 'undici';
-import { AppError, errors } from '../errors/app-error.ts';
+import { AppError, errors, isUnavailable } from '../errors/app-error.ts';
 import type { TrustedProxies } from '../http/client-ip.ts';
 import type { Logger } from '../log/logger.ts';
 import { asksForHtml } from '../http/browser.ts';
@@ -129,7 +129,9 @@ export function createProxy(options: ProxyOptions): Proxy {
     identity.resolve(req, WITH_SESSION).then(
       (result) => proceed(req, res, result, requestId),
       (err: unknown) => {
-        logger?.error({ err, requestId }, 'gateway: authentication failed unexpectedly');
+        // A dependency that is down is answered 503 and is not a bug: logged, but not as one.
+        if (isUnavailable(err)) logger?.warn({ err: err.message, requestId }, 'dependency unavailable: answered 503');
+        else logger?.error({ err, requestId }, 'gateway: authentication failed unexpectedly');
         sendError(req, res, err, requestId);
       },
     );

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AppError, errors } from '../errors/app-error.ts';
+import { AppError, errors, isUnavailable } from '../errors/app-error.ts';
 import type { TrustedProxies } from '../http/client-ip.ts';
 import type { Logger } from '../log/logger.ts';
 import { asksForHtml } from '../http/browser.ts';
@@ -84,7 +84,9 @@ export function createVerifyHandler(options: VerifyOptions): (req: IncomingMessa
     identity.resolve(req, WITH_SESSION).then(
       (result) => respond(req, res, result, requestId),
       (err: unknown) => {
-        logger?.error({ err, requestId }, 'forward auth failed unexpectedly');
+        // A dependency that is down is answered 503 and is not a bug: logged, but not as one.
+        if (isUnavailable(err)) logger?.warn({ err: err.message, requestId }, 'dependency unavailable: answered 503');
+        else logger?.error({ err, requestId }, 'forward auth failed unexpectedly');
         sendError(req, res, err, requestId);
       },
     );

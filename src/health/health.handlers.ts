@@ -25,7 +25,9 @@ const FINE = new Set(['ok', 'none']);
  * request and response objects make V8's inline caches there megamorphic;
  * BENCHMARKS.md), so the probes stay off Express.
  */
-export function createHealthHandlers(deps: { logger: Logger; readinessChecks: ReadinessCheck[]; trustedProxies: TrustedProxies }): Map<string, RequestHandler> {
+export function createHealthHandlers(deps: { logger: Logger; readinessChecks: ReadinessCheck[]; trustedProxies: TrustedProxies; config: { databaseTimeoutMs: number } }): Map<string, RequestHandler> {
+  // A probe must get an answer even from a partitioned dependency, which neither answers nor refuses.
+  const checkTimeoutMs = deps.config.databaseTimeoutMs;
   const healthz: RequestHandler = (req, res) => {
     if (!onlyGetOrHead(req, res, deps.trustedProxies)) return;
     sendJson(req, res, 200, HEALTHY);
@@ -38,7 +40,7 @@ export function createHealthHandlers(deps: { logger: Logger; readinessChecks: Re
       let degraded = false;
       for (const { name, check, required } of deps.readinessChecks) {
         try {
-          const state = await check();
+          const state = await withinTime(check(), checkTimeoutMs);
           checks[name] = state;
           if (!FINE.has(state)) degraded = true;
         } catch (err) {
@@ -59,3 +61,12 @@ export function createHealthHandlers(deps: { logger: Logger; readinessChecks: Re
 }
 
 const HEALTHY = JSON.stringify({ status: 'ok' });
+
+/** The check's own outcome, or a rejection after `ms` if it has none by then. */
+function withinTime<T>(check: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${String(ms)} ms`)), ms);
+  });
+  return Promise.race([check, late]).finally(() => clearTimeout(timer));
+}

@@ -2,6 +2,7 @@ import { LRUCache } from 'lru-cache';
 import type { Principal } from '../auth/principal.ts';
 import type { CacheInvalidator } from '../auth/invalidation.ts';
 import { hashSecret } from '../crypto/tokens.ts';
+import { isUnavailable } from '../errors/app-error.ts';
 import { KEY_LENGTH, checkKeyShape } from './key-format.ts';
 import type { KeyShapeProblem } from './key-format.ts';
 import type { ApiKeyRow, KeysRepository } from './keys.repository.ts';
@@ -26,7 +27,19 @@ export interface KeyVerifierOptions {
   ttlMs: number;
   negativeTtlMs: number;
   maxEntries: number;
+  /**
+   * Stale-while-unavailable (TRACKGATE_KEY_CACHE_STALE_SECONDS): how long past its TTL a key's cached
+   * answer is still given when the lookup that should refresh it finds the database unavailable; 0: never.
+   */
+  staleMs?: number;
 }
+
+/**
+ * After a lookup found the database unavailable, keys with a stale entry are answered from it at once
+ * for this long, without waiting for the database again: during a partition every lookup would
+ * otherwise wait the whole TRACKGATE_DATABASE_TIMEOUT_MS. One lookup per key and period still tries.
+ */
+const UNAVAILABLE_BREAKER_MS = 1000;
 
 const UNKNOWN: KeyVerification = Object.freeze({ ok: false, reason: 'unknown' });
 const REVOKED: KeyVerification = Object.freeze({ ok: false, reason: 'revoked' });
@@ -59,6 +72,9 @@ export class KeyVerifier {
   /** Lookups in flight, so a burst of requests with one uncached key makes one query. */
   private readonly inflight = new Map<string, Promise<CacheEntry>>();
   private generation = 0;
+  private readonly staleMs: number;
+  /** Until when a key with a stale entry is answered from it without a lookup (see UNAVAILABLE_BREAKER_MS). */
+  private unavailableUntil = 0;
 
   constructor(
     private readonly repo: KeysRepository,
@@ -70,6 +86,7 @@ export class KeyVerifier {
     // Expiry is kept on the entries (checked with the one clock reading of the request) rather than by
     // the LRU's own TTL tracking, which would read a second clock and keep a parallel array of timestamps.
     this.cache = new LRUCache<string, CacheEntry>({ max: options.maxEntries });
+    this.staleMs = Math.max(0, options.staleMs ?? 0);
     invalidator.onInvalidate((event) => {
       this.generation++;
       if (event.kind === 'key') this.cache.delete(event.hash);
@@ -90,18 +107,47 @@ export class KeyVerifier {
     return this.cached(key, hashOf(key, creds));
   }
 
-  /** The cached answer when there is one; otherwise one (shared) lookup. */
+  /**
+   * The cached answer when there is one; otherwise one (shared) lookup. When the lookup finds the
+   * database unavailable, a key whose answer was cached less than the stale bound past its TTL keeps
+   * that answer (stale-while-unavailable; revocation and expiry are still judged on it); any other key
+   * gets the `unavailable` error: a key that could not be checked is neither good nor bad.
+   */
   async verify(key: string, creds?: { hash?: string }): Promise<KeyVerification> {
     if (key.length !== KEY_LENGTH) return malformed(checkKeyShape(key) ?? 'length');
     const hash = hashOf(key, creds);
-    return this.cached(key, hash) ?? this.judge(await this.load(hash), this.now());
+    const known = this.cached(key, hash);
+    if (known !== undefined) return known;
+    if (this.staleMs === 0) return this.judge(await this.load(hash), this.now());
+    if (this.unavailableUntil > this.now()) {
+      const stale = this.staleEntry(hash);
+      if (stale !== undefined) return this.judge(stale, this.now());
+    }
+    try {
+      return this.judge(await this.load(hash), this.now());
+    } catch (err) {
+      if (!isUnavailable(err)) throw err;
+      this.unavailableUntil = this.now() + UNAVAILABLE_BREAKER_MS;
+      const stale = this.staleEntry(hash);
+      if (stale === undefined) throw err;
+      return this.judge(stale, this.now());
+    }
+  }
+
+  /** A key's answer past its TTL but within the stale bound; undefined when there is none (or only a miss). */
+  private staleEntry(hash: string): (CacheEntry & { principal: Principal }) | undefined {
+    const entry = this.cache.get(hash);
+    if (entry === undefined || 'miss' in entry || this.now() >= entry.until + this.staleMs) return undefined;
+    return entry;
   }
 
   private cached(key: string, hash: string): KeyVerification | undefined {
     const now = this.now();
     let entry = this.cache.get(hash);
     if (entry !== undefined && entry.until <= now) {
-      this.cache.delete(hash);
+      // Past its TTL: looked up again. A key's answer (not a miss) stays in the cache, unused, for the
+      // stale bound, in case that lookup finds the database unavailable; an invalidation still removes it.
+      if ('miss' in entry || now >= entry.until + this.staleMs) this.cache.delete(hash);
       entry = undefined;
     }
     // A cached identity was found by this very hash, so the key is well formed: the checksum is only

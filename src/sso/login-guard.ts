@@ -2,6 +2,7 @@ import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limite
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Redis } from 'ioredis';
 import type { RedisKeyspace } from '../redis/keyspace.ts';
+import { redisUnavailable } from '../redis/redis.ts';
 
 /** Login starts per client address: each stores a login attempt, so they are counted (Redis when configured, shared by every instance). */
 export class LoginStartLimiter {
@@ -9,8 +10,9 @@ export class LoginStartLimiter {
 
   constructor(options: { points: number; durationSeconds: number; redis?: Redis | null | undefined; keyspace: RedisKeyspace }) {
     const limits = { points: options.points, duration: options.durationSeconds };
+    // rejectIfRedisNotReady: while Redis is down the insurance limiter counts at once, instead of each start waiting for Redis.
     this.limiter = options.redis
-      ? new RateLimiterRedis({ storeClient: options.redis, keyPrefix: options.keyspace.loginStarts, ...limits, insuranceLimiter: new RateLimiterMemory(limits) })
+      ? new RateLimiterRedis({ storeClient: options.redis, keyPrefix: options.keyspace.loginStarts, ...limits, insuranceLimiter: new RateLimiterMemory(limits), rejectIfRedisNotReady: true })
       : new RateLimiterMemory(limits);
   }
 
@@ -20,7 +22,8 @@ export class LoginStartLimiter {
       await this.limiter.consume(ip);
       return null;
     } catch (res) {
-      if (!(res instanceof RateLimiterRes)) throw res;
+      // With Redis down the insurance limiter counts in memory; anything else that fails is Redis's.
+      if (!(res instanceof RateLimiterRes)) throw redisUnavailable(res, 'the login limiter (Redis)');
       return Math.max(1, Math.ceil(res.msBeforeNext / 1000));
     }
   }

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { hashSecret } from '../crypto/tokens.ts';
 import type { RedisKeyspace } from '../redis/keyspace.ts';
+import { redisUnavailable } from '../redis/redis.ts';
 import type { TransactionRow } from './sso.repository.ts';
 import type { SsoRepository } from './sso.repository.ts';
 
@@ -66,7 +67,13 @@ export class RedisTransactionStore implements TransactionStore {
     this.bindingPrefix = keyspace.loginTransactionsOfBrowser;
   }
 
-  async put(tx: LoginTransaction, ttlSeconds: number): Promise<void> {
+  put(tx: LoginTransaction, ttlSeconds: number): Promise<void> {
+    return this.putIn(tx, ttlSeconds).catch((err: unknown) => {
+      throw redisUnavailable(err, 'the sign-in store (Redis)');
+    });
+  }
+
+  private async putIn(tx: LoginTransaction, ttlSeconds: number): Promise<void> {
     const of = this.bindingPrefix + tx.binding_hash;
     const [, , , older] = (await this.redis
       .multi()
@@ -87,10 +94,13 @@ export class RedisTransactionStore implements TransactionStore {
   }
 
   async take(stateHash: string): Promise<LoginTransaction | null> {
-    const v = await this.redis.getdel(this.txPrefix + stateHash);
+    const v = await this.redis.getdel(this.txPrefix + stateHash).catch((err: unknown) => {
+      throw redisUnavailable(err, 'the sign-in store (Redis)');
+    });
     if (!v) return null;
     const tx = JSON.parse(v) as LoginTransaction;
-    await this.redis.zrem(this.bindingPrefix + tx.binding_hash, stateHash);
+    // The attempt is taken: its entry in the browser's list only bounds that list, and expires with it.
+    await this.redis.zrem(this.bindingPrefix + tx.binding_hash, stateHash).catch(() => {});
     return tx;
   }
 

@@ -8,6 +8,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../config/config.ts';
 import { carriesCsrfToken, newCsrfToken } from '../http/csrf.ts';
 import type { RedisKeyspace } from '../redis/keyspace.ts';
+import { redisUnavailable } from '../redis/redis.ts';
 import type { SessionsRepository } from './sessions.repository.ts';
 
 /**
@@ -143,10 +144,11 @@ export class RedisSessionStore extends session.Store {
   }
 
   override get(sid: string, cb: Cb): void {
-    this.redis
-      .get(this.prefix + sid)
-      .then((v) => cb(null, v ? (JSON.parse(v) as SessionData) : null))
-      .catch((err: unknown) => cb(err));
+    // A failed read is `unavailable` (503), never "no session": that would send a signed-in person to the login.
+    this.redis.get(this.prefix + sid).then(
+      (v) => cb(null, v ? (JSON.parse(v) as SessionData) : null),
+      (err: unknown) => cb(redisUnavailable(err)),
+    );
   }
 
   override set(sid: string, data: SessionData, cb?: Cb): void {
@@ -155,28 +157,32 @@ export class RedisSessionStore extends session.Store {
     multi
       .exec()
       .then(() => cb?.())
-      .catch((err: unknown) => cb?.(err));
+      .catch((err: unknown) => cb?.(redisUnavailable(err)));
   }
 
   override touch(sid: string, data: SessionData, cb?: Cb): void {
     this.redis
       .expire(this.prefix + sid, this.ttlSeconds(data))
       .then(() => cb?.())
-      .catch((err: unknown) => cb?.(err));
+      .catch((err: unknown) => cb?.(redisUnavailable(err)));
   }
 
   override destroy(sid: string, cb?: Cb): void {
     this.redis
       .del(this.prefix + sid)
       .then(() => cb?.())
-      .catch((err: unknown) => cb?.(err));
+      .catch((err: unknown) => cb?.(redisUnavailable(err)));
   }
 
   async destroyAllOfUser(userId: string): Promise<void> {
     const key = this.userPrefix + userId;
-    const sids = await this.redis.smembers(key);
-    if (sids.length) await this.redis.del(...sids.map((s) => this.prefix + s));
-    await this.redis.del(key);
+    try {
+      const sids = await this.redis.smembers(key);
+      if (sids.length) await this.redis.del(...sids.map((s) => this.prefix + s));
+      await this.redis.del(key);
+    } catch (err) {
+      throw redisUnavailable(err);
+    }
   }
 
   async deleteExpired(): Promise<void> {
@@ -234,7 +240,13 @@ export class SessionManager {
       // TLS ends at the edge in front of trackgate; when the public URL is
       // https, the browser's connection is, so express-session may set a Secure cookie.
       if (secure) Object.defineProperty(req, 'secure', { value: true, configurable: true });
-      mw(req, res, next);
+      mw(req, res, (err?: unknown) => {
+        // The store could not be read (Redis or the database unavailable): express-session would then
+        // delete the session when the answer ends, as one that was unset, signing the person out over a
+        // passing failure. Without its id it leaves the stored session alone.
+        if (err !== undefined && err !== null) (req as { sessionID?: string }).sessionID = undefined;
+        next(err);
+      });
     };
   }
 
