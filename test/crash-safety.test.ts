@@ -8,7 +8,7 @@
  * PostgreSQL is a private cluster (PrivatePostgres); SQLite is one file shared by the two processes.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -368,6 +368,44 @@ describe('crash safety and start-up with real processes', { skip, timeout: 600_0
   }
 
   describe('several instances starting at once on an empty database', () => {
+    /**
+     * 3 processes that migrate `databaseUrl` at the same instant: each loads and opens the database, then
+     * all are told "go" together (a real start spreads them by seconds of module loading under load).
+     */
+    async function migrateAtOnce(databaseUrl: string): Promise<Array<{ applied?: string[]; error?: string }>> {
+      const children = [0, 1, 2].map(() => {
+        const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'support', 'faults', 'migrate-on-go.ts')], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', TRACKGATE_DATABASE_URL: databaseUrl }, stdio: ['pipe', 'pipe', 'pipe'] });
+        let out = '';
+        const ready = new Promise<void>((resolve, reject) => {
+          child.stdout.on('data', (chunk: Buffer) => {
+            out += chunk.toString();
+            if (out.includes('ready\n')) resolve();
+          });
+          child.once('exit', () => reject(new Error(`migrate-on-go exited before it was ready: ${out}`)));
+        });
+        const done = new Promise<string>((resolve) => child.once('close', () => resolve(out)));
+        const t = setTimeout(() => child.kill('SIGKILL'), 120_000);
+        return { child, ready, done: done.finally(() => clearTimeout(t)) };
+      });
+      await Promise.all(children.map((c) => c.ready));
+      for (const c of children) c.child.stdin.end('go\n');
+      const outs = await Promise.all(children.map((c) => c.done));
+      return outs.map((o) => JSON.parse(o.split('\n').filter(Boolean).at(-1) ?? '{}') as { applied?: string[]; error?: string });
+    }
+
+    for (const dialect of ['postgres', 'sqlite'] as const) {
+      test(`${dialect}: 3 processes migrating an empty database at the same instant apply each migration once, between them`, async () => {
+        const dir = tempDir();
+        const url = dialect === 'postgres' ? await createDatabase(`race_${randomBytes(4).toString('hex')}`) : `sqlite:${join(dir, 'race.db')}`;
+        const results = await migrateAtOnce(url);
+        assert.deepEqual(results.filter((r) => r.error), [], 'every process migrated without an error');
+        const all = Object.keys(migrations(dialectCaps(dialect)));
+        assert.deepEqual(results.flatMap((r) => r.applied ?? []).sort(), all, 'each migration applied by exactly one of them');
+        const q = dialect === 'postgres' ? pgQuery(url) : sqliteQuery(join(dir, 'race.db')).query;
+        assert.deepEqual((await q('select name, count(*) as n from kysely_migration group by name order by name')).map((r) => [r.name, Number(r.n)]), all.map((m) => [m, 1]));
+      });
+    }
+
     const env = (databaseUrl: string, dir: string) => ({ TRACKGATE_DATABASE_URL: databaseUrl, TRACKGATE_SECRET_KEY: randomBytes(32).toString('hex'), TRACKGATE_DATA_DIR: join(dir, 'data') });
 
     test('PostgreSQL: 3 instances start, each migration is applied once, the schema is complete', async () => {
