@@ -26,7 +26,7 @@ test('a failed flush is retried by the next one; a later use wins over the kept 
   recorder.record('k1', Date.parse('2026-01-01T00:00:01Z'));
   recorder.record('k2', Date.parse('2026-01-01T00:00:02Z'));
   await recorder.flush();
-  assert.deepEqual(written, [], 'the database refused the first batch');
+  assert.equal(written.length, 0, 'the database refused the first batch');
   recorder.record('k2', Date.parse('2026-01-01T00:00:05Z'));
   await recorder.flush();
   assert.deepEqual(
