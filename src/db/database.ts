@@ -1,6 +1,6 @@
 import SQLite from 'better-sqlite3';
-import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, SqliteDriver, sql } from 'kysely';
-import type { DatabaseConnection, Driver, Migration, MigrationProvider, SqliteDialectConfig } from 'kysely';
+import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteAdapter, SqliteDialect, SqliteDriver, sql } from 'kysely';
+import type { DatabaseConnection, DialectAdapter, Driver, Migration, MigrationProvider, SqliteDialectConfig } from 'kysely';
 import pg from 'pg';
 import { dialectCaps } from './dialect.ts';
 import type { DialectCaps } from './dialect.ts';
@@ -106,6 +106,20 @@ class ImmediateSqliteDriver extends SqliteDriver {
   }
 }
 
+/**
+ * Migrations of SQLite in one transaction. Kysely's SQLite adapter takes no lock and no transaction for
+ * them, so instances starting at once on an empty file each ran the same migrations (and all but one
+ * failed to start: table already exists). As one transaction, begun `immediate` (the driver above), the
+ * first instance holds the write lock while it migrates; the others wait (the busy timeout), then read the
+ * migration table again and find nothing left to do. SQLite's DDL is transactional, so a failed migration
+ * also leaves nothing behind.
+ */
+class TransactionalMigrationsSqliteAdapter extends SqliteAdapter {
+  override get supportsTransactionalDdl(): boolean {
+    return true;
+  }
+}
+
 class ImmediateSqliteDialect extends SqliteDialect {
   constructor(private readonly sqliteConfig: SqliteDialectConfig) {
     super(sqliteConfig);
@@ -113,6 +127,10 @@ class ImmediateSqliteDialect extends SqliteDialect {
 
   override createDriver(): Driver {
     return new ImmediateSqliteDriver(this.sqliteConfig);
+  }
+
+  override createAdapter(): DialectAdapter {
+    return new TransactionalMigrationsSqliteAdapter();
   }
 }
 

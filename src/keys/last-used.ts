@@ -33,7 +33,10 @@ export class LastUsedRecorder {
     this.pending = new Map();
     const entries = [...batch].map(([id, at]) => ({ id, at: new Date(at).toISOString() }));
     this.flushing = this.repo.touchLastUsed(entries).catch((err: unknown) => {
-      this.logger.warn({ err, count: entries.length }, 'could not record key last-used times');
+      // Kept for the next flush (unless a later use replaced them): a database down for a while delays
+      // these records, it does not lose them.
+      for (const [id, at] of batch) if ((this.pending.get(id) ?? 0) < at) this.pending.set(id, at);
+      this.logger.warn({ err, count: entries.length }, 'could not record key last-used times; kept for the next flush');
     });
     try {
       await this.flushing;

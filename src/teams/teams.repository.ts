@@ -79,13 +79,18 @@ export class TeamsRepository {
   }
 
   async putMember(orgId: string, teamId: string, userId: string, role: TeamRole, now: string): Promise<'created' | 'updated'> {
-    const existing = await this.getMember(orgId, teamId, userId);
-    if (existing) {
-      await this.db.updateTable('team_members').set({ role }).where('org_id', '=', orgId).where('team_id', '=', teamId).where('user_id', '=', userId).execute();
-      return 'updated';
+    if (!(await this.getMember(orgId, teamId, userId))) {
+      // Two transactions adding the same member at once both find no row (PostgreSQL's read committed): the
+      // later insert waits for the earlier and then updates its row instead of failing on the primary key.
+      const r = await this.db
+        .insertInto('team_members')
+        .values({ org_id: orgId, team_id: teamId, user_id: userId, role, created_at: now })
+        .onConflict((oc) => oc.columns(['team_id', 'user_id']).doNothing())
+        .executeTakeFirst();
+      if (Number(r.numInsertedOrUpdatedRows ?? 0) > 0) return 'created';
     }
-    await this.db.insertInto('team_members').values({ org_id: orgId, team_id: teamId, user_id: userId, role, created_at: now }).execute();
-    return 'created';
+    await this.db.updateTable('team_members').set({ role }).where('org_id', '=', orgId).where('team_id', '=', teamId).where('user_id', '=', userId).execute();
+    return 'updated';
   }
 
   async removeMember(orgId: string, teamId: string, userId: string): Promise<boolean> {
