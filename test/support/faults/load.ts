@@ -29,7 +29,7 @@ export interface Sample {
   path: LoadPath;
   /** "good#3" or "revoked#0": never the key itself, so a failure message cannot leak one. */
   key: string;
-  /** Whether the key was revoked (or revoked more than `bound` ago: see revokedAt) when the request was sent. */
+  /** When the key was revoked (epoch ms); null for a good key; Infinity while its revocation was under way (see revoking()). */
   revokedAt: number | null;
   /** The HTTP status; 0 when no answer came (connection refused or reset, or the client's own timeout). */
   status: number;
@@ -75,6 +75,7 @@ export class LoadDriver {
   private turn = 0;
   private loops: Promise<void>[] = [];
   private readonly marks = new Map<string, number>();
+  private readonly pendingRevocation = new Set<string>();
 
   constructor(private readonly options: LoadOptions) {
     if (options.targets.length === 0 || options.good.length === 0) throw new Error('the load needs a target and a good key');
@@ -99,9 +100,20 @@ export class LoadDriver {
   revoke(key: string, revokedAt = Date.now()): void {
     const i = this.good.indexOf(key);
     if (i !== -1) this.good.splice(i, 1);
+    this.pendingRevocation.delete(key);
     const label = this.labels.get(key) ?? `revoked#${this.revoked.length}`;
     this.labels.set(key, label);
     this.revoked.push({ key, label, revokedAt });
+  }
+
+  /**
+   * `key` is being revoked (the request is on its way): from now on its answers are asserted neither as a
+   * good key's nor as a revoked one's, until revoke() says when the revocation was answered.
+   */
+  revoking(key: string): void {
+    const i = this.good.indexOf(key);
+    if (i !== -1) this.good.splice(i, 1);
+    this.pendingRevocation.add(key);
   }
 
   /** Records the time of an event under a name (a fault's start, its end), for windows and messages. */
@@ -140,6 +152,11 @@ export class LoadDriver {
 
   private pickKey(): { key: string; label: string; revokedAt: number | null } {
     const share = this.options.revokedShare ?? 0.2;
+    if (this.pendingRevocation.size > 0 && Math.random() < share) {
+      const key = [...this.pendingRevocation][Math.floor(Math.random() * this.pendingRevocation.size)]!;
+      // Revocation under way: asserted neither way (see revoking()).
+      return { key, label: this.labels.get(key) ?? 'revoking', revokedAt: Number.POSITIVE_INFINITY };
+    }
     if (this.revoked.length > 0 && (this.good.length === 0 || Math.random() < share)) {
       const r = this.revoked[Math.floor(Math.random() * this.revoked.length)]!;
       return { key: r.key, label: r.label, revokedAt: r.revokedAt };
