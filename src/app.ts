@@ -51,7 +51,11 @@ export async function createTrackgate(config: Config, options: { logger?: Logger
     // The hot paths, served before Express: /auth/verify, /.well-known/jwks.json, and the reverse proxy.
     gateway = await createGateway({ ...core, attribute: core.serviceAccounts.attribute });
     metrics = new Metrics(
-      { key_cache_entries: { help: 'API keys (and recent misses) held in the in-process verification cache', read: () => core.keyVerifier.size } },
+      {
+        key_cache_entries: { help: 'API keys (and recent misses) held in the in-process verification cache', read: () => core.keyVerifier.size },
+        // Read at each scrape: an alert on its increase sees a crashing worker (its 503s come from this isolate, not counted by it).
+        management_worker_restarts: { help: 'Times the management worker died and was started again since the process started', read: () => management?.restarts ?? 0 },
+      },
       { process: true, requests: !isolated },
     );
     if (isolated) {

@@ -124,6 +124,8 @@ describe('faults: the management worker (sqlite)', { timeout: 180_000 }, () => {
       await l.stop();
     }
     assert.equal(m.restarts, restarts + 1);
+    // What an operator sees: the restart counted in /metrics.
+    assert.match((await app.request('GET', '/metrics')).text, new RegExp(`trackgate_management_worker_restarts ${restarts + 1}\\b`));
     assertHotPathsUnaffected(l);
     assertOutageAnswers(poll.answers, 1);
     const counts: Record<string, number> = {};
