@@ -56,6 +56,8 @@ export async function createTrackgate(config: Config, options: { logger?: Logger
         invalidation_poll_age_seconds: { help: 'Seconds since the hot paths\' isolate last read the invalidation log (polled every TRACKGATE_INVALIDATION_POLL_MS)', read: () => core.invalidationPoller.ageSeconds() },
         // Only with Redis: without it there is no channel to be down, and a constant 1 would claim one.
         ...(core.redis ? { invalidation_channel_up: { help: '1 while this instance hears the Redis invalidation channel (its own pings come back), else 0', read: () => (core.invalidator.channel() === 'down' ? 0 : 1) } } : {}),
+        // Read at each scrape: an alert on its increase sees a crashing worker (its 503s come from this isolate, not counted by it).
+        management_worker_restarts: { help: 'Times the management worker died and was started again since the process started', read: () => management?.restarts ?? 0 },
       },
       { process: true, requests: !isolated },
     );

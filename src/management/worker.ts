@@ -158,10 +158,20 @@ function dispatch(m: Extract<ToWorker, { type: 'request' }>, ex: Exchange): void
   client.dispatch({ path: m.path, method: m.method, headers: m.headers, body: m.body, idempotent: false, blocking: false }, handler);
 }
 
+/**
+ * Requests that arrive before this isolate's server listens, dispatched once it does (null from then on).
+ * A worker started again after a crash is sent requests as soon as it exists, and its listener below is
+ * there before the server: dispatched at once, they would meet the dead worker's socket file (refused)
+ * and be answered 500.
+ */
+let early: Array<Extract<ToWorker, { type: 'request' }>> | null = [];
+
 port.on('message', (message: ToWorker) => {
   if (message.type === 'request') {
-    forward(message);
+    if (early) early.push(message);
+    else forward(message);
   } else if (message.type === 'abort') {
+    if (early) early = early.filter((m) => m.id !== message.id);
     const ex = exchanges.get(message.id);
     if (ex) {
       exchanges.delete(message.id);
@@ -200,4 +210,9 @@ async function close(): Promise<void> {
 // Folders that crashed instances left in the temp directory (this isolate may open client sockets to check them).
 await removeStaleSocketFolders(logger);
 rmSync(init.socketPath, { force: true });
-server.listen(init.socketPath, () => send({ type: 'ready' }));
+server.listen(init.socketPath, () => {
+  const waiting = early ?? [];
+  early = null;
+  for (const m of waiting) forward(m);
+  send({ type: 'ready' });
+});
