@@ -80,6 +80,17 @@ export function rssMb(pid: number | undefined): number | null {
   }
 }
 
+/** CPU time (user + system, all threads) of a process in ms, from /proc. */
+export function cpuMs(pid: number | undefined): number | null {
+  if (!pid) return null;
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+  } catch {
+    return null;
+  }
+}
+
 export interface GatewayOptions {
   /** What to poll until it answers; a lean path keeps the process from ever serving an Express request. */
   readyPath?: string;

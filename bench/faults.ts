@@ -22,9 +22,9 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { Pool } from 'undici';
 import { generateKey } from '../src/keys/key-format.ts';
-import { PrivatePostgres } from '../test/support/faults/postgres.ts';
+import { canRunPrivatePostgres, PrivatePostgres } from '../test/support/faults/postgres.ts';
 import { PrivateRedis } from '../test/support/faults/redis.ts';
-import { basic, freePort, Gateway, GATEWAY_FLAGS, log, machine, percentile, RESULTS, ROOT, rssMb, START_ENTRY, stop, writeSection } from './common.ts';
+import { basic, cpuMs, freePort, Gateway, GATEWAY_FLAGS, log, machine, percentile, RESULTS, ROOT, rssMb, START_ENTRY, stop, writeSection } from './common.ts';
 
 const DEFAULT_DURATION_S = 70;
 const DURATION_MS = Number(process.env.BENCH_FAULTS_DURATION ?? DEFAULT_DURATION_S) * 1000;
@@ -97,6 +97,7 @@ const loadAverage = () => (existsSync('/proc/loadavg') ? readFileSync('/proc/loa
 
 /** Runs the fault scenario; throws (after stopping everything it started) when it cannot. */
 export async function runFaults(): Promise<void> {
+  if (!canRunPrivatePostgres()) throw new Error('the fault scenario needs the PostgreSQL server binaries (initdb, pg_ctl; PG_BIN to point at them) and, as root, a postgres user; .ci/run installs them');
   const started = new Date();
   const dir = mkdtempSync(join(tmpdir(), 'trackgate-bench-faults-'));
   const stamp = started.toISOString().replace(/[:.]/g, '-');
@@ -165,7 +166,9 @@ export async function runFaults(): Promise<void> {
 
 
     const load = new Load(pools, goodKeys, admins.keys);
+    log(`faults: set up in ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s; ${CLIENTS} clients for ${DURATION_MS / 1000} s`);
     const loadBefore = loadAverage();
+    const cpuBefore = gateways.map((g) => cpuMs(g.child.pid) ?? NaN);
     const t0 = performance.now();
     load.begin(t0);
     const events: { at: number; what: string }[] = [];
@@ -202,10 +205,11 @@ export async function runFaults(): Promise<void> {
     const elapsed = now(t0);
     sampler.stop();
     const rssEnd = rssNow();
+    const cpuUsed = gateways.map((g, i) => (cpuMs(g.child.pid) ?? NaN) - cpuBefore[i]!);
     const rssPeak = gateways.map((g) => g.peakRss);
     const readyAfter = await Promise.all(pools.map((p) => readyz(p)));
 
-    const summary = summarize({ load, events, readings: sampler.readings, elapsed, rssIdle, rssStart, rssEnd, rssPeak, readyAfter });
+    const summary = summarize({ load, events, readings: sampler.readings, elapsed, cpuUsed, rssIdle, rssStart, rssEnd, rssPeak, readyAfter });
     const recorded = DURATION_MS === DEFAULT_DURATION_S * 1000 && CLIENTS === 64 && KEYS === 10_000;
     const text = report(summary, { started, seedSeconds, machine: machine(), loadBefore, loadAfter: loadAverage() });
     writeFileSync(join(RESULTS, `faults-${stamp}.json`), JSON.stringify({ started, summary, acceptances: load.acceptances }, null, 2));
@@ -440,21 +444,23 @@ class Load {
 }
 
 interface Reading {
-  /** ms since the load began. */
+  /** ms since the load began: when the memory was read and the /readyz requests sent. */
   at: number;
-  readyz: string[];
   /** Peak resident memory of each instance since the last reading. */
   rssMb: number[];
+  /** Each instance's /readyz answer, and when it arrived (the instance ran its checks in between). */
+  readyz: { answer: string; at: number }[];
 }
 
 /** About once a second: each instance's /readyz and resident memory. */
 function startSampler(t0: number, gateways: Gateway[]): { readings: Reading[]; stop: () => void } {
-  const pools = gateways.map((g) => new Pool(g.url, { connections: 1 }));
+  // A few connections each, so that a slow answer does not hold the next request back.
+  const pools = gateways.map((g) => new Pool(g.url, { connections: 4 }));
   const readings: Reading[] = [];
   const timer = setInterval(() => {
-    const at = now(t0);
-    const rss = gateways.map((g) => g.takeWindowPeak());
-    void Promise.all(pools.map((p) => readyz(p))).then((ready) => readings.push({ at, readyz: ready, rssMb: rss }));
+    const reading: Reading = { at: now(t0), rssMb: gateways.map((g) => g.takeWindowPeak()), readyz: [] };
+    readings.push(reading);
+    pools.forEach((p, i) => void readyz(p).then((answer) => (reading.readyz[i] = { answer, at: now(t0) })));
   }, 1000);
   return {
     readings,
@@ -469,6 +475,8 @@ interface Summary {
   elapsedS: number;
   requests: number;
   throughput: number;
+  /** CPU time (all threads) each instance spent during the load, as a share of one core and per request it answered, in µs. */
+  gatewayCpu: { coreShare: number; usPerRequest: number }[];
   byKind: Record<string, { n: number; p50: number; p99: number; outcomes: Record<string, number> }>;
   outcomes: Record<string, number>;
   status500: number;
@@ -499,7 +507,7 @@ function statsOf(samples: Sample[]) {
   return { n: samples.length, p50: percentile(lat, 50), p99: percentile(lat, 99), outcomes };
 }
 
-function summarize(input: { load: Load; events: { at: number; what: string }[]; readings: Reading[]; elapsed: number; rssIdle: number[]; rssStart: number[]; rssEnd: number[]; rssPeak: number[]; readyAfter: string[] }): Summary {
+function summarize(input: { load: Load; events: { at: number; what: string }[]; readings: Reading[]; elapsed: number; cpuUsed: number[]; rssIdle: number[]; rssStart: number[]; rssEnd: number[]; rssPeak: number[]; readyAfter: string[] }): Summary {
   const { load, events } = input;
   const samples = load.samples;
   const crash = events.find((e) => e.what.startsWith('PostgreSQL crash'))?.at;
@@ -508,15 +516,14 @@ function summarize(input: { load: Load; events: { at: number; what: string }[]; 
   const byKind: Summary['byKind'] = {};
   for (const kind of ['verify', 'create', 'rotate', 'revoke', 'fresh', 'probe'] as const) byKind[kind] = statsOf(samples.filter((s) => s.kind === kind));
   const all = statsOf(samples);
-  // Pushed as their /readyz answers arrived, which is not always the order they were taken in.
-  const readings = [...input.readings].sort((a, b) => a.at - b.at);
   const windows: Window[] = [];
   const bins: Sample[][] = Array.from({ length: Math.ceil(input.elapsed / 1000) }, () => []);
   for (const x of samples) bins[Math.min(bins.length - 1, Math.floor(x.done / 1000))]!.push(x);
   bins.forEach((inWindow, second) => {
     const v = Float64Array.from(inWindow.filter((x) => x.kind === 'verify').map((x) => x.done - x.sent)).sort();
-    // The reading taken at the end of this second (the sampler's timer runs late under load: the nearest one after it).
-    const reading = readings.find((r) => r.at >= (second + 1) * 1000 - 100);
+    // Memory: the reading taken at the end of this second; /readyz: the last answer that arrived during it.
+    const reading = input.readings.find((r) => r.at >= (second + 1) * 1000 - 100);
+    const ready = [0, 1].map((i) => input.readings.map((r) => r.readyz[i]).filter((a) => a !== undefined && Math.floor(a.at / 1000) === second).pop()?.answer ?? '–');
     windows.push({
       second,
       requests: inWindow.length,
@@ -524,7 +531,7 @@ function summarize(input: { load: Load; events: { at: number; what: string }[]; 
       verifyP50: percentile(v, 50),
       verifyP99: percentile(v, 99),
       management: inWindow.filter((x) => x.kind === 'create' || x.kind === 'rotate' || x.kind === 'revoke').length,
-      readyz: reading?.readyz ?? ['–', '–'],
+      readyz: ready,
       rssMb: reading?.rssMb ?? [NaN, NaN],
       events: events.filter((e) => Math.floor(e.at / 1000) === second).map((e) => e.what),
     });
@@ -535,6 +542,7 @@ function summarize(input: { load: Load; events: { at: number; what: string }[]; 
     elapsedS: input.elapsed / 1000,
     requests: samples.length,
     throughput: samples.length / (input.elapsed / 1000),
+    gatewayCpu: input.cpuUsed.map((cpu, i) => ({ coreShare: cpu / input.elapsed, usPerRequest: (cpu * 1000) / samples.filter((x) => x.instance === i).length })),
     byKind,
     outcomes: all.outcomes,
     status500: samples.filter((s) => s.outcome === 500).length,
@@ -579,6 +587,7 @@ function report(s: Summary, meta: { started: Date; seedSeconds: number; machine:
   L.push('| figure | target | result |');
   L.push('| --- | --- | ---: |');
   L.push(`| requests answered (all kinds) in ${s.elapsedS.toFixed(1)} s | – | ${fmt(s.requests)} (${fmt(s.throughput)} req/s) |`);
+  L.push(`| gateway CPU time (all threads) during the load, a / b: share of one core; per request answered | – | ${s.gatewayCpu.map((c) => `${Math.round(c.coreShare * 100)} %`).join(' / ')}; ${s.gatewayCpu.map((c) => `${fmt(c.usPerRequest)} µs`).join(' / ')} |`);
   L.push(`| proxied GETs with a good key: p50 / p99 | – | ${ms(s.byKind.verify!.p50)} / ${ms(s.byKind.verify!.p99)} ms |`);
   L.push(`| 500 answers | none | **${fmt(s.status500)}** |`);
   L.push(`| 503 answers outside the database outage window | none | **${fmt(s.status503Outside.length)}** (of ${fmt(s.status503)} 503s)${s.status503Outside.length ? `: at ${[...new Set(s.status503Outside.map((x) => sec(x.at)))].slice(0, 8).join(', ')} s` : ''} |`);
@@ -603,7 +612,7 @@ function report(s: Summary, meta: { started: Date; seedSeconds: number; machine:
   L.push('');
   L.push('<details><summary>Each second of the load (answers binned by when they arrived)</summary>');
   L.push('');
-  L.push('| s | events | answers | management | good-key p50 / p99 ms | by status | /readyz a / b | RSS a / b MB |');
+  L.push('| s | events | answers | management | good-key p50 / p99 ms | by status | /readyz a / b (the last answer that second) | RSS a / b MB |');
   L.push('| ---: | --- | ---: | ---: | ---: | --- | --- | ---: |');
   for (const w of s.windows) L.push(`| ${w.second} | ${w.events.join('; ')} | ${fmt(w.requests)} | ${w.management} | ${ms(w.verifyP50)} / ${ms(w.verifyP99)} | ${outcomeList(w.outcomes)} | ${w.readyz.join(' / ')} | ${w.rssMb.map((x) => (Number.isNaN(x) ? '–' : x.toFixed(0))).join(' / ')} |`);
   L.push('');

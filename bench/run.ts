@@ -23,7 +23,7 @@ import autocannon from 'autocannon';
 import type { Request as AcRequest, Result } from 'autocannon';
 import { configSchema } from '../src/config/config.ts';
 import { generateKey } from '../src/keys/key-format.ts';
-import { basic, buildIfNeeded, freePort, Gateway, GATEWAY_FLAGS, log, machine, median, RESULTS, ROOT, START_ENTRY, stop, writeSection } from './common.ts';
+import { basic, buildIfNeeded, cpuMs, freePort, Gateway, GATEWAY_FLAGS, log, machine, median, RESULTS, ROOT, START_ENTRY, stop, writeSection } from './common.ts';
 import { runFaults } from './faults.ts';
 
 let verifyResponseBytes = 0;
@@ -174,17 +174,6 @@ function threadSplit(pid: number, before: Map<number, number>, after: Map<number
   const workerMs = worker !== undefined && after.has(worker) ? after.get(worker)! - (before.get(worker) ?? 0) : null;
   if (workerMs !== null) return `, server main thread ${share(main)} + management worker ${share(workerMs)} + other threads ${share(others - workerMs)}`;
   return `, server main thread ${share(main)} + other threads ${share(others)}${busiest && busiest[1] / ms > 0.05 ? ` (busiest: thread ${busiest[0]}, ${share(busiest[1])})` : ''}`;
-}
-
-/** CPU time (user + system, all threads) of a process in ms, from /proc. */
-function cpuMs(pid: number | undefined): number | null {
-  if (!pid) return null;
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
-  } catch {
-    return null;
-  }
 }
 
 /**
