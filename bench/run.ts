@@ -9,25 +9,24 @@
  * BENCH_KEYS_LARGE (default 1000000), BENCH_ONLY (a comma-separated list of
  * runs), BENCH_GATEWAY_NODE_FLAGS (e.g. "--max-old-space-size=192") and BENCH_CPU_PROF=1
  * (write .cpuprofile files of the gateway to bench/.results/prof) change the
- * run; only a full run should be recorded in BENCHMARKS.md.
+ * run; only a full run should be recorded in BENCHMARKS.md. Then the fault scenario on PostgreSQL and
+ * Redis (bench/faults.ts; BENCH_ONLY=faults, or `npm run bench:faults`, runs it alone).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
-import { cpus, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import SQLite from 'better-sqlite3';
 import autocannon from 'autocannon';
 import type { Request as AcRequest, Result } from 'autocannon';
 import { configSchema } from '../src/config/config.ts';
 import { generateKey } from '../src/keys/key-format.ts';
+import { basic, buildIfNeeded, cpuMs, freePort, Gateway, GATEWAY_FLAGS, log, machine, median, RESULTS, ROOT, START_ENTRY, stop, writeSection } from './common.ts';
+import { runFaults } from './faults.ts';
 
 let verifyResponseBytes = 0;
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DURATION = Number(process.env.BENCH_DURATION ?? 3);
 const WARMUP = Math.min(3, Math.max(1, Math.round(DURATION / 5)));
 const CONNECTIONS = 50;
@@ -35,14 +34,6 @@ const SMALL = 1_000;
 const LARGE = Number(process.env.BENCH_KEYS_LARGE ?? 1_000_000);
 const DISTINCT = 1_000;
 const CPU_PROF = process.env.BENCH_CPU_PROF === '1';
-/** `npm start`'s command line (package.json): the gateway runs exactly as `npm start` runs it, the compiled build included. */
-const START_SCRIPT = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
-/** Node flags for the gateway process: by default those of `npm start`. */
-const START_FLAGS = (START_SCRIPT.match(/--[\w-]+=\S+/g) ?? []).join(' ');
-/** The script `npm start` runs (dist/cli/main.js, built by prestart). */
-const START_ENTRY = join(ROOT, /\s(\S+\.js|bin\/trackgate)\s+serve\b/.exec(START_SCRIPT)?.[1] ?? 'bin/trackgate');
-const GATEWAY_FLAGS = (process.env.BENCH_GATEWAY_NODE_FLAGS ?? START_FLAGS).split(' ').filter(Boolean);
-const RESULTS = join(ROOT, 'bench', '.results');
 const VIEWER = JSON.stringify({ query: 'query Viewer{ viewer { id entity username email flags teams { edges { node { name } } } } }', variables: {} });
 
 interface Row {
@@ -61,103 +52,17 @@ interface Row {
   cpuUsPerReq: number | null;
 }
 
-const log = (msg: string) => process.stdout.write(`[bench] ${msg}\n`);
-const basic = (key: string) => 'Basic ' + Buffer.from('api:' + key).toString('base64');
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-async function waitHttp(url: string, child: ChildProcess, what: string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode}`);
-    try {
-      const r = await fetch(url);
-      await r.arrayBuffer();
-      if (r.status < 500) return;
-    } catch {
-      /* not yet */
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${what} did not start`);
-}
-
-function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    child.once('exit', () => {
-      clearTimeout(t);
-      resolve();
-    });
-    child.kill('SIGTERM');
+/** A gateway for the runs below: with BENCH_CPU_PROF=1 it writes its CPU profile; its CPU time counts as the bench's own. */
+function startGateway(env: NodeJS.ProcessEnv, label: string, readyPath = '/healthz'): Promise<Gateway> {
+  return Gateway.start(env, {
+    readyPath,
+    nodeArgs: CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${join(RESULTS, 'prof', label)}`] : [],
+    onSpawn: (pid) => {
+      ownPids.add(pid);
+      pidNames.set(pid, `gateway ${label}`);
+    },
   });
-}
-
-/** Resident memory of a process in MB, from /proc (null where there is no /proc). */
-function rssMb(pid: number | undefined): number | null {
-  if (!pid) return null;
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : null;
-  } catch {
-    return null;
-  }
-}
-
-class Gateway {
-  child!: ChildProcess;
-  url!: string;
-  peakRss = 0;
-  private sampler: NodeJS.Timeout | null = null;
-  private windowPeak = 0;
-
-  /** `readyPath`: what to poll until it answers; a lean path keeps the process from ever serving an Express request. */
-  static async start(env: NodeJS.ProcessEnv, label: string, readyPath = '/healthz'): Promise<Gateway> {
-    const g = new Gateway();
-    const port = await freePort();
-    const args = [];
-    if (CPU_PROF) args.push('--cpu-prof', `--cpu-prof-dir=${join(RESULTS, 'prof', label)}`);
-    if (GATEWAY_FLAGS.length) args.push(...GATEWAY_FLAGS);
-    args.push(START_ENTRY, 'serve');
-    g.child = spawn(process.execPath, args, { env: { ...env, TRACKGATE_PORT: String(port) }, stdio: ['ignore', 'ignore', 'inherit'] });
-    g.url = `http://127.0.0.1:${port}`;
-    if (g.child.pid) {
-      ownPids.add(g.child.pid);
-      pidNames.set(g.child.pid, `gateway ${label}`);
-    }
-    await waitHttp(`${g.url}${readyPath}`, g.child, 'the gateway');
-    g.sampler = setInterval(() => g.sample(), 200);
-    return g;
-  }
-
-  private sample(): void {
-    const v = rssMb(this.child.pid);
-    if (v !== null) {
-      this.peakRss = Math.max(this.peakRss, v);
-      this.windowPeak = Math.max(this.windowPeak, v);
-    }
-  }
-
-  /** Peak RSS since the last call. */
-  takeWindowPeak(): number {
-    this.sample();
-    const v = this.windowPeak;
-    this.windowPeak = 0;
-    return v;
-  }
-
-  async stop(): Promise<void> {
-    if (this.sampler) clearInterval(this.sampler);
-    this.sample();
-    await stop(this.child);
-  }
 }
 
 async function load(opts: { url: string; method?: string; headers?: Record<string, string>; body?: string; requests?: AcRequest[] }, duration: number): Promise<Result> {
@@ -270,23 +175,6 @@ function threadSplit(pid: number, before: Map<number, number>, after: Map<number
   if (workerMs !== null) return `, server main thread ${share(main)} + management worker ${share(workerMs)} + other threads ${share(others - workerMs)}`;
   return `, server main thread ${share(main)} + other threads ${share(others)}${busiest && busiest[1] / ms > 0.05 ? ` (busiest: thread ${busiest[0]}, ${share(busiest[1])})` : ''}`;
 }
-
-/** CPU time (user + system, all threads) of a process in ms, from /proc. */
-function cpuMs(pid: number | undefined): number | null {
-  if (!pid) return null;
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
-  } catch {
-    return null;
-  }
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 /**
  * Runs the scenarios in interleaved rounds (A B C, A B C, ...) and keeps the
@@ -402,18 +290,6 @@ function countKeys(dbFile: string): number {
   return n;
 }
 
-function machine(): Record<string, string> {
-  const sh = (cmd: string, args: string[]) => {
-    try {
-      return execFileSync(cmd, args, { encoding: 'utf8' }).trim();
-    } catch {
-      return 'unknown';
-    }
-  };
-  const model = /Model name:\s*(.+)/.exec(sh('lscpu', []))?.[1]?.trim() ?? cpus()[0]?.model ?? 'unknown';
-  return { nproc: sh('nproc', []), cpu: model, node: process.version, os: sh('uname', ['-sr']), memory: `${Math.round(Number(/MemTotal:\s+(\d+)/.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0) / 1048576)} GiB` };
-}
-
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 const ratio = (a: number | undefined, b: number | undefined) => (a && b ? (a / b).toFixed(2) : 'n/a');
 
@@ -490,14 +366,11 @@ function report(rows: Row[], m: Record<string, string>, peakRss: number, started
   return lines.join('\n');
 }
 
-async function main(): Promise<void> {
+/** The runs on SQLite: the hot paths against their baselines, at 1 000 and 1 000 000 keys. */
+async function hotPaths(): Promise<void> {
   const started = new Date();
   const loadBefore = existsSync('/proc/loadavg') ? readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ') : 'unknown';
   mkdirSync(RESULTS, { recursive: true });
-  if (START_ENTRY.includes(`${join(ROOT, 'dist')}`)) {
-    log('building dist/ (as npm start does)');
-    execFileSync(process.execPath, [join(ROOT, 'scripts', 'build.mjs')], { stdio: 'inherit' });
-  }
   const dir = mkdtempSync(join(tmpdir(), 'trackgate-bench-'));
   const dbFile = join(dir, 'trackgate.db');
   const children: ChildProcess[] = [];
@@ -567,7 +440,7 @@ async function main(): Promise<void> {
         if (n !== keys) throw new Error(`expected ${keys} keys, found ${n}`);
         log(`seeded in ${seedSeconds.toFixed(1)} s`);
       }
-      const gw = await Gateway.start(gwEnv, `${keys}`);
+      const gw = await startGateway(gwEnv, `${keys}`);
       gateways.push(gw);
       if (!sameHeadersUrl) {
         // The control for /auth/verify: a bare server sending the very headers /auth/verify sends (identity headers and the signed assertion).
@@ -599,7 +472,7 @@ async function main(): Promise<void> {
       // control for what other traffic leaves behind in the hot paths' isolate. Express's objects used to
       // (V8's inline caches in Node's HTTP code turn megamorphic); the management API now runs in its own
       // worker thread, so the two verify runs should agree (see BENCHMARKS.md).
-      const leanOnly = await Gateway.start(gwEnv, `${keys}-lean-only`, '/.well-known/jwks.json');
+      const leanOnly = await startGateway(gwEnv, `${keys}-lean-only`, '/.well-known/jwks.json');
       gateways.push(leanOnly);
       await measureRounds(rows, keys, [
         { name: 'bare-2', target: 'bare node:http, GET / (paired with the next run)', opts: { url: bareUrl }, gateway: null, pid: bare.pid },
@@ -609,7 +482,7 @@ async function main(): Promise<void> {
       peakRss = Math.max(peakRss, leanOnly.peakRss);
       // TRACKGATE_IDENTITY_HEADERS=assertion: the signed assertion is the only identity header (for an
       // upstream that verifies it), upstream and in /auth/verify's answer; each paired with its baseline.
-      const lean = await Gateway.start({ ...gwEnv, TRACKGATE_IDENTITY_HEADERS: 'assertion' }, `${keys}-assertion-only`);
+      const lean = await startGateway({ ...gwEnv, TRACKGATE_IDENTITY_HEADERS: 'assertion' }, `${keys}-assertion-only`);
       gateways.push(lean);
       await measureRounds(rows, keys, [
         { name: 'upstream-direct-2', target: 'upstream directly, POST /graphql (paired with the next run)', opts: { url: `${upstreamUrl}/graphql`, method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: VIEWER }, gateway: null, pid: upstream.pid },
@@ -620,7 +493,7 @@ async function main(): Promise<void> {
       await lean.stop();
       peakRss = Math.max(peakRss, lean.peakRss);
       // The same, with the key cache off: every request is one indexed lookup among `keys` rows.
-      const cold = await Gateway.start({ ...gwEnv, TRACKGATE_KEY_CACHE_TTL_SECONDS: '0' }, `${keys}-uncached`);
+      const cold = await startGateway({ ...gwEnv, TRACKGATE_KEY_CACHE_TTL_SECONDS: '0' }, `${keys}-uncached`);
       gateways.push(cold);
       await measureRounds(rows, keys, [
         { name: 'verify-uncached', target: `trackgate GET /auth/verify, key cache off, ${DISTINCT.toLocaleString('en-US')} distinct keys`, opts: { url: cold.url, requests: distinct }, gateway: cold, pid: cold.child.pid },
@@ -637,7 +510,7 @@ async function main(): Promise<void> {
       const bound = configSchema.parse({}).keyCacheMaxEntries;
       log(`seeding ${bound.toLocaleString('en-US')} more real keys for the full-cache run`);
       const cacheKeys = seedKeys(dbFile, orgId, boot.user.id, bound, LARGE, true);
-      const full = await Gateway.start({ ...gwEnv, TRACKGATE_KEY_CACHE_TTL_SECONDS: '600' }, 'full-cache');
+      const full = await startGateway({ ...gwEnv, TRACKGATE_KEY_CACHE_TTL_SECONDS: '600' }, 'full-cache');
       gateways.push(full);
       let next = 0;
       await autocannon({
@@ -664,18 +537,20 @@ async function main(): Promise<void> {
     }
     const text = report(rows, m, peakRss, started, seedSeconds, loadBefore, fullCache);
     writeFileSync(join(RESULTS, `bench-${started.toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ started, machine: m, duration: DURATION, connections: CONNECTIONS, rows, peakRss }, null, 2));
-    const file = join(ROOT, 'BENCHMARKS.md');
-    const BEGIN = '<!-- bench:begin (written by npm run bench) -->';
-    const END = '<!-- bench:end -->';
-    const existing = existsSync(file) ? readFileSync(file, 'utf8') : `# Benchmarks\n\n${BEGIN}\n${END}\n`;
-    const next = existing.includes(BEGIN) && existing.includes(END) ? existing.slice(0, existing.indexOf(BEGIN) + BEGIN.length) + '\n' + text + '\n' + existing.slice(existing.indexOf(END)) : `${existing}\n${BEGIN}\n${text}\n${END}\n`;
-    writeFileSync(file, next);
+    writeSection('<!-- bench:begin (written by npm run bench) -->', '<!-- bench:end -->', text);
     log(`wrote BENCHMARKS.md\n\n${text}\n`);
   } finally {
     for (const g of gateways) await g.stop().catch(() => {});
     for (const c of children) await stop(c);
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** BENCH_ONLY=faults runs the fault scenario alone (bench/faults.ts); without BENCH_ONLY it runs after the others. */
+async function main(): Promise<void> {
+  buildIfNeeded();
+  if (!ONLY || [...ONLY].some((name) => name !== 'faults')) await hotPaths();
+  if (!ONLY || ONLY.has('faults')) await runFaults();
 }
 
 main().then(

@@ -1,4 +1,5 @@
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,22 +53,38 @@ export class PrivatePostgres {
     return pg;
   }
 
-  private run(tool: string, args: string[]): string {
+  /** The command line of a server tool, as the `postgres` user when this process is root. */
+  private command(tool: string, args: string[]): [string, string[]] {
     const bin = join(pgBin(), tool);
-    const [cmd, argv] = process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', bin, ...args]] : [bin, args];
+    return process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', bin, ...args]] : [bin, args];
+  }
+
+  private run(tool: string, args: string[]): string {
+    const [cmd, argv] = this.command(tool, args);
     return execFileSync(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: this.dir }).toString();
+  }
+
+  /** As run(), without blocking the event loop: a load running in this process keeps running meanwhile. */
+  private async runInBackground(tool: string, args: string[]): Promise<void> {
+    const [cmd, argv] = this.command(tool, args);
+    await promisify(execFile)(cmd, argv, { cwd: this.dir });
   }
 
   /** Starts the server (again, after a stop or a crash: it recovers from its WAL). */
   async startServer(): Promise<void> {
     const opts = `-p ${this.port} -c listen_addresses=127.0.0.1 -k ${this.dir} -c fsync=off -c full_page_writes=off -c max_connections=200`;
-    this.run('pg_ctl', ['-D', join(this.dir, 'data'), '-o', opts, '-l', join(this.dir, 'server.log'), '-w', '-t', '60', 'start']);
+    await this.runInBackground('pg_ctl', ['-D', join(this.dir, 'data'), '-o', opts, '-l', join(this.dir, 'server.log'), '-w', '-t', '60', 'start']);
     await waitForPort(this.port);
   }
 
   /** Kills the server without a clean shutdown (`immediate`): connections are cut, nothing is flushed politely. */
   crash(): void {
     this.run('pg_ctl', ['-D', join(this.dir, 'data'), '-m', 'immediate', '-w', 'stop']);
+  }
+
+  /** crash(), without blocking the event loop (a load generator in the same process keeps its clock). */
+  async crashInBackground(): Promise<void> {
+    await this.runInBackground('pg_ctl', ['-D', join(this.dir, 'data'), '-m', 'immediate', '-w', 'stop']);
   }
 
   /** A clean shutdown (`fast`): open sessions are told to end (57P01 admin_shutdown). */
