@@ -6,6 +6,9 @@ import type { ApiKeysTable, KeyOwnerTables, KeysTables } from './keys.tables.ts'
 /** The key tables, and of the owners' tables only what lockOwner touches (the owners' folders depend on this one). */
 type KeysDB = KeysTables & KeyOwnerTables;
 
+/** Keys per transaction of a last-used flush (see touchLastUsed). */
+const LAST_USED_CHUNK = 100;
+
 export type ApiKeyRow = Selectable<ApiKeysTable>;
 
 /** Oldest first; created_at ties are broken by the id, so the order is total and never changes. */
@@ -113,18 +116,29 @@ export class KeysRepository {
   }
 
   /** Writes a batch of last-used times; never moves a time backwards. */
+  /**
+   * Records last-used times in short transactions of at most LAST_USED_CHUNK keys, each in key-id
+   * order: several instances flush at once, and revocations and rotations lock one key row each. One
+   * transaction over a whole flush (thousands of keys under load) held its row locks for seconds, so a
+   * revocation waited past the statement timeout (503), and two flushes taking rows in different
+   * orders deadlocked (40P01). Sorted, small chunks can neither deadlock each other nor hold a row long.
+   */
   async touchLastUsed(entries: Array<{ id: string; at: string }>): Promise<void> {
     if (entries.length === 0) return;
-    await this.db.transaction().execute(async (trx) => {
-      for (const e of entries) {
-        await trx
-          .updateTable('api_keys')
-          .set({ last_used_at: e.at })
-          .where('id', '=', e.id)
-          .where((eb) => eb.or([eb('last_used_at', 'is', null), eb('last_used_at', '<', e.at)]))
-          .execute();
-      }
-    });
+    const sorted = [...entries].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    for (let i = 0; i < sorted.length; i += LAST_USED_CHUNK) {
+      const chunk = sorted.slice(i, i + LAST_USED_CHUNK);
+      await this.db.transaction().execute(async (trx) => {
+        for (const e of chunk) {
+          await trx
+            .updateTable('api_keys')
+            .set({ last_used_at: e.at })
+            .where('id', '=', e.id)
+            .where((eb) => eb.or([eb('last_used_at', 'is', null), eb('last_used_at', '<', e.at)]))
+            .execute();
+        }
+      });
+    }
   }
 
   async countAll(): Promise<number> {
