@@ -25,8 +25,11 @@ export interface ChannelHealthOptions {
  * subscription), which catches what connection states do not: a subscription not yet renewed after a
  * reconnect, or a network partition that never closes the socket. Without a ping back for
  * `downAfterMs` (or with the subscriber not ready) the channel is down: logged once, shown by /readyz
- * and the gauge, and revocations then reach this isolate through the database poll alone. Whenever
- * messages may have been lost, the first ping heard afterwards drops everything cached once.
+ * and the gauge, and revocations then reach this isolate through the database poll alone. Messages lost
+ * meanwhile need nothing here: every invalidation is in the database's log, committed with its change, and
+ * the poll applies what no channel brought. (Dropping the whole cache when the channel came back, as this
+ * did before the log, also dropped the entries stale-while-unavailable keeps: a ping missed on a machine
+ * busy during a database outage turned every cached key into a 503.)
  */
 export class RedisInvalidationTransport implements InvalidationTransport {
   /** This transport's own pings (the other isolate of the instance has the same origin, so not that). */
@@ -38,8 +41,6 @@ export class RedisInvalidationTransport implements InvalidationTransport {
   private lastOwnPing = 0;
   /** Whether it was heard up (null: not yet decided, at start). */
   private up: boolean | null = null;
-  /** Messages may have been lost since the last own ping (a reconnect, a silence): the next one drops everything cached. */
-  private missed = false;
   private onRemote: ((event: NumberedEvent) => void) | null = null;
   private timer: NodeJS.Timeout | null = null;
 
@@ -86,10 +87,6 @@ export class RedisInvalidationTransport implements InvalidationTransport {
         this.logger.warn('ignored a malformed cache invalidation message');
       }
     });
-    // After a reconnect, messages published meanwhile were lost (ioredis subscribes again by itself).
-    this.subscriber.on('close', () => {
-      this.missed = true;
-    });
     this.ping();
     this.timer = setInterval(() => this.tick(), this.pingEveryMs);
     this.timer.unref();
@@ -102,11 +99,6 @@ export class RedisInvalidationTransport implements InvalidationTransport {
 
   private heardOwnPing(): void {
     this.lastOwnPing = Date.now();
-    if (this.missed) {
-      // Heard again: everything published from now on arrives; what was published before may not have.
-      this.missed = false;
-      this.onRemote?.({ kind: 'all' });
-    }
   }
 
   private ping(): void {
@@ -128,7 +120,6 @@ export class RedisInvalidationTransport implements InvalidationTransport {
     const was = this.up;
     this.up = up;
     if (!up) {
-      this.missed = true;
       this.logger.warn(`invalidation channel down: revocations reach this instance through the database poll every ${this.health.pollMs} ms`);
     } else if (was === false) {
       this.logger.info('invalidation channel up again: revocations reach this instance over Redis');

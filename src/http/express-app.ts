@@ -6,7 +6,7 @@ import type { Principal } from '../auth/principal.ts';
 import type { Logger } from '../log/logger.ts';
 import { loggablePath } from '../log/loggable-path.ts';
 import type { TrustedProxies } from './client-ip.ts';
-import { AppError, errors } from '../errors/app-error.ts';
+import { AppError, errors, isUnavailable } from '../errors/app-error.ts';
 import type { ErrorCode, ErrorKind } from '../errors/catalogue.ts';
 import type { LoginProblemCode } from '../errors/login-problems.ts';
 import { SAFE_METHODS } from './csrf.ts';
@@ -97,7 +97,9 @@ export function createErrorHandler(logger: Logger): ErrorRequestHandler {
       logger.error({ err, request_id: rid, method: req.method, path: loggablePath(req.path) }, 'unhandled error');
       appErr = errors.internal();
     }
-    if (!appErr.isClientError && err instanceof AppError) logger.error({ err, request_id: rid }, 'server error');
+    // A dependency that is down is expected to happen and is answered 503 on purpose: a warning, as on the hot paths.
+    if (isUnavailable(err)) logger.warn({ err: err.message, request_id: rid }, 'dependency unavailable: answered 503');
+    else if (!appErr.isClientError && err instanceof AppError) logger.error({ err, request_id: rid }, 'server error');
     if (res.headersSent) return;
     const page = res.locals.errorPage;
     if (page === undefined) return writeErrorJson(req, res, appErr, rid, undefined, false);
