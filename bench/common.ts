@@ -6,11 +6,10 @@
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../test/support/net.ts';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** `npm start`'s command line (package.json): the gateway runs exactly as `npm start` runs it, the compiled build included. */
@@ -33,13 +32,7 @@ export function buildIfNeeded(): void {
   }
 }
 
-export async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+export { freePort };
 
 export async function waitHttp(url: string, child: ChildProcess, what: string): Promise<void> {
   const deadline = Date.now() + 30_000;

@@ -24,10 +24,11 @@ import type { Baseline, Query } from './support/faults/change-audit-invariants.t
 import { GatewayProcess } from './support/faults/gateway-process.ts';
 import { freePort } from './support/faults/ports.ts';
 import { PrivatePostgres, canRunPrivatePostgres } from './support/faults/postgres.ts';
-import { PrivateRedis } from './support/faults/redis.ts';
+import { PrivateRedis, canRunPrivateRedis } from './support/faults/redis.ts';
 import { Browser } from './support/idp/browser.ts';
 import { startJoseIdp } from './support/idp/jose-idp.ts';
 import type { JoseIdp } from './support/idp/jose-idp.ts';
+import { basic, sleep } from './support/app.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 /** TRACKGATE_LAST_USED_FLUSH_MS of the instances. */
@@ -38,13 +39,8 @@ const REVOCATION_BOUND_MS = 3000;
 const FLUSH_MARGIN_MS = 1500;
 const ROUNDS = Number(process.env.TRACKGATE_TEST_CRASH_ROUNDS ?? 3);
 
-function hasRedisServer(): boolean {
-  return spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
-}
-const skip = !canRunPrivatePostgres() ? 'SKIPPED: no PostgreSQL server binaries (initdb, pg_ctl) on this machine' : !hasRedisServer() ? 'SKIPPED: no redis-server on this machine' : false;
+const skip = !canRunPrivatePostgres() ? 'SKIPPED: no PostgreSQL server binaries (initdb, pg_ctl) on this machine' : !canRunPrivateRedis() ? 'SKIPPED: no redis-server on this machine' : false;
 
-const basic = (key: string) => 'Basic ' + Buffer.from('api:' + key).toString('base64');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pick = <T>(xs: T[]): T | undefined => xs[Math.floor(Math.random() * xs.length)];
 
 type Answer = { status: number; text: string; body: any } | { error: string };

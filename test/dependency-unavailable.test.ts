@@ -7,7 +7,6 @@
  * test moves.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
@@ -23,7 +22,7 @@ import type { LastUsedRecorder } from '../src/keys/last-used.ts';
 import { basic, sleep, startApp } from './support/app.ts';
 import type { TestApp, TestResponse } from './support/app.ts';
 import { canRunPrivatePostgres, PrivatePostgres } from './support/faults/postgres.ts';
-import { PrivateRedis } from './support/faults/redis.ts';
+import { PrivateRedis, canRunPrivateRedis } from './support/faults/redis.ts';
 import { FaultProxy } from './support/faults/tcp-proxy.ts';
 import { startUpstream } from './support/upstream.ts';
 import type { StubUpstream } from './support/upstream.ts';
@@ -37,14 +36,6 @@ const DB_TIMEOUT_MS = 1000;
 /** What a loaded machine (two cores, several test runs) may add to any bound here. */
 const MARGIN_MS = 2500;
 
-function hasRedisServer(): boolean {
-  try {
-    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** An answer is the documented 503: status, Retry-After, and the JSON error naming the dependency and nothing of its internals. */
 function assertUnavailable(r: TestResponse, dependency: RegExp, what: string): void {
@@ -309,7 +300,7 @@ describe('SQLite full (max_page_count reached)', () => {
   });
 });
 
-describe('Redis down: browser sessions, sign-in limits', { skip: !hasRedisServer() && 'no redis-server on this machine' }, () => {
+describe('Redis down: browser sessions, sign-in limits', { skip: !canRunPrivateRedis() && 'no redis-server on this machine' }, () => {
   let redis: PrivateRedis;
   let redisRelay: FaultProxy;
   let app: TestApp;

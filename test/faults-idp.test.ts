@@ -20,12 +20,11 @@ import { LoadDriver } from './support/faults/load.ts';
 import { freePort } from './support/faults/ports.ts';
 import { bootstrapAdmin, createKeys, revokeKey, sqliteDeployment } from './support/faults/seed.ts';
 import { FaultProxy } from './support/faults/tcp-proxy.ts';
+import { basic, sleep } from './support/app.ts';
 
 const SSO_TIMEOUT_MS = 1000;
 /** A login answers within the IdP timeout and this (a loaded test machine). */
 const MARGIN_MS = 4000;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const basic = (key: string) => 'Basic ' + Buffer.from('api:' + key).toString('base64');
 
 describe('faults: an IdP (real trackgate process)', { timeout: 240_000 }, () => {
   let dir: string;

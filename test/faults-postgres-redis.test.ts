@@ -10,7 +10,6 @@
  * repeated here: this is the two-process, under-load matrix.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,10 +20,11 @@ import { GatewayProcess } from './support/faults/gateway-process.ts';
 import { LoadDriver } from './support/faults/load.ts';
 import type { Sample } from './support/faults/load.ts';
 import { canRunPrivatePostgres, PrivatePostgres } from './support/faults/postgres.ts';
-import { PrivateRedis } from './support/faults/redis.ts';
+import { PrivateRedis, canRunPrivateRedis } from './support/faults/redis.ts';
 import { bootstrapAdmin, createKeys, revokeKey, sqliteDeployment } from './support/faults/seed.ts';
 import { FaultProxy } from './support/faults/tcp-proxy.ts';
 import { TrackingApi } from './support/faults/tracking-api.ts';
+import { basic, sleep } from './support/app.ts';
 
 const DB_TIMEOUT_MS = 1000;
 const REDIS_TIMEOUT_MS = 500;
@@ -34,19 +34,9 @@ const KEY_CACHE_TTL_SECONDS = 3;
 const MARGIN_MS = 2500;
 /** A revocation reaches the other instance within the poll (≤ 1 s with Redis down); the load's own timing adds a little. */
 const REVOCATION_BOUND_MS = 1000 + 500;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const basic = (key: string) => 'Basic ' + Buffer.from('api:' + key).toString('base64');
 
-function hasRedisServer(): boolean {
-  try {
-    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
-const skip = !canRunPrivatePostgres() ? 'SKIPPED: no PostgreSQL server binaries' : !hasRedisServer() ? 'SKIPPED: no redis-server' : false;
+const skip = !canRunPrivatePostgres() ? 'SKIPPED: no PostgreSQL server binaries' : !canRunPrivateRedis() ? 'SKIPPED: no redis-server' : false;
 
 interface Answer {
   status: number;

@@ -17,12 +17,11 @@ import type { Sample } from './support/faults/load.ts';
 import { bootstrapAdmin, createKeys, revokeKey, sqliteDeployment } from './support/faults/seed.ts';
 import { FaultProxy } from './support/faults/tcp-proxy.ts';
 import { TrackingApi } from './support/faults/tracking-api.ts';
+import { basic, sleep } from './support/app.ts';
 
 const UPSTREAM_TIMEOUT_MS = 1000;
 /** Every answer, even during a fault, comes within the upstream timeout and this (a loaded test machine). */
 const ANSWER_MARGIN_MS = 4000;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const basic = (key: string) => 'Basic ' + Buffer.from('api:' + key).toString('base64');
 
 describe('faults: the upstream tracking API (real trackgate process)', { timeout: 240_000 }, () => {
   let dir: string;

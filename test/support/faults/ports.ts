@@ -1,14 +1,5 @@
+export { freePort } from '../net.ts';
 import net from 'node:net';
-import type { AddressInfo } from 'node:net';
-
-/** A TCP port free on 127.0.0.1 right now. */
-export async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** Resolves when something accepts TCP connections on the port (or rejects after `ms`). */
 export async function waitForPort(port: number, ms = 30_000): Promise<void> {

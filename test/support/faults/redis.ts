@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { freePort, waitForPort } from './ports.ts';
 
@@ -38,5 +38,15 @@ export class PrivateRedis {
 
   get running(): boolean {
     return this.child !== null && this.child.exitCode === null;
+  }
+}
+
+/** Whether this machine has a redis-server to run one of a test's own. */
+export function canRunPrivateRedis(): boolean {
+  try {
+    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
   }
 }

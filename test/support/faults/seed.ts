@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { basic } from '../app.ts';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const run = promisify(execFile);
@@ -33,7 +34,6 @@ export async function bootstrapAdmin(env: Record<string, string>, org = `fault-$
   return { org, adminKey: r.api_key, admin: r.user.username };
 }
 
-const basic = (key: string) => 'Basic ' + Buffer.from('api:' + key).toString('base64');
 
 /** `n` personal keys of the key's owner, made through the management API of `url`. */
 export async function createKeys(url: string, ownerKey: string, n: number): Promise<Array<{ id: string; key: string }>> {
