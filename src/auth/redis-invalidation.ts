@@ -41,7 +41,8 @@ export class RedisInvalidationTransport implements InvalidationTransport {
   private lastOwnPing = 0;
   /** Whether it was heard up (null: not yet decided, at start). */
   private up: boolean | null = null;
-  private onRemote: ((event: NumberedEvent) => void) | null = null;
+  /** A publish failed and none has succeeded since (see publish). */
+  private publishFailing = false;
   private timer: NodeJS.Timeout | null = null;
 
   /**
@@ -63,13 +64,21 @@ export class RedisInvalidationTransport implements InvalidationTransport {
   }
 
   publish(event: NumberedEvent): void {
-    this.publisher.publish(this.channel, JSON.stringify({ ...event, origin: this.origin })).catch((err: unknown) => {
-      this.logger.error({ err }, 'could not publish a cache invalidation to other instances');
-    });
+    this.publisher.publish(this.channel, JSON.stringify({ ...event, origin: this.origin })).then(
+      () => {
+        this.publishFailing = false;
+      },
+      (err: unknown) => {
+        // Once per outage, not per change: the change is in the log, which every instance polls, so a lost
+        // message delays it by the poll interval at most; one warning tells the operator as much.
+        if (this.publishFailing) return;
+        this.publishFailing = true;
+        this.logger.warn({ err }, 'could not publish cache invalidations to other instances: they reach them through the database poll');
+      },
+    );
   }
 
   subscribe(onRemote: (event: NumberedEvent) => void): void {
-    this.onRemote = onRemote;
     this.subscriber.subscribe(this.channel).catch((err: unknown) => this.logger.error({ err }, 'could not subscribe to cache invalidations'));
     this.subscriber.on('message', (channel: string, message: string) => {
       if (channel !== this.channel) return;
