@@ -10,6 +10,7 @@ import type { OrgRow } from '../orgs/orgs.repository.ts';
 import type { UserRow } from '../users/users.repository.ts';
 import { deriveUsername } from '../users/provisioning.ts';
 import { isUniqueViolation } from '../db/dialect.ts';
+import { AppError } from '../errors/app-error.ts';
 import { fields } from '../validation/fields.ts';
 import { decideEmailLink, emailEvidence, isAzureIssuer } from './account-linking.ts';
 import { emailDomain } from '../users/email-domain-claims.ts';
@@ -251,10 +252,17 @@ export class SsoLoginService {
     // claim (upn, preferred_username, a profile field people can edit) has no evidence, whatever they say.
     const evidence = c.claims.email === 'email' ? emailEvidence(v.claims, isAzureIssuer(c.metadata?.issuer ?? c.row.issuer)) : null;
     const now = new Date().toISOString();
-    const user = await this.invalidator.transaction(this.store, async (repos, invalidate) => {
+    const once = () => this.invalidator.transaction(this.store, async (repos, invalidate) => {
       let changed = false;
       const repo = this.repo(repos);
-      const identity = await repo.findIdentity(org.id, id.key);
+      let identity = await repo.findIdentity(org.id, id.key);
+      if (!identity) {
+        // A first sign-in (rare: once per person) takes the connection row's lock and looks again, so that two
+        // at once of one person (tabs, a double click) run one after the other: the second finds the identity
+        // the first linked, instead of deciding on a half-seen state (no identity yet, but the email now used).
+        await repo.lockConnection(org.id, c.row.id);
+        identity = await repo.findIdentity(org.id, id.key);
+      }
       let user: UserRow | undefined;
       let how: 'identity' | 'email_link' | 'jit';
       let linkRule: { evidence: string; domain: string } | null = null;
@@ -342,12 +350,19 @@ export class SsoLoginService {
         details: { connection_id: c.row.id, how, issuer: v.issuer, ...(linkRule ? { link_rule: `${linkRule.evidence}+connection_domain+unbound_account`, email_domain: linkRule.domain } : {}), ...(id.tenantId ? { tenant_id: id.tenantId } : {}), ...(synced.length ? { team_changes: synced } : {}) },
       });
       return user;
-    }).catch((err: unknown) => {
-      // Two first sign-ins of one identity at once: the second loses the insert race; signing in again works.
-      if (isUniqueViolation(err)) throw new LoginRefused('login_race', 'another sign-in of this identity was being completed at the same moment; sign in again');
-      throw err;
     });
-    return user;
+    // A unique race the connection lock does not order (the same email created at that moment by an admin
+    // or another way in, a derived username taken meanwhile) is run again: the second run sees what the
+    // other committed and decides on it. Only races are retried, and only twice.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await once();
+      } catch (err) {
+        const race = isUniqueViolation(err) || (err instanceof AppError && err.code === 'user_taken');
+        if (!race) throw err;
+        if (attempt >= 3) throw new LoginRefused('login_race', 'another sign-in of this identity was being completed at the same moment; sign in again');
+      }
+    }
   }
 
   /**

@@ -56,6 +56,11 @@ export class SsoRepository {
     return this.db.selectFrom('sso_domains').select(['org_id', 'connection_id']).where('domain', '=', domain).executeTakeFirst();
   }
 
+  /** Takes the connection row's write lock until the transaction ends (first sign-ins run one at a time). */
+  async lockConnection(orgId: string, id: string): Promise<void> {
+    await this.db.updateTable('sso_connections').set((eb) => ({ updated_at: eb.ref('updated_at') })).where('org_id', '=', orgId).where('id', '=', id).execute();
+  }
+
   // ---- identities ----
   async findIdentity(orgId: string, identityKey: string): Promise<IdentityRow | undefined> {
     return this.db.selectFrom('external_identities').selectAll().where('org_id', '=', orgId).where('identity_key', '=', identityKey).executeTakeFirst();
