@@ -23,6 +23,10 @@ import { SsoRepository } from './sso/sso.repository.ts';
 import type { SsoTables } from './sso/sso.tables.ts';
 import { TeamsRepository } from './teams/teams.repository.ts';
 import type { TeamsTables } from './teams/teams.tables.ts';
+import { ScimGroupsRepository } from './scim/scim-groups.repository.ts';
+import { ScimTokensRepository } from './scim/scim-tokens.repository.ts';
+import { ScimUsersRepository } from './scim/scim-users.repository.ts';
+import type { ScimTables } from './scim/scim.tables.ts';
 import { EntityNamesRepository } from './users/entity-names.repository.ts';
 import { UsersRepository } from './users/users.repository.ts';
 import type { EntityNamesTables, UsersTables } from './users/users.tables.ts';
@@ -37,7 +41,7 @@ import type { LoginLinksTables } from './web/login-links.tables.ts';
  * repository, bound to the connection or to one transaction. The migrations
  * (src/db/migrations) stay one ordered history of plain DDL.
  */
-export type DB = OrgsTables & UsersTables & EntityNamesTables & TeamsTables & KeysTables & AuditTables & SigningKeysTables & ServiceAccountsTables & LoginLinksTables & SsoTables & InvalidationsTables;
+export type DB = OrgsTables & UsersTables & EntityNamesTables & TeamsTables & KeysTables & AuditTables & SigningKeysTables & ServiceAccountsTables & LoginLinksTables & SsoTables & InvalidationsTables & ScimTables;
 
 /**
  * The connection seen with only the tables a repository declares. Kysely's
@@ -63,6 +67,9 @@ function createRepositories(db: Kysely<DB>) {
     loginLinks: new LoginLinksRepository(tables(db)),
     signingKeys: new SigningKeysRepository(tables(db)),
     invalidations: new InvalidationsRepository(tables(db)),
+    scimTokens: new ScimTokensRepository(tables(db)),
+    scimUsers: new ScimUsersRepository(tables(db)),
+    scimGroups: new ScimGroupsRepository(tables(db)),
   };
 }
 

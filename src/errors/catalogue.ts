@@ -153,6 +153,20 @@ export const ERROR_CATALOGUE = {
   management_unavailable: { kind: 'unavailable', meaning: 'The management worker is restarting; try again in a moment.' },
   management_timeout: { kind: 'upstream_timeout', meaning: 'The management worker did not answer in time.' },
 
+  // --- SCIM 2.0 (/scim/v2): RFC 7644 §3.12 errors. The SCIM renderer (src/scim/scim-errors.ts) answers every
+  //     code in the SCIM error shape; these name the scimType values that have no code elsewhere.
+  invalid_scim_token: { kind: 'unauthenticated', meaning: 'The SCIM request carries no SCIM token of a live organization token (Bearer), or one that was revoked.' },
+  scim_invalid_filter: { kind: 'invalid', meaning: 'The SCIM filter cannot be parsed, or uses an attribute or operator trackgate does not filter on (scimType invalidFilter).' },
+  scim_invalid_syntax: { kind: 'invalid', meaning: 'The SCIM request body is not a SCIM message of the schema the endpoint takes (scimType invalidSyntax).' },
+  scim_invalid_value: { kind: 'invalid', meaning: 'A SCIM attribute has a value of the wrong type or shape, or a required one is missing (scimType invalidValue).' },
+  scim_invalid_path: { kind: 'invalid', meaning: 'A SCIM PATCH path names nothing trackgate can change (scimType invalidPath).' },
+  scim_no_target: { kind: 'invalid', meaning: 'A SCIM PATCH path selects no value to change (scimType noTarget).' },
+  scim_mutability: { kind: 'invalid', meaning: 'A SCIM request tries to change an attribute that cannot be changed (id, meta) (scimType mutability).' },
+  scim_too_many: { kind: 'invalid', meaning: 'The SCIM request asks for more than trackgate answers at once (scimType tooMany).' },
+  scim_uniqueness: { kind: 'conflict', meaning: 'A SCIM resource with this userName, externalId or displayName already exists (scimType uniqueness).' },
+  scim_version_mismatch: { kind: 'precondition_failed', meaning: "The SCIM request's If-Match names another version of the resource than the current one." },
+  team_managed_by_scim: { kind: 'conflict', meaning: "The team's members and name are managed by the organization's IdP through SCIM; change them there (roles stay the admin's)." },
+
   // --- RFC 6749 / OpenID Connect errors of trackgate's own /oidc endpoints go here when those exist
   //     (see above: their own section and their own renderer in src/http).
 } as const satisfies Record<string, Entry>;

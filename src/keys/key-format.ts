@@ -53,10 +53,31 @@ export interface GeneratedKey {
 }
 
 export function generateKey(kind: KeyKind): GeneratedKey {
+  return generateSecretToken(KEY_PREFIXES[kind]);
+}
+
+/**
+ * Credentials that are not API keys but are made the same way (a SCIM token: `tgscim-…`): a prefix of
+ * their own, so that an API key check refuses them by shape and a secret scanner tells them apart.
+ */
+export const CREDENTIAL_PREFIXES = { scim: 'tgscim' } as const;
+
+/** `<prefix>-<34 random base62><6 checksum>`, its ID (prefix and first characters) and its SHA-256 (hex). */
+export function generateSecretToken(prefix: string): GeneratedKey {
   const random = randomBase62(RANDOM_LENGTH);
-  const prefix = KEY_PREFIXES[kind];
   const key = `${prefix}-${random}${checksum(random)}`;
   return { key, keyId: `${prefix}-${random.slice(0, KEY_ID_CHARS)}`, hash: hashSecret(key, 'hex') };
+}
+
+/** Whether `token` has the shape and checksum generateSecretToken(prefix) gives: anything else is refused without a lookup. */
+export function isSecretTokenShape(token: string, prefix: string): boolean {
+  if (token.length !== prefix.length + 1 + SECRET_LENGTH || !token.startsWith(`${prefix}-`)) return false;
+  for (let i = prefix.length + 1; i < token.length; i++) {
+    const c = token.charCodeAt(i);
+    if (c >= 128 || DECODE[c] === -1) return false;
+  }
+  const random = token.slice(prefix.length + 1, prefix.length + 1 + RANDOM_LENGTH);
+  return checksum(random) === token.slice(prefix.length + 1 + RANDOM_LENGTH);
 }
 
 export type KeyShapeProblem = 'prefix' | 'length' | 'alphabet' | 'checksum';

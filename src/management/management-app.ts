@@ -8,6 +8,7 @@ import { buildOpenApi } from '../http/openapi.ts';
 import { registerKeyRoutes } from '../keys/keys.routes.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { registerOrgRoutes } from '../orgs/orgs.routes.ts';
+import { SCIM_PREFIX, createScim, scimErrorSurface } from '../scim/index.ts';
 import { registerServiceAccountRoutes } from '../service-accounts/service-accounts.routes.ts';
 import type { Sso } from '../sso/index.ts';
 import { registerTeamRoutes } from '../teams/teams.routes.ts';
@@ -23,7 +24,7 @@ export interface ManagementApp {
 /**
  * Everything trackgate serves through Express: the management API
  * (organizations, users, teams, keys, audit, service accounts, SSO
- * connections), the browser pages and the SSO login. It runs in the
+ * connections, SCIM tokens), the browser pages, the SSO login and SCIM. It runs in the
  * management worker (or inline, see TRACKGATE_MANAGEMENT_ISOLATE).
  */
 export function createManagementApp(core: Core, sso: Sso, metrics: Metrics): ManagementApp {
@@ -36,6 +37,9 @@ export function createManagementApp(core: Core, sso: Sso, metrics: Metrics): Man
   registerAuditRoutes(api, { store: core.store, access: core.access });
   registerServiceAccountRoutes(api, core.serviceAccounts);
   sso.registerApi(api);
+  // SCIM provisioning: /scim/v2 (the organization's IdP, with its SCIM token) and its tokens on the API.
+  const scim = createScim({ ...core, endSessionsOf: (userId) => core.sessionStore.destroyAllOfUser(userId) });
+  scim.registerApi(api);
 
   // Browser pages: /login (SSO), /settings, /teams/:team, /admin, one-time login links.
   const web = createWeb({ ...core, sso });
@@ -45,12 +49,14 @@ export function createManagementApp(core: Core, sso: Sso, metrics: Metrics): Man
   const app = createExpressApp({
     logger,
     trustedProxies: core.trustedProxies,
+    errorSurfaces: [scimErrorSurface],
     mount: (a) => {
       a.use(metrics.middleware());
       a.get('/gateway/v1/openapi.json', (_req, res) => {
         res.json(openapi);
       });
       a.use('/gateway/v1', api.router);
+      a.use(SCIM_PREFIX, scim.router);
       for (const r of pageRouters) a.use(r);
     },
   });

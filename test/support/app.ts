@@ -53,7 +53,8 @@ async function createPgDatabase(): Promise<{ url: string; drop: () => Promise<vo
   };
 }
 
-const KEY_PATTERN = /tg[ps]-[A-Za-z0-9]{40}/g;
+/** API keys and SCIM tokens (tgscim-…): every secret the app hands out is checked against its log. */
+const KEY_PATTERN = /tg(?:[ps]|scim)-[A-Za-z0-9]{40}/g;
 
 export interface RequestOptions {
   key?: string | null;

@@ -8,6 +8,7 @@ import { migration005 } from './005_key_successor.ts';
 import { migration006 } from './006_entity_name_tombstones.ts';
 import { migration007 } from './007_login_tx_binding.ts';
 import { migration008 } from './008_cache_invalidations.ts';
+import { migration009 } from './009_scim.ts';
 
 /** Every migration, in order. Names sort; never rename or edit a released one. */
 export function migrations(caps: DialectCaps): Record<string, Migration> {
@@ -20,5 +21,6 @@ export function migrations(caps: DialectCaps): Record<string, Migration> {
     '006_entity_name_tombstones': migration006(caps),
     '007_login_tx_binding': migration007(caps),
     '008_cache_invalidations': migration008(caps),
+    '009_scim': migration009(caps),
   };
 }

@@ -1,0 +1,69 @@
+import express from 'express';
+import type { NextFunction, Request, Response, Router } from 'express';
+import { readCredentials } from '../auth/credentials.ts';
+import { AppError } from '../errors/app-error.ts';
+import type { ErrorSurface } from '../http/express-app.ts';
+import { SCIM_CONTENT_TYPE, sendScimError } from './scim-errors.ts';
+import type { ScimClient, ScimTokensService } from './scim-tokens.service.ts';
+
+/** Where SCIM is served: `/scim/v2` is the base URL to give an IdP; `/scim` alone serves the same (some IdP wizards drop the version). */
+export const SCIM_PREFIX = '/scim';
+export const SCIM_BASE_PATH = '/scim/v2';
+
+declare module 'express-serve-static-core' {
+  interface Locals {
+    /** The organization's IdP a SCIM request comes from (set by the SCIM router's authentication). */
+    scim?: ScimClient;
+  }
+}
+
+/** The SCIM surface of the Express application: its errors in RFC 7644's shape, and bodies up to 1 MB (a group's whole member list). */
+export const scimErrorSurface: ErrorSurface = { prefix: SCIM_PREFIX, render: sendScimError, jsonLimit: '1mb' };
+
+/** Writes a SCIM resource or message: application/scim+json, and the resource's version as its ETag when it has one. */
+export function sendScim(res: Response, status: number, body: unknown, etag?: string): void {
+  if (etag) res.setHeader('ETag', etag);
+  res.status(status).setHeader('Content-Type', SCIM_CONTENT_TYPE).send(JSON.stringify(body));
+}
+
+/** The authenticated SCIM client of a request past the router's authentication. */
+export function scimClientOf(res: Response): ScimClient {
+  const client = res.locals.scim;
+  if (!client) throw new Error('SCIM route reached without authentication');
+  return client;
+}
+
+/** What each resource's routes are mounted with: the router to add them to, and the public base URL of SCIM (for `meta.location`). */
+export interface ScimRouteContext {
+  router: Router;
+  baseUrl: string;
+}
+
+/**
+ * The SCIM 2.0 endpoint: every request is authenticated by an organization's SCIM token (Bearer) and acts
+ * on that organization only (no tenant in the URL to get wrong). `register` adds the resources' routes
+ * (Users, Groups, the discovery endpoints). Mounted at SCIM_PREFIX; serves /scim/v2/… and /scim/… alike.
+ */
+export function createScimRouter(tokens: ScimTokensService, baseUrl: string, register: (ctx: ScimRouteContext) => void): Router {
+  const router = express.Router({ caseSensitive: false, strict: false });
+  // Mounted once at /scim: /scim/v2/Users and /scim/Users are the same route.
+  router.use((req: Request, _res: Response, next: NextFunction) => {
+    if (req.url === '/v2' || req.url.startsWith('/v2/') || req.url.startsWith('/v2?')) req.url = req.url.slice(3) || '/';
+    next();
+  });
+  router.use((req: Request, res: Response, next: NextFunction) => {
+    const creds = readCredentials(req);
+    const token = creds.kind === 'bearer_token' ? creds.token : creds.kind === 'api_key' ? creds.key : null;
+    if (token === null) return next(new AppError('invalid_scim_token', 'send the organization\'s SCIM token as "Authorization: Bearer <token>"', { challenge: true }));
+    tokens
+      .authenticate(token, { ip: res.locals.clientIp, requestId: res.locals.requestId })
+      .then((client) => {
+        if (!client) return next(new AppError('invalid_scim_token', 'the SCIM token is not valid (unknown, revoked, or not a SCIM token)', { challenge: true }));
+        res.locals.scim = client;
+        next();
+      })
+      .catch(next);
+  });
+  register({ router, baseUrl });
+  return router;
+}
