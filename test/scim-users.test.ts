@@ -263,6 +263,9 @@ for (const [runIndex, dialect] of dialects().entries()) {
         [{ op: 'Add', path: `${ENTERPRISE}:employeeNumber`, value: '43' }, { op: 'Add', path: `${ENTERPRISE}:manager`, value: [{ $ref: null, value: 'boss' }] }],
         [{ op: 'Replace', path: 'title', value: 'Engineer' }, { op: 'Replace', path: 'addresses[type eq "work"].locality', value: 'Oslo' }],
         [{ op: 'Replace', path: 'emails[type eq "work"].value', value: jy }],
+        // userName is the email: another address in emails is not kept (Entra's mail may differ from its UPN).
+        [{ op: 'Add', path: 'emails[type eq "home"].value', value: `home-${jy}` }],
+        [{ op: 'Replace', path: 'emails[type eq "work" and primary eq "True"].value', value: `other-${jy}` }],
       ]) {
         const p = await entra.request('PATCH', `/Users/${u.id}`, patch(...ops));
         assert.equal(p.status, 200, `${JSON.stringify(ops)}: ${p.text}`);
@@ -406,6 +409,22 @@ for (const [runIndex, dialect] of dialects().entries()) {
       assertListResponse(await okta.request('GET', '/Users?STARTINDEX=2&Count=1'), { total, startIndex: 2, items: 1 });
       const capped = await okta.request('GET', '/Users?count=100000');
       assert.ok(capped.body.itemsPerPage <= 200);
+      // attributes= keeps the named ones (and id, schemas, meta); excludedAttributes= drops them.
+      const slim = await okta.request('GET', '/Users?count=1&attributes=userName,name.givenName');
+      assert.deepEqual(Object.keys(slim.body.Resources[0]).sort(), ['id', 'meta', 'name', 'schemas', 'userName']);
+      assert.deepEqual(Object.keys(slim.body.Resources[0].name), slim.body.Resources[0].name.givenName === undefined ? [] : ['givenName']);
+      const noGroups = await okta.request('GET', '/Users?count=1&excludedAttributes=groups,emails');
+      assert.equal(noGroups.body.Resources[0].groups, undefined);
+      assert.equal(noGroups.body.Resources[0].emails, undefined);
+      assert.equal(typeof noGroups.body.Resources[0].userName, 'string');
+    });
+
+    test('the same person created twice at once: one 201, one 409, one account', async () => {
+      const twin = email('twin');
+      const answers = await Promise.all([0, 1, 2].map(() => okta.request('POST', '/Users', oktaUser(twin))));
+      assert.deepEqual(answers.map((a) => a.status).sort(), [201, 409, 409], answers.map((a) => a.text).join('\n'));
+      for (const a of answers.filter((x) => x.status === 409)) assertScimError(a, 409, 'uniqueness');
+      assertListResponse(await okta.request('GET', `/Users?filter=${encodeURIComponent(`userName eq "${twin}"`)}`), { total: 1 });
     });
 
     test('DELETE: the person leaves (keys, teams, identities, sessions), stays in the audit; a later POST brings the account back', async () => {
@@ -547,6 +566,21 @@ for (const [runIndex, dialect] of dialects().entries()) {
       // Their own person is theirs alone.
       const theirOwn = await create(otherScim, oktaUser(`ivy@${otherDomain}`));
       assertScimError(await okta.request('GET', `/Users/${theirOwn.id}`), 404);
+    });
+
+    // Last: it takes the organization's admin (the instance operator) away.
+    test("the IdP deprovisions an organization's last admin, the instance operator included (no last-admin rule for SCIM)", async () => {
+      const all = await okta.request('GET', `/Users?filter=${encodeURIComponent(`userName eq "admin@${org}.example"`)}`);
+      assertListResponse(all, { total: 1 });
+      const admin = all.body.Resources[0];
+      assert.equal(await verify(adminKey), 200);
+      const off = await okta.request('PATCH', `/Users/${admin.id}`, patch({ op: 'replace', path: 'active', value: false }));
+      assert.equal(off.status, 200, off.text);
+      assert.equal(off.body.active, false);
+      assert.equal(await verify(adminKey), 401);
+      const on = await okta.request('PATCH', `/Users/${admin.id}`, patch({ op: 'replace', path: 'active', value: true }));
+      assert.equal(on.body.active, true);
+      assert.equal(await verify(adminKey), 401, 'their revoked key stays revoked');
     });
   });
 }

@@ -18,7 +18,7 @@ type Json = Record<string, unknown>;
  * - `null` means "no value": the attribute is removed (Entra: `"phoneNumbers": null`);
  * - attributes the schema does not keep (phoneNumbers, addresses, title, the enterprise extension…) are
  *   dropped, in paths and in values, so a PATCH naming them answers 200 and changes nothing;
- * - a `replace` on a filtered path that matches nothing adds the element (Entra's
+ * - a `replace` or `add` on a filtered path that matches nothing adds the element (Entra's
  *   `emails[type eq "work"].value` on a resource without one).
  * No HTTP here; errors are the catalogue's SCIM codes.
  */
@@ -242,7 +242,7 @@ function normaliseOperations(definition: SchemaDefinition, body: unknown, curren
 const FILTERED = /^([^[\]]+)\[([^\]]+)\](?:\.(.+))?$/;
 
 /**
- * For a `replace` on `attr[filter].sub` that matches no element: the `add` that creates the element, with
+ * For a `replace` or `add` on `attr[filter].sub` that matches no element: the `add` that creates the element, with
  * the filter's equalities as its values (`emails[type eq "work"].value` → add emails [{type:"work", value}]).
  * Null when the path has no filter or the filter is not plain equalities.
  */
@@ -288,7 +288,7 @@ export async function applyPatch(definition: SchemaDefinition, current: Json, bo
     try {
       await run(operation);
     } catch (err) {
-      const fallback = err instanceof SCIMMY.Types.Error && err.scimType === 'noTarget' && operation.op === 'replace' && operation.path ? addForMissingElement(operation.path, operation.value) : null;
+      const fallback = err instanceof SCIMMY.Types.Error && err.scimType === 'noTarget' && operation.op !== 'remove' && operation.path ? addForMissingElement(operation.path, operation.value) : null;
       if (!fallback) throw scimmyError(err);
       try {
         await run(fallback);

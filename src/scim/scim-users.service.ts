@@ -148,8 +148,13 @@ export class ScimUsersService {
     return render(p, await repos.scimUsers.groupsOf(p.org_id, [p.id]), at);
   }
 
-  /** The person with this id, if SCIM may see them (in the organization, not removed by SCIM). */
+  /**
+   * The person with this id, if SCIM may see them (in the organization, not removed by SCIM), read
+   * under their row's lock: two changes of one person (an IdP retrying, two IdPs) run one after the
+   * other and each judges the state the other left (one deactivation, one audit event, one email check).
+   */
   private async findLive(repos: ScimRepos, orgId: string, id: string): Promise<ScimPerson> {
+    await repos.keys.lockOwner({ ownerType: 'user', ownerId: id });
     const p = await repos.scimUsers.find(orgId, id);
     if (!p || p.removed_at !== null) throw notFound(id);
     return p;
@@ -181,7 +186,9 @@ export class ScimUsersService {
 
   async get(client: ScimClient, id: string, at: ScimLocation): Promise<ScimUserResource> {
     const repos = this.deps.store.repos;
-    return this.resourceOf(repos, await this.findLive(repos, client.orgId, id), at);
+    const p = await repos.scimUsers.find(client.orgId, id);
+    if (!p || p.removed_at !== null) throw notFound(id);
+    return this.resourceOf(repos, p, at);
   }
 
   /**
@@ -195,7 +202,12 @@ export class ScimUsersService {
     const actor = scimAuditActor(client);
     const userId = await this.deps.invalidator.transaction(this.deps.store, async (repos, invalidate) => {
       const org = await this.org(repos, client);
-      const existing = await repos.scimUsers.findByEmail(org.id, desired.email);
+      let existing = await repos.scimUsers.findByEmail(org.id, desired.email);
+      if (existing) {
+        // Read again under the row's lock: two POSTs reviving one account at once revive it once.
+        await repos.keys.lockOwner({ ownerType: 'user', ownerId: existing.id });
+        existing = await repos.scimUsers.find(org.id, existing.id);
+      }
       if (existing && existing.removed_at === null) throw new AppError('scim_uniqueness', `a user with userName "${desired.email}" already exists in ${org.slug}`);
       if (desired.externalId !== null && (await repos.scimUsers.externalIdTaken(org.id, desired.externalId, existing?.id ?? null))) {
         throw new AppError('scim_uniqueness', `a user with externalId "${desired.externalId.slice(0, 100)}" already exists in ${org.slug}`);
