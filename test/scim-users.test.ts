@@ -357,6 +357,11 @@ for (const [runIndex, dialect] of dialects().entries()) {
       assert.equal(bare.body.externalId, undefined, 'externalId absent: cleared');
       assert.deepEqual(bare.body.name, { formatted: `carol-${tag}` });
       assert.equal(bare.body.displayName, `carol-${tag}`, 'no name at all: the username');
+      const formatted = await okta.request('PUT', `/Users/${u.id}`, { schemas: [USER_SCHEMA], userName: carol, name: { formatted: 'Carol C. Jones' } });
+      assert.equal(formatted.body.displayName, 'Carol C. Jones', 'name.formatted alone names the person');
+      // Our own answer PUT back unchanged (Okta's GET-then-PUT) changes nothing.
+      const same = await okta.request('PUT', `/Users/${u.id}`, formatted.body);
+      assert.deepEqual(same.body, formatted.body);
 
       const on = await okta.request('PUT', `/Users/${u.id}`, { ...u, active: true });
       assert.equal(on.body.active, true);
@@ -521,6 +526,9 @@ for (const [runIndex, dialect] of dialects().entries()) {
       const u = await create(okta, oktaUser(email('gus')));
       const path = `/Users/${u.id}`;
       assertScimError(await okta.request('PATCH', path, { schemas: [PATCH_SCHEMA], Operations: [] }), 400, 'invalidValue');
+      assertScimError(await okta.request('PATCH', path, [{ op: 'replace', path: 'active', value: false }]), 400, 'invalidSyntax');
+      assertScimError(await okta.request('PUT', path, 'null'), 400, 'invalidSyntax');
+      assertScimError(await okta.request('PUT', path, { schemas: [USER_SCHEMA], userName: 'not-an-email' }), 400, 'invalidValue');
       assertScimError(await okta.request('PATCH', path, patch({ op: 'move', path: 'active', value: false })), 400, 'invalidSyntax');
       assertScimError(await okta.request('PATCH', path, patch({ op: 'replace', path: 'id', value: randomUUID() })), 400, 'mutability');
       assertScimError(await okta.request('PATCH', path, patch({ op: 'replace', path: 'displayName', value: 5 })), 400, 'invalidValue');

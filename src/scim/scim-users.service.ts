@@ -43,6 +43,8 @@ interface Desired {
   givenName: string | null;
   familyName: string | null;
   displayName: string | null;
+  /** name.formatted: not kept, only a fallback for the display name (our own answers carry it, and Okta PUTs them back). */
+  formatted: string | null;
   /** undefined: not said (a PUT without `active` leaves the status as it is). */
   active: boolean | undefined;
 }
@@ -74,6 +76,7 @@ function desiredFrom(resource: Record<string, unknown>): Desired {
     givenName: optionalString(name.givenName, 'name.givenName', MAX_NAME_PART),
     familyName: optionalString(name.familyName, 'name.familyName', MAX_NAME_PART),
     displayName: optionalString(resource.displayName, 'displayName', MAX_NAME_PART),
+    formatted: optionalString(name.formatted, 'name.formatted', MAX_NAME_PART),
     active: typeof resource.active === 'boolean' ? resource.active : undefined,
   };
 }
@@ -83,9 +86,9 @@ function joinedName(givenName: string | null, familyName: string | null): string
   return joined === '' ? null : joined;
 }
 
-/** The name trackgate shows: the IdP's displayName, else "given family", else the username. */
+/** The name trackgate shows: the IdP's displayName, else "given family", else name.formatted, else the username. */
 function displayNameOf(d: Desired, username: string): string {
-  return d.displayName ?? joinedName(d.givenName, d.familyName) ?? username;
+  return d.displayName ?? joinedName(d.givenName, d.familyName) ?? d.formatted ?? username;
 }
 
 /** A resource's version: a digest of what it says, so every instance computes the same one without storing it. */
