@@ -157,6 +157,9 @@ export class ScimUsersService {
    * other and each judges the state the other left (one deactivation, one audit event, one email check).
    */
   private async findLive(repos: ScimRepos, orgId: string, id: string): Promise<ScimPerson> {
+    const seen = await repos.scimUsers.find(orgId, id);
+    if (!seen || seen.removed_at !== null) throw notFound(id);
+    // Locked only once known to be this organization's (lockOwner is not scoped to an organization).
     await repos.keys.lockOwner({ ownerType: 'user', ownerId: id });
     const p = await repos.scimUsers.find(orgId, id);
     if (!p || p.removed_at !== null) throw notFound(id);
