@@ -1,6 +1,7 @@
 import { ROLES } from '../../auth/principal.ts';
 import type { AuditEventView } from '../../audit/audit.service.ts';
 import type { OrgView } from '../../orgs/orgs.service.ts';
+import { MAX_SCIM_TOKENS } from '../../scim/scim-tokens.service.ts';
 import type { ScimTokenView } from '../../scim/scim-tokens.service.ts';
 import type { IdentityView } from '../../sso/identities.service.ts';
 import type { ConnectionView } from '../../sso/sso.service.ts';
@@ -108,7 +109,7 @@ function hostOf(issuer: string): string {
 function newScimTokenPanel(t: NewScimTokenFlash, baseUrl: string): Html {
   return html`<div class="card secret" role="status">
 <h3>Your new SCIM token <code>${t.token_id}</code> (${t.name})</h3>
-<p class="warning"><strong>Copy it now: it will not be shown again.</strong> trackgate keeps only a hash of it. Paste it into your IdP's provisioning settings (Okta: API Token / Bearer; Entra ID: Secret Token) with the base URL <code>${baseUrl}</code>.</p>
+<p class="warning"><strong>Copy it now: it will not be shown again.</strong> trackgate keeps only a hash of it. Paste it into your IdP's provisioning settings (Okta: HTTP Header, Authorization; Entra ID: Secret Token) with the base URL <code>${baseUrl}</code>.</p>
 <div class="keybox"><code id="new-scim-token" class="key">${t.token}</code> <button type="button" class="secondary" data-copy="new-scim-token">Copy</button></div>
 </div>`;
 }
@@ -144,7 +145,7 @@ ${csrfField(v.csrf)}
 <label>Token name <input name="name" required value="${form.name ?? ''}" placeholder="okta"></label>
 <button type="submit">Create SCIM token</button>
 </form>
-<p class="muted">The token is shown once. An organization holds at most 5 tokens: one per IdP and a spare to rotate (create the new one, paste it into the IdP, then revoke the old one). A revoked token is refused on its next request, on every instance.</p>
+<p class="muted">The token is shown once. An organization holds at most ${MAX_SCIM_TOKENS} tokens: one per IdP and a spare to rotate (create the new one, paste it into the IdP, then revoke the old one). A revoked token is refused on its next request, on every instance.</p>
 </section>`;
 }
 
