@@ -375,6 +375,20 @@ for (const [runIndex, dialect] of dialects().entries()) {
       assertScimError(await okta.request('GET', `/Groups/${randomUUID()}`), 404);
     });
 
+    test('concurrent PATCHes adding different people to one group all land; a huge member list is read in chunks', async () => {
+      const names = [`alice-${tag}`, `bob-${tag}`, `carol-${tag}`];
+      const g = await createGroup(entra, `Rush ${tag}`);
+      const answers = await Promise.all(names.map((u) => entra.request('PATCH', `/Groups/${g.id}`, patch({ op: 'Add', path: 'members', value: [{ value: id(u) }] }))));
+      for (const r of answers) assert.equal(r.status, 204, r.text);
+      assert.deepEqual(memberIds(await group(entra, g.id)), names.map(id).sort());
+      // 1200 ids (more than one statement's chunk), one of them a person: refused as a whole, the unknown ones counted.
+      const many = Array.from({ length: 1199 }, () => ({ value: randomUUID() }));
+      const r = await entra.request('PATCH', `/Groups/${g.id}`, patch({ op: 'Replace', path: 'members', value: [{ value: id(names[0]!) }, ...many] }));
+      assertScimError(r, 400, 'invalidValue');
+      assert.match(r.body.detail, /and 1194 more are not users of this organization/);
+      assert.deepEqual(memberIds(await group(entra, g.id)), names.map(id).sort(), 'nothing changed');
+    });
+
     test('a team holding service accounts is not deleted by the IdP', async () => {
       const g = await createGroup(okta, `Robots ${tag}`);
       const team = await teamNameOf(g.id);
