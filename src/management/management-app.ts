@@ -42,7 +42,7 @@ export function createManagementApp(core: Core, sso: Sso, metrics: Metrics): Man
   scim.registerApi(api);
 
   // Browser pages: /login (SSO), /settings, /teams/:team, /admin, one-time login links.
-  const web = createWeb({ ...core, sso });
+  const web = createWeb({ ...core, sso, scim: { tokens: scim.tokens, baseUrl: scim.baseUrl } });
   const pageRouters = [sso.router, web.router];
 
   const openapi = buildOpenApi('/gateway/v1', api.specs, { version: VERSION, publicUrl: config.publicUrl });

@@ -18,6 +18,8 @@ export interface Scim {
   tokens: ScimTokensService;
   users: ScimUsersService;
   groups: ScimGroupsService;
+  /** The public SCIM base URL to paste into an IdP (<public URL>/scim/v2). */
+  baseUrl: string;
   /** The SCIM endpoint, to mount at SCIM_PREFIX (serves /scim/v2/… and /scim/…). */
   router: Router;
   /** /gateway/v1/orgs/:org/scim/tokens… */
@@ -35,5 +37,5 @@ export function createScim(deps: ScimDeps): Scim {
     registerScimUsersRoutes(ctx, users);
     registerScimGroupsRoutes(ctx, groups);
   });
-  return { tokens, users, groups, router, registerApi: (api) => registerScimTokenRoutes(api, tokens, baseUrl) };
+  return { tokens, users, groups, baseUrl, router, registerApi: (api) => registerScimTokenRoutes(api, tokens, baseUrl) };
 }
