@@ -525,7 +525,11 @@ for (const [runIndex, dialect] of dialects().entries()) {
 
       const u = await create(okta, oktaUser(email('gus')));
       const path = `/Users/${u.id}`;
-      assertScimError(await okta.request('PATCH', path, { schemas: [PATCH_SCHEMA], Operations: [] }), 400, 'invalidValue');
+      assertScimError(await okta.request('PATCH', path, { schemas: [PATCH_SCHEMA], Operations: [] }), 400, 'invalidSyntax');
+      assertScimError(await okta.request('PATCH', path, patch({ op: 'add', path: 'groups', value: [{ value: randomUUID() }] })), 400, 'mutability');
+      assertScimError(await okta.request('PATCH', path, patch({ op: 'replace', value: { groups: [] } })), 400, 'mutability');
+      assertScimError(await okta.request('PATCH', path, patch({ op: 'replace', path: 'name..givenName', value: 'x' })), 400, 'invalidPath');
+      assertScimError(await okta.request('PATCH', path, patch({ op: 'replace', path: 'emails[type eq "work"', value: 'x' })), 400, 'invalidPath');
       assertScimError(await okta.request('PATCH', path, [{ op: 'replace', path: 'active', value: false }]), 400, 'invalidSyntax');
       assertScimError(await okta.request('PUT', path, 'null'), 400, 'invalidSyntax');
       assertScimError(await okta.request('PUT', path, { schemas: [USER_SCHEMA], userName: 'not-an-email' }), 400, 'invalidValue');

@@ -166,6 +166,15 @@ export function readResourceBody(definition: SchemaDefinition, body: unknown): J
   }
 }
 
+/** `attr`, `attr.sub`, `attr[filter]`, `attr[filter].sub` (RFC 7644 §3.5.2's PATH, the schema URN already dropped). */
+const ATTRIBUTE_PATH = /^[A-Za-z][\w$-]*(\[[^[\]]+\])?(\.[A-Za-z$][\w$-]*)?$/;
+
+/** A PATCH may not write a read-only attribute (`groups` of a User: change them through /Groups): 400 mutability (RFC 7644 §3.5.2). */
+function requireWritable(definition: SchemaDefinition, root: string, where: string): void {
+  const attribute = attributeAt(definition, root);
+  if (attribute?.config.mutable === false) throw new AppError('scim_mutability', `${where}: ${attribute.name} is read-only`);
+}
+
 interface Operation {
   op: 'add' | 'remove' | 'replace';
   path?: string;
@@ -180,7 +189,7 @@ function normaliseOperations(definition: SchemaDefinition, body: unknown, curren
     throw new AppError('scim_invalid_syntax', `a PATCH body's schemas must be ["${PATCH_OP_SCHEMA}"]`);
   }
   const ops = message.Operations ?? message.operations;
-  if (!Array.isArray(ops) || ops.length === 0) throw new AppError('scim_invalid_value', 'a PATCH body needs "Operations": a non-empty list of operations');
+  if (!Array.isArray(ops) || ops.length === 0) throw new AppError('scim_invalid_syntax', 'a PATCH body needs "Operations": a non-empty list of operations');
   const booleans = booleanNames(definition);
   const out: Operation[] = [];
   ops.forEach((raw: unknown, i) => {
@@ -208,6 +217,7 @@ function normaliseOperations(definition: SchemaDefinition, body: unknown, curren
         }
         const attribute = attributeAt(definition, key.replace(/\[[^\]]*\]/g, ''));
         if (!attribute) continue;
+        requireWritable(definition, root, where);
         if (v === null) {
           if (op === 'replace') out.push({ op: 'remove', path: key });
           continue;
@@ -220,6 +230,7 @@ function normaliseOperations(definition: SchemaDefinition, body: unknown, curren
 
     const root = rootOf(path);
     if (root === null) return; // an extension schema's attribute (Entra's enterprise extension): not kept
+    if (!ATTRIBUTE_PATH.test(path)) throw new AppError('scim_invalid_path', `${where}: "${path.slice(0, 100)}" is not an attribute path`);
     if (SERVER_OWNED.has(root.toLowerCase())) {
       if (root.toLowerCase() === 'id' && op === 'replace' && o.value === currentId) return;
       throw new AppError('scim_mutability', `${where}: ${root} cannot be changed`);
@@ -230,6 +241,7 @@ function normaliseOperations(definition: SchemaDefinition, body: unknown, curren
       if (attributeAt(definition, root)) throw new AppError('scim_invalid_path', `${where}: "${path}" names no attribute of ${definition.name}`);
       return;
     }
+    requireWritable(definition, root, where);
     if (op === 'remove') out.push(o.value === undefined ? { op, path } : { op, path, value: normaliseValue(attribute, o.value) });
     else if (o.value === null || o.value === undefined) {
       if (op === 'add') throw new AppError('scim_invalid_value', `${where}: "add" needs a value`);
