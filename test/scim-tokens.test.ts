@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { request } from 'node:http';
 import { sql } from 'kysely';
 import { basic, dialects, sleep, startApp } from './support/app.ts';
 import type { TestApp } from './support/app.ts';
@@ -215,6 +216,31 @@ for (const [runIndex, dialect] of dialects().entries()) {
         assert.equal(r.text.match(TOKEN), null);
       }
       assert.equal((await raw('/scim/v2/ServiceProviderConfig', { authorization: `Bearer ${token}` })).status, 200, 'the token itself works');
+      assert.equal((await api('DELETE', `/orgs/${org}/scim/tokens/${tokenId}`, adminKey)).status, 204);
+    });
+
+    test('a body is read only after its SCIM token is checked; errors of the main isolate are SCIM-shaped too', async () => {
+      const { token, tokenId } = await scimClientFor(app, org, adminKey, { name: 'bodies' });
+      // Headers announcing a 900 KB body, and no body: the refusal comes at once, without waiting for it.
+      const answer = await new Promise<{ status: number; body: string; contentType: string }>((resolve, reject) => {
+        const u = new URL(app.url);
+        const req = request({ host: u.hostname, port: u.port, method: 'POST', path: '/scim/v2/Users', headers: { authorization: 'Bearer tgscim-nope', 'content-type': 'application/scim+json', 'content-length': String(900_000) } }, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body, contentType: String(res.headers['content-type']) }));
+        });
+        req.on('error', reject);
+        req.flushHeaders();
+      });
+      assert.equal(answer.status, 401, answer.body);
+      assert.match(answer.contentType, /^application\/scim\+json/);
+      assert.deepEqual(JSON.parse(answer.body).schemas, [ERROR_SCHEMA]);
+      // Over the 1 MB limit with a valid token: 413, in SCIM's shape.
+      const big = await fetch(`${app.url}/scim/v2/Users`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/scim+json' }, body: JSON.stringify({ userName: 'a@b.example', pad: 'x'.repeat(1_100_000) }) });
+      const bigBody = (await big.json()) as { schemas: string[]; status: string };
+      assert.equal(big.status, 413);
+      assert.deepEqual(bigBody.schemas, [ERROR_SCHEMA]);
+      assert.equal(bigBody.status, '413');
       assert.equal((await api('DELETE', `/orgs/${org}/scim/tokens/${tokenId}`, adminKey)).status, 204);
     });
 

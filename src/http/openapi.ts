@@ -47,7 +47,7 @@ const identityHeaders = {
   'X-Trackgate-Assertion': { schema: { type: 'string' }, description: 'ES256 JWT with the same identity, verifiable against /.well-known/jwks.json' },
 };
 
-/** RFC 7644 §3.12's error body: every error under /scim is answered in it (src/scim/scim-errors.ts). */
+/** RFC 7644 §3.12's error body: every error under /scim is answered in it (src/http/errors.ts scimErrorJson). */
 const scimErrorSchema = {
   type: 'object',
   required: ['schemas', 'status', 'detail'],

@@ -10,7 +10,7 @@ import { registerScimUsersRoutes } from './scim-users.routes.ts';
 import { ScimUsersService } from './scim-users.service.ts';
 import { SCIM_BASE_PATH, createScimRouter } from './scim.router.ts';
 
-export { SCIM_PREFIX, scimErrorSurface } from './scim.router.ts';
+export { SCIM_PREFIX, scimBodyLimit } from './scim.router.ts';
 export type { ScimDeps } from './scim-deps.ts';
 
 
