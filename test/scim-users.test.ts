@@ -16,8 +16,8 @@ import { freePort } from './support/net.ts';
 import { ENTRA_AGENT, LIST_SCHEMA, PATCH_SCHEMA, USER_SCHEMA, assertScimError, scimClient, scimClientFor } from './support/scim.ts';
 import type { ScimClient } from './support/scim.ts';
 import { WebBrowser, signIn } from './support/web.ts';
+import { ENTERPRISE_USER_SCHEMA as ENTERPRISE } from '../src/scim/scim-schemas.ts';
 
-const ENTERPRISE = 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User';
 const PERSONAL_KEY = /tgp-[A-Za-z0-9]{40}/g;
 
 let jose: JoseIdp;
