@@ -296,6 +296,27 @@ for (const [runIndex, dialect] of dialects().entries()) {
       assert.ok(updates.length >= 2);
       assert.ok(updates.every((e) => e.actor.type === 'scim' && e.actor.name === 'scim:entra'));
     });
+    test('unquoted filter values are the strings sent: 00123 is not 123, True is not a boolean, an email needs no quotes', async () => {
+      // Entra ID sends values unquoted; scimmy alone reads `00123` as the number 123 and `True` as a (false) boolean.
+      const padded = await create(entra, oktaUser(email('padded'), { externalId: '00123' }));
+      const plain = await create(entra, oktaUser(email('plain'), { externalId: '123' }));
+      const truthy = await create(entra, oktaUser(email('truthy'), { externalId: 'True' }));
+      const falsy = await create(entra, oktaUser(email('falsy'), { externalId: 'false' }));
+      const only = async (filter: string, id: string) => {
+        const r = await entra.request('GET', `/Users?filter=${encodeURIComponent(filter)}`);
+        assertListResponse(r, { total: 1 });
+        assert.equal(r.body.Resources[0].id, id, filter);
+      };
+      await only('externalId eq 00123', padded.id);
+      await only('externalId eq 123', plain.id);
+      await only('externalId eq "00123"', padded.id);
+      await only('externalId eq True', truthy.id);
+      await only('externalId eq false', falsy.id);
+      await only(`userName eq ${email('truthy')}`, truthy.id);
+      await only(`userName eq "${email('truthy')}" and externalId eq True`, truthy.id);
+      await only(`emails[type eq work].value eq ${email('padded')}`, padded.id);
+      assertListResponse(await entra.request('GET', `/Users?filter=${encodeURIComponent('externalId eq TRUE')}`), { total: 0 });
+    });
 
     test('deprovisioning by PATCH: both keys fail at once and the session ends; reactivation restores the account, not the keys', async () => {
       const bob = email('bob');

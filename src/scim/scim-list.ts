@@ -49,12 +49,15 @@ function integerParam(query: Record<string, unknown>, name: string): number | un
   return Number(raw);
 }
 
+/** `urn:…:core:2.0:User:` or `…:Group:` before an attribute name (the fully qualified form RFC 7644 §3.10 allows). */
+const CORE_SCHEMA_PREFIX = /^urn:ietf:params:scim:schemas:core:2\.0:(user|group):/;
+
 function namesParam(query: Record<string, unknown>, name: string): string[] {
   const raw = param(query, name);
   if (!raw) return [];
   return raw
     .split(',')
-    .map((s) => s.trim().toLowerCase())
+    .map((s) => s.trim().toLowerCase().replace(CORE_SCHEMA_PREFIX, ''))
     .filter((s) => s !== '');
 }
 
@@ -93,11 +96,24 @@ export function listResponse<T>(resources: T[], totalResults: number, startIndex
 export interface FilterTerm {
   /** The attribute as the caller's `allowed` list spells it (`userName`, `emails.value`, `emails.type`). */
   attribute: string;
-  /** The compared value, as a string (unquoted values such as `jyoung`, `true` or `12` arrive as text). */
+  /** The compared value, as the string sent (unquoted `jyoung`, `True` or `00123` arrive as that text). */
   value: string;
 }
 
 const invalidFilter = (message: string) => new AppError('scim_invalid_filter', message);
+
+/**
+ * Quotes the unquoted comparison values of a filter (Entra ID sends `externalId eq 00123`,
+ * `displayName eq Sales`): scimmy reads a bare `True` as a boolean (and, wrongly, false), `00123` as the
+ * number 123 and `a@b` not at all, so every compared value becomes the string it was sent as. Quoted
+ * parts (escaped quotes included) are left as they are; `pr` takes no value and is untouched.
+ */
+function quoteBareValues(expression: string): string {
+  return expression
+    .split(/("(?:[^"\\]|\\.)*")/)
+    .map((part, i) => (i % 2 === 1 ? part : part.replace(/\b(eq|ne|co|sw|ew|gt|ge|lt|le)(\s+)(?!")([^\s()"[\]]+)/gi, (_m, op: string, sp: string, v: string) => `${op}${sp}"${v}"`)))
+    .join('');
+}
 
 /**
  * Parses a filter into equality terms, all of which must hold (`and`). The only filters IdPs send to
@@ -112,7 +128,7 @@ const invalidFilter = (message: string) => new AppError('scim_invalid_filter', m
 export function parseEqualityFilter(expression: string, allowed: readonly string[], schemaId?: string): FilterTerm[] {
   let parsed: Array<Record<string, unknown>>;
   try {
-    parsed = [...new SCIMMY.Types.Filter(expression)] as Array<Record<string, unknown>>;
+    parsed = [...new SCIMMY.Types.Filter(quoteBareValues(expression))] as Array<Record<string, unknown>>;
   } catch (err) {
     // scimmy's own messages name the unexpected token; a TypeError from inside its parser says nothing useful.
     const detail = err instanceof SCIMMY.Types.Error || (err instanceof Error && /^(Unexpected|Expected)/.test(err.message)) ? `: ${err.message}` : '';

@@ -121,7 +121,7 @@ function normaliseFilterBooleans(path: string, names: string[]): string {
 }
 
 /** A path with the schema's own URN before it (`urn:…:core:2.0:User:name.givenName`) dropped. */
-function stripSchemaPrefix(definition: SchemaDefinition, path: string): string {
+export function stripSchemaPrefix(definition: SchemaDefinition, path: string): string {
   const prefix = `${definition.id.toLowerCase()}:`;
   return path.toLowerCase().startsWith(prefix) ? path.slice(prefix.length) : path;
 }
@@ -175,14 +175,18 @@ function requireWritable(definition: SchemaDefinition, root: string, where: stri
   if (attribute?.config.mutable === false) throw new AppError('scim_mutability', `${where}: ${attribute.name} is read-only`);
 }
 
-interface Operation {
+export interface Operation {
   op: 'add' | 'remove' | 'replace';
   path?: string;
   value?: unknown;
 }
 
-/** The operations of a PatchOp body, normalised (see the file's comment); ops on attributes the schema does not keep are gone. */
-function normaliseOperations(definition: SchemaDefinition, body: unknown, currentId: unknown): Operation[] {
+/**
+ * The operations of a PatchOp body, normalised (see the file's comment); ops on attributes the schema does
+ * not keep are gone, `id`, `meta` and `schemas` are refused (or dropped when a pathless value only repeats
+ * `currentId`), and a replace with null is a remove. /Groups reads these itself (see scim-groups.service.ts).
+ */
+export function normaliseOperations(definition: SchemaDefinition, body: unknown, currentId: unknown): Operation[] {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new AppError('scim_invalid_syntax', 'the request body must be a SCIM PatchOp message (a JSON object)');
   const message = body as Json;
   if (message.schemas !== undefined && (!Array.isArray(message.schemas) || !message.schemas.includes(PATCH_OP_SCHEMA))) {
