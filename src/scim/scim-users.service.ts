@@ -206,7 +206,7 @@ export class ScimUsersService {
   async create(client: ScimClient, body: unknown, at: ScimLocation): Promise<ScimUserResource> {
     const desired = desiredFrom(readResourceBody(userSchema, body));
     const actor = scimAuditActor(client);
-    const userId = await this.deps.invalidator.transaction(this.deps.store, async (repos, invalidate) => {
+    const created = await this.deps.invalidator.transaction(this.deps.store, async (repos, invalidate) => {
       const org = await this.org(repos, client);
       let existing = await repos.scimUsers.findByEmail(org.id, desired.email);
       if (existing) {
@@ -233,7 +233,7 @@ export class ScimUsersService {
           details: { via: 'scim', rejoined: true, status },
         });
         invalidate.all();
-        return existing.id;
+        return { id: existing.id, revived: true };
       }
       const username = await deriveUsername(repos, desired.email, org.id);
       const user = await this.deps.users.insertUser(repos, org, { email: desired.email, username, role: 'member', display_name: displayNameOf(desired, username) });
@@ -247,9 +247,11 @@ export class ScimUsersService {
         targetName: user.username,
         details: { via: 'scim', role: user.role, email: user.email, ...(desired.externalId !== null ? { external_id: desired.externalId } : {}), ...(desired.active === false ? { status: 'deactivated' } : {}) },
       });
-      return user.id;
+      return { id: user.id, revived: false };
     });
-    return this.get(client, userId, at);
+    // A revived account starts without sessions: one the DELETE could not end (Redis down) never comes back.
+    if (created.revived) await this.deps.endSessionsOf(created.id);
+    return this.get(client, created.id, at);
   }
 
   /** PUT /Users/{id}: the mapped attributes become the body's; absent ones are cleared (externalId, name), `active` absent leaves the status. */
@@ -272,7 +274,7 @@ export class ScimUsersService {
       requireVersion(ifMatch, current.meta.version);
       return this.apply(repos, invalidate, client, org, person, await desire(current));
     });
-    if (outcome.deactivated) await this.deps.endSessionsOf(id);
+    if (outcome.endSessions) await this.deps.endSessionsOf(id);
     return this.get(client, id, at);
   }
 
@@ -281,9 +283,9 @@ export class ScimUsersService {
    * changed. Deactivation (active true → false) revokes every live API key of the person in the same
    * transaction (the caches of every instance drop them through the invalidation log); the caller ends
    * their browser sessions after the commit. Reactivation restores the account only: revoked keys stay
-   * revoked (the person makes new ones), ended sessions stay ended.
+   * revoked (the person makes new ones), sessions from before stay ended (ended again, in case one survived).
    */
-  private async apply(repos: ScimRepos, invalidate: Invalidate, client: ScimClient, org: OrgRow, p: ScimPerson, d: Desired): Promise<{ deactivated: boolean }> {
+  private async apply(repos: ScimRepos, invalidate: Invalidate, client: ScimClient, org: OrgRow, p: ScimPerson, d: Desired): Promise<{ endSessions: boolean }> {
     const now = new Date().toISOString();
     const changed: string[] = [];
     const set: Partial<UserRow> = {};
@@ -308,7 +310,12 @@ export class ScimUsersService {
       changed.push('externalId');
     }
     if (d.givenName !== p.given_name || d.familyName !== p.family_name) changed.push('name');
-    if (changed.length === 0 && !deactivating && !reactivating) return { deactivated: false };
+    // Sessions are ended (after the commit) whenever the person ends up inactive, not only when this request
+    // deactivated them: a deactivation whose session step failed (Redis down: 503) is retried by the IdP as a
+    // request that changes nothing, and must still end them. And on reactivation, so that a session from
+    // before the deprovisioning can never come back to life with the account.
+    const endSessions = deactivating || reactivating || (p.status !== 'active' && d.active !== true);
+    if (changed.length === 0 && !deactivating && !reactivating) return { endSessions };
 
     if (Object.keys(set).length) {
       try {
@@ -337,7 +344,7 @@ export class ScimUsersService {
       targetName: p.username,
       details: { via: 'scim', ...(changed.length ? { changed } : {}), ...(set.email !== undefined ? { email: set.email, previous_email: p.email } : {}), ...(deactivating ? { keys_revoked: keysRevoked } : {}) },
     });
-    return { deactivated: deactivating };
+    return { endSessions };
   }
 
   /**
