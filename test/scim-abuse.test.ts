@@ -107,22 +107,36 @@ for (const dialect of dialects()) {
 
     test('pagination: huge, negative, fractional, duplicated parameters', async () => {
       for (const resource of ['Users', 'Groups']) {
+        // Numbers beyond any page: lowered to the limit (or, past what a number holds exactly, a 400 that says so).
         for (const count of ['1000000000000', '201', '99999999999999999999999']) {
           const r = await scimB.request('GET', `/${resource}?count=${count}`);
+          if (r.status === 400 && count.length > 15) {
+            assertScimError(r, 400, 'invalidValue');
+            continue;
+          }
           assert.equal(r.status, 200, `count=${count}: ${r.text}`);
           assert.ok(r.body.itemsPerPage <= 200 && r.body.Resources.length <= 200, r.text.slice(0, 200));
         }
-        // RFC 7644 §3.4.2.4: a negative count is 0.
+        // RFC 7644 §3.4.2.4: a negative count is 0, a startIndex below 1 is 1.
         const neg = await scimB.request('GET', `/${resource}?count=-5`);
         assert.equal(neg.status, 200, neg.text);
         assert.deepEqual(neg.body.Resources, []);
         for (const start of ['-10', '0', '-99999999999999999999']) {
           const r = await scimB.request('GET', `/${resource}?startIndex=${start}&count=1`);
+          if (r.status === 400 && start.length > 15) {
+            assertScimError(r, 400, 'invalidValue');
+            continue;
+          }
           assert.equal(r.status, 200, `startIndex=${start}: ${r.text}`);
           assert.equal(r.body.startIndex, 1, r.text);
         }
-        for (const start of ['99999999999999999999', '9223372036854775807', '2147483648']) {
+        // Past the end, even past what a database OFFSET takes: an empty page.
+        for (const start of ['99999999999999999999', '9223372036854775807', '2147483648', '999999999999999']) {
           const r = await scimB.request('GET', `/${resource}?startIndex=${start}`);
+          if (r.status === 400 && start.length > 15) {
+            assertScimError(r, 400, 'invalidValue');
+            continue;
+          }
           assert.equal(r.status, 200, `startIndex=${start}: ${r.text}`);
           assert.deepEqual(r.body.Resources, [], r.text);
           assert.ok(Number.isInteger(r.body.totalResults) && r.body.totalResults > 0, r.text);
