@@ -9,6 +9,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { basic, dialects, startApp } from './support/app.ts';
 import type { TestApp } from './support/app.ts';
+import { startJoseIdp } from './support/idp/jose-idp.ts';
+import type { JoseIdp } from './support/idp/jose-idp.ts';
 import { provisionGroup, provisionUser, scimIdOf, teamMemberIds, userRow } from './support/scim-people.ts';
 import { assertScimError, GROUP_SCHEMA, LIST_SCHEMA, PATCH_SCHEMA, scimClient, scimClientFor, USER_SCHEMA } from './support/scim.ts';
 import type { ScimClient } from './support/scim.ts';
@@ -35,6 +37,12 @@ async function snapshot(scim: ScimClient): Promise<unknown> {
   return { users: users.sort((x, y) => x.id.localeCompare(y.id)), groups: groups.sort((x, y) => x.id.localeCompare(y.id)) };
 }
 
+let idp: JoseIdp;
+before(async () => {
+  idp = await startJoseIdp({ clientId: 'iso-spa' });
+});
+after(() => idp.close());
+
 for (const dialect of dialects()) {
   describe(`SCIM tenant isolation (${dialect})`, () => {
     let app: TestApp;
@@ -49,7 +57,7 @@ for (const dialect of dialects()) {
     let before_: unknown;
 
     before(async () => {
-      app = await startApp(dialect);
+      app = await startApp(dialect, { allowHttpIssuers: true });
       // A's people have emails of a domain that does not spell A's slug: an answer to B that names A is then a leak, not an echo of the email B sent.
       Object.assign(A, await app.bootstrap({ org: A.org, email: `op@${A_DOMAIN}` }));
       // Org B is made by the operator and has an admin of its own (not the operator).
@@ -196,6 +204,23 @@ for (const dialect of dialects()) {
         assert.ok(!patch.text.includes(A.org), patch.text);
       }
       assert.equal((await userRow(app, b.bea.id))?.email, `bea@${B.org}.example`);
+    });
+
+    test('an email of a domain org A\'s SSO claims cannot be provisioned by B (409, naming nothing of A)', async () => {
+      const conn = await app.request('POST', `/gateway/v1/orgs/${A.org}/sso`, { key: A.adminKey, body: { issuer: idp.issuer, client_id: 'iso-spa', domains: [A_DOMAIN], enabled: true } });
+      assert.equal(conn.status, 201, conn.text);
+      const email = `newcomer@${A_DOMAIN}`;
+      const post = await scimB.request('POST', '/Users', { schemas: [USER_SCHEMA], userName: email, emails: [{ value: email, type: 'work', primary: true }] });
+      assertScimError(post, 409, 'uniqueness');
+      assert.ok(!post.text.includes(A.org), post.text);
+      const patch = await scimB.request('PATCH', `/Users/${b.bea.id}`, { schemas: [PATCH_SCHEMA], Operations: [{ op: 'replace', path: 'userName', value: email.toUpperCase() }] });
+      assertScimError(patch, 409, 'uniqueness');
+      assert.ok(!patch.text.includes(A.org), patch.text);
+      assert.equal((await scimB.request('GET', `/Users?${q(`userName eq "${email}"`)}`)).body.totalResults, 0);
+      // A's own IdP may (A's state is checked first: the final comparison covers what comes after).
+      assert.deepEqual(await snapshot(scimA), before_);
+      assert.equal((await scimA.request('POST', '/Users', { schemas: [USER_SCHEMA], userName: email })).status, 201);
+      before_ = await snapshot(scimA);
     });
 
     test('credentials: an org admin\'s API key is not a SCIM token (401); a SCIM token is nothing but one', async () => {
