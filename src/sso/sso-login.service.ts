@@ -403,6 +403,11 @@ export class SsoLoginService {
         this.logger.warn({ org: org.slug, team: teamName, connection_id: c.row.id }, 'sso: a group rule names a team that does not exist; skipped');
         continue;
       }
+      // SCIM is the one source of a SCIM-owned team's members: two sources would undo each other's changes.
+      if (await repos.scimGroups.isScimOwned(org.id, team.id)) {
+        this.logger.debug({ org: org.slug, team: teamName, connection_id: c.row.id }, 'sso: a group rule names a team managed by SCIM; its membership is left to SCIM');
+        continue;
+      }
       const member = await repos.teams.getMember(org.id, team.id, user.id);
       const want = desired.get(teamName);
       if (want && member?.role !== want) {

@@ -18,11 +18,13 @@ import { isPublicMailDomain } from './public-mail-domains.ts';
 import { isUniqueViolation } from '../db/dialect.ts';
 import type { ConnectionRow } from './sso.repository.ts';
 import type { TeamsRepository } from '../teams/teams.repository.ts';
+import type { TeamOwnership } from '../teams/teams.service.ts';
 import type { UsersRepos } from '../users/users.service.ts';
 import type { connectionOut, connectionTestOut } from './sso.responses.ts';
 
 /** What the SSO rules touch (a login provisions users and syncs team memberships), in one transaction with their audit events. */
-export type SsoRepos = UsersRepos & { sso: SsoRepository; teams: TeamsRepository };
+/** scimGroups: which teams SCIM owns (a group rule does not manage those: see SsoLoginService.syncGroups). */
+export type SsoRepos = UsersRepos & { sso: SsoRepository; teams: TeamsRepository; scimGroups: TeamOwnership };
 
 export const CLIENT_SECRET_PURPOSE = 'sso-client-secret';
 export const DEFAULT_SCOPES = ['openid', 'email', 'profile'];

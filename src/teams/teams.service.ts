@@ -10,6 +10,7 @@ import { isUniqueViolation } from '../db/dialect.ts';
 import type { KeyValue, Page, PageRequest } from '../db/keyset.ts';
 import type { Store } from '../db/store.ts';
 import { errors } from '../errors/app-error.ts';
+import type { AppError } from '../errors/app-error.ts';
 import { OrgAccess } from '../orgs/org-access.ts';
 import type { OrgContext } from '../orgs/org-access.ts';
 import type { EntityNamesRepository } from '../users/entity-names.repository.ts';
@@ -18,12 +19,27 @@ import type { UsersRepository } from '../users/users.repository.ts';
 import type { TeamMemberView, TeamRow, TeamsRepository } from './teams.repository.ts';
 import type { memberOut as memberSchema, teamOut } from './teams.responses.ts';
 
+/**
+ * Which teams the organization's IdP owns through SCIM (src/scim implements it on scim_groups). Declared
+ * here so that the team rules and SSO's group sync can ask without depending on the SCIM feature (which
+ * depends on them).
+ */
+export interface TeamOwnership {
+  isScimOwned(orgId: string, teamId: string): Promise<boolean>;
+}
+
 /** What the team rules touch, in one transaction with their audit events. */
 export interface TeamsRepos extends InvalidationRepos {
   teams: TeamsRepository;
   users: UsersRepository;
   entities: EntityNamesRepository;
   audit: AuditRepository;
+  scimGroups: TeamOwnership;
+}
+
+/** Members of a SCIM-owned team are the IdP's: the API and pages neither add nor remove them (their roles stay the admins'). */
+function managedByScim(team: string): AppError {
+  return errors.conflict(`the members of team "${team}" are managed by your IdP through SCIM: add or remove them there (an admin may still change a member's role here)`, 'team_managed_by_scim');
 }
 
 /** A member as the caller may see them: no email address for a service account (OrgAccess.seesEmails). */
@@ -106,10 +122,13 @@ export class TeamsService {
     return ctx.role === 'admin' || ctx.teamRole === 'admin';
   }
 
-  /** The actor's role in a team and whether they may manage its members (what the team page offers; the changes check it again). */
-  async accessTo(actor: Actor, name: string): Promise<{ teamRole: TeamRole | null; canManage: boolean }> {
+  /**
+   * The actor's role in a team, whether they may manage its members, and whether SCIM owns the team
+   * (then members are neither added nor removed here): what the team page offers; the changes check it again.
+   */
+  async accessTo(actor: Actor, name: string): Promise<{ teamRole: TeamRole | null; canManage: boolean; scimManaged: boolean }> {
     const ctx = await this.resolveTeam(actor, name);
-    return { teamRole: ctx.teamRole, canManage: this.canManage(ctx) };
+    return { teamRole: ctx.teamRole, canManage: this.canManage(ctx), scimManaged: await this.store.repos.scimGroups.isScimOwned(ctx.org.id, ctx.team.id) };
   }
 
   /** A team and a page of its members (`members_next`: where the next page starts, null on the last). */
@@ -135,6 +154,8 @@ export class TeamsService {
       if (!user) throw errors.notFound(`user "${username}"`);
       if (user.status !== 'active') throw errors.conflict(`user "${username}" is deactivated`, 'user_deactivated');
       const existing = await repos.teams.getMember(ctx.org.id, ctx.team.id, user.id);
+      // Only adding a person is SCIM's: changing an existing member's role stays the admins' (SCIM has no roles).
+      if (!existing && (await repos.scimGroups.isScimOwned(ctx.org.id, ctx.team.id))) throw managedByScim(ctx.team.name);
       if (existing?.role === 'admin' && role !== 'admin' && (await repos.teams.countAdmins(ctx.org.id, ctx.team.id)) <= 1 && ctx.role !== 'admin') {
         throw errors.conflict('a team must keep at least one admin', 'last_team_admin');
       }
@@ -160,6 +181,8 @@ export class TeamsService {
     const self = actor.principal.type === 'user' && actor.principal.username === username;
     if (!this.canManage(ctx) && !self) throw errors.forbidden('only an organization admin or an admin of this team can remove its members', 'insufficient_role');
     await this.invalidator.transaction(this.store, async (repos, invalidate) => {
+      // Leaving included: the IdP would only put the person back at its next sync.
+      if (await repos.scimGroups.isScimOwned(ctx.org.id, ctx.team.id)) throw managedByScim(ctx.team.name);
       const user = await repos.users.findByUsername(ctx.org.id, username);
       if (!user) throw errors.notFound(`member "${username}" of team "${name}"`);
       if (!(await repos.teams.removeMember(ctx.org.id, ctx.team.id, user.id))) throw errors.notFound(`member "${username}" of team "${name}"`);

@@ -40,6 +40,7 @@ export function registerTeamPage(router: Router, d: WebRoutesDeps, action: FormA
         members: team.members,
         myTeamRole: access.teamRole,
         canManage: access.canManage,
+        scimManaged: access.scimManaged,
         serviceAccounts,
         newKey: flash?.newKey,
         notices: { ...flashNotices(flash), ...extras.notices },

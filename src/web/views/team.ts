@@ -18,6 +18,8 @@ export interface TeamInput {
   myTeamRole: TeamRole | null;
   /** Org admins and the team's admins. */
   canManage: boolean;
+  /** The organization's IdP owns the team through SCIM: members are added and removed there, not here (roles stay editable). */
+  scimManaged: boolean;
   /** null: the viewer may not see them (not a member of the team). */
   serviceAccounts: ServiceAccountView[] | null;
   newKey?: NewKeyFlash | undefined;
@@ -26,7 +28,7 @@ export interface TeamInput {
 }
 
 export function teamPage(input: TeamInput): string {
-  const { viewer: v, team, canManage } = input;
+  const { viewer: v, team, canManage, scimManaged } = input;
   const base = `/teams/${encodeURIComponent(team.name)}`;
   const enterprise = input.plan === 'enterprise';
   const form = input.form ?? {};
@@ -42,7 +44,7 @@ export function teamPage(input: TeamInput): string {
         : m.role
     }</td>
 <td class="actions">${
-      canManage || self
+      !scimManaged && (canManage || self)
         ? buttonForm({ action: `${base}/members/${m.username}/remove`, csrf: v.csrf, label: self ? 'Leave' : 'Remove', danger: true, confirm: self ? `Leave the team ${team.name}?` : `Remove ${m.username} from ${team.name}?` })
         : ''
     }</td>
@@ -71,6 +73,7 @@ ${notices(input.notices ?? {})}
 ${input.newKey ? newKeyPanel(input.newKey) : ''}
 <section class="card" aria-labelledby="members">
 <h2 id="members">Members</h2>
+${scimManaged ? html`<p class="notice" data-scim-managed>Managed by your IdP (SCIM): people join and leave this team through your identity provider's groups, not here.${canManage ? ' You can still change a member\'s role.' : ''}</p>` : ''}
 ${
   input.members.length
     ? html`<div class="scroll"><table>
@@ -79,7 +82,18 @@ ${
     : html`<p class="empty">This team has no members.</p>`
 }
 ${
-  canManage
+  canManage && scimManaged
+    ? enterprise
+      ? html`<h3>Create a service account</h3>
+<form method="post" action="${base}/members" class="row">
+${csrfField(v.csrf)}
+<input type="hidden" name="kind" value="service">
+<label>Name <input name="name" required maxlength="100" value="${form.name ?? ''}" placeholder="the service's name"></label>
+<button type="submit">Create</button>
+</form>
+<p class="muted">A service account is an API key not tied to a person, with write access to this team; its key is shown once, here.</p>`
+      : ''
+    : canManage
     ? html`<h3>Invite a new member</h3>
 <form method="post" action="${base}/members" class="row">
 ${csrfField(v.csrf)}
