@@ -18,6 +18,7 @@ import { after, before, describe, test } from 'node:test';
 import { basic, dialects, sleep, startApp } from './support/app.ts';
 import type { TestApp } from './support/app.ts';
 import { canRunPrivateRedis, PrivateRedis } from './support/faults/redis.ts';
+import { FaultProxy } from './support/faults/tcp-proxy.ts';
 import { ACTIVE_FORMS, provisionUser, scimIdOf, setActive, userRow } from './support/scim-people.ts';
 import type { ActiveForm } from './support/scim-people.ts';
 import { scimClientFor } from './support/scim.ts';
@@ -324,9 +325,16 @@ describe('SCIM deprovisioning end to end: two instances on PostgreSQL and Redis'
     const r = await setActive(d.scim, p.id, false, 'entra-patch');
     assert.equal(r.status, 200, r.text);
     assert.equal(r.body.active, false);
-    const page = await new WebBrowser(d.a).get(await loginLinkPath(d.a, p.email));
-    assert.equal(page.status, 403, page.text.slice(0, 300));
-    assert.match(page.text, /<code>user_deactivated<\/code>/);
+    // The link is refused when issued (the CLI says so), or else when opened.
+    const path = await loginLinkPath(d.a, p.email).catch((err: Error) => {
+      assert.match(err.message, /deactivated/);
+      return null;
+    });
+    if (path !== null) {
+      const page = await new WebBrowser(d.a).get(path);
+      assert.equal(page.status, 403, page.text.slice(0, 300));
+      assert.match(page.text, /<code>user_deactivated<\/code>/);
+    }
   });
 
   test('reactivated through SCIM (each form): signs in again; the old keys and the old session stay dead on both instances; a new key works on both', async () => {
@@ -411,5 +419,56 @@ describe('SCIM deprovisioning with the Redis channel gone: the invalidation poll
     }
     console.log(`# deprovisioning with Redis down: SCIM answered ${statuses.join(', ')}; worst per person, ms from the answer until both keys fail on A and B: ${worst.join(', ')}`);
     assert.ok(worst.every((ms) => ms <= BOUND_MS), worst.join(', '));
+  });
+});
+
+describe('SCIM deprovisioning while Redis is unreachable (its data kept): the IdP\'s retry ends the sessions for good', { skip: !PG ? 'SKIPPED: TRACKGATE_TEST_DATABASE_URL is not set (this runs on PostgreSQL only)' : !canRunPrivateRedis() ? 'SKIPPED: no redis-server on this machine to run a Redis of the test\'s own' : false, timeout: 180_000 }, () => {
+  const d = new Deployment();
+  let redis: PrivateRedis;
+  let relay: FaultProxy;
+  let p: Person;
+
+  before(async () => {
+    redis = await PrivateRedis.start();
+    // The instances reach Redis through a relay: refusing connections there is a network fault, Redis keeps its data (the sessions).
+    relay = await FaultProxy.start({ port: redis.port });
+    await d.start(`redis://127.0.0.1:${relay.port}`);
+    p = await d.person(0, randomBytes(2).toString('hex'));
+    await d.warm(p);
+  });
+  after(async () => {
+    await d.stop();
+    await relay?.close();
+    await redis?.kill();
+  });
+
+  // todo until the users side ends the sessions on a repeated deactivation (or on reactivation): today a deactivation answered 503
+  // (sessions not ended) and retried gets 200 without ending them, and reactivating brings the old session back (see the e2e report).
+  test('deactivated while Redis is unreachable: keys fail within the bound whatever SCIM answers; after the IdP retries and later reactivates, the old session stays dead', { todo: 'BUG (users): a retried deactivation does not end the sessions a 503 left; reactivation revives them' }, async () => {
+    relay.set('refuse');
+    const r = await setActive(d.scim, p.id, false, 'okta-patch');
+    const answered = Date.now();
+    // The sessions (in Redis) cannot be ended now: a 503 tells the IdP to try again; the deactivation and the keys are done all the same.
+    assert.ok(r.status === 200 || r.status === 503, `${r.status} ${r.text}`);
+    assert.equal((await userRow(d.a, p.id))?.status, 'deactivated');
+    for (const app of [d.a, d.b]) {
+      for (const key of p.keys) {
+        let failed = false;
+        while (!failed && Date.now() - answered < BOUND_MS) failed = (await verifyStatus(app, key)) === 401;
+        assert.ok(failed, `${p.username}'s key still works on ${app === d.a ? 'A' : 'B'} ${BOUND_MS} ms after the deactivation`);
+      }
+    }
+    relay.set('pass');
+    await eventually('A hears Redis again', () => channelOk(d.a), (x) => x, 15_000);
+    // The IdP retries the deactivation it was refused; then, one day, the person comes back.
+    const retry = await setActive(d.scim, p.id, false, 'okta-patch');
+    assert.equal(retry.status, 200, retry.text);
+    for (const app of [d.a, d.b]) assert.equal((await sessionStatus(app, p.cookie)).status, 401);
+    const back = await setActive(d.scim, p.id, true, 'okta-patch');
+    assert.equal(back.status, 200, back.text);
+    for (const app of [d.a, d.b]) {
+      assert.equal((await sessionStatus(app, p.cookie)).status, 401, `the session from before the deprovisioning works again on ${app === d.a ? 'A' : 'B'} after reactivation (SCIM first answered ${r.status})`);
+      for (const key of p.keys) assert.equal(await verifyStatus(app, key), 401);
+    }
   });
 });
