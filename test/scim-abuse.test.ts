@@ -521,6 +521,25 @@ for (const dialect of dialects()) {
       }
     });
 
+    test('DELETE then POST of the same userName revives the account: same id, active, but its keys stay revoked and its teams are not given back', async () => {
+      const made = await app.createUser({ org: B.org, username: `phoenix-${dialect}` });
+      const email = bEmail(`phoenix-${dialect}`);
+      const id = await scimIdOf(scimB, email);
+      assert.equal((await scimB.request('PATCH', `/Groups/${groupId}`, patchOp({ op: 'add', path: 'members', value: [{ value: id }] }))).status, 204);
+      assert.equal((await scimB.request('DELETE', `/Users/${id}`)).status, 204);
+      assert.equal((await app.request('GET', '/gateway/v1/me', { key: made.key })).status, 401);
+      assert.ok(!(await teamMemberIds(app, groupId)).includes(id));
+      const again = await scimB.request('POST', '/Users', { schemas: [USER_SCHEMA], userName: email.toUpperCase(), active: true });
+      assert.equal(again.status, 201, again.text);
+      assert.equal(again.body.id, id, 'the same account (usernames are never reused)');
+      assert.equal(again.body.active, true);
+      assert.equal((await userRow(app, id))?.status, 'active');
+      assert.equal((await app.request('GET', '/gateway/v1/me', { key: made.key })).status, 401, 'a key revoked by the removal stays revoked');
+      assert.ok(!(await teamMemberIds(app, groupId)).includes(id), 'teams are the IdP\'s to give back');
+      // Another organization's IdP cannot revive (or take) it.
+      assertScimError(await scimA.request('POST', '/Users', { schemas: [USER_SCHEMA], userName: email }), 409, 'uniqueness');
+    });
+
     test('If-Match with another version → 412 and nothing changes; ids that are not ids → 404', async () => {
       const r = await scimB.request('PATCH', `/Users/${victim.id}`, patchOp({ op: 'replace', path: 'displayName', value: 'Stale' }), { 'if-match': 'W/"not-the-version"' });
       assertScimError(r, 412);
