@@ -15,13 +15,14 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { sql } from 'kysely';
 import { basic, dialects, sleep, startApp } from './support/app.ts';
 import type { TestApp } from './support/app.ts';
 import { canRunPrivateRedis, PrivateRedis } from './support/faults/redis.ts';
 import { FaultProxy } from './support/faults/tcp-proxy.ts';
-import { ACTIVE_FORMS, provisionUser, scimIdOf, setActive, userRow } from './support/scim-people.ts';
+import { ACTIVE_FORMS, provisionGroup, provisionUser, scimIdOf, setActive, userRow } from './support/scim-people.ts';
 import type { ActiveForm } from './support/scim-people.ts';
-import { scimClientFor } from './support/scim.ts';
+import { ENTRA_AGENT, PATCH_SCHEMA, scimClientFor } from './support/scim.ts';
 import type { ScimClient } from './support/scim.ts';
 import { startUpstream } from './support/upstream.ts';
 import type { StubUpstream } from './support/upstream.ts';
@@ -367,6 +368,33 @@ describe('SCIM deprovisioning end to end: two instances on PostgreSQL and Redis'
     }
     const audit = await d.a.request('GET', `/gateway/v1/orgs/${d.org}/audit?action=user.reactivate&limit=100`, { key: d.adminKey });
     assert.equal(audit.body.events.filter((e: any) => e.actor.type === 'scim').length, ACTIVE_FORMS.length, audit.text);
+  });
+
+  test('group membership through SCIM on A reaches B\'s next requests within the bound (team claims on /auth/verify and upstream)', async () => {
+    const p = await d.person(100, tag);
+    await d.warm(p);
+    const group = await provisionGroup(d.scim, `E2E Crew ${tag}`);
+    const teams = async (key: string) => {
+      const r = await fetch(d.b.url + '/auth/verify', { headers: { authorization: basic(key) } });
+      await r.arrayBuffer();
+      return r.headers.get('x-trackgate-teams') ?? '';
+    };
+    // The team's name (a slug of the display name) is what the claims carry.
+    const team = (await sql<{ name: string }>`select name from teams where id = ${group.id}`.execute(d.a.gw.core.database.db)).rows[0]!.name;
+    assert.equal(team, `e2e-crew-${tag}`);
+    assert.ok(!(await teams(p.keys[0]!)).split(',').includes(team));
+    const add = await d.scim.request('PATCH', `/Groups/${group.id}`, { schemas: [PATCH_SCHEMA], Operations: [{ op: 'Add', path: 'members', value: [{ value: p.id }] }] }, { 'user-agent': ENTRA_AGENT });
+    assert.equal(add.status, 204, add.text);
+    const added = Date.now();
+    await eventually('B sees the new team', () => teams(p.keys[0]!), (t) => t.split(',').includes(team), BOUND_MS);
+    const addMs = Date.now() - added;
+    assert.equal(await proxied(d.b, p.keys[1]!, `/api/teams/${p.username}`), 200);
+    assert.ok(String(d.upstream.requests.find((u) => u.url === `/api/teams/${p.username}`)?.headers['x-trackgate-teams']).split(',').includes(team));
+    const remove = await d.scim.request('PATCH', `/Groups/${group.id}`, { schemas: [PATCH_SCHEMA], Operations: [{ op: 'remove', path: `members[value eq "${p.id}"]` }] });
+    assert.equal(remove.status, 204, remove.text);
+    const removed = Date.now();
+    await eventually('B drops the team', () => teams(p.keys[0]!), (t) => !t.split(',').includes(team), BOUND_MS);
+    console.log(`# group membership via SCIM on A seen on B after ${addMs} ms (add), ${Date.now() - removed} ms (remove)`);
   });
 });
 
