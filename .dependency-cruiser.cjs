@@ -23,7 +23,7 @@ const EDGE = [
   // SSO's wiring of its routers, and its login pages
   '^src/sso/(index|pages)\\.ts$',
   // SCIM's wiring, its router (authentication, mounting) and its RFC 7644 error renderer
-  '^src/scim/(index|scim\\.router|scim-errors)\\.ts$',
+  '^src/scim/(index|scim\\.router)\\.ts$',
   // the browser session: express-session's middleware and the session cookie's reader (HTTP by nature)
   '^src/sso/session-store\\.ts$',
   // the server-rendered pages: all of src/web but its service, repository and tables

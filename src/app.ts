@@ -13,7 +13,8 @@ import { requestIdOf } from './http/raw-response.ts';
 import { createDispatcher, createHttpServer } from './http/server.ts';
 import type { RequestHandler } from './http/server.ts';
 import type { Logger } from './log/logger.ts';
-import { BodyIntake, authenticateManagementBodies } from './management/body-intake.ts';
+import { BodyIntake, admitAll, authenticateManagementBodies, authenticateScimBodies } from './management/body-intake.ts';
+import { ScimTokensService } from './scim/scim-tokens.service.ts';
 import type { ManagementApp } from './management/management-app.ts';
 import { ManagementWorker, invalidationChannelName } from './management/management-worker.ts';
 import { Metrics } from './metrics/metrics.ts';
@@ -61,15 +62,17 @@ export async function createTrackgate(config: Config, options: { logger?: Logger
       },
       { process: true, requests: !isolated },
     );
+    // Bodies are read only after their credentials are checked: the management API's, and SCIM's token.
+    const admit = admitAll(authenticateManagementBodies(core.authenticator, core.trustedProxies), authenticateScimBodies(new ScimTokensService(core.store, core.access, core.audit), core.trustedProxies));
     if (isolated) {
       core.invalidator.attach(new ThreadInvalidationTransport(instance));
-      management = await ManagementWorker.start(config, instance, logger, { admit: authenticateManagementBodies(core.authenticator, core.trustedProxies) });
+      management = await ManagementWorker.start(config, instance, logger, { admit });
       handleManagement = management.handler;
     } else {
       // Loaded only here: the main isolate of the default setup has no use for the Express application.
       const { createManagementApp } = await import('./management/management-app.ts');
       inline = createManagementApp(core, sso, metrics);
-      handleManagement = guarded(inline.app, core.trustedProxies, new BodyIntake({ timeoutMs: config.managementBodyTimeoutMs, admit: authenticateManagementBodies(core.authenticator, core.trustedProxies), logger }));
+      handleManagement = guarded(inline.app, core.trustedProxies, new BodyIntake({ timeoutMs: config.managementBodyTimeoutMs, admit, logger }));
     }
   } catch (err) {
     await gateway?.close();

@@ -153,7 +153,7 @@ export const ERROR_CATALOGUE = {
   management_unavailable: { kind: 'unavailable', meaning: 'The management worker is restarting; try again in a moment.' },
   management_timeout: { kind: 'upstream_timeout', meaning: 'The management worker did not answer in time.' },
 
-  // --- SCIM 2.0 (/scim/v2): RFC 7644 §3.12 errors. The SCIM renderer (src/scim/scim-errors.ts) answers every
+  // --- SCIM 2.0 (/scim/v2): RFC 7644 §3.12 errors. The SCIM renderer (src/http/errors.ts scimErrorJson) answers every
   //     code in the SCIM error shape; these name the scimType values that have no code elsewhere.
   invalid_scim_token: { kind: 'unauthenticated', meaning: 'The SCIM request carries no SCIM token of a live organization token (Bearer), or one that was revoked.' },
   scim_invalid_filter: { kind: 'invalid', meaning: 'The SCIM filter cannot be parsed, or uses an attribute or operator trackgate does not filter on (scimType invalidFilter).' },

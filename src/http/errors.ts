@@ -58,6 +58,47 @@ export function errorJson(err: AppError, requestId: string): string {
   return JSON.stringify({ error: problems === undefined ? { code: err.code, message: err.message, request_id: requestId } : { code: err.code, message: err.message, request_id: requestId, problems } });
 }
 
+/** SCIM's media type (RFC 7644 §3.1), of its resources and its errors. */
+export const SCIM_CONTENT_TYPE = 'application/scim+json; charset=utf-8';
+
+/** Whether a path is under /scim: its errors are SCIM's (scimErrorJson), whichever side of trackgate answers them. */
+export function isScimPath(path: string): boolean {
+  return path === '/scim' || path.startsWith('/scim/') || path.startsWith('/scim?');
+}
+
+/** RFC 7644 §3.12's scimType of the catalogue codes that have one. */
+const SCIM_TYPES: Partial<Record<ErrorCode, string>> = {
+  scim_invalid_filter: 'invalidFilter',
+  scim_invalid_syntax: 'invalidSyntax',
+  bad_request: 'invalidSyntax',
+  scim_invalid_value: 'invalidValue',
+  validation_failed: 'invalidValue',
+  scim_invalid_path: 'invalidPath',
+  scim_no_target: 'noTarget',
+  scim_too_many: 'tooMany',
+  scim_mutability: 'mutability',
+  scim_uniqueness: 'uniqueness',
+  name_taken: 'uniqueness',
+  username_taken: 'uniqueness',
+  user_taken: 'uniqueness',
+  email_taken: 'uniqueness',
+  email_unavailable: 'uniqueness',
+};
+
+/** The challenge of a SCIM 401: its token is a Bearer token, never Basic. */
+export const SCIM_CHALLENGE = 'Bearer realm="trackgate-scim"';
+
+/**
+ * The body of every error under /scim (RFC 7644 §3.12): `schemas`, `status` as a string (Okta's and
+ * Entra ID's validators insist), `scimType` where one applies, `detail` (the catalogue message, with
+ * the problems field by field; a 5xx says nothing of its cause). The request id is in X-Request-Id.
+ */
+export function scimErrorJson(err: AppError): string {
+  const scimType = SCIM_TYPES[err.code];
+  const detail = err.problems?.length ? `${err.message}: ${err.problems.map((p) => (p.field ? `${p.field} ${p.message}` : p.message)).join('; ')}` : err.message;
+  return JSON.stringify({ schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'], status: String(httpStatusOf(err)), ...(scimType ? { scimType } : {}), detail });
+}
+
 // RFC 6749 / OpenID Connect errors of trackgate's own /oidc endpoints (none yet) will be rendered here,
 // beside errorJson: `{error, error_description}` with their own status rules (400/401 and
 // WWW-Authenticate: Bearer error="..." for a protected resource), from their own catalogue section.

@@ -88,7 +88,7 @@ export function errorPages(template: ErrorPageTemplate): RequestHandler {
  * Renders every error of the Express side in one place: a page where the route asked for one
  * (errorPages), the JSON answer of the lean handlers otherwise; 5xx bodies never carry internals.
  */
-export function createErrorHandler(logger: Logger, surfaces: readonly ErrorSurface[] = []): ErrorRequestHandler {
+export function createErrorHandler(logger: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
     const rid = (res.locals.requestId as string | undefined) ?? 'unknown';
     // A library's error that marks bad client input (body-parser, the router, send) is a 4xx like any AppError.
@@ -101,30 +101,22 @@ export function createErrorHandler(logger: Logger, surfaces: readonly ErrorSurfa
     if (isUnavailable(err)) logger.warn({ err: err.message, request_id: rid }, 'dependency unavailable: answered 503');
     else if (!appErr.isClientError && err instanceof AppError) logger.error({ err, request_id: rid }, 'server error');
     if (res.headersSent) return;
-    const surface = surfaces.find((x) => req.path === x.prefix || req.path.startsWith(`${x.prefix}/`));
-    if (surface) return surface.render(appErr, res);
     const page = res.locals.errorPage;
     if (page === undefined) return writeErrorJson(req, res, appErr, rid, undefined, false);
     sendErrorPage(res, appErr, page);
   };
 }
 
-/**
- * A part of the site whose errors have a shape of their own (SCIM's RFC 7644 errors under /scim): every
- * error of a request under `prefix`, a body the parser refused or a path that does not exist included,
- * is rendered by `render` (with the status and headers of src/http/errors.ts).
- */
-export interface ErrorSurface {
+/** JSON bodies under `prefix` may be up to `limit` (the default is 64 KB): SCIM's whole member list of a group, say. */
+export interface BodyLimit {
   prefix: string;
-  render: (err: AppError, res: Response) => void;
-  /** JSON bodies under `prefix` may be this large (the default is 64 KB): a group's whole member list, say. */
-  jsonLimit?: string;
+  limit: string;
 }
 
 export interface ExpressAppOptions {
   logger: Logger;
   trustedProxies: TrustedProxies;
-  errorSurfaces?: readonly ErrorSurface[];
+  bodyLimits?: readonly BodyLimit[];
   /** Mounts the application's routers, in order, before the 404 and error handlers. */
   mount: (app: Express) => void;
 }
@@ -167,9 +159,8 @@ export function createExpressApp(options: ExpressAppOptions): Express {
     res.setHeader('Cache-Control', 'no-store');
     next();
   });
-  const surfaces = options.errorSurfaces ?? [];
-  // A surface's larger limit is applied first; the general parser then sees the body as read already.
-  for (const x of surfaces) if (x.jsonLimit) app.use(x.prefix, express.json({ limit: x.jsonLimit, strict: true, type: ['application/json', 'application/*+json'] }));
+  // A larger limit is applied first; the general parser then sees the body as read already.
+  for (const x of options.bodyLimits ?? []) app.use(x.prefix, express.json({ limit: x.limit, strict: true, type: ['application/json', 'application/*+json'] }));
   app.use(express.json({ limit: '64kb', strict: true, type: ['application/json', 'application/*+json'] }));
   app.use(express.urlencoded({ extended: false, limit: '64kb', parameterLimit: 50 }));
   app.use((req, _res, next) => {
@@ -179,8 +170,9 @@ export function createExpressApp(options: ExpressAppOptions): Express {
 
   options.mount(app);
 
-  app.use((req, _res, next) => next(errors.notFound(`${req.method} ${req.path}`)));
-  app.use(createErrorHandler(logger, surfaces));
+  // The path as it came (a router may have rewritten req.url on its way, as SCIM's drops /v2).
+  app.use((req, _res, next) => next(errors.notFound(`${req.method} ${req.originalUrl.split('?')[0] ?? req.path}`)));
+  app.use(createErrorHandler(logger));
   return app;
 }
 

@@ -47,6 +47,73 @@ const identityHeaders = {
   'X-Trackgate-Assertion': { schema: { type: 'string' }, description: 'ES256 JWT with the same identity, verifiable against /.well-known/jwks.json' },
 };
 
+/** RFC 7644 §3.12's error body: every error under /scim is answered in it (src/http/errors.ts scimErrorJson). */
+const scimErrorSchema = {
+  type: 'object',
+  required: ['schemas', 'status', 'detail'],
+  properties: {
+    schemas: { type: 'array', items: { const: 'urn:ietf:params:scim:api:messages:2.0:Error' } },
+    status: { type: 'string', description: 'the HTTP status, as a string' },
+    scimType: { type: 'string', enum: ['invalidFilter', 'invalidSyntax', 'invalidValue', 'invalidPath', 'noTarget', 'mutability', 'tooMany', 'uniqueness'] },
+    detail: { type: 'string' },
+  },
+};
+const scimJson = (description: string) => ({ description, content: { 'application/scim+json': { schema: { type: 'object', description: 'see docs/SCIM.md and /scim/v2/Schemas' } } } });
+const scimError = (description: string) => ({ description, content: { 'application/scim+json': { schema: { $ref: '#/components/schemas/ScimError' } } } });
+const scimBody = (description: string) => ({ required: true, content: { 'application/scim+json': { schema: { type: 'object', description } }, 'application/json': { schema: { type: 'object', description } } } });
+const scimQuery = (name: string, description: string, type = 'string') => ({ name, in: 'query', required: false, schema: { type }, description });
+const scimId = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+const ifMatch = { name: 'If-Match', in: 'header', required: false, schema: { type: 'string' }, description: 'the resource\'s ETag (meta.version): another version answers 412' };
+/** Every SCIM operation: the SCIM token, the tag, the errors any of them can answer. */
+function scimOp(summary: string, responses: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+  return {
+    summary,
+    tags: ['scim'],
+    security: [{ scimToken: [] }],
+    ...extra,
+    responses: { ...responses, 401: scimError('no SCIM token, or not a live one (WWW-Authenticate: Bearer)'), 503: scimError('a dependency is unavailable (Retry-After)') },
+  };
+}
+const listParams = (filters: string) => [
+  scimQuery('filter', `eq only, joined by and: ${filters}; anything else is 400 invalidFilter`),
+  scimQuery('startIndex', '1-based (default 1)', 'integer'),
+  scimQuery('count', 'page size (default 100, at most 200; 0 answers totalResults only)', 'integer'),
+  scimQuery('attributes', 'attributes to return'),
+  scimQuery('excludedAttributes', 'attributes to leave out (e.g. members)'),
+];
+
+/**
+ * SCIM 2.0 (RFC 7644), served at /scim/v2 and, identically, at /scim: each organization's IdP provisions
+ * people (Users) and teams (Groups) with the organization's SCIM token. The reference is docs/SCIM.md.
+ */
+const SCIM_PATHS: Record<string, Record<string, unknown>> = {
+  '/scim/v2/Users': {
+    get: scimOp('SCIM: list the organization\'s people (ListResponse, stable order)', { 200: scimJson('ListResponse of User'), 400: scimError('bad filter (invalidFilter) or pagination (invalidValue)') }, { parameters: listParams('userName, externalId, emails.value, emails[type eq "work"].value, id') }),
+    post: scimOp('SCIM: create (or revive, after a SCIM DELETE) a person', { 201: scimJson('the User (Location, ETag)'), 400: scimError('invalid User (invalidValue, invalidSyntax)'), 409: scimError('userName in use (uniqueness)') }, { requestBody: scimBody('a User') }),
+  },
+  '/scim/v2/Users/{id}': {
+    get: scimOp('SCIM: one person', { 200: scimJson('the User (ETag)'), 404: scimError('no such person in the organization') }, { parameters: [scimId] }),
+    put: scimOp('SCIM: replace a person\'s attributes; active false deprovisions', { 200: scimJson('the User'), 400: scimError('invalid User'), 404: scimError('no such person'), 409: scimError('userName in use (uniqueness)'), 412: scimError('If-Match does not match') }, { parameters: [scimId, ifMatch], requestBody: scimBody('a User') }),
+    patch: scimOp('SCIM: change a person (PatchOp); active false deprovisions: keys revoked, sessions ended', { 200: scimJson('the User'), 400: scimError('invalid operation (invalidSyntax, invalidPath, invalidValue, noTarget)'), 404: scimError('no such person'), 412: scimError('If-Match does not match') }, { parameters: [scimId, ifMatch], requestBody: scimBody('a PatchOp message') }),
+    delete: scimOp('SCIM: remove a person from the organization (deactivated, keys revoked, sessions ended, teams left; audit kept)', { 204: { description: 'removed' }, 404: scimError('no such person'), 412: scimError('If-Match does not match') }, { parameters: [scimId, ifMatch] }),
+  },
+  '/scim/v2/Groups': {
+    get: scimOp('SCIM: list the organization\'s teams (ListResponse, stable order)', { 200: scimJson('ListResponse of Group'), 400: scimError('bad filter (invalidFilter) or pagination (invalidValue)') }, { parameters: listParams('displayName, externalId, id') }),
+    post: scimOp('SCIM: create a team owned by SCIM', { 201: scimJson('the Group (Location, ETag)'), 400: scimError('invalid Group or member'), 409: scimError('displayName in use (uniqueness)') }, { requestBody: scimBody('a Group') }),
+  },
+  '/scim/v2/Groups/{id}': {
+    get: scimOp('SCIM: one team', { 200: scimJson('the Group (ETag)'), 404: scimError('no such team in the organization') }, { parameters: [scimId] }),
+    put: scimOp('SCIM: replace a team\'s displayName and members', { 200: scimJson('the Group'), 400: scimError('invalid Group or member'), 404: scimError('no such team'), 412: scimError('If-Match does not match') }, { parameters: [scimId, ifMatch], requestBody: scimBody('a Group') }),
+    patch: scimOp('SCIM: add, remove or replace members, rename (PatchOp); answers 204', { 204: { description: 'changed' }, 400: scimError('invalid operation or member'), 404: scimError('no such team'), 412: scimError('If-Match does not match') }, { parameters: [scimId, ifMatch], requestBody: scimBody('a PatchOp message') }),
+    delete: scimOp('SCIM: delete a team and its memberships', { 204: { description: 'deleted' }, 404: scimError('no such team'), 409: scimError('the team holds service accounts: delete or move them first') }, { parameters: [scimId, ifMatch] }),
+  },
+  '/scim/v2/ServiceProviderConfig': { get: scimOp('SCIM: what this endpoint supports (RFC 7643 §5)', { 200: scimJson('ServiceProviderConfig'), 403: scimError('a filter was given') }) },
+  '/scim/v2/ResourceTypes': { get: scimOp('SCIM: the resource types, User and Group (RFC 7643 §6)', { 200: scimJson('ListResponse of ResourceType'), 403: scimError('a filter was given') }) },
+  '/scim/v2/ResourceTypes/{id}': { get: scimOp('SCIM: one resource type', { 200: scimJson('ResourceType'), 404: scimError('no such resource type') }, { parameters: [scimId] }) },
+  '/scim/v2/Schemas': { get: scimOp('SCIM: the attributes trackgate keeps of Users and Groups (RFC 7643 §7)', { 200: scimJson('ListResponse of Schema'), 403: scimError('a filter was given') }) },
+  '/scim/v2/Schemas/{id}': { get: scimOp('SCIM: one schema, by its URN', { 200: scimJson('Schema'), 404: scimError('no such schema') }, { parameters: [scimId] }) },
+};
+
 /** trackgate's paths outside the JSON management API, documented for proxies, IdP registrations and operators. */
 const OTHER_PATHS: Record<string, Record<string, unknown>> = {
   '/healthz': { get: { summary: 'Liveness', tags: ['operations'], security: [], responses: { 200: { description: 'the process is up' } } } },
@@ -132,7 +199,7 @@ export function buildOpenApi(basePath: string, specs: RouteSpec[], info: { versi
       title: 'trackgate management API',
       version: info.version,
       description:
-        'Identity gateway of the tracking service: organizations, teams, users, API keys, SSO connections. Authenticate with HTTP Basic (user "api", password = API key), a Bearer API key or access token, or the browser session (writes then need the X-CSRF-Token header).',
+        'Identity gateway of the tracking service: organizations, teams, users, API keys, SSO connections, SCIM tokens; and SCIM 2.0 provisioning under /scim/v2 (tag scim, authenticated by an organization\'s SCIM token). Authenticate with HTTP Basic (user "api", password = API key), a Bearer API key or access token, or the browser session (writes then need the X-CSRF-Token header).',
     },
     servers: [{ url: info.publicUrl }],
     components: {
@@ -140,9 +207,10 @@ export function buildOpenApi(basePath: string, specs: RouteSpec[], info: { versi
         apiKeyBasic: { type: 'http', scheme: 'basic', description: 'user "api", password = the API key' },
         bearer: { type: 'http', scheme: 'bearer' },
         session: { type: 'apiKey', in: 'cookie', name: 'trackgate.sid' },
+        scimToken: { type: 'http', scheme: 'bearer', description: 'an organization\'s SCIM token (tgscim-…): accepted under /scim only, and nothing else is accepted there' },
       },
-      schemas: { Error: errorSchema },
+      schemas: { Error: errorSchema, ScimError: scimErrorSchema },
     },
-    paths: { ...paths, ...OTHER_PATHS },
+    paths: { ...paths, ...OTHER_PATHS, ...SCIM_PATHS },
   };
 }

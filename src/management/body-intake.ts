@@ -1,5 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Authenticator } from '../auth/authenticator.ts';
+import { readCredentials } from '../auth/credentials.ts';
+import { isScimPath } from '../http/errors.ts';
+import { scimTokenRefused } from '../scim/scim-tokens.service.ts';
+import type { ScimTokensService } from '../scim/scim-tokens.service.ts';
 import type { TrustedProxies } from '../http/client-ip.ts';
 import { AppError, errors } from '../errors/app-error.ts';
 import { hasRequestBody, rawHeader, sendError } from '../http/raw-response.ts';
@@ -36,6 +40,32 @@ export function authenticateManagementBodies(authenticator: Authenticator, trust
     const outcome = await authenticator.authenticate(req, trustedProxies.clientIp(req), { allowSession: true });
     if (outcome.ok) return null;
     return outcome.anonymous ? errors.unauthenticated() : outcome.error;
+  };
+}
+
+/**
+ * The same for SCIM (/scim/…): a body is read only for a request whose SCIM token is valid, so an unknown
+ * client cannot make trackgate receive a megabyte. The refusal is SCIM's 401 (writeErrorJson answers
+ * every error under /scim in RFC 7644's shape). The worker's router authenticates the request again.
+ */
+export function authenticateScimBodies(tokens: Pick<ScimTokensService, 'authenticate'>, trustedProxies: TrustedProxies): Admission {
+  return async (req) => {
+    if (!isScimPath(pathOf(req.url))) return null;
+    const creds = readCredentials(req);
+    const token = creds.kind === 'bearer_token' ? creds.token : creds.kind === 'api_key' ? creds.key : null;
+    if (token === null) return scimTokenRefused(false);
+    return (await tokens.authenticate(token, { ip: trustedProxies.clientIp(req), requestId: '' })) ? null : scimTokenRefused(true);
+  };
+}
+
+/** Several admissions, each for its own paths: the first refusal is the answer. */
+export function admitAll(...admissions: Admission[]): Admission {
+  return async (req) => {
+    for (const admit of admissions) {
+      const refused = await admit(req);
+      if (refused) return refused;
+    }
+    return null;
   };
 }
 

@@ -8,7 +8,7 @@ import { buildOpenApi } from '../http/openapi.ts';
 import { registerKeyRoutes } from '../keys/keys.routes.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { registerOrgRoutes } from '../orgs/orgs.routes.ts';
-import { SCIM_PREFIX, createScim, scimErrorSurface } from '../scim/index.ts';
+import { SCIM_PREFIX, createScim, scimBodyLimit } from '../scim/index.ts';
 import { registerServiceAccountRoutes } from '../service-accounts/service-accounts.routes.ts';
 import type { Sso } from '../sso/index.ts';
 import { registerTeamRoutes } from '../teams/teams.routes.ts';
@@ -42,14 +42,14 @@ export function createManagementApp(core: Core, sso: Sso, metrics: Metrics): Man
   scim.registerApi(api);
 
   // Browser pages: /login (SSO), /settings, /teams/:team, /admin, one-time login links.
-  const web = createWeb({ ...core, sso });
+  const web = createWeb({ ...core, sso, scim: { tokens: scim.tokens, baseUrl: scim.baseUrl } });
   const pageRouters = [sso.router, web.router];
 
   const openapi = buildOpenApi('/gateway/v1', api.specs, { version: VERSION, publicUrl: config.publicUrl });
   const app = createExpressApp({
     logger,
     trustedProxies: core.trustedProxies,
-    errorSurfaces: [scimErrorSurface],
+    bodyLimits: [scimBodyLimit],
     mount: (a) => {
       a.use(metrics.middleware());
       a.get('/gateway/v1/openapi.json', (_req, res) => {

@@ -10,7 +10,7 @@ import { registerScimUsersRoutes } from './scim-users.routes.ts';
 import { ScimUsersService } from './scim-users.service.ts';
 import { SCIM_BASE_PATH, createScimRouter } from './scim.router.ts';
 
-export { SCIM_PREFIX, scimErrorSurface } from './scim.router.ts';
+export { SCIM_PREFIX, scimBodyLimit } from './scim.router.ts';
 export type { ScimDeps } from './scim-deps.ts';
 
 
@@ -18,6 +18,8 @@ export interface Scim {
   tokens: ScimTokensService;
   users: ScimUsersService;
   groups: ScimGroupsService;
+  /** The public SCIM base URL to paste into an IdP (<public URL>/scim/v2). */
+  baseUrl: string;
   /** The SCIM endpoint, to mount at SCIM_PREFIX (serves /scim/v2/… and /scim/…). */
   router: Router;
   /** /gateway/v1/orgs/:org/scim/tokens… */
@@ -35,5 +37,5 @@ export function createScim(deps: ScimDeps): Scim {
     registerScimUsersRoutes(ctx, users);
     registerScimGroupsRoutes(ctx, groups);
   });
-  return { tokens, users, groups, router, registerApi: (api) => registerScimTokenRoutes(api, tokens, baseUrl) };
+  return { tokens, users, groups, baseUrl, router, registerApi: (api) => registerScimTokenRoutes(api, tokens, baseUrl) };
 }

@@ -12,6 +12,8 @@ export const scimTokenOut = z.object({
 });
 const scimTokensOut = z.object({ tokens: z.array(scimTokenOut), base_url: z.string().describe('the SCIM base URL to paste into the IdP') });
 const newScimTokenOut = scimTokenOut.extend({ token: z.string().describe('the secret; shown only in this response'), base_url: z.string() });
+/** The body of a new SCIM token (the admin page's form parses with it too). */
+export const createScimTokenBody = z.strictObject({ name: fields.label });
 
 /** The organization's SCIM tokens on the management API (org admins). */
 export function registerScimTokenRoutes(api: ApiRouter, tokens: ScimTokensService, baseUrl: string): void {
@@ -33,7 +35,7 @@ export function registerScimTokenRoutes(api: ApiRouter, tokens: ScimTokensServic
       summary: 'Create a SCIM token for the organization\'s IdP; the secret is in this response only (org admin)',
       tag: 'scim',
       auth: 'required',
-      body: z.strictObject({ name: fields.label }),
+      body: createScimTokenBody,
       responses: { 201: { description: 'created', schema: newScimTokenOut }, 403: { description: 'not an admin' }, 409: { description: 'key_limit_reached: the organization holds the most live SCIM tokens allowed' } },
     },
     async ({ actor, params, body }) => ({ status: 201, body: { ...(await tokens.create(actor, params.org, body.name)), base_url: baseUrl } }),

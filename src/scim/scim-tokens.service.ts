@@ -3,7 +3,7 @@ import type { Actor } from '../auth/actor.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import type { AuditRepository } from '../audit/audit.repository.ts';
 import type { Store } from '../db/store.ts';
-import { errors } from '../errors/app-error.ts';
+import { AppError, errors } from '../errors/app-error.ts';
 import { hashSecret } from '../crypto/tokens.ts';
 import { CREDENTIAL_PREFIXES, generateSecretToken, isSecretTokenShape } from '../keys/key-format.ts';
 import type { OrgAccess } from '../orgs/org-access.ts';
@@ -37,6 +37,15 @@ export interface ScimClient {
 /** The actor of every SCIM change in the audit log: the IdP, named by its token. */
 export function scimAuditActor(client: ScimClient): { type: string; id: string; name: string; ip: string; requestId: string } {
   return { type: 'scim', id: client.tokenId, name: `scim:${client.tokenName}`, ip: client.ip, requestId: client.requestId };
+}
+
+/** The answer to a SCIM request without a usable token (the router's, and the main isolate's before a body is read). */
+export function scimTokenRefused(presented: boolean): AppError {
+  return new AppError(
+    'invalid_scim_token',
+    presented ? 'the SCIM token is not valid (unknown, revoked, or not a SCIM token)' : 'send the organization\'s SCIM token as "Authorization: Bearer <token>"',
+    { challenge: true },
+  );
 }
 
 /** Live SCIM tokens an organization may hold: one per IdP and a spare for rotation is plenty. */

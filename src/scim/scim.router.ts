@@ -1,9 +1,9 @@
 import express from 'express';
 import type { NextFunction, Request, Response, Router } from 'express';
 import { readCredentials } from '../auth/credentials.ts';
-import { AppError } from '../errors/app-error.ts';
-import type { ErrorSurface } from '../http/express-app.ts';
-import { SCIM_CONTENT_TYPE, sendScimError } from './scim-errors.ts';
+import type { BodyLimit } from '../http/express-app.ts';
+import { SCIM_CONTENT_TYPE } from '../http/errors.ts';
+import { scimTokenRefused } from './scim-tokens.service.ts';
 import type { ScimClient, ScimTokensService } from './scim-tokens.service.ts';
 
 /** Where SCIM is served: `/scim/v2` is the base URL to give an IdP; `/scim` alone serves the same (some IdP wizards drop the version). */
@@ -17,8 +17,8 @@ declare module 'express-serve-static-core' {
   }
 }
 
-/** The SCIM surface of the Express application: its errors in RFC 7644's shape, and bodies up to 1 MB (a group's whole member list). */
-export const scimErrorSurface: ErrorSurface = { prefix: SCIM_PREFIX, render: sendScimError, jsonLimit: '1mb' };
+/** SCIM bodies may be up to 1 MB (a group's whole member list); its errors are RFC 7644's everywhere (src/http/raw-response.ts writeErrorJson). */
+export const scimBodyLimit: BodyLimit = { prefix: SCIM_PREFIX, limit: '1mb' };
 
 /** Writes a SCIM resource or message: application/scim+json, and the resource's version as its ETag when it has one. */
 export function sendScim(res: Response, status: number, body: unknown, etag?: string): void {
@@ -54,11 +54,11 @@ export function createScimRouter(tokens: ScimTokensService, baseUrl: string, reg
   router.use((req: Request, res: Response, next: NextFunction) => {
     const creds = readCredentials(req);
     const token = creds.kind === 'bearer_token' ? creds.token : creds.kind === 'api_key' ? creds.key : null;
-    if (token === null) return next(new AppError('invalid_scim_token', 'send the organization\'s SCIM token as "Authorization: Bearer <token>"', { challenge: true }));
+    if (token === null) return next(scimTokenRefused(false));
     tokens
       .authenticate(token, { ip: res.locals.clientIp, requestId: res.locals.requestId })
       .then((client) => {
-        if (!client) return next(new AppError('invalid_scim_token', 'the SCIM token is not valid (unknown, revoked, or not a SCIM token)', { challenge: true }));
+        if (!client) return next(scimTokenRefused(true));
         res.locals.scim = client;
         next();
       })

@@ -20,11 +20,19 @@ export interface SsoTestFlash {
   signing_algorithms: string[];
 }
 
+/** A new SCIM token, to be shown on exactly one view of /admin after the POST that made it. */
+export interface NewScimTokenFlash {
+  token: string;
+  token_id: string;
+  name: string;
+}
+
 export interface Flash {
   notice?: string;
   error?: string;
   newKey?: NewKeyFlash;
   ssoTest?: SsoTestFlash;
+  newScimToken?: NewScimTokenFlash;
 }
 
 const PURPOSE = 'web-flash';

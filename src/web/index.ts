@@ -10,6 +10,7 @@ import type { KeysService } from '../keys/keys.service.ts';
 import type { Logger } from '../log/logger.ts';
 import type { OrgAccess } from '../orgs/org-access.ts';
 import type { OrgsService } from '../orgs/orgs.service.ts';
+import type { ScimTokensService } from '../scim/scim-tokens.service.ts';
 import type { ServiceAccountsService } from '../service-accounts/service-accounts.service.ts';
 import type { Sso } from '../sso/index.ts';
 import type { TeamsService } from '../teams/teams.service.ts';
@@ -41,6 +42,8 @@ export interface WebDeps {
   keys: KeysService;
   serviceAccounts: ServiceAccountsService;
   sso: Sso;
+  /** SCIM tokens (the admin page's Provisioning section) and the SCIM base URL to paste into the IdP. */
+  scim: { tokens: ScimTokensService; baseUrl: string };
 }
 
 /** The browser pages people land on after signing in; they only call services. */
@@ -62,6 +65,8 @@ export function createWeb(deps: WebDeps): Web {
       sessions: sso.sessions,
       sessionPrincipal: (req) => sso.sessionAuthenticator(req),
       flash: new FlashStore(deps.secretBox),
+      scimTokens: deps.scim.tokens,
+      scimBaseUrl: deps.scim.baseUrl,
     }),
   );
   const sweep = setInterval(() => {

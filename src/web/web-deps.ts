@@ -3,6 +3,7 @@ import type { AuditLog } from '../audit/audit-log.ts';
 import type { Principal } from '../auth/principal.ts';
 import type { KeysService } from '../keys/keys.service.ts';
 import type { OrgsService } from '../orgs/orgs.service.ts';
+import type { ScimTokensService } from '../scim/scim-tokens.service.ts';
 import type { ServiceAccountsService } from '../service-accounts/service-accounts.service.ts';
 import type { IdentitiesService } from '../sso/identities.service.ts';
 import type { SessionManager } from '../sso/session-store.ts';
@@ -25,4 +26,7 @@ export interface WebRoutesDeps {
   /** The browser session's person (the SSO feature's session hook, with its require_sso rule). */
   sessionPrincipal: (req: Request) => Promise<Principal | null>;
   flash: FlashStore;
+  scimTokens: ScimTokensService;
+  /** The SCIM base URL an admin pastes into the IdP. */
+  scimBaseUrl: string;
 }

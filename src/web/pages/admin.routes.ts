@@ -1,6 +1,7 @@
 import type { Router } from 'express';
 import { AppError } from '../../errors/app-error.ts';
 import { policies } from '../../orgs/orgs.routes.ts';
+import { createScimTokenBody } from '../../scim/scim-tokens.routes.ts';
 import { createConnectionBody, patchBody as patchConnectionBody } from '../../sso/sso.routes.ts';
 import { provisionUserBody, updateUserBody } from '../../users/users.routes.ts';
 import { parseForm, parseGroupRules } from '../form.ts';
@@ -14,12 +15,12 @@ const AUDIT_PAGE_SIZE = 50;
 /** The enable/disable buttons post only `enabled`: parsed alone, so no other switch of the connection is touched. */
 const enabledBody = patchConnectionBody.pick({ enabled: true });
 
-type Section = 'sso' | 'policies' | 'users';
+type Section = 'sso' | 'policies' | 'users' | 'scim';
 
 const refused = (problems: Array<{ field: string; code: string; message: string }>) =>
   new AppError('sso_configuration_invalid', 'The connection was not saved; fix these problems:', { problems });
 
-/** /admin: SSO connections, policies, users, the audit log. */
+/** /admin: SSO connections, policies, users, provisioning (SCIM tokens), the audit log. */
 export function registerAdminPage(router: Router, d: WebRoutesDeps, action: FormAction): void {
   const render =
     (section: Section | undefined): Rerender =>
@@ -29,9 +30,10 @@ export function registerAdminPage(router: Router, d: WebRoutesDeps, action: Form
       const connections = await d.sso.list(v.actor, v.orgSlug);
       const q = req.query as Record<string, unknown>;
       const before = typeof q.before === 'string' && /^[1-9]\d{0,15}$/.test(q.before) ? Number(q.before) : undefined;
-      const [org, users, audit] = await Promise.all([
+      const [org, users, scimTokens, audit] = await Promise.all([
         d.orgs.get(v.actor, v.orgSlug),
         d.users.list(v.actor, v.orgSlug, LIST_PAGE).then((p) => p.items),
+        d.scimTokens.list(v.actor, v.orgSlug),
         // The page's own pager keeps its ?before=<seq> links.
         d.auditLog.list(v.actor, v.orgSlug, { limit: AUDIT_PAGE_SIZE, after: before !== undefined ? [before] : null }).then((p) => ({ events: p.items, next_cursor: p.next === null ? null : Number(p.next[0]) })),
       ]);
@@ -47,6 +49,7 @@ export function registerAdminPage(router: Router, d: WebRoutesDeps, action: Form
           connections,
           users,
           identities,
+          scim: { baseUrl: d.scimBaseUrl, tokens: scimTokens, newToken: flash?.newScimToken },
           audit: { ...audit, before },
           ssoTest: flash?.ssoTest,
           notices: { ...flashNotices(flash), ...extras.notices },
@@ -145,5 +148,24 @@ export function registerAdminPage(router: Router, d: WebRoutesDeps, action: Form
       return { notice: `${params.username} was unlinked from ${i.issuer} (subject ${i.subject}); their sessions ended, and their next SSO sign-in links the identity it comes with.` };
     },
     render('users'),
+  );
+  action(
+    '/admin/scim/tokens',
+    () => '/admin#scim',
+    async (req, v) => {
+      const t = await d.scimTokens.create(v.actor, v.orgSlug, parseForm(createScimTokenBody, req).name);
+      // The secret travels sealed in the flash (flash.ts) and is shown on the next view of the page only.
+      return { newScimToken: { token: t.token, token_id: t.token_id, name: t.name } };
+    },
+    render('scim'),
+  );
+  action(
+    '/admin/scim/tokens/:id/revoke',
+    () => '/admin#scim',
+    async (req, v, params) => {
+      await d.scimTokens.revoke(v.actor, v.orgSlug, params.id);
+      return { notice: 'The SCIM token was revoked: the IdP\'s next request with it is refused.' };
+    },
+    render('scim'),
   );
 }

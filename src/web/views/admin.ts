@@ -1,10 +1,12 @@
 import { ROLES } from '../../auth/principal.ts';
 import type { AuditEventView } from '../../audit/audit.service.ts';
 import type { OrgView } from '../../orgs/orgs.service.ts';
+import { MAX_SCIM_TOKENS } from '../../scim/scim-tokens.service.ts';
+import type { ScimTokenView } from '../../scim/scim-tokens.service.ts';
 import type { IdentityView } from '../../sso/identities.service.ts';
 import type { ConnectionView } from '../../sso/sso.service.ts';
 import type { UserView } from '../../users/users.service.ts';
-import type { SsoTestFlash } from '../flash.ts';
+import type { NewScimTokenFlash, SsoTestFlash } from '../flash.ts';
 import { cell, html, notices, options, raw, when } from '../../html/html.ts';
 import { csrfField } from '../../http/csrf.ts';
 import type { Html, Notices } from '../../html/html.ts';
@@ -19,11 +21,13 @@ export interface AdminInput {
   users: UserView[];
   /** Linked IdP identities by user id. */
   identities: Map<string, IdentityView[]>;
+  /** Provisioning: the SCIM base URL, the organization's live SCIM tokens, and a token just created (shown this once). */
+  scim: { baseUrl: string; tokens: ScimTokenView[]; newToken?: NewScimTokenFlash | undefined };
   audit: { events: AuditEventView[]; next_cursor: number | null; before: number | undefined };
   ssoTest?: SsoTestFlash | undefined;
   notices?: Notices;
   /** Which form the notices belong to, so they show next to it. */
-  noticesFor?: 'sso' | 'policies' | 'users' | undefined;
+  noticesFor?: 'sso' | 'policies' | 'users' | 'scim' | undefined;
   form?: Record<string, string>;
 }
 
@@ -101,6 +105,50 @@ function hostOf(issuer: string): string {
   }
 }
 
+/** The new SCIM token, once: the view that follows its creation shows it, nothing else ever does. */
+function newScimTokenPanel(t: NewScimTokenFlash, baseUrl: string): Html {
+  return html`<div class="card secret" role="status">
+<h3>Your new SCIM token <code>${t.token_id}</code> (${t.name})</h3>
+<p class="warning"><strong>Copy it now: it will not be shown again.</strong> trackgate keeps only a hash of it. Paste it into your IdP's provisioning settings (Okta: HTTP Header, Authorization; Entra ID: Secret Token) with the base URL <code>${baseUrl}</code>.</p>
+<div class="keybox"><code id="new-scim-token" class="key">${t.token}</code> <button type="button" class="secondary" data-copy="new-scim-token">Copy</button></div>
+</div>`;
+}
+
+function scimSection(input: AdminInput, here: Html | string, form: Record<string, string>): Html {
+  const { viewer: v, scim } = input;
+  const rows = scim.tokens.map(
+    (t) => html`<tr>
+<td><code>${t.token_id}</code></td>
+<td>${t.name}</td>
+<td>${cell(t.created_at)}</td>
+<td>${cell(t.last_used_at, 'never')}</td>
+<td class="actions">${buttonForm({ action: `/admin/scim/tokens/${t.id}/revoke`, csrf: v.csrf, label: 'Revoke', danger: true, confirm: `Revoke the SCIM token ${t.token_id} (${t.name})? The IdP's provisioning with it stops at once.` })}</td>
+</tr>`,
+  );
+  return html`<section class="card" id="scim" aria-labelledby="scim-title">
+<h2 id="scim-title">Provisioning (SCIM)</h2>
+${here}
+${scim.newToken ? newScimTokenPanel(scim.newToken, scim.baseUrl) : ''}
+<p class="muted">Your IdP (Okta, Entra ID) creates, updates and deactivates people and teams of ${input.org.slug} through SCIM 2.0. Deactivating someone there revokes their API keys and ends their sessions here within a second. Give the IdP this base URL and a SCIM token.</p>
+<dl class="facts">
+<dt>SCIM base URL</dt><dd><code id="scim-base-url">${scim.baseUrl}</code> <button type="button" class="secondary" data-copy="scim-base-url">Copy</button></dd>
+</dl>
+${
+  scim.tokens.length
+    ? html`<div class="scroll"><table>
+<thead><tr><th scope="col">Token ID</th><th scope="col">Name</th><th scope="col">Created (UTC)</th><th scope="col">Last used</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
+<tbody>${rows}</tbody></table></div>`
+    : html`<p class="empty">No SCIM token yet: no IdP can provision ${input.org.slug}.</p>`
+}
+<form method="post" action="/admin/scim/tokens" class="row">
+${csrfField(v.csrf)}
+<label>Token name <input name="name" required value="${form.name ?? ''}" placeholder="okta"></label>
+<button type="submit">Create SCIM token</button>
+</form>
+<p class="muted">The token is shown once. An organization holds at most ${MAX_SCIM_TOKENS} tokens: one per IdP and a spare to rotate (create the new one, paste it into the IdP, then revoke the old one). A revoked token is refused on its next request, on every instance.</p>
+</section>`;
+}
+
 export function adminPage(input: AdminInput): string {
   const { viewer: v, org } = input;
   const f = input.form ?? {};
@@ -133,7 +181,7 @@ export function adminPage(input: AdminInput): string {
   const policies = org.policies;
   const body = html`<h1>Organization admin</h1>
 <p class="muted">${org.name} (<code>${org.slug}</code>) · ${org.plan} plan</p>
-<nav class="toc" aria-label="Sections"><a href="#sso">SSO connections</a> <a href="#policies">Policies</a> <a href="#users">Users</a> <a href="#audit">Audit log</a></nav>
+<nav class="toc" aria-label="Sections"><a href="#sso">SSO connections</a> <a href="#policies">Policies</a> <a href="#users">Users</a> <a href="#scim">Provisioning (SCIM)</a> <a href="#audit">Audit log</a></nav>
 ${input.noticesFor === undefined ? notices(input.notices ?? {}) : ''}
 
 <section class="card" id="sso" aria-labelledby="sso-title">
@@ -172,6 +220,8 @@ ${csrfField(v.csrf)}
 </form>
 <p class="muted">Their first SSO sign-in links their IdP account to this user when the IdP vouches for the email (<code>email_verified</code>; Azure AD: <code>xms_edov</code>) and its domain is one of the connection's domains. An account linked to one IdP identity is never moved to another by email: unlink it here first.</p>
 </section>
+
+${scimSection(input, here('scim'), input.noticesFor === 'scim' ? f : {})}
 
 <section class="card" id="audit" aria-labelledby="audit-title">
 <h2 id="audit-title">Audit log</h2>
