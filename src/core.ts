@@ -170,5 +170,6 @@ export function createWiredSso(core: Core, options: { servesSso: boolean }): Sso
   const sso = createSso(core, { sweep: options.servesSso });
   core.authenticator.useSessions(sso.sessionAuthenticator);
   core.orgs.useSsoAvailability((orgId) => sso.service.hasEnabledConnection(orgId));
+  core.users.useSessionEnder((userId) => core.sessionStore.destroyAllOfUser(userId));
   return sso;
 }

@@ -428,6 +428,13 @@ for (const [runIndex, { dialect, tag, redis }] of runs.entries()) {
       assert.equal((await me(browser)).status, 401);
       const r = await ssoLogin(new Browser(app.url), `org=${orgs.okta}`, `dave-${tag}`);
       assertRefused(r, 'user_deactivated', /deactivated/);
+      // Reactivated: the session from before the deactivation stays dead; a new sign-in works.
+      const back = await app.request('PATCH', `/gateway/v1/orgs/${orgs.okta}/users/${username}`, { key: adminKey, body: { status: 'active' } });
+      assert.equal(back.status, 200, back.text);
+      assert.equal((await me(browser)).status, 401, 'a session from before the deactivation does not come back');
+      const again = new Browser(app.url);
+      assertLoggedIn(await ssoLogin(again, `org=${orgs.okta}`, `dave-${tag}`));
+      assert.equal((await me(again)).status, 200);
     });
 
     test('JIT off: unknown people are refused; a pre-provisioned user is linked by email', async () => {

@@ -97,18 +97,26 @@ export class KeysRepository {
     return Number(res.numUpdatedRows) > 0;
   }
 
-  /** Revokes every live key of an owner; returns their hashes so caches can drop them. */
+  /**
+   * Revokes every live key of an owner; returns their hashes so caches can drop them. One key at a
+   * time in id order, like a last-used flush (touchLastUsed): one UPDATE of all of them locked their
+   * rows in whatever order the plan read them, and deadlocked with a flush of the same keys, which
+   * PostgreSQL ended only at the statement timeout (a deprovisioning answered 503 right after the
+   * person's keys were used). An owner holds a handful of keys.
+   */
   async revokeAllForOwner(orgId: string, owner: KeyOwnerRef, at: string, trx: Kysely<KeysDB> = this.db): Promise<string[]> {
     const column = owner.ownerType === 'user' ? 'user_id' : 'service_account_id';
     const rows = await trx
       .selectFrom('api_keys')
-      .select(['key_hash'])
+      .select(['id', 'key_hash'])
       .where('org_id', '=', orgId)
       .where(column, '=', owner.ownerId)
       .where('revoked_at', 'is', null)
+      .orderBy('id')
       .execute();
-    await trx.updateTable('api_keys').set({ revoked_at: at }).where('org_id', '=', orgId).where(column, '=', owner.ownerId).where('revoked_at', 'is', null).execute();
-    return rows.map((r) => r.key_hash);
+    const revoked: string[] = [];
+    for (const r of rows) if (await this.revoke(orgId, r.id, at, trx)) revoked.push(r.key_hash);
+    return revoked;
   }
 
   async setExpiry(orgId: string, id: string, expiresAt: string, trx: Kysely<KeysDB> = this.db): Promise<void> {

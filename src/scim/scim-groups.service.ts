@@ -1,13 +1,16 @@
 import { createHash } from 'node:crypto';
 import { randomUUID } from 'node:crypto';
-import SCIMMY from 'scimmy';
 import { isUniqueViolation } from '../db/dialect.ts';
 import { AppError, errors } from '../errors/app-error.ts';
 import { isReservedEntityName } from '../users/entity-names.ts';
 import type { EntityNamesRepository } from '../users/entity-names.repository.ts';
 import type { ScimDeps, ScimRepos } from './scim-deps.ts';
 import type { MembershipStamp, ScimGroupFilter, ScimGroupTeam } from './scim-groups.repository.ts';
-import { GROUP_SCHEMA } from './scim-schemas.ts';
+import { parseEqualityFilter } from './scim-list.ts';
+import type { ListQuery } from './scim-list.ts';
+import { normaliseOperations, stripSchemaPrefix } from './scim-patch.ts';
+import type { Operation } from './scim-patch.ts';
+import { GROUP_SCHEMA, groupSchema } from './scim-schemas.ts';
 import type { ScimClient } from './scim-tokens.service.ts';
 import { scimAuditActor } from './scim-tokens.service.ts';
 
@@ -26,83 +29,43 @@ export interface ScimGroupRecord {
   version: string;
 }
 
-export interface ScimGroupListQuery {
-  filter?: string | undefined;
-  /** 1-based. */
-  startIndex: number;
-  count: number;
-  withMembers: boolean;
-}
-
 /** The longest displayName or externalId kept: an IdP's group name is short; this bounds what one request may store. */
 const MAX_TEXT = 256;
 /** Team names are at most 64 characters: the slug leaves room for a "-NN" suffix. */
 const MAX_SLUG_BASE = 56;
-const GROUP_URN_PREFIX = `${GROUP_SCHEMA}:`.toLowerCase();
+
+/** An attribute name without the Group schema's URN, lower-case (IdPs vary both). */
+function attrName(name: string): string {
+  return stripSchemaPrefix(groupSchema, name).toLowerCase();
+}
 
 function invalidValue(message: string): AppError {
   return new AppError('scim_invalid_value', message);
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Filters. A private version of what the "users" side needs too; kept in these few functions so that the
-// merge can swap them for the shared helper.
+// Filters: scim-list.ts's equality filters, read into what the repository looks up.
 
-/**
- * Quotes the unquoted comparison values of a filter (Entra ID sends `displayName eq Sales`): scimmy reads an
- * unquoted `True` as a boolean and `00123` as a number, which would lose the string. Quoted parts are left
- * as they are.
- */
-function groupsQuoteBareFilterValues(expr: string): string {
-  return expr
-    .split(/("(?:[^"\\]|\\.)*")/)
-    .map((part, i) => (i % 2 === 1 ? part : part.replace(/\b(eq|ne|co|sw|ew|gt|ge|lt|le)(\s+)(?!")([^\s()"[\]]+)/gi, (_m, op: string, sp: string, v: string) => `${op}${sp}"${v}"`)))
-    .join('');
-}
-
-/** Strips the Group schema's URN from an attribute name and lower-cases it (IdPs vary both). */
-function groupsAttrName(name: string): string {
-  const lower = name.toLowerCase();
-  return lower.startsWith(GROUP_URN_PREFIX) ? lower.slice(GROUP_URN_PREFIX.length) : lower;
-}
-
-/** Parses a filter into OR-branches of attribute → value for `eq` comparisons only; anything else is invalidFilter. */
-function groupsParseEqFilter(expr: string, allowed: readonly string[]): Array<Record<string, string>> {
-  let parsed: unknown[];
-  try {
-    parsed = [...new SCIMMY.Types.Filter(groupsQuoteBareFilterValues(expr))];
-  } catch (err) {
-    throw new AppError('scim_invalid_filter', `the filter ${JSON.stringify(expr)} cannot be parsed: ${(err as Error).message}`);
+/** GET /Groups's filter (displayName, externalId, id with eq, joined by and); null when it can match nothing. */
+function parseGroupListFilter(expr: string): ScimGroupFilter | null {
+  const filter: { displayName?: string; externalId?: string; id?: string } = {};
+  for (const { attribute, value } of parseEqualityFilter(expr, ['displayName', 'externalId', 'id'], GROUP_SCHEMA)) {
+    const key = attribute as 'displayName' | 'externalId' | 'id';
+    const previous = filter[key];
+    // `a eq x and a eq y`: displayName compares case-insensitively, the others exactly.
+    const same = previous === undefined || (key === 'displayName' ? previous.toLowerCase() === value.toLowerCase() : previous === value);
+    if (!same) return null;
+    filter[key] = value;
   }
-  return parsed.map((branch) => {
-    const out: Record<string, string> = {};
-    for (const [key, cmp] of Object.entries(branch as Record<string, unknown>)) {
-      const attr = groupsAttrName(key);
-      if (!allowed.includes(attr)) throw new AppError('scim_invalid_filter', `filtering on "${key}" is not supported (only ${allowed.join(', ')}, with eq)`);
-      if (!Array.isArray(cmp) || cmp.length !== 2 || typeof cmp[0] !== 'string' || cmp[0].toLowerCase() !== 'eq' || !['string', 'number', 'boolean'].includes(typeof cmp[1])) {
-        throw new AppError('scim_invalid_filter', `"${key}" supports only one "eq" comparison with a value`);
-      }
-      out[attr] = String(cmp[1]);
-    }
-    return out;
-  });
-}
-
-/** GET /Groups's filter: displayName, externalId, id with eq, joined by and. */
-function parseGroupListFilter(expr: string): ScimGroupFilter {
-  const branches = groupsParseEqFilter(expr, ['displayname', 'externalid', 'id']);
-  if (branches.length !== 1) throw new AppError('scim_invalid_filter', '"or" is not supported in a /Groups filter (use "and")');
-  const [b] = branches as [Record<string, string>];
-  return {
-    ...(b.displayname !== undefined ? { displayName: b.displayname } : {}),
-    ...(b.externalid !== undefined ? { externalId: b.externalid } : {}),
-    ...(b.id !== undefined ? { id: b.id } : {}),
-  };
+  return filter;
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// PATCH. What Okta and Entra ID send to a Group, read into a few changes applied in order. A private version
-// of the PATCH normalisation (op names in any case, URN-prefixed paths, unknown attributes dropped).
+// PATCH. Groups read the operations themselves instead of scim-patch.ts's applyPatch (patch the whole
+// resource, then write it as a PUT): a group's members are a set of changes (add these, remove those), so
+// that concurrent PATCHes adding different people all land and a group of thousands is not rewritten for
+// one person. The normalisation (op names in any case, URN-prefixed paths, "True"/"False", unknown
+// attributes dropped, id/meta/schemas refused, replace with null as remove) is scim-patch.ts's.
 
 type MemberOp = { kind: 'add' | 'remove' | 'replace'; ids: string[] } | { kind: 'removeAll' };
 
@@ -138,69 +101,46 @@ function memberIdsOf(v: unknown): string[] {
   });
 }
 
-/** The ids a member filter path selects: `members[value eq "id"]` (or several joined by "or"). */
+/** The ids a member filter path selects: `members[value eq "id"]` (what Okta sends to remove one person). */
 function memberIdsOfFilter(filter: string): string[] {
-  return groupsParseEqFilter(filter, ['value']).map((b) => {
-    if (b.value === undefined) throw new AppError('scim_invalid_filter', 'a members filter selects members by "value eq"');
-    return b.value;
-  });
+  const ids = new Set(parseEqualityFilter(filter, ['value']).map((t) => t.value));
+  // `value eq a and value eq b` selects no one.
+  return ids.size === 1 ? [...ids] : [];
 }
 
-type Target = { attr: 'members'; filter?: string } | { attr: 'displayname' | 'externalid' | 'ignored' | 'readonly' };
+type Target = { attr: 'members'; filter?: string } | { attr: 'displayname' | 'externalid' };
 
-/** What a PATCH path (or a key of a pathless value) names. Attributes a Group does not keep are ignored, as for users. */
-function groupsPatchTarget(path: string): Target {
-  const p = path.trim();
-  const m = /^([A-Za-z][\w$:.-]*?)(?:\[(.*)\])?(\.[A-Za-z$][\w$]*)?$/s.exec(p);
-  if (!m) throw new AppError('scim_invalid_path', `the path ${JSON.stringify(path)} cannot be read`);
-  const attr = groupsAttrName(m[1] ?? '');
-  const filter = m[2];
-  const sub = m[3];
+/**
+ * What a PATCH path (or a key of a pathless value) names. normaliseOperations has dropped the attributes a
+ * Group does not keep and refused id, meta and schemas: what is left is displayName, externalId or members.
+ */
+function patchTarget(path: string, where: string): Target {
+  const m = /^([A-Za-z][\w$-]*)(?:\[(.*)\])?(\.[A-Za-z$][\w$-]*)?$/s.exec(path.trim());
+  const attr = attrName(m?.[1] ?? '');
+  const filter = m?.[2];
+  const sub = m?.[3];
   if (attr === 'members') {
-    if (sub !== undefined) throw new AppError('scim_invalid_path', `"${path}": change members as a whole (members, or members[value eq "…"])`);
+    if (sub !== undefined) throw new AppError('scim_invalid_path', `${where}: "${path}": change members as a whole (members, or members[value eq "…"])`);
     return filter !== undefined ? { attr, filter } : { attr };
   }
   if ((attr === 'displayname' || attr === 'externalid') && filter === undefined && sub === undefined) return { attr };
-  if (attr === 'id' || attr === 'meta' || attr.startsWith('meta.') || attr === 'schemas') return { attr: 'readonly' };
-  return { attr: 'ignored' };
+  throw new AppError('scim_invalid_path', `${where}: "${path.slice(0, 100)}" is not a path of a Group`);
 }
 
-function groupsParsePatch(body: unknown): GroupChange {
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new AppError('scim_invalid_syntax', 'the body must be a SCIM PatchOp message (an object with "Operations")');
-  const b = body as Record<string, unknown>;
-  const opsKey = Object.keys(b).find((k) => k.toLowerCase() === 'operations');
-  const ops = opsKey === undefined ? undefined : b[opsKey];
-  if (!Array.isArray(ops) || ops.length === 0) throw invalidValue('"Operations" must be a non-empty list');
+function parsePatch(body: unknown, groupId: string): GroupChange {
   const change: GroupChange = { members: [] };
-  ops.forEach((raw, i) => {
-    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw invalidValue(`Operations[${i}] must be an object`);
-    const o = raw as Record<string, unknown>;
-    const op = typeof o.op === 'string' ? o.op.toLowerCase() : undefined;
-    if (op !== 'add' && op !== 'remove' && op !== 'replace') throw new AppError('scim_invalid_syntax', `Operations[${i}].op must be add, remove or replace`);
-    if (o.path !== undefined && typeof o.path !== 'string') throw new AppError('scim_invalid_path', `Operations[${i}].path must be a string`);
-    const value = o.value;
-    if (o.path === undefined || o.path === '') {
-      if (op === 'remove') throw new AppError('scim_no_target', `Operations[${i}]: remove needs a path`);
-      if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalidValue(`Operations[${i}].value must be an object when there is no path`);
-      for (const [key, v] of Object.entries(value)) applyTo(change, op, groupsPatchTarget(key), v, i, false);
-    } else {
-      if (op === 'add' && value === undefined) throw invalidValue(`Operations[${i}]: add needs a value`);
-      applyTo(change, op, groupsPatchTarget(o.path), value, i, true);
-    }
+  normaliseOperations(groupSchema, body, groupId).forEach(({ op, path, value }, i) => {
+    const where = `operation ${i + 1}`;
+    if (path !== undefined) applyTo(change, op, patchTarget(path, where), value, where);
+    else for (const [key, v] of Object.entries(value as Record<string, unknown>)) applyTo(change, op, patchTarget(key, where), v, where);
   });
   return change;
 }
 
-function applyTo(change: GroupChange, op: 'add' | 'remove' | 'replace', target: Target, value: unknown, i: number, withPath: boolean): void {
+function applyTo(change: GroupChange, op: Operation['op'], target: Target, value: unknown, where: string): void {
   switch (target.attr) {
-    case 'ignored':
-      return;
-    case 'readonly':
-      // Pathless values carry the group's own id (Okta's rename: {id, displayName}); a path naming it means changing it.
-      if (withPath) throw new AppError('scim_mutability', `Operations[${i}]: id, meta and schemas cannot be changed`);
-      return;
     case 'displayname':
-      if (op === 'remove') throw invalidValue(`Operations[${i}]: displayName is required and cannot be removed`);
+      if (op === 'remove') throw invalidValue(`${where}: displayName is required and cannot be removed`);
       change.displayName = displayNameOf(value);
       return;
     case 'externalid':
@@ -208,7 +148,7 @@ function applyTo(change: GroupChange, op: 'add' | 'remove' | 'replace', target: 
       return;
     case 'members':
       if (target.filter !== undefined) {
-        if (op !== 'remove') throw new AppError('scim_invalid_path', `Operations[${i}]: a filtered members path can only be removed (add or replace members as a whole)`);
+        if (op !== 'remove') throw new AppError('scim_invalid_path', `${where}: a filtered members path can only be removed (add or replace members as a whole)`);
         change.members.push({ kind: 'remove', ids: memberIdsOfFilter(target.filter) });
       } else if (op === 'remove') {
         change.members.push(value === undefined || value === null ? { kind: 'removeAll' } : { kind: 'remove', ids: memberIdsOf(value) });
@@ -222,7 +162,7 @@ function applyTo(change: GroupChange, op: 'add' | 'remove' | 'replace', target: 
 function groupsParseResource(body: unknown, mode: 'create' | 'replace'): GroupChange {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new AppError('scim_invalid_syntax', 'the body must be a SCIM Group (an object)');
   const fields = new Map<string, unknown>();
-  for (const [k, v] of Object.entries(body)) fields.set(groupsAttrName(k), v);
+  for (const [k, v] of Object.entries(body)) fields.set(attrName(k), v);
   if (!fields.has('displayname')) throw invalidValue('displayName is required');
   const change: GroupChange = { displayName: displayNameOf(fields.get('displayname')), externalId: externalIdOf(fields.get('externalid')), members: [] };
   // A PUT without members leaves them as they are: dropping a whole team by omission is not what an IdP means
@@ -322,11 +262,12 @@ export class ScimGroupsService {
   }
 
   /** Every team of the organization (SCIM-owned or not), in creation order, one page. */
-  async list(client: ScimClient, q: ScimGroupListQuery): Promise<{ total: number; resources: ScimGroupRecord[] }> {
-    const filter = q.filter === undefined || q.filter.trim() === '' ? {} : parseGroupListFilter(q.filter);
+  async list(client: ScimClient, q: Pick<ListQuery, 'filter' | 'startIndex' | 'count'>, withMembers: boolean): Promise<{ total: number; resources: ScimGroupRecord[] }> {
+    const filter = q.filter === undefined ? {} : parseGroupListFilter(q.filter);
+    if (filter === null) return { total: 0, resources: [] };
     const repos = this.deps.store.repos;
     const page = await repos.scimGroups.list(client.orgId, filter, q.startIndex - 1, q.count);
-    return { total: page.total, resources: await this.records(repos, client.orgId, page.rows, q.withMembers) };
+    return { total: page.total, resources: await this.records(repos, client.orgId, page.rows, withMembers) };
   }
 
   async get(client: ScimClient, id: string, withMembers: boolean): Promise<ScimGroupRecord> {
@@ -369,7 +310,7 @@ export class ScimGroupsService {
 
   /** PATCH /Groups/{id}: the IdP's operations; SCIM owns the team from now on. */
   async patch(client: ScimClient, id: string, body: unknown, ifMatch?: string): Promise<ScimGroupRecord> {
-    return this.change(client, id, groupsParsePatch(body), ifMatch);
+    return this.change(client, id, parsePatch(body, id), ifMatch);
   }
 
   /**

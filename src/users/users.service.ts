@@ -64,6 +64,13 @@ export class UsersService {
    * has it: the answer does not tell an account elsewhere from a claimed domain (no email oracle, no
    * squatting another tenant's addresses). Only a clash within the caller's own organization says so.
    */
+  /** Ends every browser session of a person (SSO's session store, wired by createWiredSso); null without one (the CLI). */
+  private endSessionsOf: ((userId: string) => Promise<void>) | null = null;
+
+  useSessionEnder(endSessionsOf: (userId: string) => Promise<void>): void {
+    this.endSessionsOf = endSessionsOf;
+  }
+
   async insertUser(repos: UsersRepos, org: OrgRow, input: NewUser): Promise<UserRow> {
     await requireClaimableName(repos, input.username, org.id, 'username_taken');
     const unusable = () => errors.conflict(`the email ${input.email} cannot be used for an account in ${org.slug}`, 'email_unavailable');
@@ -137,8 +144,12 @@ export class UsersService {
       const action = patch.status === 'deactivated' ? 'user.deactivate' : patch.status === 'active' && u.status !== 'active' ? 'user.reactivate' : 'user.update';
       await this.audit.record(repos, actor, { orgId: org.id, action, targetType: 'user', targetId: u.id, targetName: u.username, details: { ...patch } });
       invalidate.all();
-      return { ...u, ...set };
+      return { ...u, ...set, reactivated: patch.status === 'active' && u.status !== 'active' };
     });
+    // A session does not outlive a deactivation, even once the account is active again: ended on
+    // deactivation (again on a retried one, in case the first could not reach the session store) and
+    // on reactivation, so that a session from before can never come back with the account.
+    if (patch.status === 'deactivated' || (patch.status === 'active' && updated.reactivated)) await this.endSessionsOf?.(updated.id);
     return userView(updated);
   }
 

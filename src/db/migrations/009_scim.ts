@@ -41,9 +41,14 @@ export function migration009(_caps: DialectCaps) {
         .addColumn('created_at', 'text', (c) => c.notNull())
         .addColumn('updated_at', 'text', (c) => c.notNull())
         .execute();
+      // SCIM lists walk an organization's users and teams in creation order (startIndex/count pages).
+      await db.schema.createIndex('users_org_created').on('users').columns(['org_id', 'created_at', 'id']).execute();
+      await db.schema.createIndex('teams_org_created').on('teams').columns(['org_id', 'created_at', 'id']).execute();
       await db.schema.createIndex('scim_groups_display_name').on('scim_groups').columns(['org_id', 'display_name']).execute();
     },
     async down(db: Kysely<any>): Promise<void> {
+      await db.schema.dropIndex('teams_org_created').execute();
+      await db.schema.dropIndex('users_org_created').execute();
       await db.schema.dropTable('scim_groups').execute();
       await db.schema.dropTable('scim_users').execute();
       await db.schema.dropTable('scim_tokens').execute();
