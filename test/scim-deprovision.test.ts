@@ -470,9 +470,8 @@ describe('SCIM deprovisioning while Redis is unreachable (its data kept): the Id
     await redis?.kill();
   });
 
-  // todo until the users side ends the sessions on a repeated deactivation (or on reactivation): today a deactivation answered 503
-  // (sessions not ended) and retried gets 200 without ending them, and reactivating brings the old session back (see the e2e report).
-  test('deactivated while Redis is unreachable: keys fail within the bound whatever SCIM answers; after the IdP retries and later reactivates, the old session stays dead', { todo: 'BUG (users): a retried deactivation does not end the sessions a 503 left; reactivation revives them' }, async () => {
+  // A deactivation answered 503 (the sessions could not be ended) and retried must end them then; reactivation must not bring them back.
+  test('deactivated while Redis is unreachable: keys fail within the bound whatever SCIM answers; after the IdP retries and later reactivates, the old session stays dead', async () => {
     relay.set('refuse');
     const r = await setActive(d.scim, p.id, false, 'okta-patch');
     const answered = Date.now();
