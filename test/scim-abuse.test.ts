@@ -8,11 +8,12 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
-import { dialects, startApp } from './support/app.ts';
+import { dialects, sleep, startApp } from './support/app.ts';
 import type { TestApp, TestResponse } from './support/app.ts';
 import { provisionGroup, provisionUser, scimIdOf, teamMemberIds, userRow } from './support/scim-people.ts';
 import { assertScimError, ENTRA_AGENT, GROUP_SCHEMA, PATCH_SCHEMA, scimClientFor, USER_SCHEMA } from './support/scim.ts';
 import type { ScimClient } from './support/scim.ts';
+import { signIn } from './support/web.ts';
 
 const q = (filter: string) => `filter=${encodeURIComponent(filter)}`;
 const patchOp = (...Operations: unknown[]) => ({ schemas: [PATCH_SCHEMA], Operations });
@@ -540,6 +541,29 @@ for (const dialect of dialects()) {
       assert.ok(!(await teamMemberIds(app, groupId)).includes(id), 'teams are the IdP\'s to give back');
       // Another organization's IdP cannot revive (or take) it.
       assertScimError(await scimA.request('POST', '/Users', { schemas: [USER_SCHEMA], userName: email }), 409, 'uniqueness');
+    });
+
+    // todo until key creation checks, under the owner's row lock, that the owner is still active: a creation authenticated just
+    // before the deactivation waits for the lock the deactivation holds, then issues a live key the deactivation never saw.
+    test('keys made with a session while SCIM deactivates the person: none of them works after reactivation', { todo: 'BUG (keys): KeysService.issue does not re-check the owner under its lock; a key made in the race survives deprovisioning' }, async () => {
+      for (let round = 0; round < 3; round++) {
+        const email = bEmail(`racer-keys${round}`);
+        const u = await provisionUser(scimB, email);
+        const browser = await signIn(app, email);
+        const session = await browser.request('GET', '/gateway/v1/session', { headers: { accept: 'application/json' } });
+        const csrf = (JSON.parse(session.text) as { csrf_token: string }).csrf_token;
+        const make = async (i: number) => {
+          await sleep(i * 3);
+          const r = await browser.request('POST', '/gateway/v1/me/keys', { json: { name: `race-${i}` }, headers: { accept: 'application/json', 'x-csrf-token': csrf } });
+          return r.status === 201 ? (JSON.parse(r.text) as { key: string }).key : null;
+        };
+        const [deactivation, ...made] = await Promise.all([(async () => (await sleep(15), scimB.request('PATCH', `/Users/${u.id}`, patchOp({ op: 'replace', value: { active: false } }))))(), ...Array.from({ length: 12 }, (_, i) => make(i))]);
+        assert.equal(deactivation.status, 200, deactivation.text);
+        const keys = made.filter((k): k is string => k !== null);
+        for (const k of keys) app.keys.add(k);
+        assert.equal((await scimB.request('PATCH', `/Users/${u.id}`, patchOp({ op: 'replace', path: 'active', value: 'True' }))).status, 200);
+        for (const k of keys) assert.equal((await app.request('GET', '/gateway/v1/me', { key: k })).status, 401, `round ${round}: a key made during the deactivation (${keys.length} of 12 were answered 201) works after reactivation`);
+      }
     });
 
     test('If-Match with another version → 412 and nothing changes; ids that are not ids → 404', async () => {
