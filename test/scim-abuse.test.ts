@@ -543,9 +543,9 @@ for (const dialect of dialects()) {
       assertScimError(await scimA.request('POST', '/Users', { schemas: [USER_SCHEMA], userName: email }), 409, 'uniqueness');
     });
 
-    // todo until key creation checks, under the owner's row lock, that the owner is still active: a creation authenticated just
-    // before the deactivation waits for the lock the deactivation holds, then issues a live key the deactivation never saw.
-    test('keys made with a session while SCIM deactivates the person: none of them works after reactivation', { todo: 'BUG (keys): KeysService.issue does not re-check the owner under its lock; a key made in the race survives deprovisioning' }, async () => {
+    // A key creation authenticated just before the deactivation waits for the lock the deactivation holds; it must then
+    // refuse (the owner is no longer active), not issue a live key the deactivation never saw (it did, before).
+    test('keys made with a session while SCIM deactivates the person: none of them works after reactivation', async () => {
       for (let round = 0; round < 3; round++) {
         const email = bEmail(`racer-keys${round}`);
         const u = await provisionUser(scimB, email);

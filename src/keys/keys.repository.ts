@@ -66,6 +66,15 @@ export class KeysRepository {
     }
   }
 
+  /** Whether the owner may hold keys now: a person who is active, a service account that exists. Read under lockOwner's lock. */
+  async ownerActive(orgId: string, owner: KeyOwnerRef): Promise<boolean> {
+    if (owner.ownerType === 'user') {
+      const u = await this.db.selectFrom('users').select('status').where('org_id', '=', orgId).where('id', '=', owner.ownerId).executeTakeFirst();
+      return u?.status === 'active';
+    }
+    return (await this.db.selectFrom('service_accounts').select('id').where('org_id', '=', orgId).where('id', '=', owner.ownerId).executeTakeFirst()) !== undefined;
+  }
+
   /** Keys of one owner that still work or will (neither revoked nor expired at `now`). */
   async countLive(orgId: string, owner: KeyOwnerRef, now: string): Promise<number> {
     const column = owner.ownerType === 'user' ? 'user_id' : 'service_account_id';

@@ -106,6 +106,11 @@ export class KeysService {
     const now = Date.now();
     const owner = { ownerType: input.ownerType, ownerId: input.ownerId };
     await repos.keys.lockOwner(owner);
+    // Read again under the lock: a request authenticated a moment before the owner was deactivated (SCIM, an
+    // admin) or deleted waits here for that change to commit, and must not mint a key that outlives it.
+    if (!(await repos.keys.ownerActive(input.org.id, owner))) {
+      throw input.ownerType === 'user' ? errors.conflict('the key\'s owner is deactivated: no key can be issued to them', 'owner_deactivated') : errors.notFound('service account');
+    }
     const live = await repos.keys.countLive(input.org.id, owner, new Date(now).toISOString());
     const cap = this.options.maxKeysPerPrincipal;
     if (live + (input.replacesLiveKey ? 0 : 1) > cap) {

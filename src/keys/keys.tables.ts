@@ -29,6 +29,6 @@ export interface KeysTables {
  * touches: declared here by shape, because those features depend on this one and not the reverse.
  */
 export interface KeyOwnerTables {
-  users: { id: string; updated_at: string };
-  service_accounts: { id: string; updated_at: string };
+  users: { id: string; org_id: string; status: string; updated_at: string };
+  service_accounts: { id: string; org_id: string; updated_at: string };
 }
