@@ -73,6 +73,19 @@ for (const [runIndex, dialect] of dialects().entries()) {
       assert.equal(named.status, 200, named.text);
       assert.equal(named.body.totalResults, 0);
     });
+
+    test('/SCIM (any case) is SCIM: a request without a token is refused before its body is read, in RFC 7644\'s shape', async () => {
+      // Express matches mount paths case-insensitively: /SCIM/v2/Users reached the SCIM router (and its 1 MB
+      // parser) while the main isolate's token check and the error renderer knew only the lower-case /scim.
+      for (const prefix of ['/scim/v2', '/SCIM/v2', '/Scim/v2', '/SCIM']) {
+        const r = await app.request('POST', `${prefix}/Users`, { rawBody: JSON.stringify({ schemas: [USER_SCHEMA], userName: 'x@y.example', pad: 'x'.repeat(200_000) }), headers: { 'content-type': 'application/scim+json' } });
+        assertScimError(r, 401);
+        assert.match(r.headers.get('www-authenticate') ?? '', /^Bearer /, prefix);
+      }
+      const ok = await fetch(`${app.url}/SCIM/v2/Users?count=1`, { headers: { authorization: `Bearer ${victim.token}` } });
+      assert.equal(ok.status, 200);
+      assert.match(ok.headers.get('content-type') ?? '', /^application\/scim\+json/);
+    });
   });
 }
 
