@@ -74,6 +74,16 @@ for (const [runIndex, dialect] of dialects().entries()) {
       assert.equal(named.body.totalResults, 0);
     });
 
+    test('a member id is cut short in the error that names it (an id is whatever the body says: up to a megabyte)', async () => {
+      const g = await attacker.request('POST', '/Groups', { schemas: [GROUP_SCHEMA], displayName: `Echo ${tag}` });
+      assert.equal(g.status, 201, g.text);
+      const huge = 'u'.repeat(300_000);
+      const r = await attacker.request('PATCH', `/Groups/${g.body.id}`, patch({ op: 'add', path: 'members', value: [{ value: huge }, { value: `${huge}2` }] }));
+      assertScimError(r, 400, 'invalidValue');
+      assert.ok(r.text.length < 2000, `the error is ${r.text.length} characters`);
+      assert.match(r.body.detail, /not users of this organization/);
+    });
+
     test('/SCIM (any case) is SCIM: a request without a token is refused before its body is read, in RFC 7644\'s shape', async () => {
       // Express matches mount paths case-insensitively: /SCIM/v2/Users reached the SCIM router (and its 1 MB
       // parser) while the main isolate's token check and the error renderer knew only the lower-case /scim.
