@@ -34,5 +34,19 @@ for (const dialect of dialects()) {
         assert.equal(m.status, 200, m.text);
       }
     });
+
+    test('puts and removals of one member at once: every answer a 2xx or 404, never a 500', async () => {
+      // A put that saw the member, then found its row removed by a concurrent removal that committed
+      // meanwhile, adds them back (crash-safety.test.ts met a 500 "not found right after it was written").
+      for (let round = 0; round < 10; round++) {
+        const user = `c${round % 5}-${dialect}`;
+        const answers = await Promise.all(
+          Array.from({ length: 8 }, (_, j) =>
+            j % 2 ? app.request('DELETE', `/gateway/v1/teams/conc-team-${dialect}/members/${user}`, { key: adminKey }) : app.request('PUT', `/gateway/v1/teams/conc-team-${dialect}/members/${user}`, { key: adminKey, body: { role: 'member' } }),
+          ),
+        );
+        assert.deepEqual(answers.filter((r) => ![200, 201, 204, 404].includes(r.status)).map((r) => `${r.status} ${r.text}`), []);
+      }
+    });
   });
 }

@@ -79,18 +79,23 @@ export class TeamsRepository {
   }
 
   async putMember(orgId: string, teamId: string, userId: string, role: TeamRole, now: string): Promise<'created' | 'updated'> {
-    if (!(await this.getMember(orgId, teamId, userId))) {
-      // Two transactions adding the same member at once both find no row (PostgreSQL's read committed): the
-      // later insert waits for the earlier and then updates its row instead of failing on the primary key.
-      const r = await this.db
-        .insertInto('team_members')
-        .values({ org_id: orgId, team_id: teamId, user_id: userId, role, created_at: now })
-        .onConflict((oc) => oc.columns(['team_id', 'user_id']).doNothing())
-        .executeTakeFirst();
-      if (Number(r.numInsertedOrUpdatedRows ?? 0) > 0) return 'created';
+    // A few rounds at most: each one that finds nothing to update saw a concurrent removal commit.
+    for (let round = 0; ; round++) {
+      if (!(await this.getMember(orgId, teamId, userId))) {
+        // Two transactions adding the same member at once both find no row (PostgreSQL's read committed): the
+        // later insert waits for the earlier and then updates its row instead of failing on the primary key.
+        const r = await this.db
+          .insertInto('team_members')
+          .values({ org_id: orgId, team_id: teamId, user_id: userId, role, created_at: now })
+          .onConflict((oc) => oc.columns(['team_id', 'user_id']).doNothing())
+          .executeTakeFirst();
+        if (Number(r.numInsertedOrUpdatedRows ?? 0) > 0) return 'created';
+      }
+      const u = await this.db.updateTable('team_members').set({ role }).where('org_id', '=', orgId).where('team_id', '=', teamId).where('user_id', '=', userId).executeTakeFirst();
+      if (Number(u.numUpdatedRows) > 0 || round >= 3) return 'updated';
+      // The row seen a moment ago was removed by a transaction that committed meanwhile (the update waited
+      // for it, then found nothing): look again, and add the member back.
     }
-    await this.db.updateTable('team_members').set({ role }).where('org_id', '=', orgId).where('team_id', '=', teamId).where('user_id', '=', userId).execute();
-    return 'updated';
   }
 
   async removeMember(orgId: string, teamId: string, userId: string): Promise<boolean> {
