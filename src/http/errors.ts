@@ -61,9 +61,14 @@ export function errorJson(err: AppError, requestId: string): string {
 /** SCIM's media type (RFC 7644 §3.1), of its resources and its errors. */
 export const SCIM_CONTENT_TYPE = 'application/scim+json; charset=utf-8';
 
-/** Whether a path is under /scim: its errors are SCIM's (scimErrorJson), whichever side of trackgate answers them. */
+/**
+ * Whether a path is under /scim: its errors are SCIM's (scimErrorJson), whichever side of trackgate answers
+ * them, and its body is read only after its token is checked. In any case, as Express matches the mount:
+ * /SCIM/v2/Users reached the SCIM router while this said no (its body read without a token, its errors the API's).
+ */
 export function isScimPath(path: string): boolean {
-  return path === '/scim' || path.startsWith('/scim/') || path.startsWith('/scim?');
+  const p = path.slice(0, 6).toLowerCase();
+  return p === '/scim' || p === '/scim/' || p === '/scim?';
 }
 
 /** RFC 7644 §3.12's scimType of the catalogue codes that have one. */

@@ -256,7 +256,7 @@ export class ScimGroupsService {
 
   private async record(repos: ScimRepos, orgId: string, id: string, withMembers: boolean): Promise<ScimGroupRecord> {
     const g = await repos.scimGroups.find(orgId, id);
-    if (!g) throw errors.notFound(`group "${id}"`);
+    if (!g) throw errors.notFound(`group "${id.slice(0, 100)}"`);
     const [record] = (await this.records(repos, orgId, [g], withMembers)) as [ScimGroupRecord];
     return record;
   }
@@ -321,9 +321,9 @@ export class ScimGroupsService {
     const actor = scimAuditActor(client);
     const orgId = client.orgId;
     return this.deps.invalidator.transaction(this.deps.store, async (repos, invalidate) => {
-      if (!(await repos.scimGroups.lockTeam(orgId, id))) throw errors.notFound(`group "${id}"`);
+      if (!(await repos.scimGroups.lockTeam(orgId, id))) throw errors.notFound(`group "${id.slice(0, 100)}"`);
       const g = await repos.scimGroups.find(orgId, id);
-      if (!g) throw errors.notFound(`group "${id}"`);
+      if (!g) throw errors.notFound(`group "${id.slice(0, 100)}"`);
       const before = await this.record(repos, orgId, id, true);
       requireIfMatch(ifMatch, before.version);
       const now = new Date().toISOString();
@@ -376,7 +376,8 @@ export class ScimGroupsService {
     const eligible = new Map((await repos.scimGroups.eligibleUsers(orgId, adds)).map((u) => [u.id, u.username]));
     const unknown = adds.filter((u) => !eligible.has(u));
     if (unknown.length) {
-      const shown = unknown.slice(0, 5).map((u) => JSON.stringify(u)).join(', ');
+      // Each shown cut short: an id is whatever the body says, up to a megabyte of it.
+      const shown = unknown.slice(0, 5).map((u) => JSON.stringify(u.length > 100 ? `${u.slice(0, 100)}…` : u)).join(', ');
       throw invalidValue(`members: ${shown}${unknown.length > 5 ? ` and ${unknown.length - 5} more` : ''} ${unknown.length === 1 ? 'is not a user' : 'are not users'} of this organization`);
     }
     const actor = scimAuditActor(client);
@@ -396,7 +397,7 @@ export class ScimGroupsService {
   async delete(client: ScimClient, id: string, ifMatch?: string): Promise<void> {
     const orgId = client.orgId;
     await this.deps.invalidator.transaction(this.deps.store, async (repos, invalidate) => {
-      if (!(await repos.scimGroups.lockTeam(orgId, id))) throw errors.notFound(`group "${id}"`);
+      if (!(await repos.scimGroups.lockTeam(orgId, id))) throw errors.notFound(`group "${id.slice(0, 100)}"`);
       const before = await this.record(repos, orgId, id, false);
       requireIfMatch(ifMatch, before.version);
       const accounts = await repos.scimGroups.countServiceAccounts(orgId, id);

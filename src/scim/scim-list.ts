@@ -103,6 +103,19 @@ export interface FilterTerm {
 const invalidFilter = (message: string) => new AppError('scim_invalid_filter', message);
 
 /**
+ * Whether an attribute path or filter names `__proto__`, `constructor` or `prototype` outside its quoted
+ * values. scimmy's Filter builds its parse by assigning each segment of an attribute path as an object key:
+ * `__proto__.x eq "y"` wrote Object.prototype.x of the whole process (every organization's requests saw it,
+ * and `schemas` put there broke every later POST), `constructor.x` wrote Object.x. No SCIM attribute has
+ * these names, so whatever names them is refused before scimmy reads it (filters here, PATCH paths in
+ * scim-patch.ts).
+ */
+export function namesUnsafeAttribute(expression: string): boolean {
+  const unquoted = expression.replace(/"(?:[^"\\]|\\.)*"/g, '""');
+  return /(?:^|[^\w$])(?:__proto__|constructor|prototype)(?![\w$])/i.test(unquoted);
+}
+
+/**
  * Quotes the unquoted comparison values of a filter (Entra ID sends `externalId eq 00123`,
  * `displayName eq Sales`): scimmy reads a bare `True` as a boolean (and, wrongly, false), `00123` as the
  * number 123 and `a@b` not at all, so every compared value becomes the string it was sent as. Quoted
@@ -127,8 +140,10 @@ function quoteBareValues(expression: string): string {
  */
 export function parseEqualityFilter(expression: string, allowed: readonly string[], schemaId?: string): FilterTerm[] {
   let parsed: Array<Record<string, unknown>>;
+  const quoted = quoteBareValues(expression);
+  if (namesUnsafeAttribute(quoted)) throw invalidFilter('the filter names no attribute trackgate supports');
   try {
-    parsed = [...new SCIMMY.Types.Filter(quoteBareValues(expression))] as Array<Record<string, unknown>>;
+    parsed = [...new SCIMMY.Types.Filter(quoted)] as Array<Record<string, unknown>>;
   } catch (err) {
     // scimmy's own messages name the unexpected token; a TypeError from inside its parser says nothing useful.
     const detail = err instanceof SCIMMY.Types.Error || (err instanceof Error && /^(Unexpected|Expected)/.test(err.message)) ? `: ${err.message}` : '';

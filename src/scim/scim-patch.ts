@@ -1,6 +1,7 @@
 import SCIMMY from 'scimmy';
 import { AppError } from '../errors/app-error.ts';
 import type { ErrorCode } from '../errors/catalogue.ts';
+import { namesUnsafeAttribute } from './scim-list.ts';
 import { PATCH_OP_SCHEMA } from './scim-schemas.ts';
 
 type SchemaDefinition = InstanceType<typeof SCIMMY.Types.SchemaDefinition>;
@@ -205,6 +206,8 @@ export function normaliseOperations(definition: SchemaDefinition, body: unknown,
     if (op !== 'add' && op !== 'remove' && op !== 'replace') throw new AppError('scim_invalid_syntax', `${where}: "op" must be add, remove or replace, not "${o.op.slice(0, 40)}"`);
     if (o.path !== undefined && typeof o.path !== 'string') throw new AppError('scim_invalid_path', `${where}: "path" must be a string`);
     const path = typeof o.path === 'string' && o.path.trim() !== '' ? normaliseFilterBooleans(stripSchemaPrefix(definition, o.path.trim()), booleans) : undefined;
+    // scimmy parses a path's filter into an object keyed by attribute names: see namesUnsafeAttribute.
+    if (path !== undefined && namesUnsafeAttribute(path)) throw new AppError('scim_invalid_path', `${where}: "${path.slice(0, 100)}" is not an attribute path`);
 
     if (path === undefined) {
       if (op === 'remove') throw new AppError('scim_no_target', `${where}: "remove" needs a path`);
@@ -212,6 +215,7 @@ export function normaliseOperations(definition: SchemaDefinition, body: unknown,
       const value: Json = {};
       for (const [rawKey, v] of Object.entries(o.value as Json)) {
         const key = stripSchemaPrefix(definition, rawKey);
+        if (namesUnsafeAttribute(key)) throw new AppError('scim_invalid_path', `${where}: "${key.slice(0, 100)}" is not an attribute path`);
         const root = rootOf(key);
         if (root === null || root.toLowerCase() === 'schemas' || root.toLowerCase() === 'meta') continue;
         if (root.toLowerCase() === 'id') {

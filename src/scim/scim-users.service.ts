@@ -206,6 +206,11 @@ export class ScimUsersService {
   async create(client: ScimClient, body: unknown, at: ScimLocation): Promise<ScimUserResource> {
     const desired = desiredFrom(readResourceBody(userSchema, body));
     const actor = scimAuditActor(client);
+    // A revival ends the account's sessions before it commits (see change()): a failure is a 503 that
+    // changed nothing, and the IdP's retry revives then; after the commit, the retry was a 409 that left
+    // the revived account with the sessions its DELETE could not end.
+    const prior = await this.deps.store.repos.scimUsers.findByEmail(client.orgId, desired.email);
+    if (prior && prior.removed_at !== null) await this.deps.endSessionsOf(prior.id);
     const created = await this.deps.invalidator.transaction(this.deps.store, async (repos, invalidate) => {
       const org = await this.org(repos, client);
       let existing = await repos.scimUsers.findByEmail(org.id, desired.email);
@@ -267,6 +272,12 @@ export class ScimUsersService {
 
   /** The one code path of PUT and PATCH: reads the person and their resource in the transaction, then applies what `desire` makes of it. */
   private async change(client: ScimClient, id: string, at: ScimLocation, ifMatch: string | undefined, desire: (current: ScimUserResource) => Promise<Desired>): Promise<ScimUserResource> {
+    // A person who is not active may be reactivated by this request: their sessions end BEFORE it commits
+    // (no session can be made for a deactivated account meanwhile). Ended only after the commit, a session
+    // store failure (503) left the account active with its old sessions, and the IdP's retry (the person
+    // already active) did not end them. Harmless when the request does not reactivate.
+    const seen = await this.deps.store.repos.scimUsers.find(client.orgId, id);
+    if (seen && seen.removed_at === null && seen.status !== 'active') await this.deps.endSessionsOf(id);
     const outcome = await this.deps.invalidator.transaction(this.deps.store, async (repos, invalidate) => {
       const org = await this.org(repos, client);
       const person = await this.findLive(repos, org.id, id);

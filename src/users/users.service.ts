@@ -56,6 +56,13 @@ export class UsersService {
     private readonly invalidator: CacheInvalidator,
   ) {}
 
+  /** Ends every browser session of a person (SSO's session store, wired by createWiredSso); null without one (the CLI). */
+  private endSessionsOf: ((userId: string) => Promise<void>) | null = null;
+
+  useSessionEnder(endSessionsOf: (userId: string) => Promise<void>): void {
+    this.endSessionsOf = endSessionsOf;
+  }
+
   /**
    * Inserts a user inside the caller's transaction. Shared by every way a user is created (the API, the
    * admin page, the CLI, bootstrap, SSO JIT). The username is judged first, so that a clash there says
@@ -64,13 +71,6 @@ export class UsersService {
    * has it: the answer does not tell an account elsewhere from a claimed domain (no email oracle, no
    * squatting another tenant's addresses). Only a clash within the caller's own organization says so.
    */
-  /** Ends every browser session of a person (SSO's session store, wired by createWiredSso); null without one (the CLI). */
-  private endSessionsOf: ((userId: string) => Promise<void>) | null = null;
-
-  useSessionEnder(endSessionsOf: (userId: string) => Promise<void>): void {
-    this.endSessionsOf = endSessionsOf;
-  }
-
   async insertUser(repos: UsersRepos, org: OrgRow, input: NewUser): Promise<UserRow> {
     await requireClaimableName(repos, input.username, org.id, 'username_taken');
     const unusable = () => errors.conflict(`the email ${input.email} cannot be used for an account in ${org.slug}`, 'email_unavailable');
@@ -129,6 +129,14 @@ export class UsersService {
 
   async update(actor: Actor, slug: string, username: string, patch: { role?: OrgRole | undefined; status?: 'active' | 'deactivated' | undefined; display_name?: string | undefined }): Promise<UserView> {
     const { org } = await this.access.require(actor, slug, 'admin');
+    if (patch.status === 'active') {
+      // A reactivation ends the person's sessions BEFORE it commits: no session can be made for a deactivated
+      // account meanwhile, and when the session store fails (503) nothing changed, so the retry ends them.
+      // Ended only after the commit, a failure left the account active with its old sessions, and the retry
+      // (already active) did not end them: a session from before the deactivation came back with it.
+      const before = await this.store.repos.users.findByUsername(org.id, username);
+      if (before && before.status !== 'active') await this.endSessionsOf?.(before.id);
+    }
     const updated = await this.invalidator.transaction(this.store, async (repos, invalidate) => {
       const u = await repos.users.findByUsername(org.id, username);
       if (!u) throw errors.notFound(`user "${username}"`);
