@@ -1,3 +1,4 @@
+import { endSessionsAfterDeactivation } from '../users/users.service.ts';
 import { createHash } from 'node:crypto';
 import type { Invalidate } from '../auth/invalidation.ts';
 import { isUniqueViolation } from '../db/dialect.ts';
@@ -238,7 +239,7 @@ export class ScimUsersService {
           details: { via: 'scim', rejoined: true, status },
         });
         invalidate.all();
-        return { id: existing.id, revived: true };
+        return { id: existing.id };
       }
       const username = await deriveUsername(repos, desired.email, org.id);
       const user = await this.deps.users.insertUser(repos, org, { email: desired.email, username, role: 'member', display_name: displayNameOf(desired, username) });
@@ -252,10 +253,8 @@ export class ScimUsersService {
         targetName: user.username,
         details: { via: 'scim', role: user.role, email: user.email, ...(desired.externalId !== null ? { external_id: desired.externalId } : {}), ...(desired.active === false ? { status: 'deactivated' } : {}) },
       });
-      return { id: user.id, revived: false };
+      return { id: user.id };
     });
-    // A revived account starts without sessions: one the DELETE could not end (Redis down) never comes back.
-    if (created.revived) await this.deps.endSessionsOf(created.id);
     return this.get(client, created.id, at);
   }
 
@@ -285,7 +284,7 @@ export class ScimUsersService {
       requireVersion(ifMatch, current.meta.version);
       return this.apply(repos, invalidate, client, org, person, await desire(current));
     });
-    if (outcome.endSessions) await this.deps.endSessionsOf(id);
+    if (outcome.deactivated) await endSessionsAfterDeactivation(this.deps.endSessionsOf, id);
     return this.get(client, id, at);
   }
 
@@ -296,11 +295,17 @@ export class ScimUsersService {
    * their browser sessions after the commit. Reactivation restores the account only: revoked keys stay
    * revoked (the person makes new ones), sessions from before stay ended (ended again, in case one survived).
    */
-  private async apply(repos: ScimRepos, invalidate: Invalidate, client: ScimClient, org: OrgRow, p: ScimPerson, d: Desired): Promise<{ endSessions: boolean }> {
+  private async apply(repos: ScimRepos, invalidate: Invalidate, client: ScimClient, org: OrgRow, p: ScimPerson, d: Desired): Promise<{ deactivated: boolean }> {
     const now = new Date().toISOString();
     const changed: string[] = [];
     const set: Partial<UserRow> = {};
     if (d.email !== p.email) {
+      // An admin's (or the operator's) email is not the IdP's to change: an account outside the SSO
+      // connection's domains, moved into them, would be linked by the next SSO sign-in with that address —
+      // an IdP administrator taking over a trackgate admin. People are renamed by their org's admins there.
+      if (p.role === 'admin' || p.instance_admin === 1) {
+        throw errors.forbidden(`the email of ${p.username}, an admin of ${org.slug}, is changed by an admin of ${org.slug} on trackgate, not through SCIM`);
+      }
       await this.requireUsableEmail(repos, org, d.email);
       set.email = d.email;
       changed.push('userName');
@@ -321,12 +326,7 @@ export class ScimUsersService {
       changed.push('externalId');
     }
     if (d.givenName !== p.given_name || d.familyName !== p.family_name) changed.push('name');
-    // Sessions are ended (after the commit) whenever the person ends up inactive, not only when this request
-    // deactivated them: a deactivation whose session step failed (Redis down: 503) is retried by the IdP as a
-    // request that changes nothing, and must still end them. And on reactivation, so that a session from
-    // before the deprovisioning can never come back to life with the account.
-    const endSessions = deactivating || reactivating || (p.status !== 'active' && d.active !== true);
-    if (changed.length === 0 && !deactivating && !reactivating) return { endSessions };
+    if (changed.length === 0 && !deactivating && !reactivating) return { deactivated: false };
 
     if (Object.keys(set).length) {
       try {
@@ -355,7 +355,7 @@ export class ScimUsersService {
       targetName: p.username,
       details: { via: 'scim', ...(changed.length ? { changed } : {}), ...(set.email !== undefined ? { email: set.email, previous_email: p.email } : {}), ...(deactivating ? { keys_revoked: keysRevoked } : {}) },
     });
-    return { endSessions };
+    return { deactivated: deactivating };
   }
 
   /**
@@ -386,7 +386,7 @@ export class ScimUsersService {
       });
       invalidate.all();
     });
-    await this.deps.endSessionsOf(id);
+    await endSessionsAfterDeactivation(this.deps.endSessionsOf, id);
   }
 
   private async putScim(repos: ScimRepos, orgId: string, userId: string, d: Desired, now: string, removedAt: string | null): Promise<void> {

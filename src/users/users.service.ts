@@ -48,6 +48,20 @@ export interface NewUser {
   instance_admin?: boolean;
 }
 
+/**
+ * Ends a person's browser sessions once their deactivation (or removal) committed. Best effort, on purpose:
+ * while the account is inactive a session is refused anyway (every request reads the user), and every way
+ * back to active (a reactivation, a SCIM revival) ends the sessions BEFORE it commits. So a deactivation is
+ * never answered 503 for a session store it does not need (Redis down), and no session survives it.
+ */
+export async function endSessionsAfterDeactivation(endSessionsOf: (userId: string) => Promise<void>, userId: string): Promise<void> {
+  try {
+    await endSessionsOf(userId);
+  } catch {
+    // See above: a reactivation ends them first, or they expire.
+  }
+}
+
 export class UsersService {
   constructor(
     private readonly store: Store<UsersRepos>,
@@ -152,12 +166,9 @@ export class UsersService {
       const action = patch.status === 'deactivated' ? 'user.deactivate' : patch.status === 'active' && u.status !== 'active' ? 'user.reactivate' : 'user.update';
       await this.audit.record(repos, actor, { orgId: org.id, action, targetType: 'user', targetId: u.id, targetName: u.username, details: { ...patch } });
       invalidate.all();
-      return { ...u, ...set, reactivated: patch.status === 'active' && u.status !== 'active' };
+      return { ...u, ...set };
     });
-    // A session does not outlive a deactivation, even once the account is active again: ended on
-    // deactivation (again on a retried one, in case the first could not reach the session store) and
-    // on reactivation, so that a session from before can never come back with the account.
-    if (patch.status === 'deactivated' || (patch.status === 'active' && updated.reactivated)) await this.endSessionsOf?.(updated.id);
+    if (patch.status === 'deactivated' && this.endSessionsOf) await endSessionsAfterDeactivation(this.endSessionsOf, updated.id);
     return userView(updated);
   }
 
