@@ -15,13 +15,12 @@ import type { ApiKeyRow, KeysRepository } from './keys.repository.ts';
 import type { keyOut, newKeyOut } from './keys.responses.ts';
 
 /**
- * What the key rules touch, in one transaction with their audit events. Of users only the status a
- * rotation checks, declared by shape: users build on this folder (src/storage.ts passes their repository).
+ * What the key rules touch, in one transaction with their audit events. Whether an owner may hold keys is
+ * the keys repository's own read (ownerActive), under the owner's lock.
  */
 export interface KeysRepos extends InvalidationRepos {
   keys: KeysRepository;
   audit: AuditRepository;
-  users: { findById(orgId: string, id: string): Promise<{ status: string } | undefined> };
 }
 
 const DAY_MS = 86_400_000;
@@ -109,7 +108,9 @@ export class KeysService {
     // Read again under the lock: a request authenticated a moment before the owner was deactivated (SCIM, an
     // admin) or deleted waits here for that change to commit, and must not mint a key that outlives it.
     if (!(await repos.keys.ownerActive(input.org.id, owner))) {
-      throw input.ownerType === 'user' ? errors.conflict('the key\'s owner is deactivated: no key can be issued to them', 'owner_deactivated') : errors.notFound('service account');
+      throw input.ownerType === 'user'
+        ? errors.conflict(`the owner of this key is deactivated: no key is issued or rotated for them${input.rotatedFromId ? ` (API key "${input.rotatedFromId}" cannot be rotated)` : ''}`, 'owner_deactivated')
+        : errors.notFound('service account');
     }
     const live = await repos.keys.countLive(input.org.id, owner, new Date(now).toISOString());
     const cap = this.options.maxKeysPerPrincipal;
@@ -213,10 +214,7 @@ export class KeysService {
         if (fresh.expires_at !== null && Date.parse(fresh.expires_at) <= now) throw errors.conflict(`API key "${id}" has expired: an expired key cannot be rotated; create a new key instead`, 'key_expired');
         const successor = await repos.keys.findSuccessor(ctx.org.id, fresh.id);
         if (successor) throw alreadyRotated(id, successor.id);
-        // A deactivated person's keys do not work; a rotation must not stock up keys that would on reactivation.
-        if (owner.ownerType === 'user' && (await repos.users.findById(ctx.org.id, owner.ownerId))?.status !== 'active') {
-          throw errors.conflict(`API key "${id}" belongs to a deactivated user: it cannot be rotated`, 'owner_deactivated');
-        }
+        // A deactivated person's key is not rotated: issue() refuses, under the lock taken above (owner_deactivated).
         // Unless asked otherwise, the successor lives as long as its predecessor did, within the organization's maximum.
         const cap = ctx.org.max_key_lifetime_days;
         const lifetimeDays = fresh.expires_at ? Math.max(1, Math.ceil((Date.parse(fresh.expires_at) - Date.parse(fresh.created_at)) / DAY_MS)) : undefined;

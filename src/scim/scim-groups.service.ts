@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { requireIfMatch, versionTag } from './scim-version.ts';
 import { randomUUID } from 'node:crypto';
 import { isUniqueViolation } from '../db/dialect.ts';
 import { AppError, errors } from '../errors/app-error.ts';
@@ -210,20 +210,7 @@ async function claimableTeamName(repos: { entities: EntityNamesRepository }, dis
 }
 
 function versionOf(g: ScimGroupTeam, stamp: MembershipStamp | undefined): string {
-  const h = createHash('sha256')
-    .update(JSON.stringify([g.id, g.display_name ?? g.name, g.external_id, g.updated_at, stamp?.count ?? 0, stamp?.last_added ?? null]))
-    .digest('base64url')
-    .slice(0, 22);
-  return `W/"${h}"`;
-}
-
-/** If-Match against a version: absent or `*` passes; weak and strong forms of one tag are the same. */
-function requireIfMatch(ifMatch: string | undefined, version: string): void {
-  if (ifMatch === undefined || ifMatch.trim() === '' || ifMatch.trim() === '*') return;
-  const bare = (t: string) => t.trim().replace(/^W\//, '');
-  if (!ifMatch.split(',').some((t) => bare(t) === bare(version))) {
-    throw new AppError('scim_version_mismatch', `the group changed: its version is now ${version} (If-Match named another)`);
-  }
+  return versionTag([g.id, g.display_name ?? g.name, g.external_id, g.updated_at, stamp?.count ?? 0, stamp?.last_added ?? null]);
 }
 
 /** SCIM /Groups: the rules (filtering, provisioning, PATCH, deprovisioning), knowing nothing of HTTP. A Group is a team. */
@@ -325,7 +312,7 @@ export class ScimGroupsService {
       const g = await repos.scimGroups.find(orgId, id);
       if (!g) throw errors.notFound(`group "${id.slice(0, 100)}"`);
       const before = await this.record(repos, orgId, id, true);
-      requireIfMatch(ifMatch, before.version);
+      requireIfMatch(ifMatch, before.version, 'group');
       const now = new Date().toISOString();
       let changed = false;
       if (g.display_name === null) {
@@ -399,7 +386,7 @@ export class ScimGroupsService {
     await this.deps.invalidator.transaction(this.deps.store, async (repos, invalidate) => {
       if (!(await repos.scimGroups.lockTeam(orgId, id))) throw errors.notFound(`group "${id.slice(0, 100)}"`);
       const before = await this.record(repos, orgId, id, false);
-      requireIfMatch(ifMatch, before.version);
+      requireIfMatch(ifMatch, before.version, 'group');
       const accounts = await repos.scimGroups.countServiceAccounts(orgId, id);
       if (accounts > 0) {
         throw errors.conflict(`team "${before.teamName}" holds ${accounts} service account${accounts === 1 ? '' : 's'}: an admin must delete them or move them to another team before the group can be deleted`);

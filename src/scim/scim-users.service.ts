@@ -1,5 +1,5 @@
+import { requireIfMatch, versionTag } from './scim-version.ts';
 import { endSessionsAfterDeactivation } from '../users/users.service.ts';
-import { createHash } from 'node:crypto';
 import type { Invalidate } from '../auth/invalidation.ts';
 import { isUniqueViolation } from '../db/dialect.ts';
 import { AppError, errors } from '../errors/app-error.ts';
@@ -92,11 +92,6 @@ function displayNameOf(d: Desired, username: string): string {
   return d.displayName ?? joinedName(d.givenName, d.familyName) ?? d.formatted ?? username;
 }
 
-/** A resource's version: a digest of what it says, so every instance computes the same one without storing it. */
-function versionOf(resource: Omit<ScimUserResource, 'meta'>): string {
-  return `W/"${createHash('sha256').update(JSON.stringify(resource)).digest('base64url').slice(0, 22)}"`;
-}
-
 function render(p: ScimPerson, groups: ScimUserGroup[], at: ScimLocation): ScimUserResource {
   const name: ScimUserResource['name'] = { formatted: joinedName(p.given_name, p.family_name) ?? p.display_name };
   if (p.given_name !== null) name.givenName = p.given_name;
@@ -113,16 +108,7 @@ function render(p: ScimPerson, groups: ScimUserGroup[], at: ScimLocation): ScimU
     groups: groups.filter((g) => g.user_id === p.id).map((g) => ({ value: g.team_id, display: g.display_name ?? g.team_name, $ref: `${at.baseUrl}/Groups/${g.team_id}` })),
   };
   const lastModified = p.scim_updated_at !== null && p.scim_updated_at > p.updated_at ? p.scim_updated_at : p.updated_at;
-  return { ...body, meta: { resourceType: 'User', created: p.created_at, lastModified, location: `${at.baseUrl}/Users/${p.id}`, version: versionOf(body) } };
-}
-
-/** Whether an If-Match header allows a change of a resource at `version` (absent or `*`: yes; weak comparison, RFC 7232 §2.3.2). */
-function requireVersion(ifMatch: string | undefined, version: string): void {
-  if (ifMatch === undefined || ifMatch.trim() === '' || ifMatch.trim() === '*') return;
-  const bare = (tag: string) => tag.trim().replace(/^W\//, '');
-  if (!ifMatch.split(',').some((t) => bare(t) === bare(version))) {
-    throw new AppError('scim_version_mismatch', `the user changed since version ${ifMatch.slice(0, 60)}; read it again (its version is ${version})`);
-  }
+  return { ...body, meta: { resourceType: 'User', created: p.created_at, lastModified, location: `${at.baseUrl}/Users/${p.id}`, version: versionTag(body) } };
 }
 
 const notFound = (id: string) => errors.notFound(`User "${id.slice(0, 100)}"`);
@@ -281,7 +267,7 @@ export class ScimUsersService {
       const org = await this.org(repos, client);
       const person = await this.findLive(repos, org.id, id);
       const current = await this.resourceOf(repos, person, at);
-      requireVersion(ifMatch, current.meta.version);
+      requireIfMatch(ifMatch, current.meta.version, 'user');
       return this.apply(repos, invalidate, client, org, person, await desire(current));
     });
     if (outcome.deactivated) await endSessionsAfterDeactivation(this.deps.endSessionsOf, id);
@@ -368,7 +354,7 @@ export class ScimUsersService {
     await this.deps.invalidator.transaction(this.deps.store, async (repos, invalidate) => {
       const org = await this.org(repos, client);
       const p = await this.findLive(repos, org.id, id);
-      requireVersion(ifMatch, (await this.resourceOf(repos, p, at)).meta.version);
+      requireIfMatch(ifMatch, (await this.resourceOf(repos, p, at)).meta.version, 'user');
       const now = new Date().toISOString();
       if (p.status !== 'deactivated') await repos.users.update(org.id, p.id, { status: 'deactivated', updated_at: now });
       const hashes = await repos.keys.revokeAllForOwner(org.id, { ownerType: 'user', ownerId: p.id }, now);
