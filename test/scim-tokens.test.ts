@@ -320,6 +320,9 @@ for (const [runIndex, dialect] of dialects().entries()) {
         assert.deepEqual(b.body, a.body, path);
       }
       assert.equal((await unversioned.request('GET', '/ServiceProviderConfig')).status, 200);
+      // The version segment in another case is the same endpoint too (the /scim mount already matches any case).
+      const upper = scimClient(app, scim.token, { prefix: '/SCIM/V2' });
+      assert.deepEqual((await upper.request('GET', '/Users?count=1')).body, (await scim.request('GET', '/Users?count=1')).body);
       assert.equal((await api('DELETE', `/orgs/${org}/scim/tokens/${scim.tokenId}`, adminKey)).status, 204);
     });
 

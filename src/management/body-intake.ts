@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Authenticator } from '../auth/authenticator.ts';
 import { readCredentials } from '../auth/credentials.ts';
 import { isScimPath } from '../http/errors.ts';
-import { scimTokenRefused } from '../scim/scim-tokens.service.ts';
+import { presentedToken, scimTokenRefused } from '../scim/scim-tokens.service.ts';
 import type { ScimTokensService } from '../scim/scim-tokens.service.ts';
 import type { TrustedProxies } from '../http/client-ip.ts';
 import { AppError, errors } from '../errors/app-error.ts';
@@ -52,7 +52,7 @@ export function authenticateScimBodies(tokens: Pick<ScimTokensService, 'authenti
   return async (req) => {
     if (!isScimPath(pathOf(req.url))) return null;
     const creds = readCredentials(req);
-    const token = creds.kind === 'bearer_token' ? creds.token : creds.kind === 'api_key' ? creds.key : null;
+    const token = presentedToken(creds);
     if (token === null) return scimTokenRefused(false);
     return (await tokens.authenticate(token, { ip: trustedProxies.clientIp(req), requestId: '' })) ? null : scimTokenRefused(true);
   };

@@ -1,9 +1,8 @@
-import type { Request } from 'express';
 import { listResponse, readListQuery, selectAttributes } from './scim-list.ts';
 import type { ListQuery } from './scim-list.ts';
 import { GROUP_SCHEMA } from './scim-schemas.ts';
 import type { ScimGroupRecord, ScimGroupsService } from './scim-groups.service.ts';
-import { scimClientOf, sendScim } from './scim.router.ts';
+import { ifMatchOf, scimClientOf, sendScim } from './scim.router.ts';
 import type { ScimRouteContext } from './scim.router.ts';
 
 /**
@@ -26,10 +25,6 @@ function groupResource(baseUrl: string, g: ScimGroupRecord): Record<string, unkn
     ...(g.members ? { members: g.members.map((m) => ({ value: m.id, display: m.username, $ref: `${baseUrl}/Users/${m.id}`, type: 'User' })) } : {}),
     meta: { resourceType: 'Group', created: g.created, lastModified: g.lastModified, location: `${baseUrl}/Groups/${g.id}`, version: g.version },
   };
-}
-
-function ifMatchOf(req: Request): string | undefined {
-  return req.get('if-match') ?? undefined;
 }
 
 /** SCIM /Groups over HTTP. Group PATCH answers 204 (Entra ID requires it; Okta accepts it). */

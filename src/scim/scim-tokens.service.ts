@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Actor } from '../auth/actor.ts';
+import type { Credentials } from '../auth/credentials.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import type { AuditRepository } from '../audit/audit.repository.ts';
 import type { Store } from '../db/store.ts';
@@ -37,6 +38,11 @@ export interface ScimClient {
 /** The actor of every SCIM change in the audit log: the IdP, named by its token. */
 export function scimAuditActor(client: ScimClient): { type: string; id: string; name: string; ip: string; requestId: string } {
   return { type: 'scim', id: client.tokenId, name: `scim:${client.tokenName}`, ip: client.ip, requestId: client.requestId };
+}
+
+/** The token a request presented as its SCIM token (Bearer; an API key's shape is read too, and refused by lookup), or null. */
+export function presentedToken(creds: Credentials): string | null {
+  return creds.kind === 'bearer_token' ? creds.token : creds.kind === 'api_key' ? creds.key : null;
 }
 
 /** The answer to a SCIM request without a usable token (the router's, and the main isolate's before a body is read). */

@@ -1,16 +1,12 @@
 import type { Request } from 'express';
 import { readListQuery, selectAttributes } from './scim-list.ts';
 import type { ScimRouteContext } from './scim.router.ts';
-import { scimClientOf, sendScim } from './scim.router.ts';
+import { ifMatchOf, scimClientOf, sendScim } from './scim.router.ts';
 import type { ScimUsersService } from './scim-users.service.ts';
 
 /** The resource id of a /Users/{id} request (Express 5 gives a string for a named segment). */
 function idOf(req: Request): string {
   return String(req.params.id);
-}
-
-function ifMatchOf(req: Request): string | undefined {
-  return req.get('if-match') ?? undefined;
 }
 
 /** SCIM /Users over HTTP: the service does the rules; here only the request's parts and the answers' status, Location and ETag. */

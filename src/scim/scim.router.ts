@@ -3,7 +3,7 @@ import type { NextFunction, Request, Response, Router } from 'express';
 import { readCredentials } from '../auth/credentials.ts';
 import type { BodyLimit } from '../http/express-app.ts';
 import { SCIM_CONTENT_TYPE } from '../http/errors.ts';
-import { scimTokenRefused } from './scim-tokens.service.ts';
+import { presentedToken, scimTokenRefused } from './scim-tokens.service.ts';
 import type { ScimClient, ScimTokensService } from './scim-tokens.service.ts';
 
 /** Where SCIM is served: `/scim/v2` is the base URL to give an IdP; `/scim` alone serves the same (some IdP wizards drop the version). */
@@ -24,6 +24,11 @@ export const scimBodyLimit: BodyLimit = { prefix: SCIM_PREFIX, limit: '1mb' };
 export function sendScim(res: Response, status: number, body: unknown, etag?: string): void {
   if (etag) res.setHeader('ETag', etag);
   res.status(status).setHeader('Content-Type', SCIM_CONTENT_TYPE).send(JSON.stringify(body));
+}
+
+/** The If-Match header of a request that changes a resource (PUT, PATCH, DELETE). */
+export function ifMatchOf(req: Request): string | undefined {
+  return req.get('if-match') ?? undefined;
 }
 
 /** The authenticated SCIM client of a request past the router's authentication. */
@@ -48,12 +53,13 @@ export function createScimRouter(tokens: ScimTokensService, baseUrl: string, reg
   const router = express.Router({ caseSensitive: false, strict: false });
   // Mounted once at /scim: /scim/v2/Users and /scim/Users are the same route.
   router.use((req: Request, _res: Response, next: NextFunction) => {
-    if (req.url === '/v2' || req.url.startsWith('/v2/') || req.url.startsWith('/v2?')) req.url = req.url.slice(3) || '/';
+    const head = req.url.slice(0, 4).toLowerCase();
+    if (head === '/v2' || head === '/v2/' || head === '/v2?') req.url = req.url.slice(3) || '/';
     next();
   });
   router.use((req: Request, res: Response, next: NextFunction) => {
     const creds = readCredentials(req);
-    const token = creds.kind === 'bearer_token' ? creds.token : creds.kind === 'api_key' ? creds.key : null;
+    const token = presentedToken(creds);
     if (token === null) return next(scimTokenRefused(false));
     tokens
       .authenticate(token, { ip: res.locals.clientIp, requestId: res.locals.requestId })
