@@ -27,6 +27,11 @@ import { ScimGroupsRepository } from './scim/scim-groups.repository.ts';
 import { ScimTokensRepository } from './scim/scim-tokens.repository.ts';
 import { ScimUsersRepository } from './scim/scim-users.repository.ts';
 import type { ScimTables } from './scim/scim.tables.ts';
+import { AccessTokensRepository } from './federation/access-tokens.repository.ts';
+import { FederatedCredentialsRepository } from './federation/federated-credentials.repository.ts';
+import type { FederationTables } from './federation/federation.tables.ts';
+import { FederationReplaysRepository } from './federation/replays.repository.ts';
+import type { SecretScanningTables } from './secret-scanning/secret-scanning.tables.ts';
 import { EntityNamesRepository } from './users/entity-names.repository.ts';
 import { UsersRepository } from './users/users.repository.ts';
 import type { EntityNamesTables, UsersTables } from './users/users.tables.ts';
@@ -41,7 +46,7 @@ import type { LoginLinksTables } from './web/login-links.tables.ts';
  * repository, bound to the connection or to one transaction. The migrations
  * (src/db/migrations) stay one ordered history of plain DDL.
  */
-export type DB = OrgsTables & UsersTables & EntityNamesTables & TeamsTables & KeysTables & AuditTables & SigningKeysTables & ServiceAccountsTables & LoginLinksTables & SsoTables & InvalidationsTables & ScimTables;
+export type DB = OrgsTables & UsersTables & EntityNamesTables & TeamsTables & KeysTables & AuditTables & SigningKeysTables & ServiceAccountsTables & LoginLinksTables & SsoTables & InvalidationsTables & ScimTables & FederationTables & SecretScanningTables;
 
 /**
  * The connection seen with only the tables a repository declares. Kysely's
@@ -70,6 +75,9 @@ function createRepositories(db: Kysely<DB>) {
     scimTokens: new ScimTokensRepository(tables(db)),
     scimUsers: new ScimUsersRepository(tables(db)),
     scimGroups: new ScimGroupsRepository(tables(db)),
+    federatedCredentials: new FederatedCredentialsRepository(tables(db)),
+    accessTokens: new AccessTokensRepository(tables(db)),
+    federationReplays: new FederationReplaysRepository(tables(db)),
   };
 }
 

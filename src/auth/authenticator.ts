@@ -6,7 +6,7 @@ import { errors } from '../errors/app-error.ts';
 import type { AppError } from '../errors/app-error.ts';
 import type { Principal } from './principal.ts';
 import { hashSecret } from '../crypto/tokens.ts';
-import { readCredentials } from './credentials.ts';
+import { isAccessToken, readCredentials } from './credentials.ts';
 
 export type AuthOutcome =
   | { ok: true; principal: Principal }
@@ -54,6 +54,23 @@ const REASONS: Record<string, string> = {
   revoked: 'API key revoked: create a new key',
   owner_inactive: 'invalid API key: no such key',
 };
+
+/** The same verdicts for a federation access token (`tga-…`, src/federation): it is not an API key, and is renewed by exchanging a workload token again. */
+const ACCESS_TOKEN_REASONS: Record<string, string> = {
+  malformed: 'invalid access token: it is not one trackgate issued (wrong length, alphabet or checksum)',
+  unknown: 'invalid access token: no such token',
+  expired: 'access token expired: exchange a new workload token at /oidc/token',
+  revoked: 'access token revoked: its service account or federation rule was deleted, or it leaked',
+  owner_inactive: 'invalid access token: no such token',
+};
+
+/** The error of a refused API key or access token. */
+function keyRefusal(key: string, reason: string): AppError {
+  if (isAccessToken(key)) {
+    return errors.unauthenticated(ACCESS_TOKEN_REASONS[reason] ?? 'invalid access token', reason === 'expired' ? 'access_token_expired' : reason === 'revoked' ? 'access_token_revoked' : 'invalid_token');
+  }
+  return errors.unauthenticated(REASONS[reason] ?? 'invalid API key', reason === 'expired' || reason === 'revoked' ? `key_${reason}` : 'invalid_key');
+}
 
 /** How many "seen" pairs (address, failing credential) are remembered; past that the oldest may count again. */
 const COUNTED_MAX = 20_000;
@@ -161,15 +178,15 @@ export class Authenticator {
           }
           return { ok: true, principal: result.principal };
         }
-        const error = errors.unauthenticated(REASONS[result.reason] ?? 'invalid API key', result.reason === 'expired' || result.reason === 'revoked' ? `key_${result.reason}` : 'invalid_key');
+        const error = keyRefusal(creds.key, result.reason);
         // A malformed key was refused by its shape alone, with no lookup: nothing to count.
         if (result.reason === 'malformed') return refusal(error);
         return this.fail(ip, creds.hash ?? hashSecret(creds.key, 'hex'), error);
       }
       case 'bearer_token':
-        // No Bearer credential but an API key exists yet (workload federation, issue 17, adds access tokens
-        // here): refused by its shape, with no lookup, so nothing to count.
-        return refusal(errors.unauthenticated('invalid bearer token: not an API key and not a valid access token', 'invalid_token'));
+        // Neither an API key nor an access token of trackgate's (both are `xxx-` + 40 characters, read as
+        // 'api_key' credentials): refused by its shape, with no lookup, so nothing to count.
+        return refusal(errors.unauthenticated('invalid bearer token: not an API key and not a trackgate access token (exchange a workload token at /oidc/token for one)', 'invalid_token'));
     }
   }
 

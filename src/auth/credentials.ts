@@ -25,6 +25,18 @@ export interface ApiKeyCredentials {
 const LAST_KEY = Symbol('trackgate.lastKey');
 type RememberingSocket = Socket & { [LAST_KEY]?: { header: string; creds: ApiKeyCredentials } };
 
+/**
+ * The prefix of the access tokens workload federation issues (src/federation): `tga-` + 40 characters,
+ * the shape of an API key (src/keys/key-format.ts), so that both are read here as one kind of credential
+ * and verified on the same path.
+ */
+export const ACCESS_TOKEN_PREFIX = 'tga';
+
+/** Whether a presented key-shaped credential is a federation access token rather than an API key. */
+export function isAccessToken(key: string): boolean {
+  return key.startsWith('tga-');
+}
+
 const NONE: Credentials = Object.freeze({ kind: 'none' });
 const KEY_LIKE = /^[a-z]{3}-/;
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;

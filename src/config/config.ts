@@ -130,6 +130,20 @@ export const configSchema = z
      * request reaches the management worker only once its body has arrived (see management-worker.ts).
      */
     managementBodyTimeoutMs: intFromEnv(500, 600_000).default(10_000),
+    /**
+     * Workload federation (POST /oidc/token): how long an access token lasts (its `expires_in`). The tracking
+     * client refreshes when 5 minutes remain, so less than 10 minutes makes it exchange almost constantly.
+     */
+    federationAccessTokenTtlSeconds: intFromEnv(300, 43_200).default(3600),
+    /** Workload federation: a workload token whose lifetime (exp − iat, or exp − now without iat) exceeds this is refused. */
+    federationMaxAssertionLifetimeSeconds: intFromEnv(60, 172_800).default(86_400),
+    /** Workload federation: clock tolerance for a workload token's exp / nbf / iat (seconds, kept small). */
+    federationClockToleranceSeconds: intFromEnv(0, 300).default(60),
+    /**
+     * Secret scanning (POST /gateway/v1/secret-scanning/reports): where the scanner's public keys are
+     * published, in GitHub's format (`{"public_keys":[{"key_identifier","key"}]}`); "off" turns the endpoint off.
+     */
+    secretScanningKeysUrl: z.union([z.literal('off'), httpUrl]).default('https://api.github.com/meta/public_keys/secret_scanning'),
     /** SSO: after a JWKS fetch, an unknown kid does not re-fetch for this long (rate limit against random kids). */
     ssoJwksCooldownSeconds: intFromEnv(0, 3600).default(30),
     /** SSO: an IdP's keys are re-fetched when older than this. */

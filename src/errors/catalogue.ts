@@ -73,9 +73,8 @@ interface Entry {
  * management `conflict`). Each list is the complete vocabulary of its own class (AppError, OidcLoginError),
  * so the two codes are spelt alike on purpose, for whoever searches the log for one fact.
  *
- * RFC 6749 / OpenID errors (`invalid_request`, `invalid_grant`, ...) will belong to trackgate's own /oidc endpoints when they exist: they have their own fixed vocabulary and
- * wire format (`{error, error_description}`), so they get their own section below and their own renderer
- * at the edge, not these codes.
+ * RFC 6749 errors (`invalid_request`, `invalid_grant`, ...) of trackgate's own /oidc endpoints have their own fixed vocabulary and
+ * wire format (`{error, error_description}`): their own section below (`oauth_…`) and their own renderer at the edge.
  */
 export const ERROR_CATALOGUE = {
   // --- Malformed requests
@@ -99,6 +98,9 @@ export const ERROR_CATALOGUE = {
   key_expired: { kind: 'unauthenticated', meaning: 'The API key has expired: it no longer authenticates, and cannot be rotated.' },
   key_revoked: { kind: 'unauthenticated', meaning: 'The API key was revoked: it no longer authenticates, and cannot be rotated.' },
   invalid_token: { kind: 'unauthenticated', meaning: 'The bearer token is neither an API key nor a valid access token.' },
+  access_token_expired: { kind: 'unauthenticated', meaning: 'The access token (workload federation) has expired: exchange a new workload token at /oidc/token.' },
+  access_token_revoked: { kind: 'unauthenticated', meaning: 'The access token (workload federation) was revoked: its service account or federation rule was deleted, or it was reported leaked.' },
+  invalid_signature: { kind: 'unauthenticated', meaning: "A secret scanner's report is not signed, or not by one of the scanner's published keys: nothing was revoked." },
   account_deactivated: { kind: 'unauthenticated', meaning: 'The credential is valid but its account was deactivated or deleted.' },
   rate_limited: { kind: 'rate_limited', meaning: 'Too many failed attempts (authentication, login links) from this address; wait and try again.' },
   too_many_login_attempts: { kind: 'rate_limited', meaning: 'Too many SSO sign-ins were started from this address; wait and try again.' },
@@ -167,8 +169,12 @@ export const ERROR_CATALOGUE = {
   scim_version_mismatch: { kind: 'precondition_failed', meaning: "The SCIM request's If-Match names another version of the resource than the current one." },
   team_managed_by_scim: { kind: 'conflict', meaning: "The team's members and name are managed by the organization's IdP through SCIM; change them there (roles stay the admin's)." },
 
-  // --- RFC 6749 / OpenID Connect errors of trackgate's own /oidc endpoints go here when those exist
-  //     (see above: their own section and their own renderer in src/http).
+  // --- RFC 6749 errors of trackgate's own /oidc endpoints (the token endpoint of workload federation). The
+  //     OAuth renderer (src/http/errors.ts oauthErrorJson) answers every error under /oidc as `{error,
+  //     error_description}`: these codes name RFC 6749 §5.2's errors; any other code is named by its kind.
+  oauth_invalid_request: { kind: 'invalid', meaning: 'The token request is malformed: not a form body, a parameter missing or repeated (RFC 6749 invalid_request).' },
+  oauth_invalid_grant: { kind: 'invalid', meaning: 'The assertion was refused: its signature, issuer, audience, times, replay or no matching federation rule; the detail is in the log and the audit, not the answer (RFC 6749 invalid_grant).' },
+  oauth_unsupported_grant_type: { kind: 'invalid', meaning: 'The token endpoint takes only grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer (RFC 7523) (RFC 6749 unsupported_grant_type).' },
 } as const satisfies Record<string, Entry>;
 
 /** A code from the catalogue: the only codes an AppError can carry. */

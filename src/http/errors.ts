@@ -104,9 +104,47 @@ export function scimErrorJson(err: AppError): string {
   return JSON.stringify({ schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'], status: String(httpStatusOf(err)), ...(scimType ? { scimType } : {}), detail });
 }
 
-// RFC 6749 / OpenID Connect errors of trackgate's own /oidc endpoints (none yet) will be rendered here,
-// beside errorJson: `{error, error_description}` with their own status rules (400/401 and
-// WWW-Authenticate: Bearer error="..." for a protected resource), from their own catalogue section.
+/**
+ * Whether a path is under /oidc (trackgate's own OAuth endpoints: the token endpoint of workload
+ * federation): its errors are RFC 6749's (oauthErrorJson), whichever side of trackgate answers them.
+ */
+export function isOidcPath(path: string): boolean {
+  const p = path.slice(0, 6).toLowerCase();
+  return p === '/oidc' || p === '/oidc/' || p === '/oidc?';
+}
+
+/** RFC 6749 §5.2's error of each catalogue code that has one; every other code is named by its kind (oauthErrorName). */
+const OAUTH_ERRORS: Partial<Record<ErrorCode, string>> = {
+  oauth_invalid_request: 'invalid_request',
+  oauth_invalid_grant: 'invalid_grant',
+  oauth_unsupported_grant_type: 'unsupported_grant_type',
+};
+
+function oauthErrorName(err: AppError): string {
+  const named = OAUTH_ERRORS[err.code];
+  if (named) return named;
+  switch (err.kind) {
+    case 'internal':
+      return 'server_error';
+    case 'unavailable':
+    case 'upstream_failed':
+    case 'upstream_timeout':
+    case 'rate_limited':
+      return 'temporarily_unavailable';
+    default:
+      // A body too large, a content type not a form, a method not served: the request is wrong.
+      return 'invalid_request';
+  }
+}
+
+/**
+ * The body of every error under /oidc (RFC 6749 §5.2): `error` from its fixed vocabulary and an
+ * `error_description`. An invalid_grant says nothing of why (which check failed would help an attacker
+ * shape the next assertion): the service logs and audits the detail instead. A 5xx says nothing of its cause.
+ */
+export function oauthErrorJson(err: AppError): string {
+  return JSON.stringify({ error: oauthErrorName(err), error_description: err.message });
+}
 
 const STATUS_CODES: Partial<Record<number, ErrorCode>> = { 400: 'bad_request', 404: 'not_found', 405: 'method_not_allowed', 408: 'request_timeout', 411: 'length_required', 413: 'payload_too_large', 415: 'unsupported_encoding', 416: 'range_not_satisfiable' };
 

@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isRelayed } from './client-ip.ts';
 import type { TrustedProxies } from './client-ip.ts';
 import { AppError } from '../errors/app-error.ts';
-import { SCIM_CHALLENGE, SCIM_CONTENT_TYPE, clientErrorOf, errorJson, httpHeadersOf, httpStatusOf, isScimPath, scimErrorJson } from './errors.ts';
+import { SCIM_CHALLENGE, SCIM_CONTENT_TYPE, clientErrorOf, errorJson, httpHeadersOf, httpStatusOf, isOidcPath, isScimPath, oauthErrorJson, scimErrorJson } from './errors.ts';
 
 /** A request id trackgate takes from a trusted proxy: bounded, and safe in logs, headers and pages. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -68,14 +68,16 @@ export function sendError(req: IncomingMessage, res: ServerResponse, err: unknow
 
 /**
  * The one JSON error answer, for the lean handlers (sendError) and Express's error handler alike: the
- * API's shape, or SCIM's under /scim.
+ * API's shape, SCIM's under /scim, RFC 6749's under /oidc.
  * `closeUnread`: the request body was not read and nobody will, so the connection is not kept.
  */
 export function writeErrorJson(req: IncomingMessage, res: ServerResponse, err: AppError, requestId: string, extraHeaders: Record<string, string> | undefined, closeUnread: boolean): void {
   // SCIM clients (an IdP) read RFC 7644's error shape only: every error under /scim, from the main isolate
   // (a body too large, a restarting worker) or from Express (a route, the body parser, an unknown path).
-  const scim = isScimPath((req as { originalUrl?: string }).originalUrl ?? req.url ?? '/');
-  const body = scim ? scimErrorJson(err) : errorJson(err, requestId);
+  const path = (req as { originalUrl?: string }).originalUrl ?? req.url ?? '/';
+  const scim = isScimPath(path);
+  // OAuth clients (the tracking client's token exchange) read RFC 6749's shape: `error` is what they act on.
+  const body = scim ? scimErrorJson(err) : isOidcPath(path) ? oauthErrorJson(err) : errorJson(err, requestId);
   const challenge = scim && err.challenge ? { 'WWW-Authenticate': SCIM_CHALLENGE } : undefined;
   const headers: Record<string, string | number> = {
     ...httpHeadersOf(err),

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
+import { ACCESS_TOKEN_PREFIX } from '../auth/credentials.ts';
 import { hashSecret } from '../crypto/tokens.ts';
 
 /**
@@ -60,7 +61,15 @@ export function generateKey(kind: KeyKind): GeneratedKey {
  * Credentials that are not API keys but are made the same way (a SCIM token: `tgscim-…`): a prefix of
  * their own, so that an API key check refuses them by shape and a secret scanner tells them apart.
  */
-export const CREDENTIAL_PREFIXES = { scim: 'tgscim' } as const;
+export const CREDENTIAL_PREFIXES = { scim: 'tgscim', access_token: ACCESS_TOKEN_PREFIX } as const;
+
+/**
+ * The three-letter prefixes the hot path's verifier takes (src/keys/key-verifier.ts): API keys, and the
+ * access tokens workload federation issues (src/federation), which are made and checked like keys so that
+ * they go through the same cache, revocation and invalidation with the same cost.
+ */
+export const VERIFIED_PREFIXES: ReadonlySet<string> = new Set([KEY_PREFIXES.user, KEY_PREFIXES.service_account, CREDENTIAL_PREFIXES.access_token]);
+
 
 /** `<prefix>-<34 random base62><6 checksum>`, its ID (prefix and first characters) and its SHA-256 (hex). */
 export function generateSecretToken(prefix: string): GeneratedKey {
@@ -90,8 +99,7 @@ export function checkKeyShape(key: string): KeyShapeProblem | null {
   if (key.length !== 4 + SECRET_LENGTH || key.charCodeAt(3) !== 45 /* - */) {
     return key.indexOf('-') === -1 ? 'prefix' : 'length';
   }
-  const prefix = key.slice(0, 3);
-  if (prefix !== KEY_PREFIXES.user && prefix !== KEY_PREFIXES.service_account) return 'prefix';
+  if (!VERIFIED_PREFIXES.has(key.slice(0, 3))) return 'prefix';
   for (let i = 4; i < key.length; i++) {
     const c = key.charCodeAt(i);
     if (c >= 128 || DECODE[c] === -1) return 'alphabet';

@@ -11,6 +11,13 @@ import type { LastUsedRecorder } from './last-used.ts';
 /** Turns a key row into the identity of its owner, or null when the owner may not act (deactivated, deleted). */
 export type KeyOwnerLoader = (row: ApiKeyRow) => Promise<Principal | null>;
 
+/**
+ * Another kind of credential verified on the same path as API keys (its own three-letter prefix, the same
+ * shape): a federation access token (src/federation). Given the credential's hash, its owner's identity and
+ * its revocation and expiry times, or null when there is no such credential or its owner may not act.
+ */
+export type CredentialSource = (hash: string) => Promise<{ principal: Principal; revokedAt: number | null; expiresAt: number | null } | null>;
+
 export type KeyVerification =
   | { ok: true; principal: Principal }
   | { ok: false; reason: 'malformed' | 'unknown' | 'expired' | 'revoked' | 'owner_inactive'; shape?: KeyShapeProblem };
@@ -69,6 +76,8 @@ function malformed(shape: KeyShapeProblem): KeyVerification {
 export class KeyVerifier {
   private readonly cache: LRUCache<string, CacheEntry>;
   private readonly loaders = new Map<string, KeyOwnerLoader>();
+  /** Credentials that are not API keys, by their prefix (see CredentialSource). */
+  private readonly sources = new Map<string, CredentialSource>();
   /** Lookups in flight, so a burst of requests with one uncached key makes one query. */
   private readonly inflight = new Map<string, Promise<CacheEntry>>();
   private generation = 0;
@@ -98,6 +107,11 @@ export class KeyVerifier {
     this.loaders.set(ownerType, loader);
   }
 
+  /** Credentials of another kind with `prefix` (one of VERIFIED_PREFIXES that is not an API key's) are looked up here. */
+  registerSource(prefix: string, source: CredentialSource): void {
+    this.sources.set(prefix, source);
+  }
+
   /**
    * Synchronous answer when the key is cached (valid or a recent miss); undefined when a lookup is needed.
    * Given the credentials object, the hash is kept on it (see hashOf).
@@ -118,13 +132,13 @@ export class KeyVerifier {
     const hash = hashOf(key, creds);
     const known = this.cached(key, hash);
     if (known !== undefined) return known;
-    if (this.staleMs === 0) return this.judge(await this.load(hash), this.now());
+    if (this.staleMs === 0) return this.judge(await this.load(hash, key), this.now());
     if (this.unavailableUntil > this.now()) {
       const stale = this.staleEntry(hash);
       if (stale !== undefined) return this.judge(stale, this.now());
     }
     try {
-      return this.judge(await this.load(hash), this.now());
+      return this.judge(await this.load(hash, key), this.now());
     } catch (err) {
       if (!isUnavailable(err)) throw err;
       this.unavailableUntil = this.now() + UNAVAILABLE_BREAKER_MS;
@@ -169,11 +183,12 @@ export class KeyVerifier {
     return entry.ok;
   }
 
-  private load(hash: string): Promise<CacheEntry> {
+  private load(hash: string, key: string): Promise<CacheEntry> {
     const running = this.inflight.get(hash);
     if (running) return running;
     const generation = this.generation;
-    const p = this.fetch(hash)
+    const source = this.sources.get(key.slice(0, 3));
+    const p = (source ? this.fetchFrom(source, hash) : this.fetch(hash))
       .then((entry) => {
         // An invalidation that raced this lookup wins: do not cache what may be stale.
         if (generation === this.generation) {
@@ -186,9 +201,20 @@ export class KeyVerifier {
     return p;
   }
 
+  private miss(): CacheEntry {
+    return { miss: true, until: this.now() + Math.max(1, this.options.negativeTtlMs) };
+  }
+
+  private async fetchFrom(source: CredentialSource, hash: string): Promise<CacheEntry> {
+    const found = await source(hash);
+    if (!found) return this.miss();
+    const { principal, revokedAt, expiresAt } = found;
+    return { principal, ok: { ok: true, principal }, revokedAt, expiresAt, until: this.now() + Math.max(1, this.options.ttlMs), usedAt: -Infinity };
+  }
+
   private async fetch(hash: string): Promise<CacheEntry> {
     const row = await this.repo.findByHash(hash);
-    const miss = (): CacheEntry => ({ miss: true, until: this.now() + Math.max(1, this.options.negativeTtlMs) });
+    const miss = (): CacheEntry => this.miss();
     if (!row) return miss();
     const loader = this.loaders.get(row.owner_type);
     const principal = loader ? await loader(row) : null;

@@ -8,6 +8,7 @@ import type { TrustedProxies } from '../http/client-ip.ts';
 import { AppError, errors } from '../errors/app-error.ts';
 import { hasRequestBody, rawHeader, sendError } from '../http/raw-response.ts';
 import { pathOf } from '../http/server.ts';
+import { SECRET_SCANNING_PREFIX, SIGNATURE_HEADERS } from '../secret-scanning/signature-headers.ts';
 import type { Logger } from '../log/logger.ts';
 
 /**
@@ -36,7 +37,15 @@ export type Admission = (req: IncomingMessage) => Promise<AppError | null>;
  */
 export function authenticateManagementBodies(authenticator: Authenticator, trustedProxies: TrustedProxies): Admission {
   return async (req) => {
-    if (!pathOf(req.url).startsWith('/gateway/v1/')) return null;
+    const path = pathOf(req.url);
+    if (!path.startsWith('/gateway/v1/')) return null;
+    // A secret scanner's report carries no credential but a signature over its body (src/secret-scanning):
+    // admitted when it names its signing key and signature; the worker verifies them before anything else.
+    if (path.startsWith(SECRET_SCANNING_PREFIX)) {
+      return rawHeader(req, SIGNATURE_HEADERS.keyId) !== undefined && rawHeader(req, SIGNATURE_HEADERS.signature) !== undefined
+        ? null
+        : errors.unauthenticated('a secret-scanning report must be signed: send the Github-Public-Key-Identifier and Github-Public-Key-Signature headers', 'invalid_signature');
+    }
     const outcome = await authenticator.authenticate(req, trustedProxies.clientIp(req), { allowSession: true });
     if (outcome.ok) return null;
     return outcome.anonymous ? errors.unauthenticated() : outcome.error;

@@ -137,7 +137,7 @@ export class ServiceAccountsService {
     try {
       const result = await this.store.transaction(async (repos) => {
         const username = await this.pickUsername(repos, input, org.id);
-        const row: ServiceAccountRow = { id: randomUUID(), org_id: org.id, team_id: team.id, scope, username, name: input.name, created_by: actor.principal.id, created_at: now, updated_at: now };
+        const row: ServiceAccountRow = { id: randomUUID(), org_id: org.id, team_id: team.id, scope, keyless: 0, username, name: input.name, created_by: actor.principal.id, created_at: now, updated_at: now };
         await repos.entities.claim(username, 'service_account', org.id);
         await repos.serviceAccounts.insert(row);
         const issued = await this.keys.issue(repos, { org, ownerType: 'service_account', ownerId: row.id, name: input.key_name ?? 'default', expiresInDays: input.expires_in_days, createdBy: actor.principal.id });

@@ -8,6 +8,8 @@ export interface ServiceAccountsTable {
   org_id: string;
   team_id: string;
   scope: 'team' | 'org';
+  /** 1: federated only (migration 010): it authenticates only by workload federation and holds no API keys. */
+  keyless: number;
   username: string;
   name: string;
   created_by: string | null;

@@ -56,6 +56,12 @@ export interface Sso {
   sessionAuthenticator: (req: IncomingMessage) => Promise<Principal | null>;
   /** For the management API's cookie-authenticated writes. */
   csrf: CsrfVerifier;
+  /**
+   * The one fetcher of documents from outside (bounded, JSON only, public addresses only) and the one JWKS
+   * cache: workload federation (src/federation) and secret scanning (its scanner's public keys) use them too.
+   */
+  fetcher: IdpFetcher;
+  jwks: JwksRegistry;
   close(): Promise<void>;
 }
 
@@ -120,6 +126,8 @@ export function createSso(deps: SsoDeps, options: { sweep?: boolean } = {}): Sso
       return principal;
     },
     csrf: { verify: (req) => sessions.verifyCsrf(req) },
+    fetcher: idp,
+    jwks,
     async close() {
       if (sweep) clearInterval(sweep);
       await idp.close().catch(() => {});

@@ -9,6 +9,7 @@ import { migration006 } from './006_entity_name_tombstones.ts';
 import { migration007 } from './007_login_tx_binding.ts';
 import { migration008 } from './008_cache_invalidations.ts';
 import { migration009 } from './009_scim.ts';
+import { migration010 } from './010_federation.ts';
 
 /** Every migration, in order. Names sort; never rename or edit a released one. */
 export function migrations(caps: DialectCaps): Record<string, Migration> {
@@ -22,5 +23,6 @@ export function migrations(caps: DialectCaps): Record<string, Migration> {
     '007_login_tx_binding': migration007(caps),
     '008_cache_invalidations': migration008(caps),
     '009_scim': migration009(caps),
+    '010_federation': migration010(caps),
   };
 }

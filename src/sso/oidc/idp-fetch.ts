@@ -30,7 +30,7 @@ import type { Network } from './address-policy.ts';
  * where test IdPs listen on 127.0.0.1.
  */
 
-export type IdpDocumentKind = 'discovery' | 'jwks' | 'token';
+export type IdpDocumentKind = 'discovery' | 'jwks' | 'token' | 'scanner_keys';
 
 interface KindPolicy {
   /** What is being fetched, as the admin reads it. */
@@ -47,6 +47,8 @@ export const IDP_LIMITS: Record<IdpDocumentKind, KindPolicy> = {
   jwks: { what: "the IdP's signing keys (jwks_uri)", maxBytes: 512 * 1024, contentTypes: JSON_TYPE },
   // ID, access and refresh tokens with a few hundred group claims stay far below this.
   token: { what: "the IdP's token endpoint", maxBytes: 256 * 1024, contentTypes: JSON_TYPE },
+  // A secret scanner's public keys (GitHub publishes a handful of PEM keys).
+  scanner_keys: { what: "the secret scanner's public keys", maxBytes: 64 * 1024, contentTypes: JSON_TYPE },
 };
 
 export type IdpFetchProblem = 'unreachable' | 'timeout' | 'too_large' | 'not_json';
