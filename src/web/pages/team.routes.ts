@@ -10,6 +10,7 @@ import { flashNotices, LIST_PAGE, viewerOf } from '../prg.ts';
 import { sendHtml } from '../../html/html.ts';
 import type { FormAction, Params, Rerender } from '../prg.ts';
 import { teamPage } from '../views/team.ts';
+import { registerTeamLeakedNotices } from './leaked-notices.routes.ts';
 import type { WebRoutesDeps } from '../web-deps.ts';
 
 /** The invite form's one page-only field: whom the name is for (the rest is the API's input of either). */
@@ -21,7 +22,7 @@ export function registerTeamPage(router: Router, d: WebRoutesDeps, action: FormA
     const v = viewerOf(res);
     const name = params.team;
     const team = await d.teams.get(v.actor, name, LIST_PAGE);
-    const [org, access] = await Promise.all([d.orgs.get(v.actor, v.orgSlug), d.teams.accessTo(v.actor, name)]);
+    const [org, access, leaked] = await Promise.all([d.orgs.get(v.actor, v.orgSlug), d.teams.accessTo(v.actor, name), d.leakedCredentials.listForTeam(v.actor, name)]);
     let serviceAccounts: ServiceAccountView[] | null = null;
     try {
       serviceAccounts = (await d.serviceAccounts.listForTeam(v.actor, name, LIST_PAGE)).items;
@@ -43,6 +44,7 @@ export function registerTeamPage(router: Router, d: WebRoutesDeps, action: FormA
         scimManaged: access.scimManaged,
         serviceAccounts,
         newKey: flash?.newKey,
+        leaked,
         notices: { ...flashNotices(flash), ...extras.notices },
         form: extras.form,
       }),
@@ -102,4 +104,5 @@ export function registerTeamPage(router: Router, d: WebRoutesDeps, action: FormA
     },
     render,
   );
+  registerTeamLeakedNotices(d, action, render);
 }

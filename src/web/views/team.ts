@@ -9,6 +9,8 @@ import type { Notices } from '../../html/html.ts';
 import { buttonForm, page } from './common.ts';
 import type { Viewer } from './common.ts';
 import { newKeyPanel } from './settings.ts';
+import { leakedNotices } from './leaked-notices.ts';
+import type { LeakedCredentialView } from '../../secret-scanning/secret-scanning.service.ts';
 
 export interface TeamInput {
   viewer: Viewer;
@@ -23,6 +25,8 @@ export interface TeamInput {
   /** null: the viewer may not see them (not a member of the team). */
   serviceAccounts: ServiceAccountView[] | null;
   newKey?: NewKeyFlash | undefined;
+  /** Credentials of the team's service accounts a secret scanner reported public (shown to those who manage the team). */
+  leaked?: readonly LeakedCredentialView[];
   notices?: Notices;
   form?: Record<string, string>;
 }
@@ -70,6 +74,7 @@ export function teamPage(input: TeamInput): string {
   const body = html`<h1>Team <code>${team.name}</code></h1>
 <p class="muted">Organization <code>${team.org}</code> · created ${when(team.created_at)} · your role: ${input.myTeamRole ?? (v.role === 'admin' ? 'organization admin' : 'not a member')}</p>
 ${notices(input.notices ?? {})}
+${leakedNotices(input.leaked ?? [], { csrf: v.csrf, dismissBase: `${base}/leaked-credentials`, whose: 'team' })}
 ${input.newKey ? newKeyPanel(input.newKey) : ''}
 <section class="card" aria-labelledby="members">
 <h2 id="members">Members</h2>
