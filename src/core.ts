@@ -10,6 +10,7 @@ import { migrateToLatest, openDatabase } from './db/database.ts';
 import type { Database } from './db/database.ts';
 import type { Store } from './db/store.ts';
 import { tightenDataFiles } from './db/private-files.ts';
+import { FederatedCredentialsService } from './federation/federated-credentials.service.ts';
 import type { ReadinessCheck } from './health/health.handlers.ts';
 import { TrustedProxies } from './http/client-ip.ts';
 import { KeyVerifier } from './keys/key-verifier.ts';
@@ -60,6 +61,8 @@ export interface Core {
   teams: TeamsService;
   keys: KeysService;
   serviceAccounts: ServiceAccountsService;
+  /** Trust rules of service accounts (workload federation, issue 17). */
+  federatedCredentials: FederatedCredentialsService;
   keyVerifier: KeyVerifier;
   lastUsed: LastUsedRecorder;
   authenticator: Authenticator;
@@ -109,6 +112,7 @@ export async function createCore(config: Config, options: { logger?: Logger; mig
   const serviceAccounts = new ServiceAccountsService(store, access, teams, keys, audit, invalidator);
   keyVerifier.registerOwnerLoader('service_account', serviceAccounts.keyOwnerLoader);
   keys.registerManagePolicy('service_account', serviceAccounts.keyManagePolicy);
+  const federatedCredentials = new FederatedCredentialsService(store, serviceAccounts, audit, invalidator, { allowHttpIssuers: config.allowHttpIssuers });
   // With Redis, failed-authentication counts and cache invalidations are shared by every instance. While
   // Redis is down the insurance limiter counts in memory at once (rejectIfRedisNotReady): a 401 never waits for Redis.
   const redis = config.redisUrl ? createRedis(config.redisUrl, logger, 'trackgate', { commandTimeoutMs: config.redisTimeoutMs }) : null;
@@ -149,7 +153,7 @@ export async function createCore(config: Config, options: { logger?: Logger; mig
     maxPendingPerBrowser: config.loginMaxPendingPerBrowser,
   });
   await invalidationPoller.start();
-  return { config, logger, database, store, sessionStore, loginTransactions, redisKeyspace, secretBox, invalidator, invalidationPoller, trustedProxies, audit, access, orgs, users, teams, keys, serviceAccounts, keyVerifier, lastUsed, authenticator, redis, readinessChecks };
+  return { config, logger, database, store, sessionStore, loginTransactions, redisKeyspace, secretBox, invalidator, invalidationPoller, trustedProxies, audit, access, orgs, users, teams, keys, serviceAccounts, federatedCredentials, keyVerifier, lastUsed, authenticator, redis, readinessChecks };
 }
 
 export async function closeCore(core: Core): Promise<void> {
