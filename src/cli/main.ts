@@ -3,6 +3,9 @@ import type { z } from 'zod';
 import { closeCore, createCore, createTrackgate, VERSION } from '../app.ts';
 import type { OrgRole } from '../auth/principal.ts';
 import { ConfigError, loadConfig } from '../config/config.ts';
+import { readFileSync } from 'node:fs';
+import { SecretBox, SecretKeyMismatchError } from '../crypto/secret-box.ts';
+import { ResealError, resealSecrets } from './rotate-secret-key.ts';
 import type { Config } from '../config/config.ts';
 import { AppError } from '../errors/app-error.ts';
 import { fields } from '../http/validation.ts';
@@ -112,6 +115,30 @@ program
     else process.stdout.write(`One-time login link for ${link.user.username} <${link.user.email}> in "${link.org}" (works once, until ${link.expires_at}):\n\n  ${link.url}\n`);
   });
 
+program
+  .command('rotate-secret-key')
+  .description('re-seal the secrets this database holds (signing keys, SSO client secrets) from an old secret key to the current one (TRACKGATE_SECRET_KEY, or the data folder\'s secret.key). Stop every instance first; everyone signs in again afterwards')
+  .requiredOption('--from-file <path>', 'a file holding the old secret key (not on the command line, where ps and shell history would keep it)')
+  .option('--json', 'print JSON')
+  .action(async (opts: { fromFile: string; json?: boolean }) => {
+    const cfg = config();
+    let old: string;
+    try {
+      old = readFileSync(opts.fromFile, 'utf8').trim();
+    } catch (err) {
+      throw new ConfigError(`--from-file ${opts.fromFile}: ${(err as Error).message}`);
+    }
+    if (!/^[0-9a-fA-F]{64}$/.test(old) && !/^[A-Za-z0-9+/_-]{43}=?$/.test(old)) throw new ConfigError(`--from-file ${opts.fromFile}: does not hold a secret key (64 hex characters or the base64 of 32 bytes)`);
+    const core = await createCore(cfg, { logger: cliLogger(cfg) });
+    try {
+      const r = await resealSecrets(core.store, new SecretBox(old, opts.fromFile), core.secretBox);
+      if (opts.json) process.stdout.write(JSON.stringify({ resealed: r.resealed, already_new: r.alreadyNew }) + '\n');
+      else process.stdout.write(`Re-sealed ${r.resealed} secret(s) with the current key${r.alreadyNew ? ` (${r.alreadyNew} already were)` : ''}. Start the instances with the new key; browser sessions have ended.\n`);
+    } finally {
+      await closeCore(core);
+    }
+  });
+
 const users = program.command('users').description('manage users');
 users
   .command('create')
@@ -139,7 +166,7 @@ program.parseAsync(process.argv).catch((err: unknown) => {
     if (err.code === 'unavailable' && err.cause instanceof Error) process.stderr.write(`  cause: ${err.cause.message}\n`);
     process.exit(1);
   }
-  if (err instanceof ConfigError) {
+  if (err instanceof ConfigError || err instanceof SecretKeyMismatchError || err instanceof ResealError) {
     process.stderr.write(`trackgate: ${err.message}\n`);
     process.exit(78);
   }
