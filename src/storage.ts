@@ -33,6 +33,8 @@ import type { FederationTables } from './federation/federation.tables.ts';
 import { FederationReplaysRepository } from './federation/replays.repository.ts';
 import { LeakedCredentialsRepository } from './secret-scanning/leaked-credentials.repository.ts';
 import type { SecretScanningTables } from './secret-scanning/secret-scanning.tables.ts';
+import { InstanceSettingsRepository } from './instance/instance-settings.repository.ts';
+import type { InstanceSettingsTables } from './instance/instance-settings.tables.ts';
 import { EntityNamesRepository } from './users/entity-names.repository.ts';
 import { UsersRepository } from './users/users.repository.ts';
 import type { EntityNamesTables, UsersTables } from './users/users.tables.ts';
@@ -47,7 +49,7 @@ import type { LoginLinksTables } from './web/login-links.tables.ts';
  * repository, bound to the connection or to one transaction. The migrations
  * (src/db/migrations) stay one ordered history of plain DDL.
  */
-export type DB = OrgsTables & UsersTables & EntityNamesTables & TeamsTables & KeysTables & AuditTables & SigningKeysTables & ServiceAccountsTables & LoginLinksTables & SsoTables & InvalidationsTables & ScimTables & FederationTables & SecretScanningTables;
+export type DB = OrgsTables & UsersTables & EntityNamesTables & TeamsTables & KeysTables & AuditTables & SigningKeysTables & ServiceAccountsTables & LoginLinksTables & SsoTables & InvalidationsTables & ScimTables & FederationTables & SecretScanningTables & InstanceSettingsTables;
 
 /**
  * The connection seen with only the tables a repository declares. Kysely's
@@ -80,6 +82,7 @@ function createRepositories(db: Kysely<DB>) {
     accessTokens: new AccessTokensRepository(tables(db)),
     federationReplays: new FederationReplaysRepository(tables(db)),
     leakedCredentials: new LeakedCredentialsRepository(tables(db)),
+    instanceSettings: new InstanceSettingsRepository(tables(db)),
   };
 }
 

@@ -38,6 +38,7 @@ describe('CLI and configuration', () => {
   const run = (args: string[], extraEnv: NodeJS.ProcessEnv = {}) => spawnSync(process.execPath, [BIN, ...args], { env: { ...env, ...extraEnv }, encoding: 'utf8', cwd: join(import.meta.dirname, '..') });
 
   let adminKey = '';
+  let servedPort = 0;
 
   test('bootstrap --json creates the organization and its admin and prints a key', () => {
     const r = run(['bootstrap', '--email', 'Root@Example.com', '--org', 'acme', '--plan', 'enterprise', '--json']);
@@ -49,6 +50,8 @@ describe('CLI and configuration', () => {
     assert.equal(out.user.role, 'admin');
     assert.equal(out.user.instance_admin, true);
     assert.match(out.api_key, /^tgp-[A-Za-z0-9]{40}$/);
+    // No TRACKGATE_PUBLIC_URL and no server has run yet: the URL is a guess, and said to be one.
+    assert.equal(out.public_url_source, 'assumed');
     adminKey = out.api_key;
   });
 
@@ -133,6 +136,19 @@ describe('CLI and configuration', () => {
     child.kill('SIGTERM');
     assert.equal(await exit, 0);
     assert.ok(!out.includes(adminKey), 'the server log holds no key');
+    servedPort = port;
+  });
+
+  test('the CLI prints login links to the URL the running server announced, and says so', () => {
+    assert.ok(servedPort > 0);
+    const r = run(['login-link', '--email', 'root@example.com']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`http://localhost:${servedPort}/login/link/`), 'the server ran on another port than the CLI would guess (8080)');
+    assert.match(r.stdout, /the URL the server announced at/);
+    const configured = run(['login-link', '--email', 'root@example.com', '--json'], { TRACKGATE_PUBLIC_URL: 'https://gw.example.com' });
+    const link = JSON.parse(configured.stdout);
+    assert.match(link.login_url, /^https:\/\/gw\.example\.com\/login\/link\//);
+    assert.equal(link.public_url_source, 'configured');
   });
 
   test('an unknown or invalid setting stops the service with a message naming it', () => {

@@ -6,6 +6,8 @@ import { ConfigError, loadConfig } from '../config/config.ts';
 import { readFileSync } from 'node:fs';
 import { SecretBox, SecretKeyMismatchError } from '../crypto/secret-box.ts';
 import { ResealError, resealSecrets } from './rotate-secret-key.ts';
+import { announcePublicUrl, publicUrlNote, resolvePublicUrl } from '../instance/public-url.ts';
+import type { ResolvedPublicUrl } from '../instance/public-url.ts';
 import type { Config } from '../config/config.ts';
 import { AppError } from '../errors/app-error.ts';
 import { fields } from '../http/validation.ts';
@@ -30,11 +32,13 @@ function cliLogger(cfg: Config) {
   return createLogger({ level: cfg.logLevel === 'silent' ? 'silent' : 'warn', file: cfg.logFile, fd: 2 });
 }
 
-async function withProvisioning<T>(fn: (p: ProvisioningService, links: LoginLinksService) => Promise<T>): Promise<T> {
+async function withProvisioning<T>(fn: (p: ProvisioningService, links: LoginLinksService, publicUrl: ResolvedPublicUrl) => Promise<T>): Promise<T> {
   const cfg = config();
   const core = await createCore(cfg, { logger: cliLogger(cfg) });
   try {
-    return await fn(new ProvisioningService(core.store, core.users, core.keys, core.audit, core.invalidator), new LoginLinksService(core.store, core.audit, cfg.publicUrl));
+    // Links point at the running server, not at this process's own guess (see src/instance/public-url.ts).
+    const publicUrl = await resolvePublicUrl(core.store.repos.instanceSettings, cfg);
+    return await fn(new ProvisioningService(core.store, core.users, core.keys, core.audit, core.invalidator), new LoginLinksService(core.store, core.audit, publicUrl.url), publicUrl);
   } finally {
     await closeCore(core);
   }
@@ -50,6 +54,9 @@ program
     const cfg = config();
     const gw = await createTrackgate(cfg);
     const { port } = await gw.listen();
+    // What the CLI's login links will use: the configured URL, or this server's actual port.
+    const announced = cfg.publicUrlConfigured ? cfg.publicUrl : `http://localhost:${port}`;
+    await announcePublicUrl(gw.core.store.repos.instanceSettings, announced).catch((err: unknown) => gw.core.logger.warn({ err }, 'could not record the public URL for the CLI'));
     gw.core.logger.info({ port, host: cfg.host, public_url: cfg.publicUrl, database: cfg.databaseUrl.startsWith('sqlite:') ? cfg.databaseUrl : 'postgres', upstream: cfg.upstreamUrl ?? null }, 'trackgate listening');
     let stopping = false;
     const stop = (signal: string) => {
@@ -88,18 +95,19 @@ program
   .option('--username <username>', 'the admin\'s username (default: from the email)', validated(fields.entityName, '--username'))
   .option('--json', 'print JSON')
   .action(async (opts: { email: string; org: string; plan: 'standard' | 'enterprise'; name?: string; username?: string; json?: boolean }) => {
-    const r = await withProvisioning(async (p, links) => {
+    const { r, publicUrl } = await withProvisioning(async (p, links, publicUrl) => {
       const created = await p.bootstrap({ email: opts.email, org: opts.org, plan: opts.plan, orgName: opts.name, username: opts.username });
       const link = await links.issue({ orgId: created.org.id, userId: created.user.id });
-      return { ...created, login_url: link.url, login_url_expires_at: link.expires_at };
+      return { r: { ...created, login_url: link.url, login_url_expires_at: link.expires_at, public_url: publicUrl.url, public_url_source: publicUrl.source }, publicUrl };
     });
     if (opts.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
     else {
       process.stdout.write(
         `Created organization "${r.org.slug}" (${r.org.plan}) and admin "${r.user.username}" <${r.user.email}>.\n\n` +
           `API key (shown once; keep it secret):\n\n  ${r.api_key}\n\n` +
-          `Use it as WANDB_API_KEY, or: curl -u api:<key> ${config().publicUrl}/gateway/v1/me\n\n` +
-          `One-time login link for the web pages (works once, for ${LOGIN_LINK_TTL_TEXT}; trackgate login-link makes another):\n\n  ${r.login_url}\n`,
+          `Use it as WANDB_API_KEY, or: curl -u api:<key> ${r.public_url}/gateway/v1/me\n\n` +
+          `One-time login link for the web pages (works once, for ${LOGIN_LINK_TTL_TEXT}; trackgate login-link makes another):\n\n  ${r.login_url}\n` +
+          (publicUrlNote(publicUrl) ? `\n${publicUrlNote(publicUrl)}` : ''),
       );
     }
   });
@@ -110,9 +118,9 @@ program
   .requiredOption('--email <email>', 'the person\'s email', validated(fields.email, '--email'))
   .option('--json', 'print JSON')
   .action(async (opts: { email: string; json?: boolean }) => {
-    const link = await withProvisioning((_p, links) => links.issueForEmail(opts.email));
-    if (opts.json) process.stdout.write(JSON.stringify({ login_url: link.url, expires_at: link.expires_at, user: link.user, org: link.org }, null, 2) + '\n');
-    else process.stdout.write(`One-time login link for ${link.user.username} <${link.user.email}> in "${link.org}" (works once, until ${link.expires_at}):\n\n  ${link.url}\n`);
+    const { link, publicUrl } = await withProvisioning(async (_p, links, publicUrl) => ({ link: await links.issueForEmail(opts.email), publicUrl }));
+    if (opts.json) process.stdout.write(JSON.stringify({ login_url: link.url, expires_at: link.expires_at, user: link.user, org: link.org, public_url_source: publicUrl.source }, null, 2) + '\n');
+    else process.stdout.write(`One-time login link for ${link.user.username} <${link.user.email}> in "${link.org}" (works once, until ${link.expires_at}):\n\n  ${link.url}\n${publicUrlNote(publicUrl) ? `\n${publicUrlNote(publicUrl)}` : ''}`);
   });
 
 program

@@ -206,7 +206,12 @@ export const configSchema = z
   })
   .strict();
 
-export type Config = z.output<typeof configSchema> & { publicUrl: string; dataDir: string };
+export type Config = z.output<typeof configSchema> & {
+  publicUrl: string;
+  /** Whether publicUrl was set (file or TRACKGATE_PUBLIC_URL) rather than derived from the port: the CLI's links depend on it (src/instance/public-url.ts). */
+  publicUrlConfigured: boolean;
+  dataDir: string;
+};
 export type ConfigInput = z.input<typeof configSchema>;
 
 /** Environment variable name for each config key: camelCase → TRACKGATE_SNAKE_CASE. */
@@ -331,5 +336,5 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     cfg.dataDir ?? (cfg.databaseUrl.startsWith('sqlite:') && cfg.databaseUrl !== 'sqlite::memory:' ? resolve(cfg.databaseUrl.slice('sqlite:'.length), '..') : 'data'),
   );
   const publicUrl = cfg.publicUrl ?? `http://localhost:${cfg.port}`;
-  return { ...cfg, publicUrl, dataDir };
+  return { ...cfg, publicUrl, publicUrlConfigured: cfg.publicUrl !== undefined, dataDir };
 }
