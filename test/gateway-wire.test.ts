@@ -180,8 +180,16 @@ for (const dialect of dialects()) {
       upstream.reset();
       const r = await fetch(`${app.url}/graphql`, { method: 'POST', headers: clientHeaders(k.body.key), body: VIEWER });
       assert.equal(r.status, 401);
-      assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'key_revoked');
+      const body = (await r.json()) as { error: { code: string; message: string; request_id: string }; errors?: Array<{ message: string; extensions: { code: string; request_id: string } }> };
+      assert.equal(body.error.code, 'key_revoked');
+      // The newest client reads only GraphQL's `data` and `errors`: the reason must be there too, or its user sees `{"data":null}`.
+      assert.deepEqual(body.errors, [{ message: body.error.message, extensions: { code: 'key_revoked', request_id: body.error.request_id } }]);
+      assert.match(body.errors[0]!.message, /API key revoked/);
       assert.equal(upstream.requests.length, 0);
+      // Only the GraphQL path: other paths keep the one error shape.
+      const other = await fetch(`${app.url}/files/acme/run/file_stream`, { method: 'POST', headers: clientHeaders(k.body.key), body: '{}' });
+      assert.equal(other.status, 401);
+      assert.equal(((await other.json()) as { errors?: unknown }).errors, undefined);
     });
 
     test('one keep-alive connection: each request is judged by the key it carries, and a revoked key fails on the very next request', async () => {
