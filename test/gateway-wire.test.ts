@@ -139,6 +139,22 @@ for (const dialect of dialects()) {
       assert.equal(upstream.requests.length, 0);
     });
 
+    test('attribution matches usernames case-insensitively, and a deactivated member is said to be deactivated', async () => {
+      upstream.reset();
+      const upper = await fetch(`${app.url}/graphql`, { method: 'POST', headers: clientHeaders(sa.key.key, { 'X-WANDB-USERNAME': alice.username.toUpperCase() }), body: VIEWER });
+      assert.equal(upper.status, 200, 'X-WANDB-USERNAME: ALICE is alice');
+      await upper.text();
+      assert.equal(upstream.requests.at(-1)?.headers['x-trackgate-attributed-user'], alice.username);
+      const dave = await app.createUser({ org, username: `dave-${org}` });
+      assert.equal((await app.request('PUT', `/gateway/v1/teams/${team}/members/${dave.username}`, { key: adminKey, body: { role: 'member' } })).status, 201);
+      assert.equal((await app.request('DELETE', `/gateway/v1/orgs/${org}/users/${dave.username}`, { key: adminKey })).status, 204);
+      const r = await fetch(`${app.url}/graphql`, { method: 'POST', headers: clientHeaders(sa.key.key, { 'X-WANDB-USERNAME': dave.username }), body: VIEWER });
+      assert.equal(r.status, 403);
+      const body = (await r.json()) as { error: { code: string; message: string } };
+      assert.equal(body.error.code, 'user_deactivated');
+      assert.match(body.error.message, /is deactivated/);
+    });
+
     test('with a personal key the attribution headers are ignored', async () => {
       upstream.reset();
       const r = await fetch(`${app.url}/graphql`, { method: 'POST', headers: clientHeaders(carol.key, { 'X-WANDB-USERNAME': alice.username }), body: VIEWER });
