@@ -15,7 +15,7 @@ import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { exportJWK, generateKeyPair } from 'jose';
 import Provider from 'oidc-provider';
-import type { ClientMetadata, Configuration, KoaContextWithOIDC } from 'oidc-provider';
+import type { Adapter, AdapterPayload, ClientMetadata, Configuration, KoaContextWithOIDC } from 'oidc-provider';
 
 export interface DemoUser {
   /** The IdP's subject, also what the sign-in page posts. */
@@ -64,6 +64,35 @@ function allowLoopbackImplicitRedirects(provider: Provider): void {
   patched.add(schema.prototype);
 }
 
+/**
+ * The IdP's state (sessions, interactions, codes, grants) in this process's
+ * memory, which is what a demo wants: it is gone with the demo. Given
+ * explicitly so that oidc-provider does not warn at every start that its
+ * built-in one is for development only.
+ */
+function memoryAdapter(): (model: string) => Adapter {
+  const entries = new Map<string, { payload: AdapterPayload; expiresAt: number }>();
+  const read = (key: string): AdapterPayload | undefined => {
+    const e = entries.get(key);
+    if (e && e.expiresAt <= Date.now()) entries.delete(key);
+    return e && e.expiresAt > Date.now() ? e.payload : undefined;
+  };
+  return (model) => ({
+    upsert: async (id, payload, expiresIn) => void entries.set(`${model}:${id}`, { payload, expiresAt: expiresIn ? Date.now() + expiresIn * 1000 : Infinity }),
+    find: async (id) => read(`${model}:${id}`),
+    findByUid: async (uid) => [...entries.keys()].filter((k) => k.startsWith(`${model}:`)).map(read).find((p) => p?.uid === uid),
+    findByUserCode: async (code) => [...entries.keys()].filter((k) => k.startsWith(`${model}:`)).map(read).find((p) => p?.userCode === code),
+    consume: async (id) => {
+      const p = read(`${model}:${id}`);
+      if (p) p.consumed = Math.floor(Date.now() / 1000);
+    },
+    destroy: async (id) => void entries.delete(`${model}:${id}`),
+    revokeByGrantId: async (grantId) => {
+      for (const [k, e] of entries) if (e.payload.grantId === grantId) entries.delete(k);
+    },
+  });
+}
+
 function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
@@ -107,6 +136,7 @@ export async function startDemoIdp(options: { port: number; users: DemoUser[]; c
   const signingKey = { ...(await exportJWK(privateKey)), kid: 'demo-idp', alg: 'RS256', use: 'sig' };
 
   const config: Configuration = {
+    adapter: memoryAdapter(),
     clients: options.clients.map((c) => clientFor(c.clientId, c.redirectUris)),
     jwks: { keys: [signingKey as never] },
     cookies: { keys: [randomBytes(32).toString('hex')] },
