@@ -40,7 +40,7 @@ describe('npm run demo', () => {
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (d: string) => (output += d));
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no ready line within 60 s (a loaded machine):\n${output}`)), 25_000);
+      const timer = setTimeout(() => reject(new Error(`no ready line within 60 s (a loaded machine):\n${output}`)), 60_000);
       child.stdout!.on('data', (d: string) => {
         output += d;
         if (output.includes('trackgate demo ready')) {
