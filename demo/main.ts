@@ -129,6 +129,7 @@ ${line('log', logFile)}
 Sign in through SSO: open ${publicUrl}/login and enter an email, then pick that user on the IdP's page:
 ${s.people.map((p) => `  ${p.email.padEnd(25)}${p.what}`).join('\n')}
   (acme: implicit flow, form_post; globex: code flow with PKCE. Teams come from the IdP's groups.)
+Signed in, open ${publicUrl}/whoami: the demo API shows who you are to it.
 
 The instance operator (${s.operatorEmail}, admin of acme) signs in with a one-time login link (15 minutes):
   ${s.loginLink}
