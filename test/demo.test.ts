@@ -153,6 +153,11 @@ describe('npm run demo', () => {
     const implicit = { response_type: 'id_token', response_mode: 'form_post' };
     const alice = await ssoSignIn('alice@acme.test', 'alice', implicit);
     assert.deepEqual(await teamsOf(alice), { ml: 'member' });
+    // Her browser session reaches the demo API through the gateway, which tells it who she is.
+    const whoami = await alice.get('/whoami');
+    assert.equal(whoami.status, 200);
+    assert.match(whoami.text, /x-trackgate-user<\/th><td><code>alice</);
+    assert.match(whoami.text, /Signature verified/);
     const bob = await ssoSignIn('bob@acme.test', 'bob', implicit);
     assert.deepEqual(await teamsOf(bob), { ml: 'admin', research: 'viewer' });
     // Carol was made an admin before her first sign-in: her IdP identity links to that account by email.
