@@ -1,4 +1,9 @@
-import type { GroupRule } from './sso.service.ts';
+/** A group rule as setup-advice reads it (sso.service.ts's GroupRule, without importing it back). */
+interface GroupRule {
+  group: string;
+  team: string;
+  role: string;
+}
 
 /** The IdPs the guided setup on /admin knows by name; anything else is "oidc". */
 export const PROVIDERS = ['okta', 'azure', 'google', 'oidc'] as const;
