@@ -107,7 +107,8 @@ function steps(provider: Provider, callback: Html): Html {
 export function guidedSetup(input: { csrf: string; callbackUri: string; provider: Provider | undefined; form: Record<string, string>; notices: Notices | undefined }): Html {
   const f = input.form;
   const problems = input.notices?.problems ?? [];
-  const p = input.provider;
+  // A refused form that named no IdP (a script's post) is shown as the generic one.
+  const p = input.provider ?? (Object.keys(f).length ? 'oidc' : undefined);
   const callback = html`<code id="sso-callback-uri">${input.callbackUri}</code> <button type="button" class="secondary" data-copy="sso-callback-uri">Copy</button>`;
   const chooser = html`<nav class="providers" aria-label="Identity provider">${PROVIDERS.map((x) => html`<a href="/admin?provider=${x}#sso-setup"${x === p ? raw(' aria-current="true" class="current"') : ''}>${PROVIDER_LABEL[x]}</a>`)}</nav>`;
   const open = p !== undefined || Object.keys(f).length > 0;
