@@ -6,9 +6,24 @@ import type { TestApp, TestResponse } from './app.ts';
 /** RFC 7523's grant type. */
 export const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 
-/** The tracking client's token request, byte for byte: the form it sends (url.Values encoding, grant_type first). */
+/** Go's url.QueryEscape: everything but A-Z a-z 0-9 - _ . ~ percent-encoded, a space as '+'. */
+export function goQueryEscape(s: string): string {
+  let out = '';
+  for (const byte of Buffer.from(s, 'utf8')) {
+    const c = String.fromCharCode(byte);
+    if (/[A-Za-z0-9\-_.~]/.test(c)) out += c;
+    else if (c === ' ') out += '+';
+    else out += '%' + byte.toString(16).toUpperCase().padStart(2, '0');
+  }
+  return out;
+}
+
+/**
+ * The tracking client's token request body, byte for byte (its Go core formats it by hand: the grant type
+ * as it is, colons and all, then the assertion through url.QueryEscape).
+ */
 export function tokenForm(assertion: string): string {
-  return `grant_type=${encodeURIComponent(JWT_BEARER)}&assertion=${encodeURIComponent(assertion)}`;
+  return `grant_type=${JWT_BEARER}&assertion=${goQueryEscape(assertion)}`;
 }
 
 /** POST /oidc/token as the tracking client does (form, no client authentication). */
