@@ -10,6 +10,7 @@ import { migrateToLatest, openDatabase } from './db/database.ts';
 import type { Database } from './db/database.ts';
 import type { Store } from './db/store.ts';
 import { tightenDataFiles } from './db/private-files.ts';
+import { FederatedCredentialsService } from './federation/federated-credentials.service.ts';
 import type { ReadinessCheck } from './health/health.handlers.ts';
 import { TrustedProxies } from './http/client-ip.ts';
 import { accessTokenSource, FederationPruner } from './federation/access-token-source.ts';
@@ -62,6 +63,8 @@ export interface Core {
   teams: TeamsService;
   keys: KeysService;
   serviceAccounts: ServiceAccountsService;
+  /** Trust rules of service accounts (workload federation, issue 17). */
+  federatedCredentials: FederatedCredentialsService;
   keyVerifier: KeyVerifier;
   lastUsed: LastUsedRecorder;
   authenticator: Authenticator;
@@ -113,6 +116,7 @@ export async function createCore(config: Config, options: { logger?: Logger; mig
   const serviceAccounts = new ServiceAccountsService(store, access, teams, keys, audit, invalidator);
   keyVerifier.registerOwnerLoader('service_account', serviceAccounts.keyOwnerLoader);
   keys.registerManagePolicy('service_account', serviceAccounts.keyManagePolicy);
+  const federatedCredentials = new FederatedCredentialsService(store, serviceAccounts, audit, invalidator, { allowHttpIssuers: config.allowHttpIssuers });
   // Workload federation's access tokens (tga-…) ride the API key path: same cache, revocation and invalidation.
   keyVerifier.registerSource(CREDENTIAL_PREFIXES.access_token, accessTokenSource(store.repos));
   // With Redis, failed-authentication counts and cache invalidations are shared by every instance. While
@@ -157,7 +161,7 @@ export async function createCore(config: Config, options: { logger?: Logger; mig
   await invalidationPoller.start();
   const federationPruner = options.migrate !== false ? new FederationPruner(store, logger) : null;
   federationPruner?.start();
-  return { federationPruner, config, logger, database, store, sessionStore, loginTransactions, redisKeyspace, secretBox, invalidator, invalidationPoller, trustedProxies, audit, access, orgs, users, teams, keys, serviceAccounts, keyVerifier, lastUsed, authenticator, redis, readinessChecks };
+  return { federationPruner, config, logger, database, store, sessionStore, loginTransactions, redisKeyspace, secretBox, invalidator, invalidationPoller, trustedProxies, audit, access, orgs, users, teams, keys, serviceAccounts, federatedCredentials, keyVerifier, lastUsed, authenticator, redis, readinessChecks };
 }
 
 export async function closeCore(core: Core): Promise<void> {

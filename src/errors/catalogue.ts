@@ -141,6 +141,8 @@ export const ERROR_CATALOGUE = {
   user_deactivated: { kind: 'conflict', meaning: 'The user is deactivated (cannot join a team, be sent a login link, or sign in with one).' },
   owner_deactivated: { kind: 'conflict', meaning: "The API key's owner is deactivated: the key cannot be rotated." },
   key_limit_reached: { kind: 'conflict', meaning: 'The owner already holds as many live API keys as allowed (TRACKGATE_MAX_KEYS_PER_PRINCIPAL); revoke one first.' },
+  service_account_keyless: { kind: 'conflict', meaning: 'The service account is keyless (federation only): it holds no API keys; it authenticates by exchanging workload tokens at /oidc/token.' },
+  too_many_federated_credentials: { kind: 'conflict', meaning: 'The service account already has as many federation rules as allowed (10); delete one first.' },
   key_already_rotated: { kind: 'conflict', meaning: 'The API key was already replaced once; rotate its replacement instead.' },
   sso_not_configured: { kind: 'conflict', meaning: 'SSO cannot be required: the organization has no enabled SSO connection.' },
   sso_required_by_policy: { kind: 'conflict', meaning: "The last enabled SSO connection cannot be disabled or deleted while the organization requires SSO." },

@@ -106,7 +106,9 @@ export function ruleProblems(rule: TrustRule, options: { allowHttp: boolean }): 
   }
   const shared = SHARED_ISSUERS[rule.issuer];
   if (shared && wildcard) {
-    const ownerPinned = (shared.ownerSubject !== null && shared.ownerSubject.test(rule.subject)) || shared.ownerClaims.some((c) => Object.hasOwn(rule.conditions, c));
+    // The prefix before the `*` is what must name the owner (and its separator).
+    const prefix = rule.subject.slice(0, -1);
+    const ownerPinned = (shared.ownerSubject !== null && shared.ownerSubject.test(prefix)) || shared.ownerClaims.some((c) => Object.hasOwn(rule.conditions, c));
     if (!ownerPinned) {
       problems.push({
         field: 'subject',

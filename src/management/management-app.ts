@@ -2,6 +2,7 @@ import type { Express } from 'express';
 import type { Core } from '../core.ts';
 import { VERSION } from '../version.ts';
 import { registerAuditRoutes } from '../audit/audit.routes.ts';
+import { registerFederatedCredentialRoutes } from '../federation/federated-credentials.routes.ts';
 import { ApiRouter } from '../http/api-router.ts';
 import { createExpressApp, createRequireAuth } from '../http/express-app.ts';
 import { buildOpenApi } from '../http/openapi.ts';
@@ -37,6 +38,7 @@ export function createManagementApp(core: Core, sso: Sso, metrics: Metrics): Man
   registerKeyRoutes(api, core.keys);
   registerAuditRoutes(api, { store: core.store, access: core.access });
   registerServiceAccountRoutes(api, core.serviceAccounts);
+  registerFederatedCredentialRoutes(api, core.federatedCredentials);
   sso.registerApi(api);
   // SCIM provisioning: /scim/v2 (the organization's IdP, with its SCIM token) and its tokens on the API.
   const scim = createScim({ ...core, endSessionsOf: (userId) => core.sessionStore.destroyAllOfUser(userId) });

@@ -8,6 +8,7 @@ export const serviceAccountOut = z.object({
   name: z.string(),
   team: z.string().describe('the team it writes to (the default team of an organization-scoped account)'),
   scope: z.enum(['team', 'org']).describe('team: belongs to its team; org: organization-scoped, writing to its default team'),
+  keyless: z.boolean().describe('federation only: it authenticates by exchanging workload tokens (/oidc/token) and holds no API keys'),
   org: z.string(),
   created_at: z.string(),
   updated_at: z.string(),

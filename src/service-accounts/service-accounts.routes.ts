@@ -7,7 +7,7 @@ import { createKeyBody, keysPageOut, keysPageQuery } from '../keys/keys.routes.t
 import { serviceAccountOut } from './service-accounts.responses.ts';
 import type { ServiceAccountsService } from './service-accounts.service.ts';
 
-const createdOut = serviceAccountOut.extend({ key: newKeyOut });
+const createdOut = serviceAccountOut.extend({ key: newKeyOut.nullable().describe('its first key, shown this once; null for a keyless account') });
 /** By username. */
 const saPageQuery = pageQuery('service_accounts', ['string']);
 const saPageOut = z.object({ service_accounts: z.array(serviceAccountOut), next_cursor: nextCursorOut });
@@ -17,6 +17,7 @@ export const createBody = z.strictObject({
   username: fields.entityName.optional().describe('default: derived from the name'),
   key_name: fields.label.optional(),
   expires_in_days: z.number().int().min(1).max(3650).optional(),
+  keyless: z.boolean().optional().describe('federation only: no key now or ever; it authenticates through its federation rules (default false)'),
 });
 const enterpriseOnly = { description: 'not allowed: not an enterprise organization, or not an admin of the team / organization' };
 
@@ -130,7 +131,7 @@ export function registerServiceAccountRoutes(api: ApiRouter, sas: ServiceAccount
         201: { description: 'created', schema: newKeyOut },
         403: { description: 'not an admin of its team or organization' },
         404: { description: 'no such service account' },
-        409: { description: 'key_limit_reached: the account holds the most live keys allowed' },
+        409: { description: 'key_limit_reached: the account holds the most live keys allowed; service_account_keyless: the account is keyless' },
       },
     },
     async ({ actor, params, body }) => ({ status: 201, body: await sas.createKey(actor, params.id, body) }),

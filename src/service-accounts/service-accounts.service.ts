@@ -18,6 +18,8 @@ import type { OrgAccess, OrgContext } from '../orgs/org-access.ts';
 import type { OrgRow, OrgsRepository } from '../orgs/orgs.repository.ts';
 import type { TeamRow, TeamsRepository } from '../teams/teams.repository.ts';
 import type { TeamsService } from '../teams/teams.service.ts';
+import type { AccessTokensRepository } from '../federation/access-tokens.repository.ts';
+import type { FederatedCredentialsRepository } from '../federation/federated-credentials.repository.ts';
 import type { EntityNamesRepository } from '../users/entity-names.repository.ts';
 import { requireClaimableName } from '../users/entity-names.ts';
 import { deriveUsername } from '../users/provisioning.ts';
@@ -34,6 +36,8 @@ export interface ServiceAccountsRepos extends InvalidationRepos {
   entities: EntityNamesRepository;
   keys: KeysRepository;
   audit: AuditRepository;
+  federatedCredentials: FederatedCredentialsRepository;
+  accessTokens: AccessTokensRepository;
 }
 
 /** The API's answer about a service account: its response schema's type, so that the two cannot drift. */
@@ -44,10 +48,15 @@ export interface NewServiceAccountInput {
   username?: string | undefined;
   key_name?: string | undefined;
   expires_in_days?: number | undefined;
+  /** Federation only: created without a key, and no key may ever be made for it. */
+  keyless?: boolean | undefined;
 }
 
+/** What a new account's response carries: its view and its first key (null for a keyless account). */
+export type CreatedServiceAccountView = ServiceAccountView & { key: NewKeyView | null };
+
 function view(sa: ServiceAccountWithTeam, orgSlug: string): ServiceAccountView {
-  return { id: sa.id, username: sa.username, name: sa.name, team: sa.team_name, scope: sa.scope, org: orgSlug, created_at: sa.created_at, updated_at: sa.updated_at };
+  return { id: sa.id, username: sa.username, name: sa.name, team: sa.team_name, scope: sa.scope, keyless: sa.keyless === 1, org: orgSlug, created_at: sa.created_at, updated_at: sa.updated_at };
 }
 
 /**
@@ -111,7 +120,7 @@ export class ServiceAccountsService {
   }
 
   /** `POST /teams/:team/service-accounts`: org admin or team admin; enterprise plan only. */
-  async createForTeam(actor: Actor, teamName: string, input: NewServiceAccountInput): Promise<ServiceAccountView & { key: NewKeyView }> {
+  async createForTeam(actor: Actor, teamName: string, input: NewServiceAccountInput): Promise<CreatedServiceAccountView> {
     ServiceAccountsService.requirePerson(actor);
     const ctx = await this.teams.resolveTeam(actor, teamName);
     ServiceAccountsService.requireEnterprise(ctx.org);
@@ -122,7 +131,7 @@ export class ServiceAccountsService {
   }
 
   /** `POST /orgs/:org/service-accounts`: an organization-scoped account with a default team; org admins only. */
-  async createForOrg(actor: Actor, slug: string, input: NewServiceAccountInput & { default_team: string }): Promise<ServiceAccountView & { key: NewKeyView }> {
+  async createForOrg(actor: Actor, slug: string, input: NewServiceAccountInput & { default_team: string }): Promise<CreatedServiceAccountView> {
     ServiceAccountsService.requirePerson(actor);
     const ctx = await this.access.resolve(actor, slug);
     ServiceAccountsService.requireEnterprise(ctx.org);
@@ -132,20 +141,23 @@ export class ServiceAccountsService {
     return this.create(actor, ctx.org, team, 'org', input);
   }
 
-  private async create(actor: Actor, org: OrgRow, team: TeamRow, scope: 'team' | 'org', input: NewServiceAccountInput): Promise<ServiceAccountView & { key: NewKeyView }> {
+  private async create(actor: Actor, org: OrgRow, team: TeamRow, scope: 'team' | 'org', input: NewServiceAccountInput): Promise<CreatedServiceAccountView> {
     const now = new Date().toISOString();
     try {
       const result = await this.store.transaction(async (repos) => {
         const username = await this.pickUsername(repos, input, org.id);
-        const row: ServiceAccountRow = { id: randomUUID(), org_id: org.id, team_id: team.id, scope, keyless: 0, username, name: input.name, created_by: actor.principal.id, created_at: now, updated_at: now };
+        const keyless = input.keyless === true;
+        const row: ServiceAccountRow = { id: randomUUID(), org_id: org.id, team_id: team.id, scope, keyless: keyless ? 1 : 0, username, name: input.name, created_by: actor.principal.id, created_at: now, updated_at: now };
         await repos.entities.claim(username, 'service_account', org.id);
         await repos.serviceAccounts.insert(row);
+        await this.audit.record(repos, actor, { orgId: org.id, action: 'service_account.create', targetType: 'service_account', targetId: row.id, targetName: username, details: { team: team.name, scope, name: input.name, keyless } });
+        if (keyless) return { row, issued: null };
         const issued = await this.keys.issue(repos, { org, ownerType: 'service_account', ownerId: row.id, name: input.key_name ?? 'default', expiresInDays: input.expires_in_days, createdBy: actor.principal.id });
-        await this.audit.record(repos, actor, { orgId: org.id, action: 'service_account.create', targetType: 'service_account', targetId: row.id, targetName: username, details: { team: team.name, scope, name: input.name } });
         await this.audit.record(repos, actor, { orgId: org.id, action: 'key.create', targetType: 'api_key', targetId: issued.row.id, targetName: issued.row.key_id, details: { owner_type: 'service_account', owner: username, name: issued.row.name, expires_at: issued.row.expires_at } });
         return { row, issued };
       });
-      return { ...view({ ...result.row, team_name: team.name }, org.slug), key: { ...keyView(result.issued.row), key: result.issued.key } };
+      const key = result.issued && { ...keyView(result.issued.row), key: result.issued.key };
+      return { ...view({ ...result.row, team_name: team.name }, org.slug), key };
     } catch (err) {
       if (isUniqueViolation(err)) throw errors.conflict(`the name "${input.username ?? input.name}" is already taken by a user, team or service account`, 'username_taken');
       throw err;
@@ -191,15 +203,37 @@ export class ServiceAccountsService {
     return view({ ...sa, name, updated_at }, ctx.org.slug);
   }
 
-  /** Deletes the account and revokes every key it has, at once. */
+  /**
+   * A service account the actor may manage (404 when it may not see it, 403 when it may only see it), for
+   * what hangs off an account elsewhere (its federation rules, src/federation): one set of rules of who may.
+   * `enterprise`: the change also needs the enterprise plan (creating; reading and deleting do not, so that
+   * an organization that left the plan can still clean up).
+   */
+  async manageable(actor: Actor, id: string, options: { enterprise: boolean }): Promise<{ org: OrgRow; sa: ServiceAccountWithTeam }> {
+    const { ctx, sa } = await this.load(actor, id, 'manage');
+    if (options.enterprise) ServiceAccountsService.requireEnterprise(ctx.org);
+    return { org: ctx.org, sa };
+  }
+
+  /** Deletes the account, its federation rules, and revokes every key and access token it has, at once. */
   async delete(actor: Actor, id: string): Promise<void> {
     const { ctx, sa } = await this.load(actor, id, 'manage');
     await this.invalidator.transaction(this.store, async (repos, invalidate) => {
-      const revoked = await repos.keys.revokeAllForOwner(ctx.org.id, { ownerType: 'service_account', ownerId: sa.id }, new Date().toISOString());
+      const now = new Date().toISOString();
+      const revoked = await repos.keys.revokeAllForOwner(ctx.org.id, { ownerType: 'service_account', ownerId: sa.id }, now);
+      const revokedTokens = await repos.accessTokens.revokeWhere(ctx.org.id, { serviceAccountId: sa.id }, now);
+      const rules = await repos.federatedCredentials.deleteForServiceAccount(ctx.org.id, sa.id);
       await repos.serviceAccounts.delete(ctx.org.id, sa.id);
       await repos.entities.release(ctx.org.id, sa.username);
-      await this.audit.record(repos, actor, { orgId: ctx.org.id, action: 'service_account.delete', targetType: 'service_account', targetId: sa.id, targetName: sa.username, details: { team: sa.team_name, revoked_keys: revoked.length } });
-      for (const h of revoked) invalidate.key(h);
+      await this.audit.record(repos, actor, {
+        orgId: ctx.org.id,
+        action: 'service_account.delete',
+        targetType: 'service_account',
+        targetId: sa.id,
+        targetName: sa.username,
+        details: { team: sa.team_name, revoked_keys: revoked.length, revoked_access_tokens: revokedTokens.length, federated_credentials_deleted: rules },
+      });
+      for (const h of [...revoked, ...revokedTokens]) invalidate.key(h);
     });
   }
 
@@ -212,6 +246,7 @@ export class ServiceAccountsService {
   async createKey(actor: Actor, id: string, input: { name: string; expires_in_days?: number | undefined }): Promise<NewKeyView> {
     const { ctx, sa } = await this.load(actor, id, 'manage');
     ServiceAccountsService.requireEnterprise(ctx.org);
+    if (sa.keyless === 1) throw errors.conflict(`service account "${sa.username}" is keyless: it authenticates by workload federation only, and holds no API keys`, 'service_account_keyless');
     const issued = await this.store.transaction(async (repos) => {
       const k = await this.keys.issue(repos, { org: ctx.org, ownerType: 'service_account', ownerId: sa.id, name: input.name, expiresInDays: input.expires_in_days, createdBy: actor.principal.id });
       await this.audit.record(repos, actor, { orgId: ctx.org.id, action: 'key.create', targetType: 'api_key', targetId: k.row.id, targetName: k.row.key_id, details: { owner_type: 'service_account', owner: sa.username, name: input.name, expires_at: k.row.expires_at } });

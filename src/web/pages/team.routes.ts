@@ -58,6 +58,7 @@ export function registerTeamPage(router: Router, d: WebRoutesDeps, action: FormA
       const { kind } = parse(inviteKind, formOf(req), 'form');
       if (kind === 'service') {
         const sa = await d.serviceAccounts.createForTeam(v.actor, params.team, parseForm(createServiceAccountBody, req));
+        if (sa.key === null) return { notice: `Keyless service account ${sa.username} was created with write access to ${sa.team}: add a trust rule to let a workload act as it.` };
         return {
           notice: `Service account ${sa.username} was created with write access to ${sa.team}.`,
           newKey: { key: sa.key.key, key_id: sa.key.key_id, name: sa.key.name, expires_at: sa.key.expires_at, owner: sa.username },
