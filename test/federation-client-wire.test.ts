@@ -63,7 +63,7 @@ class WorkloadClient {
   async accessToken(): Promise<string> {
     if (this.expiring(this.token)) {
       type CredentialsFile = { credentials: Record<string, { access_token: string; expires_at: string }> };
-      let file: CredentialsFile | null = null;
+      let file: CredentialsFile | null;
       try {
         file = JSON.parse(readFileSync(this.credentialsFile, 'utf8')) as CredentialsFile;
       } catch {

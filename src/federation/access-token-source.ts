@@ -3,9 +3,16 @@ import type { Store } from '../db/store.ts';
 import type { CredentialSource } from '../keys/key-verifier.ts';
 import type { Logger } from '../log/logger.ts';
 import type { OrgsRepository } from '../orgs/orgs.repository.ts';
-import type { ServiceAccountsRepository } from '../service-accounts/service-accounts.repository.ts';
 import type { AccessTokensRepository } from './access-tokens.repository.ts';
 import type { FederationReplaysRepository } from './replays.repository.ts';
+
+/**
+ * The service accounts an access token names, read by shape: src/service-accounts sits above this folder
+ * (it revokes access tokens when an account is deleted), so its repository is not imported here.
+ */
+export interface TokenServiceAccounts {
+  findById(orgId: string, id: string): Promise<{ id: string; username: string; name: string; team_name: string } | undefined>;
+}
 
 /**
  * Federation access tokens (`tga-…`) on the API key path: given a token's hash, its service account's
@@ -13,7 +20,7 @@ import type { FederationReplaysRepository } from './replays.repository.ts';
  * 'access_token'` and no key id (nothing to record as last used). Null when the account is gone or its
  * organization is no longer enterprise; revocation and expiry are the verifier's to judge, on every request.
  */
-export function accessTokenSource(repos: { accessTokens: AccessTokensRepository; serviceAccounts: ServiceAccountsRepository; orgs: OrgsRepository }): CredentialSource {
+export function accessTokenSource(repos: { accessTokens: AccessTokensRepository; serviceAccounts: TokenServiceAccounts; orgs: OrgsRepository }): CredentialSource {
   return async (hash) => {
     const row = await repos.accessTokens.findByHash(hash);
     if (!row) return null;

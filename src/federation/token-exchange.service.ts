@@ -10,9 +10,9 @@ import { AppError, errors } from '../errors/app-error.ts';
 import { CREDENTIAL_PREFIXES, generateSecretToken } from '../keys/key-format.ts';
 import type { Logger } from '../log/logger.ts';
 import type { OrgsRepository } from '../orgs/orgs.repository.ts';
-import type { ServiceAccountsRepository } from '../service-accounts/service-accounts.repository.ts';
 import { ASYMMETRIC_ALGORITHMS } from '../sso/oidc/discovery.ts';
 import { IdpFetchError } from '../sso/oidc/idp-fetch.ts';
+import type { TokenServiceAccounts } from './access-token-source.ts';
 import type { AccessTokensRepository } from './access-tokens.repository.ts';
 import type { FederatedCredentialRow, FederatedCredentialsRepository } from './federated-credentials.repository.ts';
 import type { FederationReplaysRepository } from './replays.repository.ts';
@@ -26,7 +26,7 @@ export interface TokenExchangeRepos {
   federatedCredentials: FederatedCredentialsRepository;
   accessTokens: AccessTokensRepository;
   federationReplays: FederationReplaysRepository;
-  serviceAccounts: ServiceAccountsRepository;
+  serviceAccounts: TokenServiceAccounts;
   orgs: OrgsRepository;
   audit: AuditRepository;
 }
@@ -209,20 +209,22 @@ export class TokenExchangeService {
       throw verificationRefusal(err, candidates);
     }
     const nowSeconds = Math.floor(this.now() / 1000);
-    const exp = claims.exp!;
+    const { exp, sub } = claims;
+    // Required by jwtVerify (requiredClaims); said again for the types.
+    if (exp === undefined || typeof sub !== 'string' || sub === '') throw new Refusal('claim_sub', 'sub is not a string', candidates);
     if (claims.iat !== undefined && claims.iat > nowSeconds + tolerance) throw new Refusal('iat_future', 'issued in the future', candidates);
     const lifetime = exp - (claims.iat ?? nowSeconds);
     if (lifetime > this.options.maxAssertionLifetimeSeconds) {
       throw new Refusal('lifetime_too_long', `a lifetime of ${lifetime} s, more than the ${this.options.maxAssertionLifetimeSeconds} s allowed`, candidates);
     }
-    if (typeof claims.sub !== 'string' || claims.sub === '') throw new Refusal('claim_sub', 'sub is not a string', candidates);
 
     // 5. The rules it satisfies: of one service account only.
     const matching = candidates.filter((row) => ruleMatches(ruleOf(row), claims));
     if (matching.length === 0) throw new Refusal('no_matching_rule', 'no federation rule matches its audience, subject and conditions', candidates);
     const accounts = new Set(matching.map((r) => r.service_account_id));
     if (accounts.size > 1) throw new Refusal('ambiguous', `rules of ${accounts.size} service accounts match it`, candidates);
-    const rule = matching[0]!;
+    const [rule] = matching;
+    if (!rule) throw new Refusal('no_matching_rule', 'no federation rule matches', candidates);
     const repos = this.store.repos;
     const [sa, org] = await Promise.all([repos.serviceAccounts.findById(rule.org_id, rule.service_account_id), repos.orgs.findById(rule.org_id)]);
     if (!sa || !org) throw new Refusal('account_gone', 'the service account of the matching rule no longer exists', candidates);
@@ -248,7 +250,7 @@ export class TokenExchangeService {
         token_id: token.keyId,
         token_hash: token.hash,
         issuer: iss,
-        subject: claims.sub!,
+        subject: sub,
         jti,
         created_at: now.toISOString(),
         expires_at: expiresAt,
@@ -260,10 +262,10 @@ export class TokenExchangeService {
         targetType: 'service_account',
         targetId: sa.id,
         targetName: sa.username,
-        details: { issuer: iss, subject: cut(claims.sub), credential: rule.id, credential_name: rule.name, token_id: token.keyId, expires_at: expiresAt },
+        details: { issuer: iss, subject: cut(sub), credential: rule.id, credential_name: rule.name, token_id: token.keyId, expires_at: expiresAt },
       });
     });
-    this.logger.info({ issuer: iss, subject: cut(claims.sub), org: org.slug, service_account: sa.username, credential: rule.id, token_id: token.keyId }, 'federation: access token issued');
+    this.logger.info({ issuer: iss, subject: cut(sub), org: org.slug, service_account: sa.username, credential: rule.id, token_id: token.keyId }, 'federation: access token issued');
     return { accessToken: token.key, expiresIn: ttl };
   }
 
