@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { dialects, startApp } from './support/app.ts';
+import { dialects, sleep, startApp } from './support/app.ts';
 import type { TestApp, TestResponse } from './support/app.ts';
 import { addRule, exchange, federatedAccount, JWT_BEARER, tokenForm } from './support/federation.ts';
 import { startUpstream } from './support/upstream.ts';
@@ -231,6 +231,20 @@ for (const dialect of dialects()) {
       assert.equal(revoked.body.error.code, 'access_token_revoked');
       const unknown = await app.request('GET', '/gateway/v1/me', { headers: { Authorization: `Bearer ${other.slice(0, 4)}${'A'.repeat(40)}` } });
       assert.equal(unknown.status, 401);
+    });
+    test('the management worker down: /oidc/token answers 503 temporarily_unavailable in RFC 6749 shape, then serves again', async () => {
+      const jwt = await gh.mint(acct.org);
+      await app.gw.management!.kill();
+      const r = await exchange(app, jwt);
+      oauthError(r, 503, 'temporarily_unavailable');
+      assert.ok(Number(r.headers.get('retry-after')) >= 1);
+      const deadline = Date.now() + 20_000;
+      let back: TestResponse;
+      do {
+        await sleep(100);
+        back = await exchange(app, jwt);
+      } while (back.status === 503 && Date.now() < deadline);
+      assert.equal(back.status, 200, back.text);
     });
   });
 
