@@ -232,6 +232,21 @@ for (const dialect of dialects()) {
       const unknown = await app.request('GET', '/gateway/v1/me', { headers: { Authorization: `Bearer ${other.slice(0, 4)}${'A'.repeat(40)}` } });
       assert.equal(unknown.status, 401);
     });
+    test('an organization no longer on the enterprise plan: no exchange, and its unused tokens do not authenticate', async () => {
+      const other = await federatedAccount(app, 'builder');
+      await addRule(app, other.adminKey, other.sa.id, { name: 'k8s', issuer: k8s.issuer, subject: 'system:serviceaccount:ml:trainer' });
+      const token = (await exchange(app, await k8s.mint(other.org))).body.access_token as string;
+      assert.match(token, TOKEN);
+      const db = app.gw.core.database.db;
+      await db.updateTable('orgs').set({ plan: 'standard' }).where('slug', '=', other.org).execute();
+      try {
+        await refused(await k8s.mint(other.org));
+        assert.equal((await fetch(`${app.url}/auth/verify`, { headers: { Authorization: `Bearer ${token}` } })).status, 401);
+      } finally {
+        await db.updateTable('orgs').set({ plan: 'enterprise' }).where('slug', '=', other.org).execute();
+      }
+    });
+
     test('the management worker down: /oidc/token answers 503 temporarily_unavailable in RFC 6749 shape, then serves again', async () => {
       const jwt = await gh.mint(acct.org);
       await app.gw.management!.kill();
@@ -245,6 +260,19 @@ for (const dialect of dialects()) {
         back = await exchange(app, jwt);
       } while (back.status === 503 && Date.now() < deadline);
       assert.equal(back.status, 200, back.text);
+    });
+
+    test('the prune: access tokens expired for more than a day and replay records past their expiry are deleted, live ones kept', async () => {
+      const pruner = app.gw.core.federationPruner;
+      assert.ok(pruner, 'the isolate that migrates prunes');
+      const db = app.gw.core.database.db;
+      const count = async (t: 'access_tokens' | 'federation_replays') => Number((await db.selectFrom(t).select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+      const [tokens, replays] = [await count('access_tokens'), await count('federation_replays')];
+      assert.ok(tokens > 0 && replays > 0);
+      assert.deepEqual(await pruner.prune(Date.now()), { accessTokens: 0, replays: 0 }, 'nothing is old enough yet');
+      // Two days later, every token (an hour each) expired more than a day ago, and every assertion has expired.
+      assert.deepEqual(await pruner.prune(Date.now() + 2 * 86_400_000), { accessTokens: tokens, replays });
+      assert.equal(await count('access_tokens'), 0);
     });
   });
 
