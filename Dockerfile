@@ -1,6 +1,8 @@
 # syntax=docker/dockerfile:1
+# Node 22 LTS (Node 20 reaches its end of life in April 2026); every dependency supports it (better-sqlite3 12
+# has prebuilt binaries for 22). package.json keeps ">=20.19": development and CI machines still run 20.
 # Build stage: install dependencies (better-sqlite3 compiles a native addon) and typecheck.
-FROM node:20-bookworm-slim AS build
+FROM node:22-bookworm-slim AS build
 WORKDIR /app
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
@@ -18,7 +20,7 @@ RUN node scripts/build.mjs
 RUN npm prune --omit=dev
 
 # Runtime stage: no compilers, a non-root user, only what the service runs.
-FROM node:20-bookworm-slim
+FROM node:22-bookworm-slim
 ENV NODE_ENV=production \
     TRACKGATE_HOST=0.0.0.0 \
     TRACKGATE_PORT=8080 \

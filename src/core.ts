@@ -94,7 +94,8 @@ export async function createCore(config: Config, options: { logger?: Logger; mig
     }
   }
   const store = createStore(database.db);
-  const secretBox = new SecretBox(resolveSecretKey(config.secretKey, config.dataDir));
+  const secret = resolveSecretKey(config.secretKey, config.dataDir);
+  const secretBox = new SecretBox(secret.key, secret.source);
   // Files and folders an older version left readable by others: once, in the isolate that migrates (not again in the worker).
   if (options.migrate !== false) tightenDataFiles({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, secretKeyConfigured: Boolean(config.secretKey) }, logger);
   const invalidator = new CacheInvalidator();

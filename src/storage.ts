@@ -32,6 +32,8 @@ import { FederatedCredentialsRepository } from './federation/federated-credentia
 import type { FederationTables } from './federation/federation.tables.ts';
 import { FederationReplaysRepository } from './federation/replays.repository.ts';
 import type { SecretScanningTables } from './secret-scanning/secret-scanning.tables.ts';
+import { InstanceSettingsRepository } from './instance/instance-settings.repository.ts';
+import type { InstanceSettingsTables } from './instance/instance-settings.tables.ts';
 import { EntityNamesRepository } from './users/entity-names.repository.ts';
 import { UsersRepository } from './users/users.repository.ts';
 import type { EntityNamesTables, UsersTables } from './users/users.tables.ts';
@@ -46,7 +48,7 @@ import type { LoginLinksTables } from './web/login-links.tables.ts';
  * repository, bound to the connection or to one transaction. The migrations
  * (src/db/migrations) stay one ordered history of plain DDL.
  */
-export type DB = OrgsTables & UsersTables & EntityNamesTables & TeamsTables & KeysTables & AuditTables & SigningKeysTables & ServiceAccountsTables & LoginLinksTables & SsoTables & InvalidationsTables & ScimTables & FederationTables & SecretScanningTables;
+export type DB = OrgsTables & UsersTables & EntityNamesTables & TeamsTables & KeysTables & AuditTables & SigningKeysTables & ServiceAccountsTables & LoginLinksTables & SsoTables & InvalidationsTables & ScimTables & FederationTables & SecretScanningTables & InstanceSettingsTables;
 
 /**
  * The connection seen with only the tables a repository declares. Kysely's
@@ -78,6 +80,7 @@ function createRepositories(db: Kysely<DB>) {
     federatedCredentials: new FederatedCredentialsRepository(tables(db)),
     accessTokens: new AccessTokensRepository(tables(db)),
     federationReplays: new FederationReplaysRepository(tables(db)),
+    instanceSettings: new InstanceSettingsRepository(tables(db)),
   };
 }
 

@@ -155,6 +155,19 @@ for (const dialect of dialects()) {
       const { readFileSync } = await import('node:fs');
       assert.match(readFileSync(app.logFile, 'utf8'), /SECRET-INTERNAL-DETAIL/);
     });
+
+    test('request log lines carry the whole path, mount prefix included, and no query', async () => {
+      const res = await fetch(app.url + '/gateway/v1/me?probe=log-path', { headers: { authorization: 'Bearer ' + adminKey } });
+      assert.equal(res.status, 200);
+      const { readFileSync } = await import('node:fs');
+      const line = readFileSync(app.logFile, 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('"msg":"request"'))
+        .map((l) => JSON.parse(l) as { path: string; request_id: string })
+        .find((l) => l.request_id === res.headers.get('x-request-id'));
+      assert.ok(line, 'the request has its log line');
+      assert.equal(line.path, '/gateway/v1/me');
+    });
   });
 }
 

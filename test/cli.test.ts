@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +38,7 @@ describe('CLI and configuration', () => {
   const run = (args: string[], extraEnv: NodeJS.ProcessEnv = {}) => spawnSync(process.execPath, [BIN, ...args], { env: { ...env, ...extraEnv }, encoding: 'utf8', cwd: join(import.meta.dirname, '..') });
 
   let adminKey = '';
+  let servedPort = 0;
 
   test('bootstrap --json creates the organization and its admin and prints a key', () => {
     const r = run(['bootstrap', '--email', 'Root@Example.com', '--org', 'acme', '--plan', 'enterprise', '--json']);
@@ -48,6 +50,8 @@ describe('CLI and configuration', () => {
     assert.equal(out.user.role, 'admin');
     assert.equal(out.user.instance_admin, true);
     assert.match(out.api_key, /^tgp-[A-Za-z0-9]{40}$/);
+    // No TRACKGATE_PUBLIC_URL and no server has run yet: the URL is a guess, and said to be one.
+    assert.equal(out.public_url_source, 'assumed');
     adminKey = out.api_key;
   });
 
@@ -132,6 +136,19 @@ describe('CLI and configuration', () => {
     child.kill('SIGTERM');
     assert.equal(await exit, 0);
     assert.ok(!out.includes(adminKey), 'the server log holds no key');
+    servedPort = port;
+  });
+
+  test('the CLI prints login links to the URL the running server announced, and says so', () => {
+    assert.ok(servedPort > 0);
+    const r = run(['login-link', '--email', 'root@example.com']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`http://localhost:${servedPort}/login/link/`), 'the server ran on another port than the CLI would guess (8080)');
+    assert.match(r.stdout, /the URL the server announced at/);
+    const configured = run(['login-link', '--email', 'root@example.com', '--json'], { TRACKGATE_PUBLIC_URL: 'https://gw.example.com' });
+    const link = JSON.parse(configured.stdout);
+    assert.match(link.login_url, /^https:\/\/gw\.example\.com\/login\/link\//);
+    assert.equal(link.public_url_source, 'configured');
   });
 
   test('an unknown or invalid setting stops the service with a message naming it', () => {
@@ -140,7 +157,17 @@ describe('CLI and configuration', () => {
     assert.match(unknown.stderr, /unknown environment variable TRACKGATE_BOGUS_SETTING/);
     const invalid = run(['serve'], { TRACKGATE_PORT: 'eighty' });
     assert.notEqual(invalid.status, 0);
-    assert.match(invalid.stderr, /TRACKGATE_PORT/);
+    assert.match(invalid.stderr, /TRACKGATE_PORT: must be a whole number from 0 to 65535/);
+    assert.doesNotMatch(invalid.stderr, /NaN|\n\s+at /, 'no zod jargon, no stack trace');
+    const typo = run(['serve'], { TRACKGATE_PROT: '8080' });
+    assert.match(typo.stderr, /unknown environment variable TRACKGATE_PROT: did you mean TRACKGATE_PORT\?/);
+    const proxies = run(['serve'], { TRACKGATE_TRUSTED_PROXIES: 'bogus' });
+    assert.match(proxies.stderr, /TRACKGATE_TRUSTED_PROXIES: "bogus" is not an IP address or CIDR/);
+    assert.doesNotMatch(proxies.stderr, /\n\s+at /);
+    // The README asks for 64 hex characters; a 42-character passphrase was accepted before.
+    const weak = run(['serve'], { TRACKGATE_SECRET_KEY: 'a'.repeat(42) });
+    assert.match(weak.stderr, /TRACKGATE_SECRET_KEY: must be 64 hex characters/);
+    assert.doesNotMatch(weak.stderr, /a{42}/, 'the error does not echo the secret');
     const badDb = run(['migrate'], { TRACKGATE_DATABASE_URL: 'mysql://x' });
     assert.notEqual(badDb.status, 0);
     assert.match(badDb.stderr, /TRACKGATE_DATABASE_URL: must be sqlite:<file path> or postgres/);
@@ -170,5 +197,59 @@ describe('graceful shutdown', () => {
     assert.equal(r.status, 201, r.text);
     await closing;
     await assert.rejects(fetch(app.url + '/healthz'));
+  });
+});
+
+describe('the secret key', () => {
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'trackgate-secret-'));
+    env = { PATH: process.env.PATH, HOME: dir, TRACKGATE_DATABASE_URL: `sqlite:${join(dir, 'tg.db')}`, TRACKGATE_LOG_LEVEL: 'warn', TRACKGATE_PORT: '0', TRACKGATE_HOST: '127.0.0.1' };
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const run = (args: string[], extraEnv: NodeJS.ProcessEnv = {}) =>
+    spawnSync(process.execPath, [BIN, ...args], { env: { ...env, ...extraEnv }, encoding: 'utf8', cwd: join(import.meta.dirname, '..'), timeout: 30_000 });
+  /** Starts `serve` and stops it once it listens (the signing key is made and sealed on the way), or returns its failure. */
+  const serveOnce = async (extraEnv: NodeJS.ProcessEnv = {}): Promise<{ started: boolean; stderr: string }> => {
+    const child = spawn(process.execPath, [BIN, 'serve'], { env: { ...env, ...extraEnv, TRACKGATE_LOG_LEVEL: 'info' }, cwd: join(import.meta.dirname, '..') });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const started = await Promise.race([listeningPort(child, () => out, 'serve').then(() => true), exit.then(() => false)]);
+    if (started) {
+      child.kill('SIGTERM');
+      await exit;
+    }
+    return { started, stderr: err };
+  };
+
+  test('a changed key is named as the problem, with the way out; rotate-secret-key re-seals; a wrong old key changes nothing', async () => {
+    assert.equal((await serveOnce()).started, true, 'first start generates data/secret.key and seals a signing key with it');
+    const oldKeyFile = join(dir, 'secret.key');
+    const newKey = randomBytes(32).toString('hex');
+
+    const refused = await serveOnce({ TRACKGATE_SECRET_KEY: newKey });
+    assert.equal(refused.started, false);
+    assert.match(refused.stderr, /the secret key \(TRACKGATE_SECRET_KEY\) does not match the one that sealed this database's secrets/);
+    assert.match(refused.stderr, /rotate-secret-key --from-file/);
+    assert.doesNotMatch(refused.stderr, /Unsupported state|\n\s+at /);
+    assert.ok(!refused.stderr.includes(newKey), 'the key is never printed');
+
+    const wrongOld = join(dir, 'wrong.key');
+    writeFileSync(wrongOld, randomBytes(32).toString('hex'));
+    const wrong = run(['rotate-secret-key', '--from-file', wrongOld], { TRACKGATE_SECRET_KEY: newKey });
+    assert.notEqual(wrong.status, 0);
+    assert.match(wrong.stderr, /opens with neither the old key given nor the current one.*Nothing was changed/);
+
+    const rotated = run(['rotate-secret-key', '--from-file', oldKeyFile, '--json'], { TRACKGATE_SECRET_KEY: newKey });
+    assert.equal(rotated.status, 0, rotated.stderr);
+    assert.deepEqual(JSON.parse(rotated.stdout), { resealed: 1, already_new: 0 });
+    const again = run(['rotate-secret-key', '--from-file', oldKeyFile, '--json'], { TRACKGATE_SECRET_KEY: newKey });
+    assert.deepEqual(JSON.parse(again.stdout), { resealed: 0, already_new: 1 }, 'idempotent');
+    assert.equal((await serveOnce({ TRACKGATE_SECRET_KEY: newKey })).started, true, 'the new key opens what was re-sealed');
+    assert.equal((await serveOnce()).started, false, 'and the old key (data/secret.key) no longer does');
   });
 });

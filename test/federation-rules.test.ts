@@ -3,8 +3,10 @@ import { createHash, randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { ruleMatches, ruleProblems, subjectMatches } from '../src/federation/trust-rules.ts';
 import type { TrustRule } from '../src/federation/trust-rules.ts';
+import { parseConditionLines } from '../src/web/pages/team-trust-rules.ts';
 import { dialects, startApp } from './support/app.ts';
 import type { TestApp } from './support/app.ts';
+import { decodeHtml, signIn, textOf } from './support/web.ts';
 
 const GITHUB = 'https://token.actions.githubusercontent.com';
 
@@ -75,6 +77,14 @@ describe('trust rules: matching (unit)', () => {
     bad({ conditions: { aud: 'x' } }, 'conditions', /cannot be a condition/);
     bad({ conditions: { 'bad claim': 'x' } }, 'conditions', /not a claim name/);
     bad({ conditions: { environment: '' } }, 'conditions', /non-empty/);
+  });
+
+  test('the pages\' conditions box: claim=value per line', () => {
+    assert.deepEqual(parseConditionLines('repository_owner=acme\n\n environment = prod \nref=refs/heads/a=b'), { repository_owner: 'acme', environment: 'prod', ref: 'refs/heads/a=b' });
+    assert.equal(parseConditionLines('  \n'), undefined);
+    assert.throws(() => parseConditionLines('a=1\nlonely'), /line 2/);
+    assert.throws(() => parseConditionLines('a=1\na=2'), /twice/);
+    assert.deepEqual(Object.getPrototypeOf(parseConditionLines('__proto__=x') ?? {}), Object.prototype);
   });
 });
 
@@ -283,6 +293,70 @@ for (const dialect of dialects()) {
       assert.equal(keyed.keyless, false);
       assert.ok(keyed.key);
       assert.equal((await addRule(sa.id)).status, 201, 'a keyless account takes rules');
+    });
+
+    test('team page: a keyless account is created from the form; a trust rule is added and deleted there; a refused rule shows its problem on its form', async () => {
+      const b = await signIn(app, `${teamAdmin.username}@${org}.example`);
+      const teamPath = `/teams/${team}`;
+      const created = await b.submit(teamPath, `${teamPath}/members`, { kind: 'service', name: 'page ci', keyless: 'on' });
+      assert.equal(created.status, 303, created.text.slice(0, 500));
+      let page = await b.get(teamPath);
+      assert.equal(page.status, 200);
+      assert.match(textOf(page.text), /Keyless service account page-ci[^ ]* was created/);
+      assert.equal(page.text.match(/tgs-[A-Za-z0-9]{40}/g), null, 'no key for a keyless account');
+      const listed = await app.request('GET', `/gateway/v1/teams/${team}/service-accounts?limit=100`, { key: adminKey });
+      const sa = listed.body.service_accounts.find((x: { name: string }) => x.name === 'page ci');
+      assert.ok(sa?.keyless, listed.text);
+      const block = (text: string) => {
+        const start = text.indexOf(`id="trust-${sa.id}"`);
+        assert.ok(start > 0, 'the account has a trust-rules block');
+        return text.slice(start, text.indexOf('</form>', start));
+      };
+      assert.match(block(page.text), /keyless/);
+      const rulesAction = `${teamPath}/service-accounts/${sa.id}/federated-credentials`;
+
+      // Refused: GitHub Actions with a subject that pins nobody; the problem and what was typed stay on this form.
+      const refused = await b.submit(teamPath, rulesAction, { rule_for: sa.id, name: 'too wide', issuer_preset: 'github', subject: 'repo:*', conditions: '' });
+      assert.equal(refused.status, 400, refused.text.slice(0, 500));
+      const refusedBlock = block(refused.text);
+      assert.match(decodeHtml(refusedBlock), /role="alert"[\s\S]*pin your own/);
+      assert.match(decodeHtml(refusedBlock), /name="subject"[^>]*value="repo:\*"/);
+      assert.doesNotMatch(refused.text.slice(0, refused.text.indexOf(`id="trust-${sa.id}"`)), /role="alert"/, 'not at the top of the page');
+      const k8sNoUrl = await b.submit(teamPath, rulesAction, { rule_for: sa.id, name: 'k8s', issuer_preset: 'kubernetes', subject: 'system:serviceaccount:ml:trainer' });
+      assert.equal(k8sNoUrl.status, 400);
+      assert.match(textOf(block(k8sNoUrl.text)), /issuer URL/);
+      const badLine = await b.submit(teamPath, rulesAction, { rule_for: sa.id, name: 'x', issuer_preset: 'github', subject: 'repo:acme/train:*', conditions: 'no equals sign' });
+      assert.equal(badLine.status, 400);
+      assert.match(textOf(block(badLine.text)), /claim=value/);
+      assert.equal((await app.request('GET', rulesPath(sa.id), { key: adminKey })).body.federated_credentials.length, 0, 'nothing saved');
+      // No CSRF token: refused.
+      assert.equal((await b.post(rulesAction, { name: 'x', issuer_preset: 'github', subject: 'repo:acme/train:*' })).status, 403);
+
+      const added = await b.submit(teamPath, rulesAction, { rule_for: sa.id, name: 'train main', issuer_preset: 'github', subject: 'repo:acme/train:*', conditions: 'environment=prod\nref=refs/heads/main' });
+      assert.equal(added.status, 303, added.text.slice(0, 800));
+      page = await b.get(teamPath);
+      assert.match(textOf(page.text), /Trust rule "train main" was added/);
+      const rules = (await app.request('GET', rulesPath(sa.id), { key: adminKey })).body.federated_credentials;
+      assert.equal(rules.length, 1);
+      assert.deepEqual({ ...rules[0], id: '', created_at: '' }, { id: '', created_at: '', name: 'train main', issuer: GITHUB, audience: org, subject: 'repo:acme/train:*', conditions: { environment: 'prod', ref: 'refs/heads/main' }, service_account: sa.username });
+      const listedBlock = page.text.slice(page.text.indexOf(`id="trust-${sa.id}"`));
+      for (const s of [GITHUB, 'repo:acme/train:*', org, 'environment=prod']) assert.ok(decodeHtml(listedBlock).includes(s), `the page shows ${s}`);
+
+      const k8s = await b.submit(teamPath, rulesAction, { rule_for: sa.id, name: 'cluster', issuer_preset: 'kubernetes', issuer: 'https://k8s.example/cluster', subject: 'system:serviceaccount:ml:trainer', audience: 'custom' });
+      assert.equal(k8s.status, 303, k8s.text.slice(0, 800));
+
+      const deleted = await b.submit(teamPath, `${rulesAction}/${rules[0].id}/delete`, {});
+      assert.equal(deleted.status, 303);
+      assert.match(textOf((await b.get(teamPath)).text), /Trust rule "train main" of page-ci[^ ]* was deleted/);
+      const left = (await app.request('GET', rulesPath(sa.id), { key: adminKey })).body.federated_credentials;
+      assert.deepEqual(left.map((r: { name: string; audience: string }) => [r.name, r.audience]), [['cluster', 'custom']]);
+
+      // A plain member sees the account, but no rules and no forms.
+      const m = await signIn(app, `${member.username}@${org}.example`);
+      const memberPage = await m.get(teamPath);
+      assert.equal(memberPage.status, 200);
+      assert.ok(!memberPage.text.includes(`id="trust-${sa.id}"`));
+      assert.equal((await m.submit(teamPath, rulesAction, { name: 'x', issuer_preset: 'github', subject: 'repo:acme/train:*' })).status, 403);
     });
 
     test('deleting a service account deletes its rules and revokes its access tokens', async () => {

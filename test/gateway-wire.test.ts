@@ -139,6 +139,22 @@ for (const dialect of dialects()) {
       assert.equal(upstream.requests.length, 0);
     });
 
+    test('attribution matches usernames case-insensitively, and a deactivated member is said to be deactivated', async () => {
+      upstream.reset();
+      const upper = await fetch(`${app.url}/graphql`, { method: 'POST', headers: clientHeaders(sa.key.key, { 'X-WANDB-USERNAME': alice.username.toUpperCase() }), body: VIEWER });
+      assert.equal(upper.status, 200, 'X-WANDB-USERNAME: ALICE is alice');
+      await upper.text();
+      assert.equal(upstream.requests.at(-1)?.headers['x-trackgate-attributed-user'], alice.username);
+      const dave = await app.createUser({ org, username: `dave-${org}` });
+      assert.equal((await app.request('PUT', `/gateway/v1/teams/${team}/members/${dave.username}`, { key: adminKey, body: { role: 'member' } })).status, 201);
+      assert.equal((await app.request('DELETE', `/gateway/v1/orgs/${org}/users/${dave.username}`, { key: adminKey })).status, 204);
+      const r = await fetch(`${app.url}/graphql`, { method: 'POST', headers: clientHeaders(sa.key.key, { 'X-WANDB-USERNAME': dave.username }), body: VIEWER });
+      assert.equal(r.status, 403);
+      const body = (await r.json()) as { error: { code: string; message: string } };
+      assert.equal(body.error.code, 'user_deactivated');
+      assert.match(body.error.message, /is deactivated/);
+    });
+
     test('with a personal key the attribution headers are ignored', async () => {
       upstream.reset();
       const r = await fetch(`${app.url}/graphql`, { method: 'POST', headers: clientHeaders(carol.key, { 'X-WANDB-USERNAME': alice.username }), body: VIEWER });
@@ -180,8 +196,16 @@ for (const dialect of dialects()) {
       upstream.reset();
       const r = await fetch(`${app.url}/graphql`, { method: 'POST', headers: clientHeaders(k.body.key), body: VIEWER });
       assert.equal(r.status, 401);
-      assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'key_revoked');
+      const body = (await r.json()) as { error: { code: string; message: string; request_id: string }; errors?: Array<{ message: string; extensions: { code: string; request_id: string } }> };
+      assert.equal(body.error.code, 'key_revoked');
+      // The newest client reads only GraphQL's `data` and `errors`: the reason must be there too, or its user sees `{"data":null}`.
+      assert.deepEqual(body.errors, [{ message: body.error.message, extensions: { code: 'key_revoked', request_id: body.error.request_id } }]);
+      assert.match(body.errors[0]!.message, /API key revoked/);
       assert.equal(upstream.requests.length, 0);
+      // Only the GraphQL path: other paths keep the one error shape.
+      const other = await fetch(`${app.url}/files/acme/run/file_stream`, { method: 'POST', headers: clientHeaders(k.body.key), body: '{}' });
+      assert.equal(other.status, 401);
+      assert.equal(((await other.json()) as { errors?: unknown }).errors, undefined);
     });
 
     test('one keep-alive connection: each request is judged by the key it carries, and a revoked key fails on the very next request', async () => {

@@ -265,7 +265,11 @@ for (const dialect of dialects()) {
       const carol = await app.createUser({ org, username: `carol-${dialect}` });
       assert.equal((await app.request('GET', '/gateway/v1/me', { key: carol.key })).status, 200);
       assert.equal((await app.request('DELETE', `/gateway/v1/orgs/${org}/users/${carol.username}`, { key: adminKey })).status, 204);
-      assert.equal((await app.request('GET', '/gateway/v1/me', { key: carol.key })).status, 401);
+      const refused = await app.request('GET', '/gateway/v1/me', { key: carol.key });
+      assert.equal(refused.status, 401);
+      // What is true (the account is deactivated), not "no such key": the key comes back with the account.
+      assert.equal(refused.body.error.code, 'account_deactivated');
+      assert.match(refused.body.error.message, /deactivated account/);
       const u = await app.request('GET', `/gateway/v1/orgs/${org}/users/${carol.username}`, { key: adminKey });
       assert.equal(u.body.status, 'deactivated');
       assert.equal((await app.request('PATCH', `/gateway/v1/orgs/${org}/users/${carol.username}`, { key: adminKey, body: { status: 'active' } })).status, 200);

@@ -54,4 +54,12 @@ describe('metrics exposure and trusted proxies', () => {
     const lb = readFileSync(new URL('../deploy/nginx/compose-lb.conf', import.meta.url), 'utf8');
     assert.match(lb, /proxy_set_header X-Forwarded-For \$remote_addr;/);
   });
+
+  test('the compose file has no default database password, and the image build context carries no secrets or local state', () => {
+    const compose = readFileSync(new URL('../docker-compose.yml', import.meta.url), 'utf8');
+    assert.doesNotMatch(compose, /change-me/);
+    for (const use of compose.match(/\$\{POSTGRES_PASSWORD[^}]*\}/g) ?? []) assert.match(use, /^\$\{POSTGRES_PASSWORD:\?/, `${use} must fail when unset`);
+    const ignored = readFileSync(new URL('../.dockerignore', import.meta.url), 'utf8').split('\n').map((l) => l.trim());
+    for (const entry of ['node_modules', '.git', 'data', '*.key', '*.db', 'dist']) assert.ok(ignored.includes(entry), `.dockerignore lists ${entry}`);
+  });
 });

@@ -35,4 +35,14 @@ export class SigningKeysRepository {
   async deleteExpiredBefore(before: string): Promise<void> {
     await this.db.deleteFrom('signing_keys').where('expires_at', 'is not', null).where('expires_at', '<', before).execute();
   }
+
+  /** Every key's sealed private half (for a rotation of the secret key: src/cli/rotate-secret-key.ts). */
+  async listSealed(): Promise<Array<{ id: string; sealed: string }>> {
+    const rows = await this.db.selectFrom('signing_keys').select(['id', 'private_jwk_sealed']).orderBy('id').execute();
+    return rows.map((r) => ({ id: r.id, sealed: r.private_jwk_sealed }));
+  }
+
+  async setSealed(id: string, sealed: string): Promise<void> {
+    await this.db.updateTable('signing_keys').set({ private_jwk_sealed: sealed }).where('id', '=', id).execute();
+  }
 }

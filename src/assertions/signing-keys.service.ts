@@ -6,7 +6,7 @@ import type { SecretBox } from '../crypto/secret-box.ts';
 import type { Logger } from '../log/logger.ts';
 import type { SigningKeyRow, SigningKeysRepository } from './signing-keys.repository.ts';
 
-const SEAL_PURPOSE = 'assertion-signing-key';
+export const SEAL_PURPOSE = 'assertion-signing-key';
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 

@@ -52,7 +52,7 @@ const REASONS: Record<string, string> = {
   unknown: 'invalid API key: no such key',
   expired: 'API key expired: create a new key',
   revoked: 'API key revoked: create a new key',
-  owner_inactive: 'invalid API key: no such key',
+  owner_inactive: 'API key of a deactivated account: an organization admin can reactivate it',
 };
 
 /** The same verdicts for a federation access token (`tga-…`, src/federation): it is not an API key, and is renewed by exchanging a workload token again. */
@@ -69,7 +69,7 @@ function keyRefusal(key: string, reason: string): AppError {
   if (isAccessToken(key)) {
     return errors.unauthenticated(ACCESS_TOKEN_REASONS[reason] ?? 'invalid access token', reason === 'expired' ? 'access_token_expired' : reason === 'revoked' ? 'access_token_revoked' : 'invalid_token');
   }
-  return errors.unauthenticated(REASONS[reason] ?? 'invalid API key', reason === 'expired' || reason === 'revoked' ? `key_${reason}` : 'invalid_key');
+  return errors.unauthenticated(REASONS[reason] ?? 'invalid API key', reason === 'expired' || reason === 'revoked' ? `key_${reason}` : reason === 'owner_inactive' ? 'account_deactivated' : 'invalid_key');
 }
 
 /** How many "seen" pairs (address, failing credential) are remembered; past that the oldest may count again. */

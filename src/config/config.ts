@@ -5,7 +5,11 @@ import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 
 const booleanFromEnv = z.union([z.boolean(), z.enum(['true', 'false', '1', '0'])]).transform((v) => v === true || v === 'true' || v === '1');
-const intFromEnv = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/** A whole number within bounds, from a JSON number or an environment string; every failure says the same plain sentence (not zod's "received NaN"). */
+const intFromEnv = (min: number, max: number) => {
+  const error = `must be a whole number from ${min} to ${max}`;
+  return z.coerce.number({ error }).int({ error }).min(min, { error }).max(max, { error });
+};
 
 const databaseUrl = z
   .string()
@@ -74,8 +78,18 @@ export const configSchema = z
     assertionAudience: z.string().min(1).optional(),
     /** Age after which the assertion signing key is rotated (0 = never). */
     signingKeyRotationDays: intFromEnv(0, 3650).default(30),
-    /** 32 bytes, hex or base64; generated into the data folder on first start when absent. */
-    secretKey: z.string().min(32).optional(),
+    /**
+     * 32 bytes: 64 hex characters (`openssl rand -hex 32`), or base64 of 32 bytes; generated into the data folder
+     * on first start when absent. Anything else is refused: a passphrase was accepted before and stretched with
+     * one SHA-256, which made a guessable key look like a strong one.
+     */
+    secretKey: z
+      .string()
+      .transform((v) => v.trim())
+      .refine((v) => /^[0-9a-fA-F]{64}$/.test(v) || /^[A-Za-z0-9+/_-]{43}=?$/.test(v), {
+        error: 'must be 64 hex characters (generate one with `openssl rand -hex 32`) or the base64 of 32 bytes',
+      })
+      .optional(),
     dataDir: z.string().min(1).optional(),
     allowHttpIssuers: booleanFromEnv.default(false),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -192,7 +206,12 @@ export const configSchema = z
   })
   .strict();
 
-export type Config = z.output<typeof configSchema> & { publicUrl: string; dataDir: string };
+export type Config = z.output<typeof configSchema> & {
+  publicUrl: string;
+  /** Whether publicUrl was set (file or TRACKGATE_PUBLIC_URL) rather than derived from the port: the CLI's links depend on it (src/instance/public-url.ts). */
+  publicUrlConfigured: boolean;
+  dataDir: string;
+};
 export type ConfigInput = z.input<typeof configSchema>;
 
 /** Environment variable name for each config key: camelCase → TRACKGATE_SNAKE_CASE. */
@@ -203,6 +222,44 @@ export function envName(key: string): string {
 const ENV_KEYS = new Map(Object.keys(configSchema.shape).map((k) => [envName(k), k]));
 /** Variables that belong to the test and benchmark tooling, not to the service. */
 const NON_SERVICE_ENV = /^TRACKGATE_(TEST|BENCH)_/;
+
+/** The setting whose name is closest to a mistyped one (at most two edits away, or one naming the same words), for "did you mean". */
+function nearestEnvName(name: string): string | null {
+  let best: string | null = null;
+  let bestDistance = 3;
+  for (const known of ENV_KEYS.keys()) {
+    const d = editDistance(name, known, bestDistance);
+    if (d < bestDistance) {
+      best = known;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+/** Levenshtein distance, with transpositions counted as one edit (PROT → PORT), given up past `limit`. */
+function editDistance(a: string, b: string, limit: number): number {
+  if (Math.abs(a.length - b.length) >= limit) return limit;
+  const width = b.length + 1;
+  // Three rows of the table: two rows back (for transpositions), the previous one, the current one.
+  let prev2 = new Int32Array(width);
+  let prev = Int32Array.from({ length: width }, (_, j) => j);
+  let row = new Int32Array(width);
+  for (let i = 1; i <= a.length; i++) {
+    row[0] = i;
+    let rowMin = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a.charCodeAt(i - 1) === b.charCodeAt(j - 1) ? 0 : 1;
+      let v = Math.min((prev[j] ?? 0) + 1, (row[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + cost);
+      if (i > 1 && j > 1 && a.charCodeAt(i - 1) === b.charCodeAt(j - 2) && a.charCodeAt(i - 2) === b.charCodeAt(j - 1)) v = Math.min(v, (prev2[j - 2] ?? 0) + 1);
+      row[j] = v;
+      rowMin = Math.min(rowMin, v);
+    }
+    if (rowMin >= limit) return limit;
+    [prev2, prev, row] = [prev, row, prev2];
+  }
+  return prev[b.length] ?? limit;
+}
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -251,7 +308,10 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith('TRACKGATE_') || name === 'TRACKGATE_CONFIG_DIR' || NON_SERVICE_ENV.test(name)) continue;
     const key = ENV_KEYS.get(name);
-    if (!key) throw new ConfigError(`unknown environment variable ${name}`);
+    if (!key) {
+      const near = nearestEnvName(name);
+      throw new ConfigError(`unknown environment variable ${name}${near ? `: did you mean ${near}?` : ' (see the README\'s configuration table)'}`);
+    }
     if (value === undefined || value === '') continue;
     merged[key] = value;
     origin.set(key, `environment variable ${name}`);
@@ -276,5 +336,5 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     cfg.dataDir ?? (cfg.databaseUrl.startsWith('sqlite:') && cfg.databaseUrl !== 'sqlite::memory:' ? resolve(cfg.databaseUrl.slice('sqlite:'.length), '..') : 'data'),
   );
   const publicUrl = cfg.publicUrl ?? `http://localhost:${cfg.port}`;
-  return { ...cfg, publicUrl, dataDir };
+  return { ...cfg, publicUrl, publicUrlConfigured: cfg.publicUrl !== undefined, dataDir };
 }

@@ -9,10 +9,30 @@ import { makePrivateDir } from '../db/private-files.ts';
  * derived key, so a ciphertext cannot be replayed as another kind of secret.
  * Format: "v1.<iv>.<tag>.<ciphertext>", base64url parts.
  */
+/**
+ * A sealed secret that does not open with this key: the database was sealed under another secret key. Said
+ * plainly (Node's own words are "Unsupported state or unable to authenticate data"), with where the key
+ * came from, so that the operator knows which one to restore.
+ */
+export class SecretKeyMismatchError extends Error {
+  constructor(source: string) {
+    super(
+      `the secret key (${source}) does not match the one that sealed this database's secrets (assertion signing keys, SSO client secrets). ` +
+        'Restore the key it was first started with — TRACKGATE_SECRET_KEY as it was set then, or the data folder\'s secret.key — ' +
+        'or, holding both keys, re-seal with `trackgate rotate-secret-key --from-file <a file holding the old key>` (docs/OPERATIONS.md, "Rotating the secret key")',
+    );
+    this.name = 'SecretKeyMismatchError';
+  }
+}
+
 export class SecretBox {
   private readonly master: Buffer;
 
-  constructor(secretKey: string) {
+  /** `source`: where the key came from, for the operator's error (a variable's name or a file's path; never the key). */
+  constructor(
+    secretKey: string,
+    private readonly source = 'TRACKGATE_SECRET_KEY',
+  ) {
     this.master = decodeSecretKey(secretKey);
   }
 
@@ -32,7 +52,12 @@ export class SecretBox {
     if (version !== 'v1' || !iv || !tag || body === undefined) throw new Error('sealed secret has an unknown format');
     const decipher = createDecipheriv('aes-256-gcm', this.keyFor(purpose), Buffer.from(iv, 'base64url'));
     decipher.setAuthTag(Buffer.from(tag, 'base64url'));
-    return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8');
+    try {
+      return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8');
+    } catch {
+      // GCM's authentication failed: sealed under another key (or altered; the two cannot be told apart).
+      throw new SecretKeyMismatchError(this.source);
+    }
   }
 
   /** A stable sub-key for other uses (session cookie signing, CSRF tokens). */
@@ -52,11 +77,15 @@ function decodeSecretKey(value: string): Buffer {
 
 /**
  * The configured secret key, or the one kept in the data folder, generated
- * there (mode 0600) on first start.
+ * there (mode 0600) on first start; and where it came from (TRACKGATE_SECRET_KEY, or the file's path).
  */
-export function resolveSecretKey(configured: string | undefined, dataDir: string): string {
-  if (configured) return configured;
+export function resolveSecretKey(configured: string | undefined, dataDir: string): { key: string; source: string } {
+  if (configured) return { key: configured, source: 'TRACKGATE_SECRET_KEY' };
   const file = join(dataDir, 'secret.key');
+  return { key: readOrCreateKeyFile(file, dataDir), source: file };
+}
+
+function readOrCreateKeyFile(file: string, dataDir: string): string {
   if (existsSync(file)) return readFileSync(file, 'utf8').trim();
   makePrivateDir(dataDir);
   const generated = randomBytes(32).toString('hex');

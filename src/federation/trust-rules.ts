@@ -21,13 +21,16 @@ export interface RuleProblem {
   message: string;
 }
 
+/** GitHub Actions' one issuer (the pages offer it as a preset). */
+export const GITHUB_ACTIONS_ISSUER = 'https://token.actions.githubusercontent.com';
+
 /**
  * Issuers that serve many unrelated customers from one `iss`, with the claims that name the owner and the
  * subject prefix that does (the owner followed by its separator, so that `repo:acme` does not also cover
  * `repo:acme-evil/...`).
  */
 const SHARED_ISSUERS: Readonly<Record<string, { name: string; ownerClaims: readonly string[]; ownerSubject: RegExp | null; example: string }>> = {
-  'https://token.actions.githubusercontent.com': {
+  [GITHUB_ACTIONS_ISSUER]: {
     name: 'GitHub Actions',
     ownerClaims: ['repository_owner', 'repository_owner_id', 'repository', 'repository_id'],
     ownerSubject: /^repo:[^/*:]+\/[^*]*$/,

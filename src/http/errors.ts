@@ -58,6 +58,24 @@ export function errorJson(err: AppError, requestId: string): string {
   return JSON.stringify({ error: problems === undefined ? { code: err.code, message: err.message, request_id: requestId } : { code: err.code, message: err.message, request_id: requestId, problems } });
 }
 
+/**
+ * Whether a path (without its query) is the tracking API's GraphQL endpoint: `/graphql`, or one under a prefix
+ * (`/api/graphql`). Its clients read GraphQL's `errors`, not trackgate's `error` (graphqlErrorJson).
+ */
+export function isGraphqlPath(path: string): boolean {
+  return path.endsWith('/graphql');
+}
+
+/**
+ * The JSON error body with, beside `error`, a GraphQL `errors` array (message, and the code and request id in
+ * `extensions`): the tracking client's Go core reads GraphQL answers with a library that keeps only `data` and
+ * `errors`, so with `error` alone it showed a revoked key as `returned error 401: {"data":null}`.
+ */
+export function graphqlErrorJson(err: AppError, requestId: string): string {
+  const body = JSON.parse(errorJson(err, requestId)) as { error: object };
+  return JSON.stringify({ ...body, errors: [{ message: err.message, extensions: { code: err.code, request_id: requestId } }] });
+}
+
 /** SCIM's media type (RFC 7644 §3.1), of its resources and its errors. */
 export const SCIM_CONTENT_TYPE = 'application/scim+json; charset=utf-8';
 

@@ -13,6 +13,7 @@ import { SAFE_METHODS } from './csrf.ts';
 import type { CsrfVerifier } from './csrf.ts';
 import { clientErrorOf, httpHeadersOf, httpStatusOf } from './errors.ts';
 import { requestIdOf, writeErrorJson } from './raw-response.ts';
+import { pathOf } from './server.ts';
 import { contentSecurityPolicy } from './csp.ts';
 
 const CSP = contentSecurityPolicy();
@@ -141,9 +142,11 @@ export function createExpressApp(options: ExpressAppOptions): Express {
     res.locals.clientIp = trustedProxies.clientIp(req);
     res.setHeader('X-Request-Id', rid);
     const start = process.hrtime.bigint();
+    // The path as it came (originalUrl, without the query): a mounted router rewrites req.url and req.path
+    // (`/me` for /gateway/v1/me), and the line is written when the answer finishes, inside that router.
     res.on('finish', () => {
       logger.info(
-        { request_id: rid, method: req.method, path: loggablePath(req.path), status: res.statusCode, ms: Number(process.hrtime.bigint() - start) / 1e6, ip: res.locals.clientIp },
+        { request_id: rid, method: req.method, path: loggablePath(pathOf(req.originalUrl)), status: res.statusCode, ms: Number(process.hrtime.bigint() - start) / 1e6, ip: res.locals.clientIp },
         'request',
       );
     });

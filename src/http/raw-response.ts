@@ -3,9 +3,10 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isRelayed } from './client-ip.ts';
+import { pathOf } from './server.ts';
 import type { TrustedProxies } from './client-ip.ts';
 import { AppError } from '../errors/app-error.ts';
-import { SCIM_CHALLENGE, SCIM_CONTENT_TYPE, clientErrorOf, errorJson, httpHeadersOf, httpStatusOf, isOidcPath, isScimPath, oauthErrorJson, scimErrorJson } from './errors.ts';
+import { SCIM_CHALLENGE, SCIM_CONTENT_TYPE, clientErrorOf, errorJson, graphqlErrorJson, httpHeadersOf, httpStatusOf, isGraphqlPath, isOidcPath, isScimPath, oauthErrorJson, scimErrorJson } from './errors.ts';
 
 /** A request id trackgate takes from a trusted proxy: bounded, and safe in logs, headers and pages. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -77,7 +78,7 @@ export function writeErrorJson(req: IncomingMessage, res: ServerResponse, err: A
   const path = (req as { originalUrl?: string }).originalUrl ?? req.url ?? '/';
   const scim = isScimPath(path);
   // OAuth clients (the tracking client's token exchange) read RFC 6749's shape: `error` is what they act on.
-  const body = scim ? scimErrorJson(err) : isOidcPath(path) ? oauthErrorJson(err) : errorJson(err, requestId);
+  const body = scim ? scimErrorJson(err) : isOidcPath(path) ? oauthErrorJson(err) : isGraphqlPath(pathOf(path)) ? graphqlErrorJson(err, requestId) : errorJson(err, requestId);
   const challenge = scim && err.challenge ? { 'WWW-Authenticate': SCIM_CHALLENGE } : undefined;
   const headers: Record<string, string | number> = {
     ...httpHeadersOf(err),

@@ -8,8 +8,11 @@ import type { KeyShapeProblem } from './key-format.ts';
 import type { ApiKeyRow, KeysRepository } from './keys.repository.ts';
 import type { LastUsedRecorder } from './last-used.ts';
 
-/** Turns a key row into the identity of its owner, or null when the owner may not act (deactivated, deleted). */
-export type KeyOwnerLoader = (row: ApiKeyRow) => Promise<Principal | null>;
+/**
+ * Turns a key row into the identity of its owner; 'inactive' when the owner exists but is deactivated (the key
+ * is kept, and works again on reactivation), null when the owner is gone or may not act for another reason.
+ */
+export type KeyOwnerLoader = (row: ApiKeyRow) => Promise<Principal | 'inactive' | null>;
 
 /**
  * Another kind of credential verified on the same path as API keys (its own three-letter prefix, the same
@@ -25,7 +28,7 @@ export type KeyVerification =
 /** A key's row as the hot path needs it; `until` is when the cached answer must be looked up again. */
 type CacheEntry =
   | { principal: Principal; /** the answer, made once */ ok: KeyVerification; revokedAt: number | null; expiresAt: number | null; until: number; /** when last_used_at was last recorded */ usedAt: number }
-  | { miss: true; until: number };
+  | { miss: true; until: number; /** the key exists but its owner is deactivated */ inactive?: true };
 
 /** last_used_at is kept to the second: a key used thousands of times a second is recorded about once a second. */
 const LAST_USED_RESOLUTION_MS = 1000;
@@ -51,6 +54,7 @@ const UNAVAILABLE_BREAKER_MS = 1000;
 const UNKNOWN: KeyVerification = Object.freeze({ ok: false, reason: 'unknown' });
 const REVOKED: KeyVerification = Object.freeze({ ok: false, reason: 'revoked' });
 const EXPIRED: KeyVerification = Object.freeze({ ok: false, reason: 'expired' });
+const OWNER_INACTIVE: KeyVerification = Object.freeze({ ok: false, reason: 'owner_inactive' });
 
 /**
  * The key's hash, kept on its credentials object when there is one: a key the hot path could not answer
@@ -173,7 +177,7 @@ export class KeyVerifier {
   }
 
   private judge(entry: CacheEntry, now: number): KeyVerification {
-    if ('miss' in entry) return UNKNOWN;
+    if ('miss' in entry) return entry.inactive ? OWNER_INACTIVE : UNKNOWN;
     if (entry.revokedAt !== null && entry.revokedAt <= now) return REVOKED;
     if (entry.expiresAt !== null && entry.expiresAt <= now) return EXPIRED;
     if (now - entry.usedAt >= LAST_USED_RESOLUTION_MS && entry.principal.keyId) {
@@ -218,6 +222,7 @@ export class KeyVerifier {
     if (!row) return miss();
     const loader = this.loaders.get(row.owner_type);
     const principal = loader ? await loader(row) : null;
+    if (principal === 'inactive') return { ...miss(), inactive: true };
     if (!principal) return miss();
     return {
       principal,

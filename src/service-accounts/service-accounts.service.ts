@@ -296,8 +296,12 @@ export class ServiceAccountsService {
     const teamName = sa?.team_name ?? principal.teams[0]?.name ?? '';
     const notMember = () => errors.forbidden(`user "${who}" is not a member of the team "${teamName}" of this service account, so the run cannot be attributed to them`, 'attribution_not_member');
     if (!sa) throw notMember();
-    const user = claim.username !== null ? await repos.users.findByUsername(principal.orgId, claim.username) : claim.email !== null ? await repos.users.findByEmail(principal.orgId, claim.email.toLowerCase()) : undefined;
-    if (!user || user.status !== 'active' || !(await repos.teams.getMember(principal.orgId, sa.team_id, user.id))) throw notMember();
+    // Usernames are lower case (fields.entityName); the tracking service matches X-WANDB-USERNAME case-insensitively: `Alice` is alice.
+    const user = claim.username !== null ? await repos.users.findByUsername(principal.orgId, claim.username.toLowerCase()) : claim.email !== null ? await repos.users.findByEmail(principal.orgId, claim.email.toLowerCase()) : undefined;
+    if (!user || !(await repos.teams.getMember(principal.orgId, sa.team_id, user.id))) throw notMember();
+    // A deactivated member is said to be one: whoever holds the team's key knows the team's members anyway.
+    // Someone deactivated outside the team is "not a member" above, and learns nothing more.
+    if (user.status !== 'active') throw errors.forbidden(`user "${who}" of the team "${teamName}" is deactivated, so the run cannot be attributed to them`, 'user_deactivated');
     if (claim.username !== null && claim.email !== null && claim.email.toLowerCase() !== user.email.toLowerCase()) {
       throw errors.forbidden(`X-WANDB-USER-EMAIL "${claim.email}" is not the email of user "${claim.username}"`, 'attribution_mismatch');
     }

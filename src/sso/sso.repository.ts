@@ -14,6 +14,19 @@ export type TransactionRow = Selectable<LoginTransactionsTable>;
 export class SsoRepository {
   constructor(private readonly db: Kysely<SsoTables>) {}
 
+  /**
+   * Every connection's sealed client secret, across organizations: only for a rotation of the instance's
+   * secret key (src/cli/rotate-secret-key.ts), which re-seals what the old key sealed.
+   */
+  async listSealedClientSecrets(): Promise<Array<{ id: string; sealed: string }>> {
+    const rows = await this.db.selectFrom('sso_connections').select(['id', 'client_secret_sealed']).where('client_secret_sealed', 'is not', null).orderBy('id').execute();
+    return rows.flatMap((r) => (r.client_secret_sealed === null ? [] : [{ id: r.id, sealed: r.client_secret_sealed }]));
+  }
+
+  async setSealedClientSecret(id: string, sealed: string): Promise<void> {
+    await this.db.updateTable('sso_connections').set({ client_secret_sealed: sealed }).where('id', '=', id).execute();
+  }
+
   // ---- connections ----
   async insertConnection(row: ConnectionRow): Promise<void> {
     await this.db.insertInto('sso_connections').values(row).execute();

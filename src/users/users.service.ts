@@ -234,7 +234,12 @@ export class UsersService {
     };
   }
 
-  /** Owner loader for personal keys. */
-  readonly keyOwnerLoader = (row: ApiKeyRow): Promise<Principal | null> =>
-    row.user_id ? this.principalForUser(row.org_id, row.user_id, 'api_key', row) : Promise.resolve(null);
+  /** Owner loader for personal keys: 'inactive' for a deactivated person (whose key says so, rather than "no such key"). */
+  readonly keyOwnerLoader = async (row: ApiKeyRow): Promise<Principal | 'inactive' | null> => {
+    if (!row.user_id) return null;
+    const principal = await this.principalForUser(row.org_id, row.user_id, 'api_key', row);
+    if (principal) return principal;
+    // Only on the way to a refusal (then cached as one): was it the person's status?
+    return (await this.store.repos.users.findById(row.org_id, row.user_id))?.status === 'deactivated' ? 'inactive' : null;
+  };
 }

@@ -11,6 +11,7 @@ import type { Logger } from '../log/logger.ts';
 import type { OrgAccess } from '../orgs/org-access.ts';
 import type { OrgsService } from '../orgs/orgs.service.ts';
 import type { ScimTokensService } from '../scim/scim-tokens.service.ts';
+import type { FederatedCredentialsService } from '../federation/federated-credentials.service.ts';
 import type { ServiceAccountsService } from '../service-accounts/service-accounts.service.ts';
 import type { Sso } from '../sso/index.ts';
 import type { TeamsService } from '../teams/teams.service.ts';
@@ -41,6 +42,7 @@ export interface WebDeps {
   teams: TeamsService;
   keys: KeysService;
   serviceAccounts: ServiceAccountsService;
+  federatedCredentials: FederatedCredentialsService;
   sso: Sso;
   /** SCIM tokens (the admin page's Provisioning section) and the SCIM base URL to paste into the IdP. */
   scim: { tokens: ScimTokensService; baseUrl: string };
@@ -58,6 +60,7 @@ export function createWeb(deps: WebDeps): Web {
       keys: deps.keys,
       teams: deps.teams,
       serviceAccounts: deps.serviceAccounts,
+      federatedCredentials: deps.federatedCredentials,
       orgs: deps.orgs,
       sso: sso.service,
       identities: sso.identities,

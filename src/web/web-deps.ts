@@ -1,5 +1,6 @@
 import type { Request } from 'express';
 import type { AuditLog } from '../audit/audit-log.ts';
+import type { FederatedCredentialsService } from '../federation/federated-credentials.service.ts';
 import type { Principal } from '../auth/principal.ts';
 import type { KeysService } from '../keys/keys.service.ts';
 import type { OrgsService } from '../orgs/orgs.service.ts';
@@ -18,6 +19,7 @@ export interface WebRoutesDeps {
   keys: KeysService;
   teams: TeamsService;
   serviceAccounts: ServiceAccountsService;
+  federatedCredentials: FederatedCredentialsService;
   orgs: OrgsService;
   sso: SsoService;
   identities: IdentitiesService;

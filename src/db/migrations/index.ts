@@ -10,6 +10,7 @@ import { migration007 } from './007_login_tx_binding.ts';
 import { migration008 } from './008_cache_invalidations.ts';
 import { migration009 } from './009_scim.ts';
 import { migration010 } from './010_federation.ts';
+import { migration011 } from './011_instance_settings.ts';
 
 /** Every migration, in order. Names sort; never rename or edit a released one. */
 export function migrations(caps: DialectCaps): Record<string, Migration> {
@@ -24,5 +25,6 @@ export function migrations(caps: DialectCaps): Record<string, Migration> {
     '008_cache_invalidations': migration008(caps),
     '009_scim': migration009(caps),
     '010_federation': migration010(caps),
+    '011_instance_settings': migration011(caps),
   };
 }

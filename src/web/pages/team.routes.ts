@@ -10,6 +10,7 @@ import { flashNotices, LIST_PAGE, viewerOf } from '../prg.ts';
 import { sendHtml } from '../../html/html.ts';
 import type { FormAction, Params, Rerender } from '../prg.ts';
 import { teamPage } from '../views/team.ts';
+import { registerTrustRuleActions, trustRulesOf } from './team-trust-rules.ts';
 import type { WebRoutesDeps } from '../web-deps.ts';
 
 /** The invite form's one page-only field: whom the name is for (the rest is the API's input of either). */
@@ -29,6 +30,7 @@ export function registerTeamPage(router: Router, d: WebRoutesDeps, action: FormA
       // Not allowed to see them (the service decides): the page shows no such section.
       if (!(err instanceof AppError && err.kind === 'forbidden')) throw err;
     }
+    const trustRules = serviceAccounts && access.canManage ? await trustRulesOf(d, v.actor, serviceAccounts) : new Map();
     const flash = d.flash.take(req);
     sendHtml(
       res,
@@ -42,6 +44,7 @@ export function registerTeamPage(router: Router, d: WebRoutesDeps, action: FormA
         canManage: access.canManage,
         scimManaged: access.scimManaged,
         serviceAccounts,
+        trustRules,
         newKey: flash?.newKey,
         notices: { ...flashNotices(flash), ...extras.notices },
         form: extras.form,
@@ -103,4 +106,5 @@ export function registerTeamPage(router: Router, d: WebRoutesDeps, action: FormA
     },
     render,
   );
+  registerTrustRuleActions(d, action, render);
 }

@@ -9,6 +9,8 @@ import type { Notices } from '../../html/html.ts';
 import { buttonForm, page } from './common.ts';
 import type { Viewer } from './common.ts';
 import { newKeyPanel } from './settings.ts';
+import { keylessBadge, keylessCheckbox, RULE_FORM_FIELD, trustRulesBlock } from './team-trust-rules.ts';
+import type { FederatedCredentialView } from '../../federation/federated-credentials.service.ts';
 
 export interface TeamInput {
   viewer: Viewer;
@@ -22,6 +24,8 @@ export interface TeamInput {
   scimManaged: boolean;
   /** null: the viewer may not see them (not a member of the team). */
   serviceAccounts: ServiceAccountView[] | null;
+  /** The trust rules of each account the viewer manages (none for the others). */
+  trustRules: ReadonlyMap<string, FederatedCredentialView[]>;
   newKey?: NewKeyFlash | undefined;
   notices?: Notices;
   form?: Record<string, string>;
@@ -31,7 +35,11 @@ export function teamPage(input: TeamInput): string {
   const { viewer: v, team, canManage, scimManaged } = input;
   const base = `/teams/${encodeURIComponent(team.name)}`;
   const enterprise = input.plan === 'enterprise';
-  const form = input.form ?? {};
+  // A refused trust-rule form shows its problems and what was typed beside itself, not at the top nor in the other forms.
+  const ruleFormFor = input.form?.[RULE_FORM_FIELD];
+  const form = ruleFormFor ? {} : (input.form ?? {});
+  const topNotices = ruleFormFor ? { notice: input.notices?.notice } : (input.notices ?? {});
+  const ruleRefusal = ruleFormFor ? { error: input.notices?.error, problems: input.notices?.problems } : null;
   const memberRows = input.members.map((m) => {
     const self = m.username === v.username;
     return html`<tr>
@@ -60,16 +68,17 @@ export function teamPage(input: TeamInput): string {
             ? html`<div class="scroll"><table>
 <thead><tr><th scope="col">Username</th><th scope="col">Name</th><th scope="col">Scope</th><th scope="col">Created (UTC)</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
 <tbody>${input.serviceAccounts.map(
-                (sa) => html`<tr><td><code>${sa.username}</code></td><td>${sa.name}</td><td>${sa.scope === 'org' ? 'organization (default team)' : 'team'}</td><td>${cell(sa.created_at)}</td>
+                (sa) => html`<tr><td><code>${sa.username}</code>${keylessBadge(sa)}</td><td>${sa.name}</td><td>${sa.scope === 'org' ? 'organization (default team)' : 'team'}</td><td>${cell(sa.created_at)}</td>
 <td class="actions">${canManage && (sa.scope === 'team' || v.role === 'admin') ? buttonForm({ action: `${base}/service-accounts/${sa.id}/delete`, csrf: v.csrf, label: 'Delete', danger: true, confirm: `Delete the service account ${sa.username}? Its keys stop working at once.` }) : ''}</td></tr>`,
               )}</tbody></table></div>
+${input.serviceAccounts.filter((sa) => input.trustRules.has(sa.id)).map((sa) => trustRulesBlock({ v, base, sa, rules: input.trustRules.get(sa.id) ?? [], form: input.form ?? {}, refused: ruleFormFor === sa.id ? ruleRefusal : null }))}
 <p class="muted">A run started with a service account's key can be attributed to a team member with <code>WANDB_USERNAME</code>.</p>`
             : html`<p class="empty">No service accounts yet.</p>`
         }`;
 
   const body = html`<h1>Team <code>${team.name}</code></h1>
 <p class="muted">Organization <code>${team.org}</code> · created ${when(team.created_at)} · your role: ${input.myTeamRole ?? (v.role === 'admin' ? 'organization admin' : 'not a member')}</p>
-${notices(input.notices ?? {})}
+${notices(topNotices)}
 ${input.newKey ? newKeyPanel(input.newKey) : ''}
 <section class="card" aria-labelledby="members">
 <h2 id="members">Members</h2>
@@ -89,6 +98,7 @@ ${
 ${csrfField(v.csrf)}
 <input type="hidden" name="kind" value="service">
 <label>Name <input name="name" required maxlength="100" value="${form.name ?? ''}" placeholder="the service's name"></label>
+${keylessCheckbox(form)}
 <button type="submit">Create</button>
 </form>
 <p class="muted">A service account is an API key not tied to a person, with write access to this team; its key is shown once, here.</p>`
@@ -100,6 +110,7 @@ ${csrfField(v.csrf)}
 <label>Type <select name="kind">${options(['user', 'service'] as const, form.kind ?? 'user', { user: 'User', service: 'Service' })}</select></label>
 <label>Username or name <input name="name" required maxlength="100" value="${form.name ?? ''}" placeholder="username, or the service's name"></label>
 <label>Role <select name="role">${options(ROLES, form.role ?? 'member')}</select></label>
+${keylessCheckbox(form)}
 <button type="submit">Create</button>
 </form>
 <p class="muted">User: a person of your organization, by username. Service: a service account${enterprise ? '' : ' (enterprise plan only)'} — an API key not tied to a person, with write access to this team; its key is shown once, here.</p>`
