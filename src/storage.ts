@@ -31,6 +31,7 @@ import { AccessTokensRepository } from './federation/access-tokens.repository.ts
 import { FederatedCredentialsRepository } from './federation/federated-credentials.repository.ts';
 import type { FederationTables } from './federation/federation.tables.ts';
 import { FederationReplaysRepository } from './federation/replays.repository.ts';
+import { LeakedCredentialsRepository } from './secret-scanning/leaked-credentials.repository.ts';
 import type { SecretScanningTables } from './secret-scanning/secret-scanning.tables.ts';
 import { InstanceSettingsRepository } from './instance/instance-settings.repository.ts';
 import type { InstanceSettingsTables } from './instance/instance-settings.tables.ts';
@@ -80,6 +81,7 @@ function createRepositories(db: Kysely<DB>) {
     federatedCredentials: new FederatedCredentialsRepository(tables(db)),
     accessTokens: new AccessTokensRepository(tables(db)),
     federationReplays: new FederationReplaysRepository(tables(db)),
+    leakedCredentials: new LeakedCredentialsRepository(tables(db)),
     instanceSettings: new InstanceSettingsRepository(tables(db)),
   };
 }

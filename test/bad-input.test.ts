@@ -162,7 +162,7 @@ for (const dialect of dialects()) {
           const text = await r.text();
           assert.equal(r.status, 400, `${encoding} ${label} → POST ${path}: ${r.status} ${text}`);
           if (path.startsWith('/oidc/')) {
-            // The token endpoint answers in RFC 6749's shape (its clients read `error`).
+            // The token endpoint answers in RFC 6749's shape, whatever the error.
             const o = JSON.parse(text) as { error: string; error_description: string };
             assert.equal(o.error, 'invalid_request', text);
             assert.match(o.error_description, /does not decompress as its Content-Encoding says/);
@@ -184,18 +184,20 @@ for (const dialect of dialects()) {
       const cases: Array<[string, Record<string, string>, Buffer, number, string, RegExp]> = [
         [`/gateway/v1/orgs/${org}/teams`, { 'content-type': 'application/json', 'content-encoding': 'x-custom' }, Buffer.from('{}'), 415, 'unsupported_encoding', /Content-Encoding "x-custom"/],
         [`/gateway/v1/orgs/${org}/teams`, { 'content-type': 'application/json; charset=klingon' }, Buffer.from('{}'), 415, 'unsupported_encoding', /charset "klingon"/],
+        ['/oidc/token', { 'content-type': 'application/x-www-form-urlencoded' }, Buffer.from(Array.from({ length: 60 }, (_, i) => `p${i}=1`).join('&')), 413, 'payload_too_large', /too many parameters/],
         [`/gateway/v1/orgs/${org}/teams`, { 'content-type': 'application/json', 'content-encoding': 'gzip' }, gzipSync(Buffer.alloc(200_000, 0x20)), 413, 'payload_too_large', /too large/],
       ];
-      // The token endpoint's form: RFC 6749's 400 invalid_request, naming the problem.
-      const many = await post('/oidc/token', Buffer.from(Array.from({ length: 60 }, (_, i) => `p${i}=1`).join('&')), { 'content-type': 'application/x-www-form-urlencoded' });
-      const manyText = await many.text();
-      assert.equal(many.status, 400, manyText);
-      assert.equal(JSON.parse(manyText).error, 'invalid_request');
-      assert.match(JSON.parse(manyText).error_description, /too many parameters/);
       for (const [path, headers, body, status, code, message] of cases) {
         const r = await post(path, body, headers);
         const text = await r.text();
         assert.equal(r.status, status, `POST ${path} ${JSON.stringify(headers)}: ${text}`);
+        if (path.startsWith('/oidc/')) {
+          const o = JSON.parse(text) as { error: string; error_description: string };
+          assert.equal(o.error, 'invalid_request', text);
+          assert.match(o.error_description, message);
+          await alive(`${code} on ${path}`);
+          continue;
+        }
         const e = JSON.parse(text).error;
         assert.equal(e.code, code, text);
         assert.match(e.message, message);

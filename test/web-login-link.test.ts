@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
 import { dialects, startApp } from './support/app.ts';
+import { PrivateRedis, canRunPrivateRedis } from './support/faults/redis.ts';
 import type { TestApp } from './support/app.ts';
 import { startJoseIdp } from './support/idp/jose-idp.ts';
 import type { JoseIdp } from './support/idp/jose-idp.ts';
@@ -271,5 +272,42 @@ describe('CLI: bootstrap and login-link print a working one-time link', () => {
     const unknown = run(['login-link', '--email', 'nobody@example.com']);
     assert.equal(unknown.status, 1);
     assert.match(unknown.stderr, /user with email "nobody@example.com" not found/);
+  });
+});
+
+describe('login links while Redis (the session store) is down', { skip: !canRunPrivateRedis() && 'no redis-server on this machine' }, () => {
+  let redis: PrivateRedis;
+  let app: TestApp;
+  let org = '';
+  before(async () => {
+    redis = await PrivateRedis.start();
+    app = await startApp('sqlite', { redisUrl: redis.url });
+    org = (await app.bootstrap({ org: 'link-redis' })).org;
+  });
+  after(async () => {
+    await app.close();
+    await redis.kill();
+  });
+
+  test('pressing the button fails fast with a 503 page and leaves the link usable once Redis is back', async () => {
+    await app.createUser({ org, username: 'rita' });
+    const path = await loginLinkPath(app, `rita@${org}.example`);
+    const b = new WebBrowser(app);
+    const formToken = await confirm(b, path);
+    await redis.kill();
+    const started = Date.now();
+    const down = await b.post(path, { form_token: formToken });
+    const took = Date.now() - started;
+    assertErrorPage(down, 503, 'unavailable');
+    assert.ok(took < 3000, `answered in ${took} ms, not after the client's retries`);
+    await redis.startServer();
+    // The link was not used up by the failed attempt.
+    let signedIn = 0;
+    for (let i = 0; i < 50 && signedIn !== 303; i++) {
+      const again = await b.post(path, { form_token: await confirm(b, path) });
+      signedIn = again.status;
+      if (signedIn !== 303) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(signedIn, 303, 'the same link signs in once Redis is back');
   });
 });

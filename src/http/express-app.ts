@@ -123,6 +123,11 @@ export interface ExpressAppOptions {
   logger: Logger;
   trustedProxies: TrustedProxies;
   bodyLimits?: readonly BodyLimit[];
+  /**
+   * Bodies under `prefix` are kept as they came (a Buffer in req.body, any content type, up to `limit`), not
+   * parsed: a secret scanner signs its report's raw bytes, which no re-serialization of a parse reproduces.
+   */
+  rawBodies?: readonly BodyLimit[];
   /** Mounts the application's routers, in order, before the 404 and error handlers. */
   mount: (app: Express) => void;
 }
@@ -167,7 +172,8 @@ export function createExpressApp(options: ExpressAppOptions): Express {
     res.setHeader('Cache-Control', 'no-store');
     next();
   });
-  // A larger limit is applied first; the general parser then sees the body as read already.
+  // A raw body or a larger (or smaller) limit is applied first; the general parser then sees the body as read already.
+  for (const x of options.rawBodies ?? []) app.use(x.prefix, express.raw({ limit: x.limit, type: () => true }));
   for (const x of options.bodyLimits ?? []) {
     app.use(x.prefix, x.type === 'form' ? express.urlencoded({ extended: false, limit: x.limit, parameterLimit: 10 }) : express.json({ limit: x.limit, strict: true, type: ['application/json', 'application/*+json'] }));
   }
@@ -211,6 +217,9 @@ function containsNul(value: unknown): boolean {
     const v = stack.pop();
     if (typeof v === 'string') {
       if (v.includes('\0')) return true;
+    } else if (Buffer.isBuffer(v)) {
+      // A raw body (rawBodies) is bytes for its route to read, not fields: its route judges it.
+      continue;
     } else if (typeof v === 'object' && v !== null) {
       for (const [k, child] of Object.entries(v)) {
         if (k.includes('\0')) return true;

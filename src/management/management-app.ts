@@ -11,6 +11,8 @@ import { registerKeyRoutes } from '../keys/keys.routes.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { registerOrgRoutes } from '../orgs/orgs.routes.ts';
 import { SCIM_PREFIX, createScim, scimBodyLimit } from '../scim/index.ts';
+import { createSecretScanning, secretScanningRawBody } from '../secret-scanning/index.ts';
+import { registerSecretScanningRoutes } from '../secret-scanning/secret-scanning.routes.ts';
 import { registerServiceAccountRoutes } from '../service-accounts/service-accounts.routes.ts';
 import type { Sso } from '../sso/index.ts';
 import { registerTeamRoutes } from '../teams/teams.routes.ts';
@@ -43,9 +45,12 @@ export function createManagementApp(core: Core, sso: Sso, metrics: Metrics): Man
   // SCIM provisioning: /scim/v2 (the organization's IdP, with its SCIM token) and its tokens on the API.
   const scim = createScim({ ...core, endSessionsOf: (userId) => core.sessionStore.destroyAllOfUser(userId) });
   scim.registerApi(api);
+  // Leaked credentials revoke themselves: a secret scanner's signed reports, and the notices the pages show.
+  const secretScanning = createSecretScanning({ ...core, teams: core.teams, fetcher: sso.fetcher });
+  registerSecretScanningRoutes(api, secretScanning);
 
   // Browser pages: /login (SSO), /settings, /teams/:team, /admin, one-time login links.
-  const web = createWeb({ ...core, sso, scim: { tokens: scim.tokens, baseUrl: scim.baseUrl } });
+  const web = createWeb({ ...core, sso, scim: { tokens: scim.tokens, baseUrl: scim.baseUrl }, leakedCredentials: secretScanning });
   const pageRouters = [sso.router, web.router];
   // Workload identity federation: POST /oidc/token (RFC 7523), no credentials but the assertion.
   const federation = createFederation({ ...core, sso });
@@ -55,6 +60,7 @@ export function createManagementApp(core: Core, sso: Sso, metrics: Metrics): Man
     logger,
     trustedProxies: core.trustedProxies,
     bodyLimits: [scimBodyLimit, oidcBodyLimit],
+    rawBodies: [secretScanningRawBody],
     mount: (a) => {
       a.use(metrics.middleware());
       a.get('/gateway/v1/openapi.json', (_req, res) => {

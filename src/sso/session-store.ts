@@ -143,7 +143,18 @@ export class RedisSessionStore extends session.Store {
     return Math.max(1, Math.ceil((sessionDeadline(data, this.timeouts) - Date.now()) / 1000));
   }
 
+  /**
+   * Redis is not connected: refused at once rather than queued behind ioredis's reconnection and retries
+   * (seconds per command, a dozen for a sign-in's regenerate and save), so that a browser gets its 503 now.
+   */
+  private down(cb: Cb | undefined): boolean {
+    if (this.redis.status === 'ready') return false;
+    cb?.(redisUnavailable(new Error(`redis connection ${this.redis.status}`)));
+    return true;
+  }
+
   override get(sid: string, cb: Cb): void {
+    if (this.down(cb)) return;
     // A failed read is `unavailable` (503), never "no session": that would send a signed-in person to the login.
     this.redis.get(this.prefix + sid).then(
       (v) => cb(null, v ? (JSON.parse(v) as SessionData) : null),
@@ -152,6 +163,7 @@ export class RedisSessionStore extends session.Store {
   }
 
   override set(sid: string, data: SessionData, cb?: Cb): void {
+    if (this.down(cb)) return;
     const multi = this.redis.multi().set(this.prefix + sid, JSON.stringify(data), 'EX', this.ttlSeconds(data));
     if (data.userId) multi.sadd(this.userPrefix + data.userId, sid).expire(this.userPrefix + data.userId, Math.ceil(this.timeouts.absoluteMs / 1000));
     multi
@@ -161,6 +173,7 @@ export class RedisSessionStore extends session.Store {
   }
 
   override touch(sid: string, data: SessionData, cb?: Cb): void {
+    if (this.down(cb)) return;
     this.redis
       .expire(this.prefix + sid, this.ttlSeconds(data))
       .then(() => cb?.())
@@ -168,6 +181,7 @@ export class RedisSessionStore extends session.Store {
   }
 
   override destroy(sid: string, cb?: Cb): void {
+    if (this.down(cb)) return;
     this.redis
       .del(this.prefix + sid)
       .then(() => cb?.())
@@ -297,9 +311,22 @@ export class SessionManager {
    * login, a login link): a new session id — whatever session the browser had,
    * or was given, is dropped — and a new CSRF token. Needs middleware() on the route.
    */
-  static async establish(req: Request, who: { userId: string; orgId: string; method: SignedInSession['method']; connectionId: string | null }): Promise<void> {
-    await new Promise<void>((resolve, reject) => req.session.regenerate((err) => (err ? reject(err) : resolve())));
-    Object.assign(req.session, { ...who, loginAt: Date.now(), csrfToken: newCsrfToken() } satisfies Omit<SignedInSession, 'cookie'>);
-    await new Promise<void>((resolve, reject) => req.session.save((err) => (err ? reject(err) : resolve())));
+  /** Ends the request's session (destroyed in the store; no cookie is set for it). */
+  static async end(req: Request): Promise<void> {
+    await new Promise<void>((resolve, reject) => req.session.destroy((err) => (err ? reject(err) : resolve())));
   }
+
+  static async establish(req: Request, who: { userId: string; orgId: string; method: SignedInSession['method']; connectionId: string | null }): Promise<void> {
+    try {
+      await new Promise<void>((resolve, reject) => req.session.regenerate((err) => (err ? reject(err) : resolve())));
+      Object.assign(req.session, { ...who, loginAt: Date.now(), csrfToken: newCsrfToken() } satisfies Omit<SignedInSession, 'cookie'>);
+      await new Promise<void>((resolve, reject) => req.session.save((err) => (err ? reject(err) : resolve())));
+    } catch (err) {
+      // The store failed (Redis down): express-session has already made a new session id, and would send its
+      // cookie with the error page for a session that was never stored. No session, no cookie.
+      Reflect.deleteProperty(req, 'session');
+      throw err;
+    }
+  }
+
 }

@@ -11,6 +11,7 @@ import type { Logger } from '../log/logger.ts';
 import type { OrgAccess } from '../orgs/org-access.ts';
 import type { OrgsService } from '../orgs/orgs.service.ts';
 import type { ScimTokensService } from '../scim/scim-tokens.service.ts';
+import type { SecretScanningService } from '../secret-scanning/secret-scanning.service.ts';
 import type { FederatedCredentialsService } from '../federation/federated-credentials.service.ts';
 import type { ServiceAccountsService } from '../service-accounts/service-accounts.service.ts';
 import type { Sso } from '../sso/index.ts';
@@ -46,6 +47,8 @@ export interface WebDeps {
   sso: Sso;
   /** SCIM tokens (the admin page's Provisioning section) and the SCIM base URL to paste into the IdP. */
   scim: { tokens: ScimTokensService; baseUrl: string };
+  /** Notices of credentials a secret scanner reported public (settings, team page). */
+  leakedCredentials: SecretScanningService;
 }
 
 /** The browser pages people land on after signing in; they only call services. */
@@ -70,6 +73,7 @@ export function createWeb(deps: WebDeps): Web {
       flash: new FlashStore(deps.secretBox),
       scimTokens: deps.scim.tokens,
       scimBaseUrl: deps.scim.baseUrl,
+      leakedCredentials: deps.leakedCredentials,
     }),
   );
   const sweep = setInterval(() => {

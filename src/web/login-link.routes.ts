@@ -87,12 +87,23 @@ export function createLoginLinkRouter(o: LoginLinkRoutesOptions): Router {
       if (!confirmation.verify(req, (req.body as Record<string, unknown> | undefined)?.[FORM_TOKEN_FIELD])) {
         throw errors.forbidden('open the login link in this browser and press its Sign in button; the link was not used', 'link_confirmation_failed');
       }
-      const target = await o.links.consume(req.params.token, { ip, requestId }).catch(async (err: unknown) => {
+      const countFailure = async (err: unknown) => {
         await failed(ip, req.params.token, err);
         throw err;
-      });
+      };
+      // The session first, then the link: with the session store down (Redis) the answer is a 503 and the
+      // link is still unused, where using it first spent it on a sign-in that could not happen.
+      const intended = await o.links.check(req.params.token, { ip, requestId }).catch(countFailure);
       // Exactly as an SSO login: a new session id and CSRF token, whatever the browser had before.
-      await SessionManager.establish(req, { userId: target.user.id, orgId: target.org.id, method: 'link', connectionId: null });
+      await SessionManager.establish(req, { userId: intended.user.id, orgId: intended.org.id, method: 'link', connectionId: null });
+      let target;
+      try {
+        target = await o.links.consume(req.params.token, { ip, requestId });
+      } catch (err) {
+        // Used meanwhile (another tab), or the account changed: the session just made must not outlive the refusal.
+        await SessionManager.end(req).catch(() => {});
+        return await countFailure(err);
+      }
       confirmation.clear(res);
       o.logger.info({ request_id: requestId, user: target.user.username, org: target.org.slug }, 'login link: signed in');
       res.redirect(303, '/settings');

@@ -149,20 +149,37 @@ export class LoginLinksService {
         return r;
       });
     } catch (err) {
-      if (err instanceof AppError && (err.code === 'user_deactivated' || err.code === 'sso_required') && hash) {
-        const link = await this.repo().find(hash);
-        if (link) {
-          await this.audit.record(this.store.repos, { type: 'anonymous', id: null, name: null, ip: ctx.ip, requestId: ctx.requestId }, {
-            orgId: link.org_id,
-            action: 'login.link_refused',
-            targetType: 'user',
-            targetId: link.user_id,
-            details: { code: err.code },
-          });
-        }
-      }
+      await this.auditRefusal(hash, err, ctx);
       throw err;
     }
+  }
+
+  /**
+   * The check of a link about to be used (the sign-in button): inspect's, with a refusal of the account
+   * (deactivated, SSO required) audited as consume audits it. The sign-in checks first and consumes only
+   * once the session exists, so that a failure in between (the session store down) leaves the link unused.
+   */
+  async check(token: string, ctx: LinkContext): Promise<LinkTarget> {
+    try {
+      return await this.inspect(token);
+    } catch (err) {
+      await this.auditRefusal(TOKEN_SHAPE.test(token) ? hashLoginToken(token) : null, err, ctx);
+      throw err;
+    }
+  }
+
+  /** An account's refusal (deactivated, SSO required) is audited in the link's organization. */
+  private async auditRefusal(hash: string | null, err: unknown, ctx: LinkContext): Promise<void> {
+    if (!(err instanceof AppError) || (err.code !== 'user_deactivated' && err.code !== 'sso_required') || !hash) return;
+    const link = await this.repo().find(hash);
+    if (!link) return;
+    await this.audit.record(this.store.repos, { type: 'anonymous', id: null, name: null, ip: ctx.ip, requestId: ctx.requestId }, {
+      orgId: link.org_id,
+      action: 'login.link_refused',
+      targetType: 'user',
+      targetId: link.user_id,
+      details: { code: err.code },
+    });
   }
 
   async sweep(): Promise<void> {

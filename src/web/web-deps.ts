@@ -5,6 +5,7 @@ import type { Principal } from '../auth/principal.ts';
 import type { KeysService } from '../keys/keys.service.ts';
 import type { OrgsService } from '../orgs/orgs.service.ts';
 import type { ScimTokensService } from '../scim/scim-tokens.service.ts';
+import type { SecretScanningService } from '../secret-scanning/secret-scanning.service.ts';
 import type { ServiceAccountsService } from '../service-accounts/service-accounts.service.ts';
 import type { IdentitiesService } from '../sso/identities.service.ts';
 import type { SessionManager } from '../sso/session-store.ts';
@@ -31,4 +32,6 @@ export interface WebRoutesDeps {
   scimTokens: ScimTokensService;
   /** The SCIM base URL an admin pastes into the IdP. */
   scimBaseUrl: string;
+  /** Notices of credentials a secret scanner reported public, and their dismissal. */
+  leakedCredentials: SecretScanningService;
 }

@@ -6,15 +6,16 @@ import { flashNotices, LIST_PAGE, viewerOf } from '../prg.ts';
 import { sendHtml } from '../../html/html.ts';
 import type { FormAction, Rerender } from '../prg.ts';
 import { settingsPage } from '../views/settings.ts';
+import { registerSettingsLeakedNotices } from './leaked-notices.routes.ts';
 import type { WebRoutesDeps } from '../web-deps.ts';
 
 /** /settings: your keys and your theme. */
 export function registerSettingsPage(router: Router, d: WebRoutesDeps, action: FormAction): void {
   const render: Rerender = async (req, res, status, extras) => {
     const v = viewerOf(res);
-    const [org, keys] = await Promise.all([d.orgs.get(v.actor, v.orgSlug), d.keys.listMine(v.actor, LIST_PAGE).then((p) => p.items)]);
+    const [org, keys, leaked] = await Promise.all([d.orgs.get(v.actor, v.orgSlug), d.keys.listMine(v.actor, LIST_PAGE).then((p) => p.items), d.leakedCredentials.listMine(v.actor)]);
     const flash = d.flash.take(req);
-    sendHtml(res, status, settingsPage({ viewer: v, org, keys, newKey: flash?.newKey, notices: { ...flashNotices(flash), ...extras.notices }, form: extras.form }));
+    sendHtml(res, status, settingsPage({ viewer: v, org, keys, newKey: flash?.newKey, leaked, notices: { ...flashNotices(flash), ...extras.notices }, form: extras.form }));
   };
   const back = () => '/settings';
   router.get('/settings', (req, res, next) => render(req, res, 200, { notices: {}, form: {} }, {}).catch(next));
@@ -62,4 +63,5 @@ export function registerSettingsPage(router: Router, d: WebRoutesDeps, action: F
     },
     render,
   );
+  registerSettingsLeakedNotices(d, action, render);
 }

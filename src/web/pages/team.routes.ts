@@ -10,6 +10,7 @@ import { flashNotices, LIST_PAGE, viewerOf } from '../prg.ts';
 import { sendHtml } from '../../html/html.ts';
 import type { FormAction, Params, Rerender } from '../prg.ts';
 import { teamPage } from '../views/team.ts';
+import { registerTeamLeakedNotices } from './leaked-notices.routes.ts';
 import { registerTrustRuleActions, trustRulesOf } from './team-trust-rules.ts';
 import type { WebRoutesDeps } from '../web-deps.ts';
 
@@ -22,7 +23,7 @@ export function registerTeamPage(router: Router, d: WebRoutesDeps, action: FormA
     const v = viewerOf(res);
     const name = params.team;
     const team = await d.teams.get(v.actor, name, LIST_PAGE);
-    const [org, access] = await Promise.all([d.orgs.get(v.actor, v.orgSlug), d.teams.accessTo(v.actor, name)]);
+    const [org, access, leaked] = await Promise.all([d.orgs.get(v.actor, v.orgSlug), d.teams.accessTo(v.actor, name), d.leakedCredentials.listForTeam(v.actor, name)]);
     let serviceAccounts: ServiceAccountView[] | null = null;
     try {
       serviceAccounts = (await d.serviceAccounts.listForTeam(v.actor, name, LIST_PAGE)).items;
@@ -46,6 +47,7 @@ export function registerTeamPage(router: Router, d: WebRoutesDeps, action: FormA
         serviceAccounts,
         trustRules,
         newKey: flash?.newKey,
+        leaked,
         notices: { ...flashNotices(flash), ...extras.notices },
         form: extras.form,
       }),
@@ -106,5 +108,6 @@ export function registerTeamPage(router: Router, d: WebRoutesDeps, action: FormA
     },
     render,
   );
+  registerTeamLeakedNotices(d, action, render);
   registerTrustRuleActions(d, action, render);
 }

@@ -5,6 +5,8 @@ import { cell, html, notices, raw, when } from '../../html/html.ts';
 import { csrfField } from '../../http/csrf.ts';
 import type { Html, Notices } from '../../html/html.ts';
 import { buttonForm, page } from './common.ts';
+import { leakedNotices } from './leaked-notices.ts';
+import type { LeakedCredentialView } from '../../secret-scanning/secret-scanning.service.ts';
 import type { Viewer } from './common.ts';
 
 /** The new key, once: the page that follows its creation (or rotation) shows it, nothing else ever does. */
@@ -24,6 +26,8 @@ export interface SettingsInput {
   org: OrgView;
   keys: KeyView[];
   newKey?: NewKeyFlash | undefined;
+  /** Credentials of the viewer a secret scanner reported public (and trackgate revoked). */
+  leaked?: readonly LeakedCredentialView[];
   notices?: Notices;
   form?: Record<string, string>;
 }
@@ -53,6 +57,7 @@ ${buttonForm({ action: `/settings/keys/${k.id}/revoke`, csrf: v.csrf, label: 'Re
   );
   const body = html`<h1>Settings</h1>
 ${notices(input.notices ?? {})}
+${leakedNotices(input.leaked ?? [], { csrf: v.csrf, dismissBase: '/settings/leaked-credentials', whose: 'mine' })}
 ${input.newKey ? newKeyPanel(input.newKey) : ''}
 <section class="card" aria-labelledby="profile">
 <h2 id="profile">Profile</h2>

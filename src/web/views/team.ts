@@ -9,6 +9,8 @@ import type { Notices } from '../../html/html.ts';
 import { buttonForm, page } from './common.ts';
 import type { Viewer } from './common.ts';
 import { newKeyPanel } from './settings.ts';
+import { leakedNotices } from './leaked-notices.ts';
+import type { LeakedCredentialView } from '../../secret-scanning/secret-scanning.service.ts';
 import { keylessBadge, keylessCheckbox, RULE_FORM_FIELD, trustRulesBlock } from './team-trust-rules.ts';
 import type { FederatedCredentialView } from '../../federation/federated-credentials.service.ts';
 
@@ -27,6 +29,8 @@ export interface TeamInput {
   /** The trust rules of each account the viewer manages (none for the others). */
   trustRules: ReadonlyMap<string, FederatedCredentialView[]>;
   newKey?: NewKeyFlash | undefined;
+  /** Credentials of the team's service accounts a secret scanner reported public (shown to those who manage the team). */
+  leaked?: readonly LeakedCredentialView[];
   notices?: Notices;
   form?: Record<string, string>;
 }
@@ -79,6 +83,7 @@ ${input.serviceAccounts.filter((sa) => input.trustRules.has(sa.id)).map((sa) => 
   const body = html`<h1>Team <code>${team.name}</code></h1>
 <p class="muted">Organization <code>${team.org}</code> · created ${when(team.created_at)} · your role: ${input.myTeamRole ?? (v.role === 'admin' ? 'organization admin' : 'not a member')}</p>
 ${notices(topNotices)}
+${leakedNotices(input.leaked ?? [], { csrf: v.csrf, dismissBase: `${base}/leaked-credentials`, whose: 'team' })}
 ${input.newKey ? newKeyPanel(input.newKey) : ''}
 <section class="card" aria-labelledby="members">
 <h2 id="members">Members</h2>
