@@ -203,9 +203,23 @@ for (const dialect of dialects()) {
       const bad = await b.post('/settings/theme', { csrf_token: WebBrowser.csrf(page.text), theme: 'neon' });
       assert.equal(bad.status, 400);
       assert.match(textOf(bad.text), /theme: must be light, dark or system/, 'the API\'s message for the same bad value');
-      await b.post('/settings/theme', { csrf_token: WebBrowser.csrf(page.text), theme: 'light' });
+      // The page's script: the choice posted at once, asking for no page back (204, no notice left for the next page).
+      assert.match(page.text, /<form method="post" action="\/settings\/theme" class="row" data-theme-form>/);
+      assert.match(page.text, /<button type="submit" data-without-script>Save<\/button>/, 'the Save button stays for pages without the script');
+      const script = await b.post('/settings/theme', { csrf_token: WebBrowser.csrf(page.text), theme: 'light' }, { accept: 'application/json' });
+      assert.equal(script.status, 204, script.text.slice(0, 300));
+      assert.equal((await me(app, member.key)).body.theme, 'light');
       const light = await b.get('/settings');
       assert.equal(htmlClass(light), 'theme-light');
+      assert.doesNotMatch(textOf(light.text), /Theme set to/, 'no notice waiting from the script\'s request');
+      // Without the CSRF token the script's request is refused like the form's.
+      assert.equal((await b.post('/settings/theme', { theme: 'dark' }, { accept: 'application/json' })).status, 403);
+      assert.equal((await me(app, member.key)).body.theme, 'light');
+      // A preference, not an audit event: neither the form's change nor the script's, nor the API's, is recorded.
+      assert.equal((await app.request('PATCH', '/gateway/v1/me', { key: member.key, body: { theme: 'light' } })).status, 200);
+      const audit = await app.request('GET', `/gateway/v1/orgs/${org}/audit?limit=200`, { key: adminKey });
+      assert.equal(audit.status, 200, audit.text);
+      assert.ok(!audit.body.events.some((e: any) => e.action === 'user.preferences' || JSON.stringify(e.details ?? {}).includes('"theme"')), 'no audit event for a theme');
       // Sign out (the header's form): the session ends.
       const out = await b.post('/logout', { csrf_token: WebBrowser.csrf(light.text) });
       assert.equal(out.status, 303);
@@ -456,12 +470,12 @@ for (const dialect of dialects()) {
       assert.match(textOf(lastAdmin.text), /at least one active admin/);
 
       // Audit log: newest first, 50 a page, older pages by cursor.
-      for (let i = 0; i < 55; i++) await app.request('PATCH', '/gateway/v1/me', { key: adminKey, body: { theme: i % 2 ? 'dark' : 'light' } });
+      for (let i = 0; i < 55; i++) assert.equal((await app.request('PATCH', `/gateway/v1/orgs/${org}`, { key: adminKey, body: { policies: { max_key_lifetime_days: i % 2 ? 30 : null } } })).status, 200);
       const first = await admin.get('/admin');
       const rows = [...first.text.matchAll(/<tr>\n<td><time datetime="([^"]+)"/g)].map((x) => x[1]!);
       assert.equal(rows.length, 50);
       assert.deepEqual([...rows].sort().reverse(), rows, 'newest first');
-      assert.match(first.text, /<code>user\.update<\/code>|<code>user\.reactivate<\/code>|<code>user\.preferences<\/code>/);
+      assert.match(first.text, /<code>org\.update<\/code>/);
       const older = /href="(\/admin\?before=\d+)#audit"/.exec(first.text)?.[1];
       assert.ok(older, 'a link to older events');
       const second = await admin.get(older!);

@@ -205,10 +205,9 @@ export class UsersService {
   async setTheme(actor: Actor, theme: 'light' | 'dark' | 'system'): Promise<void> {
     const principal = actor.principal;
     if (principal.type !== 'user') throw errors.forbidden('service accounts have no preferences');
-    await this.store.transaction(async (repos) => {
-      await repos.users.update(principal.orgId, principal.id, { theme, updated_at: new Date().toISOString() });
-      await this.audit.record(repos, actor, { orgId: principal.orgId, action: 'user.preferences', targetType: 'user', targetId: principal.id, targetName: principal.username, details: { theme } });
-    });
+    // A preference, not a change of access: no audit event (issue 18). Picking light or dark is not
+    // something an auditor looks for, and it would bury the events that are.
+    await this.store.repos.users.update(principal.orgId, principal.id, { theme, updated_at: new Date().toISOString() });
   }
 
   /** The identity of a person, for a credential that belongs to them; null when they may not act. */

@@ -1,5 +1,6 @@
 import type { Router } from 'express';
 import { createKeyBody, rotateKeyBody } from '../../keys/keys.routes.ts';
+import { prefersJson } from '../../http/browser.ts';
 import { themeBody } from '../../users/users.routes.ts';
 import { parseForm } from '../form.ts';
 import { flashNotices, LIST_PAGE, viewerOf } from '../prg.ts';
@@ -53,6 +54,14 @@ export function registerSettingsPage(router: Router, d: WebRoutesDeps, action: F
     },
     render,
   );
+  // The theme form's script (static/web.js) posts the choice as soon as it is made and asks for no page back:
+  // 204, and no flash (a "Theme set" notice would otherwise wait for the next page). The form without the
+  // script posts as every form does, below.
+  router.post('/settings/theme', (req, res, next) => {
+    if (!prefersJson(req)) return next();
+    const { theme } = parseForm(themeBody, req);
+    d.users.setTheme(viewerOf(res).actor, theme).then(() => res.status(204).end(), next);
+  });
   action(
     '/settings/theme',
     back,

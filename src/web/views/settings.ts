@@ -97,14 +97,15 @@ ${maxDays ? html`<p class="muted">Your organization allows keys to live at most 
 
 <section class="card" aria-labelledby="appearance">
 <h2 id="appearance">Appearance</h2>
-<form method="post" action="/settings/theme" class="row">
+<form method="post" action="/settings/theme" class="row" data-theme-form>
 ${csrfField(v.csrf)}
 <fieldset class="choices"><legend>Theme</legend>
 ${(['light', 'dark', 'system'] as const).map(
   (t) => html`<label><input type="radio" name="theme" value="${t}"${v.theme === t ? raw(' checked') : ''}> ${t === 'light' ? 'Light' : t === 'dark' ? 'Dark (night mode)' : 'System (follows your device)'}</label>`,
 )}
 </fieldset>
-<button type="submit">Save</button>
+<button type="submit" data-without-script>Save</button>
+<span class="muted" role="status" data-theme-status></span>
 </form>
 </section>
 
