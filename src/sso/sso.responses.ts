@@ -26,6 +26,7 @@ export const connectionOut = z.object({
   discovered_at: z.string().nullable(),
   created_at: z.string(),
   updated_at: z.string(),
+  warnings: z.array(problemOut).describe('why the group rules may do nothing (groups scope not requested, the IdP\'s groups claim not configured, group names the IdP never sends); saved anyway'),
 });
 
 /** POST /orgs/:org/sso/:id/test: the result of rerunning discovery. */

@@ -14,6 +14,7 @@ import type { IdpFetcher } from './oidc/idp-fetch.ts';
 import type { DiscoveryResult, ProviderMetadata } from './oidc/discovery.ts';
 import type { DiscoveryProblem } from './oidc/problems.ts';
 import type { SsoRepository } from './sso.repository.ts';
+import { groupWarnings } from './setup-advice.ts';
 import { isPublicMailDomain } from './public-mail-domains.ts';
 import { isUniqueViolation } from '../db/dialect.ts';
 import type { ConnectionRow } from './sso.repository.ts';
@@ -133,6 +134,7 @@ export class SsoService {
       discovered_at: row.discovered_at,
       created_at: row.created_at,
       updated_at: row.updated_at,
+      warnings: groupWarnings({ issuer: row.issuer, scopes: c.scopes, groupRules: c.groupRules, groupsClaim: c.claims.groups }),
     };
   }
 

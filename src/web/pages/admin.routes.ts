@@ -1,10 +1,14 @@
 import type { Router } from 'express';
-import { AppError } from '../../errors/app-error.ts';
 import { policies } from '../../orgs/orgs.routes.ts';
 import { createScimTokenBody } from '../../scim/scim-tokens.routes.ts';
 import { createConnectionBody, patchBody as patchConnectionBody } from '../../sso/sso.routes.ts';
 import { provisionUserBody, updateUserBody } from '../../users/users.routes.ts';
-import { parseForm, parseGroupRules } from '../form.ts';
+import { formInput, formOf, parseForm, parseGroupRules } from '../form.ts';
+import { parse } from '../../http/validation.ts';
+import { AppError, errors } from '../../errors/app-error.ts';
+import { GOOGLE_ISSUER, PROVIDERS } from '../../sso/setup-advice.ts';
+import type { Provider } from '../../sso/setup-advice.ts';
+import type { z } from 'zod';
 import { flashNotices, LIST_PAGE, viewerOf } from '../prg.ts';
 import { sendHtml } from '../../html/html.ts';
 import type { FormAction, Rerender } from '../prg.ts';
@@ -15,7 +19,44 @@ const AUDIT_PAGE_SIZE = 50;
 /** The enable/disable buttons post only `enabled`: parsed alone, so no other switch of the connection is touched. */
 const enabledBody = patchConnectionBody.pick({ enabled: true });
 
-type Section = 'sso' | 'policies' | 'users' | 'scim';
+type Section = 'sso' | 'sso-create' | 'sso-edit' | 'policies' | 'users' | 'scim';
+/** The edit form has no Enabled box (its own button does that): a missing box must not read as "off". */
+const editBody = patchConnectionBody.omit({ enabled: true });
+const CLAIMS = ['email', 'name', 'username', 'groups'] as const;
+const isProvider = (x: unknown): x is Provider => typeof x === 'string' && (PROVIDERS as readonly string[]).includes(x);
+
+/** What a save's warnings add to its notice: group rules that may do nothing, said when saving too. */
+const warned = (w: Array<{ message: string }>) => (w.length ? ` Warning: ${w.map((x) => x.message).join('; ')}.` : '');
+
+/**
+ * The guided setup's form: the fields its IdP needs become the API's input (Azure: the tenant ID makes the
+ * issuer, a multitenant app also lists its own tenant; Google: its one issuer), then the API's schema judges.
+ */
+function setupInput(form: Record<string, string>): Record<string, string> {
+  const f = { ...form };
+  if (f.provider === 'google') f.issuer = GOOGLE_ISSUER;
+  if (f.provider === 'azure') {
+    const tenant = (f.tenant_id ?? '').trim();
+    if (f.multitenant === 'on') {
+      f.issuer = 'https://login.microsoftonline.com/organizations/v2.0';
+      if (tenant) f.allowed_tenant_ids = `${tenant} ${f.allowed_tenant_ids ?? ''}`;
+    } else {
+      if (!tenant) throw errors.validation('enter the Directory (tenant) ID', [{ field: 'tenant_id', code: 'required', message: 'the Directory (tenant) ID from the app registration\'s Overview is required' }]);
+      f.issuer = `https://login.microsoftonline.com/${encodeURIComponent(tenant)}/v2.0`;
+    }
+  }
+  return f;
+}
+
+/** The edit form as a PATCH: a blank secret keeps the stored one, emptied lists are emptied, the claims are one object. */
+function editInput(form: Record<string, string>): z.output<typeof editBody> {
+  const input = formInput(editBody, form, { group_roles: parseGroupRules });
+  if (form.remove_client_secret === 'on') input.client_secret = null;
+  else if (!form.client_secret?.trim()) delete input.client_secret;
+  for (const k of ['domains', 'allowed_tenant_ids'] as const) if (form[k] !== undefined && input[k] === undefined) input[k] = [];
+  input.claims = Object.fromEntries(CLAIMS.map((k) => [k, form[`claims_${k}`]?.trim()]).filter(([, v]) => v));
+  return parse(editBody, input, 'form');
+}
 
 const refused = (problems: Array<{ field: string; code: string; message: string }>) =>
   new AppError('sso_configuration_invalid', 'The connection was not saved; fix these problems:', { problems });
@@ -23,7 +64,7 @@ const refused = (problems: Array<{ field: string; code: string; message: string 
 /** /admin: SSO connections, policies, users, provisioning (SCIM tokens), the audit log. */
 export function registerAdminPage(router: Router, d: WebRoutesDeps, action: FormAction): void {
   const render =
-    (section: Section | undefined): Rerender =>
+    (section: Section | undefined, editing?: string): Rerender =>
     async (req, res, status, extras) => {
       const v = viewerOf(res);
       // SSO connections first: they need the admin role, so a member gets the 403 page before anything is read.
@@ -52,6 +93,8 @@ export function registerAdminPage(router: Router, d: WebRoutesDeps, action: Form
           scim: { baseUrl: d.scimBaseUrl, tokens: scimTokens, newToken: flash?.newScimToken },
           audit: { ...audit, before },
           ssoTest: flash?.ssoTest,
+          provider: isProvider(extras.form.provider) ? extras.form.provider : isProvider(q.provider) ? q.provider : undefined,
+          editing,
           notices: { ...flashNotices(flash), ...extras.notices },
           noticesFor: section,
           form: extras.form,
@@ -64,12 +107,22 @@ export function registerAdminPage(router: Router, d: WebRoutesDeps, action: Form
     '/admin/sso',
     () => '/admin#sso',
     async (req, v) => {
-      const input = parseForm(createConnectionBody, req, { group_roles: parseGroupRules });
+      const input = parse(createConnectionBody, formInput(createConnectionBody, setupInput(formOf(req)), { group_roles: parseGroupRules }), 'form');
       const r = await d.sso.create(v.actor, v.orgSlug, input);
       if (!r.ok) throw refused(r.problems);
-      return { notice: `The connection to ${r.connection.issuer} was created. Register ${r.connection.callback_uri} as the callback (sign-in redirect) URI in your IdP.` };
+      return { notice: `The connection to ${r.connection.issuer} was created. Register ${r.connection.callback_uri} as the callback (sign-in redirect) URI in your IdP.${warned(r.connection.warnings)}` };
     },
-    render('sso'),
+    render('sso-create'),
+  );
+  action(
+    '/admin/sso/:id/edit',
+    (params) => `/admin#conn-${params.id}`,
+    async (req, v, params) => {
+      const r = await d.sso.update(v.actor, v.orgSlug, params.id, editInput(formOf(req)));
+      if (!r.ok) throw refused(r.problems);
+      return { notice: `The connection to ${r.connection.issuer} was saved; the discovery check passed.${warned(r.connection.warnings)}` };
+    },
+    (req, res, status, extras, params) => render('sso-edit', params.id)(req, res, status, extras, params),
   );
   action(
     '/admin/sso/:id/test',

@@ -11,6 +11,8 @@ import { cell, html, notices, options, raw, when } from '../../html/html.ts';
 import { csrfField } from '../../http/csrf.ts';
 import type { Html, Notices } from '../../html/html.ts';
 import { buttonForm, page } from './common.ts';
+import { editForm, guidedSetup, warningsList } from './sso-setup.ts';
+import type { Provider } from '../../sso/setup-advice.ts';
 import type { Viewer } from './common.ts';
 
 export interface AdminInput {
@@ -25,9 +27,13 @@ export interface AdminInput {
   scim: { baseUrl: string; tokens: ScimTokenView[]; newToken?: NewScimTokenFlash | undefined };
   audit: { events: AuditEventView[]; next_cursor: number | null; before: number | undefined };
   ssoTest?: SsoTestFlash | undefined;
+  /** The guided setup's chosen IdP (?provider=, or the refused form's). */
+  provider?: Provider | undefined;
+  /** The connection whose edit form was refused (its notices and typed values show in it). */
+  editing?: string | undefined;
   notices?: Notices;
   /** Which form the notices belong to, so they show next to it. */
-  noticesFor?: 'sso' | 'policies' | 'users' | 'scim' | undefined;
+  noticesFor?: 'sso' | 'sso-create' | 'sso-edit' | 'policies' | 'users' | 'scim' | undefined;
   form?: Record<string, string>;
 }
 
@@ -37,11 +43,12 @@ function testResult(t: SsoTestFlash): Html {
     : html`<div class="alert" role="alert"><p><strong>Test found problems</strong> with ${t.issuer}:</p><ul class="problems">${t.problems.map((p) => html`<li><strong>${p.field}</strong>: ${p.message} <code>${p.code}</code></li>`)}</ul></div>`;
 }
 
-function connectionCard(c: ConnectionView, csrf: string, test: SsoTestFlash | undefined): Html {
+function connectionCard(c: ConnectionView, csrf: string, test: SsoTestFlash | undefined, failedEdit: { notices: Notices; form: Record<string, string> } | undefined): Html {
   const base = `/admin/sso/${c.id}`;
   return html`<article class="conn" id="conn-${c.id}">
 <h3>${c.issuer} ${c.enabled ? html`<span class="badge ok">enabled</span>` : html`<span class="badge off">disabled</span>`}</h3>
 ${test && test.id === c.id ? testResult(test) : ''}
+${warningsList(c.warnings)}
 <dl class="facts">
 <dt>Client ID</dt><dd><code>${c.client_id}</code></dd>
 <dt>Flow</dt><dd>${c.flow === 'implicit' ? 'implicit' : 'authorization code + PKCE'}, response mode ${c.response_mode}${c.has_client_secret ? ', client secret stored' : ''}</dd>
@@ -57,37 +64,8 @@ ${buttonForm({ action: `${base}/test`, csrf, label: 'Test' })}
 ${buttonForm({ action: `${base}/enabled`, csrf, label: c.enabled ? 'Disable' : 'Enable', fields: { enabled: c.enabled ? 'false' : 'true' }, ...(c.enabled ? { confirm: 'Disable this connection? People cannot sign in through it until it is enabled again.' } : {}) })}
 ${buttonForm({ action: `${base}/delete`, csrf, label: 'Delete', danger: true, confirm: `Delete the SSO connection ${c.issuer}?` })}
 </div>
+${editForm(c, csrf, failedEdit)}
 </article>`;
-}
-
-function connectionForm(input: AdminInput): Html {
-  const f = input.form ?? {};
-  const fresh = Object.keys(f).length === 0;
-  const checked = (name: string, dflt: boolean) => ((fresh ? dflt : f[name] === 'on') ? raw(' checked') : '');
-  return html`<details class="create"${fresh ? '' : raw(' open')}>
-<summary>Add an SSO connection</summary>
-<p class="muted">In your IdP, create a single-page application with the implicit grant (or a web application with the authorization code grant), and register the callback URI <code>${input.callbackUri}</code>. Then enter its issuer URL and client ID. Saving checks the IdP's discovery document and lists every problem.</p>
-<form method="post" action="/admin/sso" class="stack">
-${csrfField(input.viewer.csrf)}
-<label>Issuer URL <input name="issuer" type="url" required value="${f.issuer ?? ''}" placeholder="https://acme.okta.com/oauth2/default"></label>
-<label>Client ID <input name="client_id" required value="${f.client_id ?? ''}"></label>
-<div class="row">
-<label>Flow <select name="flow">${options(['implicit', 'code'] as const, f.flow ?? 'implicit', { implicit: 'implicit (single-page app)', code: 'authorization code + PKCE' })}</select></label>
-<label>Response mode <select name="response_mode">${options(['form_post', 'fragment'] as const, f.response_mode ?? 'form_post')}</select></label>
-</div>
-<label>Client secret <span class="muted">(code flow with a confidential client only; stored encrypted, never shown again)</span> <input name="client_secret" type="password" autocomplete="off" value=""></label>
-<label>Scopes <input name="scopes" value="${f.scopes ?? 'openid email profile'}"></label>
-<label>Email domains <span class="muted">(comma or space separated: people with these addresses sign in here)</span> <input name="domains" value="${f.domains ?? ''}" placeholder="acme.com"></label>
-<label>Group rules <span class="muted">(one per line: <code>group,team,role</code>; on every sign-in, membership of these teams follows the IdP's groups)</span>
-<textarea name="group_roles" rows="3" placeholder="ML Engineers,ml,member">${f.group_roles ?? ''}</textarea></label>
-<label>Allowed Azure AD tenant IDs <span class="muted">(multi-tenant issuers only)</span> <input name="allowed_tenant_ids" value="${f.allowed_tenant_ids ?? ''}"></label>
-<div class="row">
-<label class="check"><input type="checkbox" name="jit"${checked('jit', true)}> Create accounts on first sign-in (JIT)</label>
-<label class="check"><input type="checkbox" name="enabled"${checked('enabled', true)}> Enabled</label>
-</div>
-<button type="submit">Create connection</button>
-</form>
-</details>`;
 }
 
 function identityCells(username: string, identities: IdentityView[], csrf: string): Html {
@@ -187,8 +165,10 @@ ${input.noticesFor === undefined ? notices(input.notices ?? {}) : ''}
 <section class="card" id="sso" aria-labelledby="sso-title">
 <h2 id="sso-title">SSO connections</h2>
 ${here('sso')}
-${input.connections.length ? input.connections.map((c) => connectionCard(c, v.csrf, input.ssoTest)) : html`<p class="empty">No SSO connection yet: people of ${org.slug} cannot sign in through an IdP.</p>`}
-${connectionForm({ ...input, form: input.noticesFor === 'sso' ? f : {} })}
+${input.connections.length
+  ? input.connections.map((c) => connectionCard(c, v.csrf, input.ssoTest, input.noticesFor === 'sso-edit' && input.editing === c.id ? { notices: input.notices ?? {}, form: f } : undefined))
+  : html`<p class="empty">No SSO connection yet: people of ${org.slug} cannot sign in through an IdP.</p>`}
+${guidedSetup({ csrf: v.csrf, callbackUri: input.callbackUri, provider: input.provider, form: input.noticesFor === 'sso-create' ? f : {}, notices: input.noticesFor === 'sso-create' ? (input.notices ?? {}) : undefined })}
 </section>
 
 <section class="card" id="policies" aria-labelledby="policies-title">

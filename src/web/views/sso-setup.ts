@@ -1,0 +1,167 @@
+import type { ConnectionView } from '../../sso/sso.service.ts';
+import { GOOGLE_ISSUER, PROVIDERS } from '../../sso/setup-advice.ts';
+import type { Provider } from '../../sso/setup-advice.ts';
+import { html, notices, options, raw } from '../../html/html.ts';
+import type { Html, Notices } from '../../html/html.ts';
+import { csrfField } from '../../http/csrf.ts';
+
+// The SSO section's forms on /admin: the guided setup (per IdP), the edit form of a connection, and the warnings
+// that say why group rules may do nothing. admin.ts places them.
+
+type Problems = NonNullable<Notices['problems']>;
+
+const PROVIDER_LABEL: Record<Provider, string> = { okta: 'Okta', azure: 'Azure AD (Entra ID)', google: 'Google Workspace', oidc: 'Another OIDC provider' };
+
+/** The problems of one field, beside it (the form's list above says them all too). */
+function fieldError(problems: Problems, ...names: string[]): Html | string {
+  const mine = problems.filter((p) => names.some((n) => p.field === n || p.field.startsWith(`${n}.`)));
+  return mine.length ? html`<span class="field-error" role="alert">${mine.map((p) => html`${p.message} `)}</span>` : '';
+}
+
+const invalid = (problems: Problems, name: string) => (problems.some((p) => p.field === name || p.field.startsWith(`${name}.`)) ? raw(' aria-invalid="true"') : '');
+
+export function warningsList(warnings: ConnectionView['warnings']): Html | string {
+  if (!warnings.length) return '';
+  return html`<div class="warning-box" role="status"><p><strong>The group rules may do nothing:</strong></p><ul class="problems">${warnings.map((w) => html`<li><strong>${w.field}</strong>: ${w.message} <code>${w.code}</code></li>`)}</ul></div>`;
+}
+
+function rulesText(c: ConnectionView): string {
+  return c.group_roles.map((r) => `${r.group},${r.team},${r.role}`).join('\n');
+}
+
+/** The edit form of a saved connection; `form` is what was typed when a save was refused. */
+export function editForm(c: ConnectionView, csrf: string, failed: { notices: Notices; form: Record<string, string> } | undefined): Html {
+  const f = failed?.form;
+  const problems = failed?.notices.problems ?? [];
+  const val = (name: string, saved: string) => (f ? (f[name] ?? '') : saved);
+  const jit = f ? f.jit === 'on' : c.jit;
+  return html`<details class="edit"${failed ? raw(' open') : ''}>
+<summary>Edit</summary>
+${failed ? notices(failed.notices) : ''}
+<form method="post" action="/admin/sso/${c.id}/edit" class="stack" novalidate>
+${csrfField(csrf)}
+<label>Issuer URL <input name="issuer" type="url" required value="${val('issuer', c.issuer)}"${invalid(problems, 'issuer')}> ${fieldError(problems, 'issuer')}</label>
+<label>Client ID <input name="client_id" required value="${val('client_id', c.client_id)}"${invalid(problems, 'client_id')}> ${fieldError(problems, 'client_id')}</label>
+<div class="row">
+<label>Flow <select name="flow">${options(['implicit', 'code'] as const, (f?.flow ?? c.flow) as 'implicit' | 'code', { implicit: 'implicit (single-page app)', code: 'authorization code + PKCE' })}</select> ${fieldError(problems, 'flow')}</label>
+<label>Response mode <select name="response_mode">${options(['form_post', 'fragment'] as const, (f?.response_mode ?? c.response_mode) as 'form_post' | 'fragment')}</select> ${fieldError(problems, 'response_mode')}</label>
+</div>
+<label>Client secret <span class="muted">(${c.has_client_secret ? 'a secret is stored: leave blank to keep it' : 'none stored'}; write-only)</span> <input name="client_secret" type="password" autocomplete="off" value=""${invalid(problems, 'client_secret')}> ${fieldError(problems, 'client_secret')}</label>
+${c.has_client_secret ? html`<label class="check"><input type="checkbox" name="remove_client_secret"${f?.remove_client_secret === 'on' ? raw(' checked') : ''}> Remove the stored client secret</label>` : ''}
+<label>Scopes <input name="scopes" value="${val('scopes', c.scopes.join(' '))}"${invalid(problems, 'scopes')}> ${fieldError(problems, 'scopes')}</label>
+<fieldset><legend>Claims</legend><div class="row">
+<label>Email <input name="claims_email" value="${val('claims_email', c.claims.email)}" class="short"></label>
+<label>Name <input name="claims_name" value="${val('claims_name', c.claims.name)}" class="short"></label>
+<label>Username <input name="claims_username" value="${val('claims_username', c.claims.username)}" class="short"></label>
+<label>Groups <input name="claims_groups" value="${val('claims_groups', c.claims.groups)}" class="short"></label>
+</div>${fieldError(problems, 'claims')}</fieldset>
+<label>Email domains <input name="domains" value="${val('domains', c.domains.join(', '))}"${invalid(problems, 'domains')}> ${fieldError(problems, 'domains')}</label>
+<label>Group rules <span class="muted">(one per line: <code>group,team,role</code>)</span>
+<textarea name="group_roles" rows="3"${invalid(problems, 'group_roles')}>${val('group_roles', rulesText(c))}</textarea> ${fieldError(problems, 'group_roles')}</label>
+<label>Allowed Azure AD tenant IDs <span class="muted">(multi-tenant issuers only)</span> <input name="allowed_tenant_ids" value="${val('allowed_tenant_ids', c.allowed_tenant_ids.join(', '))}"${invalid(problems, 'allowed_tenant_ids')}> ${fieldError(problems, 'allowed_tenant_ids')}</label>
+<label class="check"><input type="checkbox" name="jit"${jit ? raw(' checked') : ''}> Create accounts on first sign-in (JIT)</label>
+<p class="muted">Saving runs the discovery check again and lists every problem; nothing is saved until it passes.</p>
+<button type="submit">Save changes</button>
+</form>
+</details>`;
+}
+
+/** The console steps of each IdP (the README's "Configure SSO"), with the callback URI to register. */
+function steps(provider: Provider, callback: Html): Html {
+  switch (provider) {
+    case 'okta':
+      return html`<ol class="steps">
+<li>Admin Console → <strong>Applications</strong> → <strong>Applications</strong> → <strong>Create App Integration</strong>: <strong>OIDC - OpenID Connect</strong>, <strong>Single-Page Application</strong> → Next.</li>
+<li>Grant type: check <strong>Implicit (hybrid)</strong> (under <em>Advanced</em>). <strong>Sign-in redirect URIs</strong>: ${callback}. <strong>Assignments</strong>: who may use it → Save.</li>
+<li>Copy the <strong>Client ID</strong> from the <strong>General</strong> tab.</li>
+<li>The issuer: <strong>Security</strong> → <strong>API</strong> → <strong>Authorization Servers</strong> → the <strong>Issuer URI</strong> of <code>default</code> (<code>https://&lt;your-okta-domain&gt;/oauth2/default</code>).</li>
+<li>Groups: in that authorization server → <strong>Claims</strong> → <strong>Add Claim</strong>: name <code>groups</code>, token type <strong>ID Token</strong> / <strong>Always</strong>, value type <strong>Groups</strong>, filter <strong>Matches regex</strong> <code>.*</code>. Keep the scope <code>groups</code> below. Group rules name groups as they appear in Okta.</li>
+<li>Code flow instead: a <strong>Web Application</strong> with grant type <strong>Authorization Code</strong>; choose the code flow below and paste its <strong>Client secret</strong>.</li>
+</ol>`;
+    case 'azure':
+      return html`<ol class="steps">
+<li>Microsoft Entra admin center → <strong>Identity</strong> → <strong>Applications</strong> → <strong>App registrations</strong> → <strong>New registration</strong>. Supported account types: <strong>Single tenant</strong>, or <strong>Multitenant</strong>. Redirect URI: platform <strong>Web</strong>, ${callback} → Register.</li>
+<li><strong>Authentication</strong> → <strong>Implicit grant and hybrid flows</strong>: check <strong>ID tokens</strong> → Save.</li>
+<li>From <strong>Overview</strong> copy the <strong>Application (client) ID</strong> and the <strong>Directory (tenant) ID</strong> into the fields below.</li>
+<li><strong>Token configuration</strong> → <strong>Add optional claim</strong> → ID → <code>email</code> (and <code>xms_edov</code> to link existing accounts by email); <strong>Add groups claim</strong> → Security groups, ID token <strong>Group ID</strong>. Group rules then name groups by their <strong>Object ID</strong>.</li>
+<li>Code flow instead: <strong>Certificates &amp; secrets</strong> → <strong>New client secret</strong>; choose the code flow below and paste its <strong>Value</strong>.</li>
+</ol>`;
+    case 'google':
+      return html`<ol class="steps">
+<li>Google Cloud console → <strong>APIs &amp; Services</strong> → <strong>OAuth consent screen</strong>: user type <strong>Internal</strong> (only your Workspace's people).</li>
+<li><strong>Credentials</strong> → <strong>Create credentials</strong> → <strong>OAuth client ID</strong>, application type <strong>Web application</strong>. <strong>Authorized redirect URIs</strong>: ${callback} → Create.</li>
+<li>Copy the <strong>Client ID</strong> and the <strong>Client secret</strong> into the fields below.</li>
+<li><strong>Google does not offer the implicit flow for new clients</strong>: this connection uses the authorization code flow with PKCE and the client secret. The issuer is <code>${GOOGLE_ISSUER}</code>.</li>
+<li>Google's ID tokens carry no groups: group rules cannot match; manage teams on the team pages (or through SCIM).</li>
+</ol>`;
+    case 'oidc':
+      return html`<ol class="steps">
+<li>In your IdP, create a single-page application with the implicit grant for ID tokens (or a web application with the authorization code grant and a client secret).</li>
+<li>Register the callback (sign-in redirect) URI ${callback}.</li>
+<li>Enter its issuer URL (the one whose <code>/.well-known/openid-configuration</code> the IdP publishes) and client ID below. To use group rules, make the IdP put the groups in the ID token (often the scope <code>groups</code>).</li>
+</ol>`;
+  }
+}
+
+/** The guided setup: pick the IdP, follow its steps, fill only the fields it needs; saving lists every discovery problem. */
+export function guidedSetup(input: { csrf: string; callbackUri: string; provider: Provider | undefined; form: Record<string, string>; notices: Notices | undefined }): Html {
+  const f = input.form;
+  const problems = input.notices?.problems ?? [];
+  // A refused form that named no IdP (a script's post) is shown as the generic one.
+  const p = input.provider ?? (Object.keys(f).length ? 'oidc' : undefined);
+  const callback = html`<code id="sso-callback-uri">${input.callbackUri}</code> <button type="button" class="secondary" data-copy="sso-callback-uri">Copy</button>`;
+  const chooser = html`<nav class="providers" aria-label="Identity provider">${PROVIDERS.map((x) => html`<a href="/admin?provider=${x}#sso-setup"${x === p ? raw(' aria-current="true" class="current"') : ''}>${PROVIDER_LABEL[x]}</a>`)}</nav>`;
+  const open = p !== undefined || Object.keys(f).length > 0;
+  const scopesDefault = p === 'okta' || p === 'oidc' ? 'openid email profile groups' : 'openid email profile';
+  const flow = (f.flow ?? 'implicit') as 'implicit' | 'code';
+  const fields = (() => {
+    if (p === undefined) return html`<p class="muted">Choose your identity provider above to see its steps and the fields it needs.</p>`;
+    const common = html`<label>Email domains <span class="muted">(comma or space separated: people with these addresses sign in here)</span> <input name="domains" value="${f.domains ?? ''}" placeholder="acme.com"${invalid(problems, 'domains')}> ${fieldError(problems, 'domains')}</label>
+${
+  p === 'google'
+    ? ''
+    : html`<label>Group rules <span class="muted">(one per line: <code>group,team,role</code>; on every sign-in, membership of these teams follows the IdP's groups)</span>
+<textarea name="group_roles" rows="3" placeholder="${p === 'azure' ? '00000000-0000-0000-0000-000000000000,ml,member' : 'ML Engineers,ml,member'}"${invalid(problems, 'group_roles')}>${f.group_roles ?? ''}</textarea> ${fieldError(problems, 'group_roles')}</label>`
+}
+<div class="row">
+<label class="check"><input type="checkbox" name="jit"${(f.provider === undefined ? true : f.jit === 'on') ? raw(' checked') : ''}> Create accounts on first sign-in (JIT)</label>
+<label class="check"><input type="checkbox" name="enabled"${(f.provider === undefined ? true : f.enabled === 'on') ? raw(' checked') : ''}> Enabled</label>
+</div>`;
+    const clientId = html`<label>Client ID <input name="client_id" required value="${f.client_id ?? ''}"${invalid(problems, 'client_id')}> ${fieldError(problems, 'client_id')}</label>`;
+    const secret = (note: string) => html`<label>Client secret <span class="muted">(${note}; stored encrypted, never shown again)</span> <input name="client_secret" type="password" autocomplete="off" value=""${invalid(problems, 'client_secret')}> ${fieldError(problems, 'client_secret')}</label>`;
+    const flowFields = html`<div class="row">
+<label>Flow <select name="flow">${options(['implicit', 'code'] as const, flow, { implicit: 'implicit (single-page app)', code: 'authorization code + PKCE' })}</select> ${fieldError(problems, 'flow')}</label>
+<label>Response mode <select name="response_mode">${options(['form_post', 'fragment'] as const, (f.response_mode ?? 'form_post') as 'form_post' | 'fragment')}</select> ${fieldError(problems, 'response_mode')}</label>
+</div>
+${secret('code flow with a web application only')}`;
+    const scopes = html`<label>Scopes <input name="scopes" value="${f.scopes ?? scopesDefault}"${invalid(problems, 'scopes')}> ${fieldError(problems, 'scopes')}</label>`;
+    switch (p) {
+      case 'okta':
+      case 'oidc':
+        return html`<label>Issuer URL <input name="issuer" type="url" required value="${f.issuer ?? ''}" placeholder="${p === 'okta' ? 'https://acme.okta.com/oauth2/default' : 'https://idp.example.com'}"${invalid(problems, 'issuer')}> ${fieldError(problems, 'issuer')}</label>
+${clientId}${flowFields}${scopes}${common}`;
+      case 'azure':
+        return html`<label>Directory (tenant) ID <input name="tenant_id" value="${f.tenant_id ?? ''}" placeholder="00000000-0000-0000-0000-000000000000"${invalid(problems, 'issuer')}> ${fieldError(problems, 'issuer', 'tenant_id')}</label>
+<label class="check"><input type="checkbox" name="multitenant"${f.multitenant === 'on' ? raw(' checked') : ''}> Multitenant application (issuer <code>https://login.microsoftonline.com/organizations/v2.0</code>)</label>
+<label>Allowed tenant IDs <span class="muted">(multitenant only, required: the directories whose people may sign in; yours is added)</span> <input name="allowed_tenant_ids" value="${f.allowed_tenant_ids ?? ''}"${invalid(problems, 'allowed_tenant_ids')}> ${fieldError(problems, 'allowed_tenant_ids')}</label>
+${clientId}${flowFields}${scopes}${common}`;
+      case 'google':
+        return html`<input type="hidden" name="flow" value="code"><input type="hidden" name="response_mode" value="form_post">
+${fieldError(problems, 'issuer', 'flow', 'response_mode')}
+${clientId}${secret('required: Google web clients are confidential')}${scopes}${common}`;
+    }
+  })();
+  return html`<details class="create" id="sso-setup"${open ? raw(' open') : ''}>
+<summary>Add an SSO connection</summary>
+${chooser}
+${p ? html`<h3>${PROVIDER_LABEL[p]}</h3>${steps(p, callback)}` : html`<p>Callback URI to register in the IdP: ${callback}</p>`}
+${input.notices ? notices(input.notices) : ''}
+${p ? html`<form method="post" action="/admin/sso" class="stack" novalidate>
+${csrfField(input.csrf)}
+<input type="hidden" name="provider" value="${p}">
+${fields}
+<p class="muted">Saving checks the IdP's discovery document and lists every problem, field by field; nothing is saved until they are fixed.</p>
+<button type="submit">Create connection</button>
+</form>` : fields}
+</details>`;
+}
