@@ -22,6 +22,8 @@ const EDGE = [
   '^src/metrics/metrics\\.ts$',
   // SSO's wiring of its routers, and its login pages
   '^src/sso/(index|pages)\\.ts$',
+  // workload federation's wiring of its token endpoint (the router and the form parser's errors)
+  '^src/federation/index\\.ts$',
   // SCIM's wiring, its router (authentication, mounting) and its RFC 7644 error renderer
   '^src/scim/(index|scim\\.router)\\.ts$',
   // the browser session: express-session's middleware and the session cookie's reader (HTTP by nature)

@@ -56,7 +56,11 @@ let gw: Trackgate | null = null;
 let stopping = false;
 
 async function stop(code: number): Promise<never> {
-  if (stopping) process.exit(code);
+  if (stopping) {
+    // A second Ctrl-C: out at once, the folder still removed (a process still writing there is ending with us).
+    rmSync(tmp, { recursive: true, force: true });
+    process.exit(code);
+  }
   stopping = true;
   // Each part is closed even when another fails, and the folder is removed in every case.
   for (const close of [() => gw?.close(), () => api?.close(), () => idp?.close()]) {
@@ -142,6 +146,9 @@ The tracking client: WANDB_BASE_URL=${publicUrl} WANDB_API_KEY=${s.operatorKey} 
 
 trackgate demo ready — Ctrl-C stops everything.`);
 } catch (err) {
-  console.error('the demo could not start:', err instanceof Error ? err.message : err);
-  await stop(1);
+  // Stopped while starting (Ctrl-C during the seeding fails its requests): the stop under way finishes the job.
+  if (!stopping) {
+    console.error('the demo could not start:', err instanceof Error ? err.message : err);
+    await stop(1);
+  }
 }

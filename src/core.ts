@@ -13,9 +13,11 @@ import { tightenDataFiles } from './db/private-files.ts';
 import { FederatedCredentialsService } from './federation/federated-credentials.service.ts';
 import type { ReadinessCheck } from './health/health.handlers.ts';
 import { TrustedProxies } from './http/client-ip.ts';
+import { accessTokenSource, FederationPruner } from './federation/access-token-source.ts';
 import { KeyVerifier } from './keys/key-verifier.ts';
 import { KeysService } from './keys/keys.service.ts';
 import { LastUsedRecorder } from './keys/last-used.ts';
+import { CREDENTIAL_PREFIXES } from './keys/key-format.ts';
 import { createLogger } from './log/logger.ts';
 import type { Logger } from './log/logger.ts';
 import { OrgAccess } from './orgs/org-access.ts';
@@ -72,6 +74,8 @@ export interface Core {
   redisKeyspace: RedisKeyspace;
   /** Extra checks of /readyz beyond the database. */
   readinessChecks: ReadinessCheck[];
+  /** Expired federation access tokens and replay records, pruned by the isolate that migrates (null in the others). */
+  federationPruner: FederationPruner | null;
 }
 
 /**
@@ -114,6 +118,8 @@ export async function createCore(config: Config, options: { logger?: Logger; mig
   keyVerifier.registerOwnerLoader('service_account', serviceAccounts.keyOwnerLoader);
   keys.registerManagePolicy('service_account', serviceAccounts.keyManagePolicy);
   const federatedCredentials = new FederatedCredentialsService(store, serviceAccounts, audit, invalidator, { allowHttpIssuers: config.allowHttpIssuers });
+  // Workload federation's access tokens (tga-…) ride the API key path: same cache, revocation and invalidation.
+  keyVerifier.registerSource(CREDENTIAL_PREFIXES.access_token, accessTokenSource(store.repos));
   // With Redis, failed-authentication counts and cache invalidations are shared by every instance. While
   // Redis is down the insurance limiter counts in memory at once (rejectIfRedisNotReady): a 401 never waits for Redis.
   const redis = config.redisUrl ? createRedis(config.redisUrl, logger, 'trackgate', { commandTimeoutMs: config.redisTimeoutMs }) : null;
@@ -154,10 +160,13 @@ export async function createCore(config: Config, options: { logger?: Logger; mig
     maxPendingPerBrowser: config.loginMaxPendingPerBrowser,
   });
   await invalidationPoller.start();
-  return { config, logger, database, store, sessionStore, loginTransactions, redisKeyspace, secretBox, invalidator, invalidationPoller, trustedProxies, audit, access, orgs, users, teams, keys, serviceAccounts, federatedCredentials, keyVerifier, lastUsed, authenticator, redis, readinessChecks };
+  const federationPruner = options.migrate !== false ? new FederationPruner(store, logger) : null;
+  federationPruner?.start();
+  return { federationPruner, config, logger, database, store, sessionStore, loginTransactions, redisKeyspace, secretBox, invalidator, invalidationPoller, trustedProxies, audit, access, orgs, users, teams, keys, serviceAccounts, federatedCredentials, keyVerifier, lastUsed, authenticator, redis, readinessChecks };
 }
 
 export async function closeCore(core: Core): Promise<void> {
+  await core.federationPruner?.stop();
   await core.invalidationPoller.stop();
   await core.lastUsed.stop();
   await core.invalidator.close();

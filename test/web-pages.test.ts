@@ -492,6 +492,47 @@ for (const dialect of dialects()) {
       assert.match(last.text, /<code>org\.bootstrap<\/code>/, 'the oldest event is on the last page');
     });
 
+    test('one layout for sign-in, error and signed-in pages; an unknown path is a page for a browser and JSON for an API client; the favicon', async () => {
+      const anon = new WebBrowser(app);
+      const signedIn = await signIn(app, member.email);
+      const pages = [
+        await anon.get('/login'),
+        await anon.get('/login/callback?error=access_denied&state=nope'),
+        await signedIn.get('/settings'),
+        await signedIn.get('/teams/no-such-team'),
+        await anon.get('/no-such-page'),
+      ];
+      for (const p of pages) {
+        assert.match(p.headers.get('content-type') ?? '', /text\/html/, p.text.slice(0, 200));
+        assert.match(p.text, /<link rel="stylesheet" href="\/static\/web\/web\.css">/, 'the one stylesheet');
+        assert.match(p.text, /<header class="top">\n<a class="brand" href="\/settings">trackgate<\/a>/, 'the one header');
+        assert.match(p.text, /<link rel="icon" href="\/favicon\.ico"/);
+      }
+      // An unknown path: the 404 page for a browser, in the layout...
+      const missing = pages[4]!;
+      assertErrorPage(missing, 404, 'not_found');
+      assert.match(textOf(missing.text), /Not found/);
+      // ...with the signed-in person's header where there is one (under the pages' own paths)...
+      const missingSignedIn = await signedIn.get('/settings/no-such-page');
+      assertErrorPage(missingSignedIn, 404, 'not_found');
+      assert.match(missingSignedIn.text, /<nav aria-label="Main">/);
+      // ...and the JSON answer for an API client, and for a browser under the API's paths.
+      const api = await anon.get('/no-such-page', { accept: 'application/json' });
+      assert.equal(api.status, 404);
+      assert.equal(JSON.parse(api.text).error.code, 'not_found');
+      const underApi = await anon.get('/gateway/v1/no-such-thing');
+      assert.equal(underApi.status, 404);
+      assert.match(underApi.headers.get('content-type') ?? '', /application\/json/);
+      // A POST nobody answers stays JSON too (no form led there).
+      assert.match((await anon.post('/no-such-page', { a: 'b' })).headers.get('content-type') ?? '', /application\/json/);
+      // The favicon: a small SVG, cached for long (every other answer is no-store).
+      const icon = await anon.get('/favicon.ico', { accept: 'image/*' });
+      assert.equal(icon.status, 200);
+      assert.match(icon.headers.get('content-type') ?? '', /image\/svg\+xml/);
+      assert.match(icon.headers.get('cache-control') ?? '', /public, max-age=\d{7,}/);
+      assert.match(icon.text, /^<svg /);
+    });
+
     test('names people and keys are given are escaped on every page', async () => {
       const evil = `<script>alert(1)</script>`;
       const b = await signIn(app, adminEmail);

@@ -86,7 +86,7 @@ ${u.isAdmin ? html`<a href="/admin"${input.current === 'admin' ? raw(' aria-curr
 <meta name="referrer" content="no-referrer">
 <meta name="color-scheme" content="${input.theme === 'system' ? 'light dark' : escapeHtml(input.theme)}">
 <title>${escapeHtml(input.title)} · trackgate</title>
-<link rel="icon" href="data:,">
+<link rel="icon" href="/favicon.ico" type="image/svg+xml">
 <link rel="stylesheet" href="/static/web/web.css">
 ${(input.scripts ?? DEFAULT_SCRIPTS).map((src) => `<script src="${escapeHtml(src)}" defer></script>\n`).join('')}</head>
 <body>

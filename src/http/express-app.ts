@@ -108,10 +108,15 @@ export function createErrorHandler(logger: Logger): ErrorRequestHandler {
   };
 }
 
-/** JSON bodies under `prefix` may be up to `limit` (the default is 64 KB): SCIM's whole member list of a group, say. */
+/**
+ * Bodies under `prefix` may be up to `limit` (the default is 64 KB): SCIM's whole member list of a group, say
+ * (JSON), or less: the token endpoint's form (`form`: application/x-www-form-urlencoded, parsed flat, so a
+ * repeated parameter is an array its route refuses).
+ */
 export interface BodyLimit {
   prefix: string;
   limit: string;
+  type?: 'json' | 'form';
 }
 
 export interface ExpressAppOptions {
@@ -167,9 +172,11 @@ export function createExpressApp(options: ExpressAppOptions): Express {
     res.setHeader('Cache-Control', 'no-store');
     next();
   });
-  // A raw body or a larger limit is applied first; the general parser then sees the body as read already.
+  // A raw body or a larger (or smaller) limit is applied first; the general parser then sees the body as read already.
   for (const x of options.rawBodies ?? []) app.use(x.prefix, express.raw({ limit: x.limit, type: () => true }));
-  for (const x of options.bodyLimits ?? []) app.use(x.prefix, express.json({ limit: x.limit, strict: true, type: ['application/json', 'application/*+json'] }));
+  for (const x of options.bodyLimits ?? []) {
+    app.use(x.prefix, x.type === 'form' ? express.urlencoded({ extended: false, limit: x.limit, parameterLimit: 10 }) : express.json({ limit: x.limit, strict: true, type: ['application/json', 'application/*+json'] }));
+  }
   app.use(express.json({ limit: '64kb', strict: true, type: ['application/json', 'application/*+json'] }));
   app.use(express.urlencoded({ extended: false, limit: '64kb', parameterLimit: 50 }));
   app.use((req, _res, next) => {

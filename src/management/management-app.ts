@@ -6,6 +6,7 @@ import { registerFederatedCredentialRoutes } from '../federation/federated-crede
 import { ApiRouter } from '../http/api-router.ts';
 import { createExpressApp, createRequireAuth } from '../http/express-app.ts';
 import { buildOpenApi } from '../http/openapi.ts';
+import { OIDC_PREFIX, createFederation, oidcBodyLimit } from '../federation/index.ts';
 import { registerKeyRoutes } from '../keys/keys.routes.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { registerOrgRoutes } from '../orgs/orgs.routes.ts';
@@ -51,12 +52,14 @@ export function createManagementApp(core: Core, sso: Sso, metrics: Metrics): Man
   // Browser pages: /login (SSO), /settings, /teams/:team, /admin, one-time login links.
   const web = createWeb({ ...core, sso, scim: { tokens: scim.tokens, baseUrl: scim.baseUrl }, leakedCredentials: secretScanning });
   const pageRouters = [sso.router, web.router];
+  // Workload identity federation: POST /oidc/token (RFC 7523), no credentials but the assertion.
+  const federation = createFederation({ ...core, sso });
 
   const openapi = buildOpenApi('/gateway/v1', api.specs, { version: VERSION, publicUrl: config.publicUrl });
   const app = createExpressApp({
     logger,
     trustedProxies: core.trustedProxies,
-    bodyLimits: [scimBodyLimit],
+    bodyLimits: [scimBodyLimit, oidcBodyLimit],
     rawBodies: [secretScanningRawBody],
     mount: (a) => {
       a.use(metrics.middleware());
@@ -65,6 +68,7 @@ export function createManagementApp(core: Core, sso: Sso, metrics: Metrics): Man
       });
       a.use('/gateway/v1', api.router);
       a.use(SCIM_PREFIX, scim.router);
+      a.use(OIDC_PREFIX, federation.router, federation.bodyErrors);
       for (const r of pageRouters) a.use(r);
     },
   });

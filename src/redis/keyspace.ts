@@ -21,6 +21,8 @@ export class RedisKeyspace {
   readonly authFailures: string;
   /** rate-limiter-flexible's keyPrefix for sign-in starts (the library appends ":<key>"). */
   readonly loginStarts: string;
+  /** rate-limiter-flexible's keyPrefix for refused token exchanges at /oidc/token (the library appends ":<key>"). */
+  readonly exchangeFailures: string;
   /** The pub/sub channel of cache invalidations between instances. */
   readonly invalidationChannel: string;
 
@@ -31,6 +33,7 @@ export class RedisKeyspace {
     this.loginTransactionsOfBrowser = `${prefix}login-tx-of:`;
     this.authFailures = `${prefix}authfail`;
     this.loginStarts = `${prefix}loginstart`;
+    this.exchangeFailures = `${prefix}exchangefail`;
     this.invalidationChannel = `${prefix}invalidate`;
   }
 }

@@ -53,8 +53,8 @@ async function createPgDatabase(): Promise<{ url: string; drop: () => Promise<vo
   };
 }
 
-/** API keys and SCIM tokens (tgscim-…): every secret the app hands out is checked against its log. */
-const KEY_PATTERN = /tg(?:[ps]|scim)-[A-Za-z0-9]{40}/g;
+/** API keys, SCIM tokens (tgscim-…) and federation access tokens (tga-…): every secret the app hands out is checked against its log. */
+const KEY_PATTERN = /tg(?:[psa]|scim)-[A-Za-z0-9]{40}/g;
 
 export interface RequestOptions {
   key?: string | null;
