@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { AppError } from '../src/errors/app-error.ts';
 import { ScannerKeys } from '../src/secret-scanning/scanner-keys.ts';
 import { dialects, startApp } from './support/app.ts';
@@ -118,3 +119,58 @@ describe('secret scanning: the keys URL cannot be made a fetch per report', () =
     assert.equal(fetches, 2);
   });
 });
+
+for (const dialect of dialects()) {
+  describe(`federation attacks on the assertion's shape (${dialect})`, () => {
+    let app: TestApp;
+    let gh: WorkloadIdp;
+    let acct: Awaited<ReturnType<typeof federatedAccount>>;
+    const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+
+    before(async () => {
+      app = await startApp(dialect, { allowHttpIssuers: true });
+      gh = await startWorkloadIdp('github');
+      acct = await federatedAccount(app);
+      await addRule(app, acct.adminKey, acct.sa.id, { name: 'main', issuer: gh.issuer, subject: 'repo:acme/train:ref:refs/heads/main' });
+    });
+    after(async () => {
+      await app.close();
+      await gh.close();
+    });
+
+    /** The honest token's claims, re-signed by a key of the attacker's with the header given. */
+    async function forged(header: Record<string, unknown>, claims: Record<string, unknown> = {}): Promise<string> {
+      const honest = await gh.mint(acct.org);
+      const payload = { ...(JSON.parse(Buffer.from(honest.split('.')[1] ?? '', 'base64url').toString()) as Record<string, unknown>), ...claims };
+      const { privateKey, publicKey } = await generateKeyPair('RS256');
+      const jwk = await exportJWK(publicKey);
+      const kid = (JSON.parse(Buffer.from(honest.split('.')[0] ?? '', 'base64url').toString()) as { kid: string }).kid;
+      return new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid, ...header, ...(header.jwk === true ? { jwk } : {}) }).sign(privateKey);
+    }
+
+    test("a foreign key under the issuer's kid, with the key embedded (jwk), or pointed at (jku, x5u): refused", async () => {
+      for (const header of [{}, { jwk: true }, { jku: `${gh.issuer}/attacker-jwks` }, { x5u: `${gh.issuer}/attacker.pem` }]) {
+        const r = await exchange(app, await forged(header));
+        assert.equal(r.status, 400, `${JSON.stringify(header)}: ${r.text}`);
+        assert.equal(r.body.error, 'invalid_grant');
+      }
+      assert.ok(!gh.requests.some((p) => p.includes('attacker')), 'no header URL was fetched');
+    });
+
+    test('NUL bytes, huge or odd-typed iss and aud before any signature: invalid_grant, never a 5xx', async () => {
+      const garbage = (claims: Record<string, unknown>) => `${b64({ alg: 'RS256', typ: 'JWT' })}.${b64({ sub: 's', exp: 9e9, ...claims })}.AAAA`;
+      for (const claims of [
+        { iss: `${gh.issuer}\u0000`, aud: acct.org },
+        { iss: gh.issuer, aud: `${acct.org}\u0000` },
+        { iss: gh.issuer, aud: [acct.org, '\u0000', { x: 1 }, 7] },
+        { iss: gh.issuer, aud: 'x'.repeat(5000) },
+        { iss: { toString: 1 }, aud: acct.org },
+        { iss: gh.issuer, aud: '__proto__' },
+      ]) {
+        const r = await exchange(app, garbage(claims));
+        assert.equal(r.status, 400, `${JSON.stringify(claims)}: ${r.text}`);
+        assert.equal(r.body.error, 'invalid_grant');
+      }
+    });
+  });
+}

@@ -83,6 +83,12 @@ class Refusal extends Error {
   }
 }
 
+/** A rule's issuer and audience at most (createFederatedCredentialBody). */
+const MAX_ISSUER = 512;
+const MAX_AUDIENCE = 256;
+// eslint-disable-next-line no-control-regex -- the NUL is the point
+const storable = (s: string, max: number): boolean => s.length <= max && !/\u0000/.test(s);
+
 const cut = (v: unknown): string | null => (typeof v === 'string' ? v.slice(0, MAX_LOGGED) : null);
 
 function ruleOf(row: FederatedCredentialRow): TrustRule {
@@ -184,7 +190,11 @@ export class TokenExchangeService {
     // 2. An issuer some rule trusts, before anything is fetched: nobody can make trackgate fetch an arbitrary URL.
     const iss = unverified.iss;
     if (typeof iss !== 'string' || iss === '') throw new Refusal('no_issuer', 'no iss');
-    const candidates = await this.store.repos.federatedCredentials.findByIssuer(iss, audiencesOf(unverified.aud).slice(0, MAX_MATCHED_AUDIENCES), MAX_CANDIDATES);
+    // Not yet verified: what no rule can hold (a NUL, which PostgreSQL's text refuses with an error; more than
+    // a rule's fields take) is refused here rather than sent to the database.
+    if (!storable(iss, MAX_ISSUER)) throw new Refusal('issuer_not_trusted', 'an iss no rule can hold');
+    const audiences = audiencesOf(unverified.aud).filter((a) => storable(a, MAX_AUDIENCE)).slice(0, MAX_MATCHED_AUDIENCES);
+    const candidates = await this.store.repos.federatedCredentials.findByIssuer(iss, audiences, MAX_CANDIDATES);
     if (candidates.length === 0) throw new Refusal('issuer_not_trusted', "no federation rule trusts this issuer for the token's audience", candidates);
 
     // 3. Its keys (discovery, then the JWKS), and 4. the signature and times.
@@ -307,9 +317,9 @@ export class TokenExchangeService {
     }
     const iss = cut(claims.iss);
     const sub = cut(claims.sub);
-    const audiences = audiencesOf(claims.aud).slice(0, MAX_AUDIENCES);
+    const audiences = audiencesOf(claims.aud).filter((a) => storable(a, MAX_AUDIENCE)).slice(0, MAX_AUDIENCES);
     this.logger.info({ reason: refusal.reason, detail: refusal.message, issuer: iss, subject: sub, audience: audiences.map((a) => a.slice(0, MAX_LOGGED)), ip: client.ip, request_id: client.requestId }, 'federation: token exchange refused');
-    if (!iss || audiences.length === 0) return;
+    if (!iss || !storable(iss, MAX_ISSUER) || audiences.length === 0) return;
     try {
       const repos = this.store.repos;
       const candidates = refusal.candidates ?? [];
