@@ -219,6 +219,9 @@ export class ServiceAccountsService {
   async delete(actor: Actor, id: string): Promise<void> {
     const { ctx, sa } = await this.load(actor, id, 'manage');
     await this.invalidator.transaction(this.store, async (repos, invalidate) => {
+      // The account's row lock first: an exchange issuing one of its access tokens holds it until it commits
+      // (then the token is revoked below), or waits for this deletion (then finds no rule: refused).
+      await repos.keys.lockOwner({ ownerType: 'service_account', ownerId: sa.id });
       const now = new Date().toISOString();
       const revoked = await repos.keys.revokeAllForOwner(ctx.org.id, { ownerType: 'service_account', ownerId: sa.id }, now);
       const revokedTokens = await repos.accessTokens.revokeWhere(ctx.org.id, { serviceAccountId: sa.id }, now);
