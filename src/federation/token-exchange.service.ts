@@ -13,7 +13,6 @@ import type { Logger } from '../log/logger.ts';
 import type { OrgsRepository } from '../orgs/orgs.repository.ts';
 import { ASYMMETRIC_ALGORITHMS } from '../sso/oidc/discovery.ts';
 import { IdpFetchError } from '../sso/oidc/idp-fetch.ts';
-import type { TokenServiceAccounts } from './access-token-source.ts';
 import type { AccessTokensRepository } from './access-tokens.repository.ts';
 import type { FederatedCredentialRow, FederatedCredentialsRepository } from './federated-credentials.repository.ts';
 import type { FederationReplaysRepository } from './replays.repository.ts';
@@ -21,6 +20,14 @@ import { ruleMatches } from './trust-rules.ts';
 import type { TrustRule } from './trust-rules.ts';
 import { WorkloadIssuerError } from './workload-issuers.ts';
 import type { WorkloadIssuers } from './workload-issuers.ts';
+
+/**
+ * The service account a rule names, read by shape: src/service-accounts sits above this folder
+ * (it revokes access tokens when an account is deleted), so its repository is not imported here.
+ */
+interface TokenServiceAccounts {
+  findById(orgId: string, id: string): Promise<{ id: string; username: string; name: string; team_name: string } | undefined>;
+}
 
 /** What an exchange touches, in one transaction with its audit event. */
 export interface TokenExchangeRepos {
