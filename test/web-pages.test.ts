@@ -269,11 +269,16 @@ for (const dialect of dialects()) {
       members = (await app.request('GET', `/gateway/v1/teams/${team}`, { key: adminKey })).body.members;
       assert.ok(!members.some((m: any) => m.username === newcomer.username));
       // A name that is not a user of the organization: the page again, with the problem.
-      r = await admin.post(`/teams/${team}/members`, { csrf_token: csrf, kind: 'user', name: 'nobody-here', role: 'member' });
-      assert.equal(r.status, 404);
+      r = await admin.post(`/teams/${team}/members`, { csrf_token: csrf, kind: 'user', name: 'nobody-here', role: 'viewer' });
+      assert.equal(r.status, 400, 'the form again, not a 404 page');
+      assert.doesNotMatch(r.text, /<h1>Not found<\/h1>/);
+      assert.match(r.text, /<input name="name" required maxlength="100" value="nobody-here"[^>]* aria-invalid="true" aria-describedby="invite-name-problem"><span class="field-error" id="invite-name-problem">no one in your organization has the username &quot;nobody-here&quot;/, 'the message beside the field, with what was typed');
+      assert.match(r.text, /<option value="viewer" selected>/, 'the role chosen is kept');
+      assert.match(r.text, /<label data-role-field>Role/, 'the role selector the script hides for Service');
 
       // "Invite a new member, choose Service, click Create": the key is shown once, there.
-      r = await admin.post(`/teams/${team}/members`, { csrf_token: csrf, kind: 'service', name: 'Nightly retraining', role: 'member' });
+      // The role is a person's: for a service the server ignores it (the script hides the selector), whatever it says.
+      r = await admin.post(`/teams/${team}/members`, { csrf_token: csrf, kind: 'service', name: 'Nightly retraining', role: 'no-such-role' });
       assert.equal(r.status, 303);
       const withKey = await admin.get(`/teams/${team}`);
       const saKey = withKey.text.match(KEY)?.[0];
@@ -301,6 +306,110 @@ for (const dialect of dialects()) {
       r = await admin.post(`/teams/${team}/service-accounts/${saId}/delete`, { csrf_token: csrf });
       assert.equal(r.status, 303);
       assert.equal((await me(app, saKey!)).status, 401);
+    });
+
+    test('teams page: an org admin sees every team and creates one, a member sees theirs; a Teams entry in the navigation', async () => {
+      const other = `other-${dialect}`;
+      assert.equal((await app.request('POST', `/gateway/v1/orgs/${org}/teams`, { key: adminKey, body: { name: other } })).status, 201);
+      const admin = await signIn(app, adminEmail);
+      const list = await admin.get('/teams');
+      assert.equal(list.status, 200, list.text.slice(0, 500));
+      assert.match(list.text, /<a href="\/teams" aria-current="page">Teams<\/a>/);
+      for (const t of [team, other]) assert.ok(list.text.includes(`<a href="/teams/${t}"><code>${t}</code></a>`), `lists ${t}`);
+      assert.match(list.text, /Create a team/);
+      const csrf = WebBrowser.csrf(list.text);
+      // A bad name: the form again, the API's message beside the field.
+      const bad = await admin.post('/teams', { csrf_token: csrf, name: 'Not A Slug' });
+      assert.equal(bad.status, 400);
+      assert.match(bad.text, /value="Not A Slug"[^>]* aria-invalid="true" aria-describedby="team-name-problem"><span class="field-error" id="team-name-problem">must be lowercase letters/);
+      // Taken: the form again with the reason.
+      const taken = await admin.post('/teams', { csrf_token: csrf, name: team });
+      assert.equal(taken.status, 409);
+      assert.match(textOf(taken.text), /already taken/);
+      const name = `made-on-page-${dialect}`;
+      const made = await admin.post('/teams', { csrf_token: csrf, name });
+      assert.equal(made.status, 303);
+      assert.equal(made.location, '/teams');
+      const after = await admin.get('/teams');
+      assert.match(textOf(after.text), new RegExp(`Team ${name} was created, with you as its admin`));
+      assert.ok(after.text.includes(`href="/teams/${name}"`));
+      const viaApi = await app.request('GET', `/gateway/v1/teams/${name}`, { key: adminKey });
+      assert.equal(viaApi.status, 200);
+      assert.equal(viaApi.body.members[0].role, 'admin');
+      // A member: their own teams only, no create form; the navigation has Teams for everyone.
+      const m = await signIn(app, member.email);
+      const mine = await m.get('/teams');
+      assert.equal(mine.status, 200);
+      assert.ok(mine.text.includes(`href="/teams/${team}"`));
+      assert.ok(!mine.text.includes(`href="/teams/${other}"`), 'not a team the member is not in');
+      assert.doesNotMatch(mine.text, /Create a team/);
+      assert.match((await m.get('/settings')).text, /<a href="\/teams">Teams<\/a>/);
+      // Without a session: the login page, back to /teams afterwards.
+      const anon = await new WebBrowser(app).get('/teams');
+      assert.equal(anon.status, 302);
+      assert.equal(anon.location, '/login?return_to=%2Fteams');
+    });
+
+    test('team page: a service account\'s keys — new key shown once, rotate with the old key marked in its grace period, revoke', async () => {
+      const admin = await signIn(app, adminEmail);
+      let page = await admin.get(`/teams/${team}`);
+      const csrf = WebBrowser.csrf(page.text);
+      assert.equal((await admin.post(`/teams/${team}/members`, { csrf_token: csrf, kind: 'service', name: `Key holder ${dialect}` })).status, 303);
+      page = await admin.get(`/teams/${team}`);
+      const first = page.text.match(KEY)![0];
+      const saId = /action="\/teams\/[^/]+\/service-accounts\/([0-9a-f-]{36})\/keys"/.exec(page.text)?.[1];
+      assert.ok(saId, 'the new-key form of the account');
+      page = await admin.get(`/teams/${team}`);
+      assert.ok(page.text.includes(`<code>${first.slice(0, 10)}</code>`), 'its first key, listed by key ID');
+      assert.match(page.text, new RegExp(`API keys of <code>key-holder-${dialect}</code>`));
+
+      // New key: shown once, works.
+      let r = await admin.post(`/teams/${team}/service-accounts/${saId}/keys`, { csrf_token: csrf, key_for: saId!, name: 'second', expires_in_days: '30' });
+      assert.equal(r.status, 303);
+      assert.equal(r.location, `/teams/${team}`);
+      page = await admin.get(`/teams/${team}`);
+      const second = page.text.match(KEY)![0];
+      assert.ok(second.startsWith('tgs-') && second !== first);
+      assert.equal((await me(app, second)).status, 200);
+      assert.equal((await admin.get(`/teams/${team}`)).text.match(KEY), null, 'shown once');
+      // A bad name: the form again, the message beside that account's field.
+      r = await admin.post(`/teams/${team}/service-accounts/${saId}/keys`, { csrf_token: csrf, key_for: saId!, name: 'x'.repeat(101) });
+      assert.equal(r.status, 400);
+      assert.match(r.text, new RegExp(`<span class="field-error" id="key-name-problem-${saId}">must be at most 100 characters`));
+
+      // Rotate with a grace period: a new key, the old one still works and is marked with its end.
+      const keys = (await app.request('GET', `/gateway/v1/service-accounts/${saId}/keys`, { key: adminKey })).body.keys;
+      const firstId = keys.find((k: any) => k.key_id === first.slice(0, 10)).id;
+      r = await admin.post(`/teams/${team}/service-accounts/${saId}/keys/${firstId}/rotate`, { csrf_token: csrf, grace_seconds: '3600' });
+      assert.equal(r.status, 303, r.text.slice(0, 500));
+      page = await admin.get(`/teams/${team}`);
+      const successor = page.text.match(KEY)![0];
+      assert.match(textOf(page.text), /keeps working until \d{4}-\d\d-\d\d \d\d:\d\d UTC/);
+      assert.equal((await me(app, first)).status, 200, 'the old key works in its grace period');
+      assert.equal((await me(app, successor)).status, 200);
+      const row = new RegExp(`<tr class="grace">\\n<td><code>${first.slice(0, 10)}</code></td>\\n<td>[^<]*<span class="badge warn" data-grace>old key, grace period until <time datetime="([^"]+)"`).exec(page.text);
+      assert.ok(row, 'the old key is marked as in its grace period');
+      assert.ok(Math.abs(Date.parse(row[1]!) - Date.now() - 3600_000) < 120_000, 'with the end of the grace period');
+      // Rotated once: no second Rotate on the old key.
+      assert.ok(!page.text.includes(`/keys/${firstId}/rotate`));
+
+      // Revoke: it stops at once. A key of someone else is not found through this account's forms.
+      const successorId = (await app.request('GET', `/gateway/v1/service-accounts/${saId}/keys`, { key: adminKey })).body.keys.find((k: any) => k.key_id === successor.slice(0, 10)).id;
+      r = await admin.post(`/teams/${team}/service-accounts/${saId}/keys/${successorId}/revoke`, { csrf_token: csrf });
+      assert.equal(r.status, 303);
+      assert.match(textOf((await admin.get(`/teams/${team}`)).text), /was revoked: it stops working at once/);
+      assert.equal((await me(app, successor)).status, 401);
+      const personal = (await app.request('GET', '/gateway/v1/me/keys', { key: adminKey })).body.keys[0].id;
+      assertErrorPage(await admin.post(`/teams/${team}/service-accounts/${saId}/keys/${personal}/revoke`, { csrf_token: csrf }), 404, 'not_found');
+      assert.equal((await me(app, adminKey)).status, 200);
+
+      // A plain member sees the account but not its keys, and cannot make one.
+      const m = await signIn(app, member.email);
+      const memberView = await m.get(`/teams/${team}`);
+      assert.doesNotMatch(memberView.text, /API keys of/);
+      const refused = await m.post(`/teams/${team}/service-accounts/${saId}/keys`, { csrf_token: WebBrowser.csrf(memberView.text), key_for: saId!, name: 'sneaky' });
+      assert.equal(refused.status, 403);
+      assert.equal(refused.text.match(KEY), null);
     });
 
     test('another organization: its team is a 404 page; standard plan: service accounts explained, not offered', async () => {

@@ -41,14 +41,19 @@ export class FederatedCredentialsRepository {
     return Number(r.n);
   }
 
-  /** Every rule trusting this issuer, across organizations: the candidates of one exchange (bounded by the caller). */
-  async findByIssuer(issuer: string, limit: number): Promise<FederatedCredentialRow[]> {
-    return this.db.selectFrom('federated_credentials').selectAll().where('issuer', '=', issuer).orderBy('created_at').orderBy('id').limit(limit).execute();
+  /**
+   * The rules trusting this issuer for one of these audiences, across organizations: the candidates of one
+   * exchange (bounded by the caller). By audience too, so that the rules of a shared issuer (every GitHub user's
+   * organization trusts the same one) do not crowd one another out of the bound.
+   */
+  async findByIssuer(issuer: string, audiences: readonly string[], limit: number): Promise<FederatedCredentialRow[]> {
+    if (audiences.length === 0) return [];
+    return this.db.selectFrom('federated_credentials').selectAll().where('issuer', '=', issuer).where('audience', 'in', audiences).orderBy('created_at').orderBy('id').limit(limit).execute();
   }
 
-  /** Whether any rule trusts this issuer (an exchange from an issuer nobody trusts is refused before any fetch). */
-  async issuerTrusted(issuer: string): Promise<boolean> {
-    return (await this.db.selectFrom('federated_credentials').select('id').where('issuer', '=', issuer).limit(1).executeTakeFirst()) !== undefined;
+  /** Whether an organization has a rule for this issuer (whose admins see the refused exchanges naming it). */
+  async orgTrustsIssuer(orgId: string, issuer: string): Promise<boolean> {
+    return (await this.db.selectFrom('federated_credentials').select('id').where('org_id', '=', orgId).where('issuer', '=', issuer).limit(1).executeTakeFirst()) !== undefined;
   }
 
   async delete(orgId: string, id: string): Promise<boolean> {

@@ -72,6 +72,8 @@ const REFUSED_MESSAGE = 'the assertion was refused: it is not a valid workload t
 const MAX_CANDIDATES = 200;
 /** Audiences of a refused token looked up as organizations at most (the audit of a refusal). */
 const MAX_AUDIENCES = 5;
+/** Audiences of a token for which rules are looked up (a Kubernetes token carries one or two). */
+const MAX_MATCHED_AUDIENCES = 10;
 /** How long a claim's value may be where the log or the audit repeats it. */
 const MAX_LOGGED = 200;
 
@@ -192,8 +194,8 @@ export class TokenExchangeService {
     // 2. An issuer some rule trusts, before anything is fetched: nobody can make trackgate fetch an arbitrary URL.
     const iss = unverified.iss;
     if (typeof iss !== 'string' || iss === '') throw new Refusal('no_issuer', 'no iss');
-    const candidates = await this.store.repos.federatedCredentials.findByIssuer(iss, MAX_CANDIDATES);
-    if (candidates.length === 0) throw new Refusal('issuer_not_trusted', 'no federation rule trusts this issuer', candidates);
+    const candidates = await this.store.repos.federatedCredentials.findByIssuer(iss, audiencesOf(unverified.aud).slice(0, MAX_MATCHED_AUDIENCES), MAX_CANDIDATES);
+    if (candidates.length === 0) throw new Refusal('issuer_not_trusted', "no federation rule trusts this issuer for the token's audience", candidates);
 
     // 3. Its keys (discovery, then the JWKS), and 4. the signature and times.
     let getKey;
@@ -229,7 +231,7 @@ export class TokenExchangeService {
     }
 
     // 5. The rules it satisfies: of one service account only.
-    const matching = candidates.filter((row) => ruleMatches(ruleOf(row), claims));
+    const matching = await this.withoutImpostors(candidates.filter((row) => ruleMatches(ruleOf(row), claims)));
     if (matching.length === 0) throw new Refusal('no_matching_rule', 'no federation rule matches its audience, subject and conditions', candidates);
     const accounts = new Set(matching.map((r) => r.service_account_id));
     if (accounts.size > 1) throw new Refusal('ambiguous', `rules of ${accounts.size} service accounts match it`, candidates);
@@ -254,8 +256,11 @@ export class TokenExchangeService {
       await tx.keys.lockOwner({ ownerType: 'service_account', ownerId: sa.id });
       const current = await tx.federatedCredentials.findById(org.id, rule.id);
       if (!current || current.service_account_id !== sa.id) throw new Refusal('rule_deleted', 'the matching rule (or its service account) was deleted during the exchange', candidates);
-      // Without a jti, the assertion itself is its id: the same bytes are refused again until they expire.
-      const replayId = jti ?? `sha256:${createHash('sha256').update(assertion).digest('hex')}`;
+      // Without a jti, the assertion itself is its id: its signed part (header and payload), not its whole text,
+      // since the signature's encoding is not unique (base64url's spare bits, padding; ECDSA's (r, n − s)) and a
+      // re-encoded copy would otherwise pass as a new assertion. The signature binds these bytes exactly.
+      const signed = assertion.slice(0, assertion.lastIndexOf('.'));
+      const replayId = jti ?? `sha256:${createHash('sha256').update(signed).digest('hex')}`;
       const first = await tx.federationReplays.remember(iss, replayId, new Date((exp + tolerance) * 1000).toISOString(), now.toISOString());
       if (!first) throw new Refusal('replayed', `this assertion (jti ${JSON.stringify(cut(replayId))}) was already exchanged`, candidates);
       const id = randomUUID();
@@ -287,6 +292,21 @@ export class TokenExchangeService {
   }
 
   /**
+   * An audience that is an organization's slug names that organization (it is the default audience of its
+   * rules): a rule of another organization that claims it is an impostor's, which must neither take that
+   * organization's workload tokens nor make them ambiguous (a denial of service on a shared issuer).
+   */
+  private async withoutImpostors(matching: FederatedCredentialRow[]): Promise<FederatedCredentialRow[]> {
+    if (matching.length === 0) return matching;
+    const owners = new Map<string, string | null>();
+    for (const audience of new Set(matching.map((r) => r.audience))) owners.set(audience, (await this.store.repos.orgs.findBySlug(audience))?.id ?? null);
+    return matching.filter((r) => {
+      const owner = owners.get(r.audience) ?? null;
+      return owner === null || owner === r.org_id;
+    });
+  }
+
+  /**
    * A refusal: counted against the address, logged with its reason, and audited in the organization the
    * token names as its audience when that organization has a rule for the issuer (its admins see attempts on
    * their rules; a token naming nobody's organization, or one without a rule there, writes to no one's log).
@@ -309,10 +329,10 @@ export class TokenExchangeService {
     if (!iss || audiences.length === 0) return;
     try {
       const repos = this.store.repos;
-      const candidates = refusal.candidates ?? (await repos.federatedCredentials.findByIssuer(iss, MAX_CANDIDATES));
+      const candidates = refusal.candidates ?? [];
       for (const slug of new Set(audiences)) {
         const org = await repos.orgs.findBySlug(slug);
-        if (!org || !candidates.some((c) => c.org_id === org.id)) continue;
+        if (!org || !(candidates.some((c) => c.org_id === org.id) || (await repos.federatedCredentials.orgTrustsIssuer(org.id, iss)))) continue;
         await this.store.transaction((tx) =>
           this.audit.record(tx, { type: 'workload', id: null, name: sub, ip: client.ip, requestId: client.requestId }, {
             orgId: org.id,

@@ -61,7 +61,7 @@ export interface LayoutInput {
    */
   user?: { username: string; displayName: string; csrf: Html; isAdmin: boolean } | undefined;
   /** Which header link is the current page. */
-  current?: 'settings' | 'admin' | 'team' | undefined;
+  current?: 'settings' | 'teams' | 'admin' | undefined;
   /** The page's static scripts (paths under /static/); by default the pages' conveniences, web.js. The sign-in pages need none but their own. */
   scripts?: string[] | undefined;
 }
@@ -71,6 +71,7 @@ export function layout(input: LayoutInput): string {
   const nav = u
     ? html`<nav aria-label="Main">
 <a href="/settings"${input.current === 'settings' ? raw(' aria-current="page"') : ''}>Settings</a>
+<a href="/teams"${input.current === 'teams' ? raw(' aria-current="page"') : ''}>Teams</a>
 ${u.isAdmin ? html`<a href="/admin"${input.current === 'admin' ? raw(' aria-current="page"') : ''}>Admin</a>` : ''}
 </nav>
 <div class="who">

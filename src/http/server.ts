@@ -8,7 +8,7 @@ export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void
  * an upstream is configured. Exact paths and first segments, so that dispatch
  * is two set lookups and never a regex or a middleware stack.
  */
-const OWN_EXACT = new Set(['/healthz', '/readyz', '/metrics', '/login', '/logout', '/settings', '/admin', '/favicon.ico', '/gateway', '/scim', '/oidc']);
+const OWN_EXACT = new Set(['/healthz', '/readyz', '/metrics', '/login', '/logout', '/settings', '/teams', '/admin', '/favicon.ico', '/gateway', '/scim', '/oidc']);
 /** First path segments under which everything is trackgate's own ("/gateway" for "/gateway/..."). */
 const OWN_SEGMENTS = new Set(['/gateway', '/login', '/teams', '/admin', '/auth', '/.well-known', '/oidc', '/scim', '/static', '/settings']);
 

@@ -8,6 +8,7 @@ import type { TeamsService } from './teams.service.ts';
 const badPage = { description: 'bad limit or cursor' };
 
 export const putMemberBody = z.strictObject({ role: fields.role });
+export const createTeamBody = z.strictObject({ name: fields.entityName });
 
 export function registerTeamRoutes(api: ApiRouter, teams: TeamsService): void {
   api.add(
@@ -21,7 +22,7 @@ export function registerTeamRoutes(api: ApiRouter, teams: TeamsService): void {
       summary: 'Create a team (org member or admin; the creator becomes its admin)',
       tag: 'teams',
       auth: 'required',
-      body: z.strictObject({ name: fields.entityName }),
+      body: createTeamBody,
       responses: { 201: { description: 'created', schema: teamOut }, 409: { description: 'name taken' } },
     },
     async ({ actor, params, body }) => ({ status: 201, body: await teams.create(actor, params.org, body.name) }),

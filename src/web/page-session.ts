@@ -28,6 +28,7 @@ export interface PageSessionDeps {
 function pageOf(path: string): string {
   const team = /^\/teams\/([^/?#]+)/.exec(path);
   if (team) return `/teams/${team[1]}`;
+  if (path.startsWith('/teams')) return '/teams';
   return path.startsWith('/admin') ? '/admin' : '/settings';
 }
 

@@ -7,6 +7,7 @@ import { usePageSession } from './page-session.ts';
 import { registerAdminPage } from './pages/admin.routes.ts';
 import { registerSettingsPage } from './pages/settings.routes.ts';
 import { registerTeamPage } from './pages/team.routes.ts';
+import { registerTeamsPage } from './pages/teams.routes.ts';
 import { formAction } from './prg.ts';
 import { errorPage } from './views/common.ts';
 import type { WebRoutesDeps } from './web-deps.ts';
@@ -17,7 +18,7 @@ const FAVICON_MAX_AGE_S = 30 * 86_400;
 const API_PATHS = /^\/(gateway|scim|oidc|auth|\.well-known|static)(\/|$)/;
 
 /**
- * /settings, /teams/:team, /admin and their forms: the page middleware
+ * /settings, /teams, /teams/:team, /admin and their forms: the page middleware
  * (page-session.ts), then one module per page (pages/), whose forms end in
  * the one post/redirect/get helper (prg.ts) and are parsed by the API's
  * schemas through the form adapter (form.ts).
@@ -35,6 +36,7 @@ export function createWebRouter(d: WebRoutesDeps): Router {
   usePageSession(router, ['/settings', '/teams', '/admin'], d);
   const action = formAction(router, d.flash);
   registerSettingsPage(router, d, action);
+  registerTeamsPage(router, d, action);
   registerTeamPage(router, d, action);
   registerAdminPage(router, d, action);
   // Last of all routers (management-app.ts mounts the pages last): a path nothing answered, asked for by a

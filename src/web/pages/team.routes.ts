@@ -12,12 +12,13 @@ import type { FormAction, Params, Rerender } from '../prg.ts';
 import { teamPage } from '../views/team.ts';
 import { registerTeamLeakedNotices } from './leaked-notices.routes.ts';
 import { registerTrustRuleActions, trustRulesOf } from './team-trust-rules.ts';
+import { keysOf, registerServiceAccountKeyActions } from './team-keys.ts';
 import type { WebRoutesDeps } from '../web-deps.ts';
 
 /** The invite form's one page-only field: whom the name is for (the rest is the API's input of either). */
 const inviteKind = z.object({ kind: z.enum(['user', 'service'], { error: 'choose User or Service' }) });
 
-/** /teams/:team: members and service accounts. */
+/** /teams/:team: members, service accounts and their keys. */
 export function registerTeamPage(router: Router, d: WebRoutesDeps, action: FormAction): void {
   const render: Rerender<'/teams/:team'> = async (req, res, status, extras, params) => {
     const v = viewerOf(res);
@@ -32,6 +33,7 @@ export function registerTeamPage(router: Router, d: WebRoutesDeps, action: FormA
       if (!(err instanceof AppError && err.kind === 'forbidden')) throw err;
     }
     const trustRules = serviceAccounts && access.canManage ? await trustRulesOf(d, v.actor, serviceAccounts) : new Map();
+    const keys = serviceAccounts && access.canManage ? await keysOf(d, v.actor, serviceAccounts) : new Map();
     const flash = d.flash.take(req);
     sendHtml(
       res,
@@ -46,6 +48,7 @@ export function registerTeamPage(router: Router, d: WebRoutesDeps, action: FormA
         scimManaged: access.scimManaged,
         serviceAccounts,
         trustRules,
+        keys,
         newKey: flash?.newKey,
         leaked,
         notices: { ...flashNotices(flash), ...extras.notices },
@@ -72,8 +75,17 @@ export function registerTeamPage(router: Router, d: WebRoutesDeps, action: FormA
       // A person: the name is the API's :username, the role its body.
       const username = parse(fields.entityName, (formOf(req).name ?? '').trim(), 'username');
       const { role } = parseForm(putMemberBody, req);
-      const r = await d.teams.putMember(v.actor, params.team, username, role);
-      return { notice: r.created ? `${username} was added as ${role}.` : `${username} is now ${role}.` };
+      try {
+        const r = await d.teams.putMember(v.actor, params.team, username, role);
+        return { notice: r.created ? `${username} was added as ${role}.` : `${username} is now ${role}.` };
+      } catch (err) {
+        // Not found while the team is there (and the viewer may see it): the name typed is nobody's. That is a
+        // problem of the field, shown beside it, not a 404 page that loses what was typed.
+        if (!(err instanceof AppError && err.kind === 'not_found')) throw err;
+        await d.teams.accessTo(v.actor, params.team);
+        const message = `no one in your organization has the username "${username}" (a person joins the organization by signing in through SSO or being added on the admin page)`;
+        throw errors.validation(`name: ${message}`, [{ field: 'name', code: 'unknown_user', message }]);
+      }
     },
     render,
   );
@@ -110,4 +122,5 @@ export function registerTeamPage(router: Router, d: WebRoutesDeps, action: FormA
   );
   registerTeamLeakedNotices(d, action, render);
   registerTrustRuleActions(d, action, render);
+  registerServiceAccountKeyActions(d, action, render);
 }

@@ -2,7 +2,7 @@ import type { Actor } from '../../auth/actor.ts';
 import type { OrgRole, TeamRole } from '../../auth/principal.ts';
 import { html, layout, raw } from '../../html/html.ts';
 import { csrfField } from '../../http/csrf.ts';
-import type { Html, Theme } from '../../html/html.ts';
+import type { Html, Notices, Theme } from '../../html/html.ts';
 
 /** Who is looking at a page, as every page needs it. */
 export interface Viewer {
@@ -18,7 +18,7 @@ export interface Viewer {
   teams: Array<{ name: string; role: TeamRole }>;
 }
 
-export function page(viewer: Viewer, title: string, current: 'settings' | 'admin' | 'team' | undefined, body: Html): string {
+export function page(viewer: Viewer, title: string, current: 'settings' | 'teams' | 'admin' | undefined, body: Html): string {
   return layout({
     title,
     body,
@@ -48,4 +48,20 @@ export function errorPage(input: { status: number; code: string; message: string
 /** A one-button POST form (revoke, delete, remove...). `confirm` asks first, through /static/web/web.js. */
 export function buttonForm(input: { action: string; csrf: string; label: string; danger?: boolean; confirm?: string; fields?: Record<string, string> }): Html {
   return html`<form method="post" action="${input.action}" class="inline"${input.confirm ? html` data-confirm="${input.confirm}"` : ''}>${csrfField(input.csrf)}${Object.entries(input.fields ?? {}).map(([k, v]) => html`<input type="hidden" name="${k}" value="${v}">`)}<button type="submit"${input.danger ? raw(' class="danger"') : raw(' class="secondary"')}>${input.label}</button></form>`;
+}
+
+/**
+ * A refused form's problem with one of its fields, to show beside that field (`id`: for the field's
+ * aria-describedby), and what is left to show above the form: the other problems, and the message unless
+ * the field's problem was all there was to say.
+ */
+export function fieldProblem(n: Notices | undefined, field: string, id: string): { problem: Html | null; rest: Notices } {
+  const problems = n?.problems ?? [];
+  const mine = problems.filter((p) => p.field === field);
+  const others = problems.filter((p) => p.field !== field);
+  if (mine.length === 0) return { problem: null, rest: { error: n?.error, problems: others } };
+  return {
+    problem: html`<span class="field-error" id="${id}">${mine.map((p) => p.message).join('; ')}</span>`,
+    rest: others.length ? { error: n?.error, problems: others } : {},
+  };
 }

@@ -1,10 +1,11 @@
 import type { KeyView } from '../../keys/keys.service.ts';
 import type { OrgView } from '../../orgs/orgs.service.ts';
 import type { NewKeyFlash } from '../flash.ts';
-import { cell, html, notices, raw, when } from '../../html/html.ts';
+import { html, notices, raw, when } from '../../html/html.ts';
 import { csrfField } from '../../http/csrf.ts';
 import type { Html, Notices } from '../../html/html.ts';
-import { buttonForm, page } from './common.ts';
+import { page } from './common.ts';
+import { keysTable } from './keys.ts';
 import { leakedNotices } from './leaked-notices.ts';
 import type { LeakedCredentialView } from '../../secret-scanning/secret-scanning.service.ts';
 import type { Viewer } from './common.ts';
@@ -36,25 +37,6 @@ export function settingsPage(input: SettingsInput): string {
   const { viewer: v, org, keys } = input;
   const form = input.form ?? {};
   const maxDays = org.policies.max_key_lifetime_days;
-  // Offer Rotate only where the service would allow it (it decides anyway): not under the policy, not for an expired key, not twice.
-  const replaced = new Set(keys.map((k) => k.rotated_from).filter((id) => id !== null));
-  const now = new Date().toISOString();
-  const rotatable = (k: (typeof keys)[number]) => !org.policies.disable_personal_keys && !replaced.has(k.id) && (k.expires_at === null || k.expires_at > now);
-  const keyRows = keys.map(
-    (k) => html`<tr>
-<td><code>${k.key_id}</code></td>
-<td>${k.name}${k.rotated_from ? html` <span class="badge">rotated</span>` : ''}</td>
-<td>${cell(k.created_at)}</td>
-<td>${cell(k.last_used_at, 'never')}</td>
-<td>${cell(k.expires_at, 'never')}</td>
-<td class="actions">
-${rotatable(k)
-  ? html`<form method="post" action="/settings/keys/${k.id}/rotate" class="inline rotate">${csrfField(v.csrf)}<label title="How long the old key keeps working after rotation (0 ends it at once)"><input type="number" name="grace_seconds" min="0" max="2592000" value="3600" class="short" aria-label="Grace seconds for key ${k.key_id}"> s grace</label> <button type="submit" class="secondary">Rotate</button></form>`
-  : ''}
-${buttonForm({ action: `/settings/keys/${k.id}/revoke`, csrf: v.csrf, label: 'Revoke', danger: true, confirm: `Revoke the key ${k.key_id} (${k.name})? Anything using it stops working at once.` })}
-</td>
-</tr>`,
-  );
   const body = html`<h1>Settings</h1>
 ${notices(input.notices ?? {})}
 ${leakedNotices(input.leaked ?? [], { csrf: v.csrf, dismissBase: '/settings/leaked-credentials', whose: 'mine' })}
@@ -76,10 +58,7 @@ ${input.newKey ? newKeyPanel(input.newKey) : ''}
 <p class="muted">A key lets the tracking client (and scripts) act as you: set it as <code>WANDB_API_KEY</code>. To replace a key, rotate it: the new key is shown once, and the old one keeps working for the grace period (0 seconds ends it at once).</p>
 ${
   keys.length
-    ? html`<div class="scroll"><table>
-<thead><tr><th scope="col">Key ID</th><th scope="col">Name</th><th scope="col">Created (UTC)</th><th scope="col">Last used</th><th scope="col">Expires</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
-<tbody>${keyRows}</tbody>
-</table></div>`
+    ? keysTable({ keys, csrf: v.csrf, actionBase: (k) => `/settings/keys/${k.id}`, mayRotate: !org.policies.disable_personal_keys, whose: '' })
     : html`<p class="empty">You have no API keys yet.</p>`
 }
 ${

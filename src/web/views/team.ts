@@ -6,7 +6,9 @@ import type { NewKeyFlash } from '../flash.ts';
 import { cell, html, notices, options, when } from '../../html/html.ts';
 import { csrfField } from '../../http/csrf.ts';
 import type { Notices } from '../../html/html.ts';
-import { buttonForm, page } from './common.ts';
+import { buttonForm, fieldProblem, page } from './common.ts';
+import { KEY_FORM_FIELD, serviceAccountKeysBlock } from './team-keys.ts';
+import type { KeyView } from '../../keys/keys.service.ts';
 import type { Viewer } from './common.ts';
 import { newKeyPanel } from './settings.ts';
 import { leakedNotices } from './leaked-notices.ts';
@@ -26,6 +28,8 @@ export interface TeamInput {
   scimManaged: boolean;
   /** null: the viewer may not see them (not a member of the team). */
   serviceAccounts: ServiceAccountView[] | null;
+  /** The API keys of each keyed account the viewer manages (none for the others). */
+  keys: ReadonlyMap<string, KeyView[]>;
   /** The trust rules of each account the viewer manages (none for the others). */
   trustRules: ReadonlyMap<string, FederatedCredentialView[]>;
   newKey?: NewKeyFlash | undefined;
@@ -41,9 +45,14 @@ export function teamPage(input: TeamInput): string {
   const enterprise = input.plan === 'enterprise';
   // A refused trust-rule form shows its problems and what was typed beside itself, not at the top nor in the other forms.
   const ruleFormFor = input.form?.[RULE_FORM_FIELD];
-  const form = ruleFormFor ? {} : (input.form ?? {});
-  const topNotices = ruleFormFor ? { notice: input.notices?.notice } : (input.notices ?? {});
-  const ruleRefusal = ruleFormFor ? { error: input.notices?.error, problems: input.notices?.problems } : null;
+  const keyFormFor = input.form?.[KEY_FORM_FIELD];
+  // The invite form is the one that posts `kind`; what it refused shows inside its section, the name's problem beside the name.
+  const inviteRefused = !ruleFormFor && !keyFormFor && input.form?.kind !== undefined;
+  const form = ruleFormFor || keyFormFor ? {} : (input.form ?? {});
+  const refusal = { error: input.notices?.error, problems: input.notices?.problems };
+  const topNotices = ruleFormFor || keyFormFor || inviteRefused ? { notice: input.notices?.notice } : (input.notices ?? {});
+  const ruleRefusal = ruleFormFor ? refusal : null;
+  const invite = fieldProblem(inviteRefused ? refusal : undefined, 'name', 'invite-name-problem');
   const memberRows = input.members.map((m) => {
     const self = m.username === v.username;
     return html`<tr>
@@ -75,6 +84,9 @@ export function teamPage(input: TeamInput): string {
                 (sa) => html`<tr><td><code>${sa.username}</code>${keylessBadge(sa)}</td><td>${sa.name}</td><td>${sa.scope === 'org' ? 'organization (default team)' : 'team'}</td><td>${cell(sa.created_at)}</td>
 <td class="actions">${canManage && (sa.scope === 'team' || v.role === 'admin') ? buttonForm({ action: `${base}/service-accounts/${sa.id}/delete`, csrf: v.csrf, label: 'Delete', danger: true, confirm: `Delete the service account ${sa.username}? Its keys stop working at once.` }) : ''}</td></tr>`,
               )}</tbody></table></div>
+${input.serviceAccounts.filter((sa) => input.keys.has(sa.id)).map((sa) =>
+  serviceAccountKeysBlock({ v, base, sa, keys: input.keys.get(sa.id) ?? [], mayCreate: enterprise, form: input.form ?? {}, refused: keyFormFor === sa.id ? refusal : null }),
+)}
 ${input.serviceAccounts.filter((sa) => input.trustRules.has(sa.id)).map((sa) => trustRulesBlock({ v, base, sa, rules: input.trustRules.get(sa.id) ?? [], form: input.form ?? {}, refused: ruleFormFor === sa.id ? ruleRefusal : null }))}
 <p class="muted">A run started with a service account's key can be attributed to a team member with <code>WANDB_USERNAME</code>.</p>`
             : html`<p class="empty">No service accounts yet.</p>`
@@ -99,10 +111,11 @@ ${
   canManage && scimManaged
     ? enterprise
       ? html`<h3>Create a service account</h3>
+${notices(invite.rest)}
 <form method="post" action="${base}/members" class="row">
 ${csrfField(v.csrf)}
 <input type="hidden" name="kind" value="service">
-<label>Name <input name="name" required maxlength="100" value="${form.name ?? ''}" placeholder="the service's name"></label>
+<label>Name <input name="name" required maxlength="100" value="${form.name ?? ''}" placeholder="the service's name"${invite.problem ? html` aria-invalid="true" aria-describedby="invite-name-problem"` : ''}>${invite.problem ?? ''}</label>
 ${keylessCheckbox(form)}
 <button type="submit">Create</button>
 </form>
@@ -110,15 +123,16 @@ ${keylessCheckbox(form)}
       : ''
     : canManage
     ? html`<h3>Invite a new member</h3>
-<form method="post" action="${base}/members" class="row">
+${notices(invite.rest)}
+<form method="post" action="${base}/members" class="row" data-invite-form>
 ${csrfField(v.csrf)}
 <label>Type <select name="kind">${options(['user', 'service'] as const, form.kind ?? 'user', { user: 'User', service: 'Service' })}</select></label>
-<label>Username or name <input name="name" required maxlength="100" value="${form.name ?? ''}" placeholder="username, or the service's name"></label>
-<label>Role <select name="role">${options(ROLES, form.role ?? 'member')}</select></label>
+<label>Username or name <input name="name" required maxlength="100" value="${form.name ?? ''}" placeholder="username, or the service's name"${invite.problem ? html` aria-invalid="true" aria-describedby="invite-name-problem"` : ''}>${invite.problem ?? ''}</label>
+<label data-role-field>Role <select name="role">${options(ROLES, form.role ?? 'member')}</select></label>
 ${keylessCheckbox(form)}
 <button type="submit">Create</button>
 </form>
-<p class="muted">User: a person of your organization, by username. Service: a service account${enterprise ? '' : ' (enterprise plan only)'} — an API key not tied to a person, with write access to this team; its key is shown once, here.</p>`
+<p class="muted">User: a person of your organization, by username, with the role chosen. Service: a service account${enterprise ? '' : ' (enterprise plan only)'} — an API key not tied to a person, with write access to this team (it has no role to choose); its key is shown once, here.</p>`
     : html`<p class="muted">Organization admins and admins of this team manage its members.</p>`
 }
 </section>
@@ -126,6 +140,6 @@ ${keylessCheckbox(form)}
 <h2 id="service-accounts">Service accounts</h2>
 ${saSection}
 </section>`;
-  return page(v, `Team ${team.name}`, 'team', body);
+  return page(v, `Team ${team.name}`, 'teams', body);
 }
 

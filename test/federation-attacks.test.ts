@@ -1,0 +1,99 @@
+/**
+ * Issue 17 from an outsider's side: what an attacker with a workload token, an organization of their own, or a
+ * captured assertion tries at /oidc/token, and what must hold. Each test here once failed against the code it
+ * guards (see the commit that added it).
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { dialects, startApp } from './support/app.ts';
+import type { TestApp } from './support/app.ts';
+import { addRule, exchange, federatedAccount } from './support/federation.ts';
+import { startWorkloadIdp } from './support/workload-idp.ts';
+import type { WorkloadIdp } from './support/workload-idp.ts';
+
+const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/**
+ * The same JWS with its signature segment written differently but decoding to the same bytes: the unused low
+ * bits of the last base64url character flipped (an RS256 signature of 256 bytes leaves four of them).
+ */
+function reencoded(jwt: string): string {
+  const [h, p, s] = jwt.split('.') as [string, string, string];
+  const last = B64URL.indexOf(s.at(-1) ?? 'A');
+  return `${h}.${p}.${s.slice(0, -1)}${B64URL[last ^ 1]}`;
+}
+
+for (const dialect of dialects()) {
+  describe(`federation attacks (${dialect})`, () => {
+    let app: TestApp;
+    let gh: WorkloadIdp;
+
+    before(async () => {
+      app = await startApp(dialect, { allowHttpIssuers: true });
+      gh = await startWorkloadIdp('github');
+    });
+    after(async () => {
+      await app.close();
+      await gh.close();
+    });
+
+    test('a used assertion without jti, its signature re-encoded (same bytes, other text), is still a replay', async () => {
+      const acct = await federatedAccount(app);
+      await addRule(app, acct.adminKey, acct.sa.id, { name: 'main', issuer: gh.issuer, subject: 'repo:acme/train:ref:refs/heads/main' });
+      const jwt = await gh.mint(acct.org, { noJti: true });
+      assert.equal((await exchange(app, jwt)).status, 200);
+      const again = reencoded(jwt);
+      assert.notEqual(again, jwt);
+      const r = await exchange(app, again);
+      assert.equal(r.status, 400, r.text);
+      assert.equal(r.body.error, 'invalid_grant');
+    });
+
+    test("another organization's rule with this organization's slug as its audience neither takes its tokens nor makes them ambiguous", async () => {
+      const victim = await federatedAccount(app);
+      const evil = await federatedAccount(app, 'impostor');
+      const subject = `repo:acme/train:ref:refs/heads/main`;
+      await addRule(app, victim.adminKey, victim.sa.id, { name: 'main', issuer: gh.issuer, subject });
+      // The attacker's organization (enterprise, as anyone can be) claims the victim's audience and subject.
+      await addRule(app, evil.adminKey, evil.sa.id, { name: 'theirs', issuer: gh.issuer, audience: victim.org, subject });
+      const r = await exchange(app, await gh.mint(victim.org));
+      assert.equal(r.status, 200, r.text);
+      const issued = (await app.request('GET', `/gateway/v1/orgs/${victim.org}/audit?action=access_token.issue`, { key: victim.adminKey })).body.events as unknown[];
+      assert.equal(issued.length, 1);
+      const stolen = (await app.request('GET', `/gateway/v1/orgs/${evil.org}/audit?action=access_token.issue`, { key: evil.adminKey })).body.events as unknown[];
+      assert.equal(stolen.length, 0);
+    });
+
+    test('older rules of other organizations on the same issuer (hundreds: a shared issuer) do not crowd out a newer one', async () => {
+      const filler = await federatedAccount(app, 'filler-0');
+      const team = filler.team;
+      const ids = [filler.sa.id];
+      for (let i = 1; i < 21; i++) {
+        const r = await app.request('POST', `/gateway/v1/teams/${team}/service-accounts`, { key: filler.adminKey, body: { name: `filler-${i}`, keyless: true } });
+        assert.equal(r.status, 201, r.text);
+        ids.push(r.body.id as string);
+      }
+      await Promise.all(
+        ids.map(async (id, i) => {
+          for (let j = 0; j < 10; j++) await addRule(app, filler.adminKey, id, { name: `r${j}`, issuer: gh.issuer, audience: `aud-${i}-${j}`, subject: `repo:other${i}/x${j}:ref:refs/heads/main` });
+        }),
+      );
+      const late = await federatedAccount(app, 'late');
+      await addRule(app, late.adminKey, late.sa.id, { name: 'main', issuer: gh.issuer, subject: 'repo:acme/train:ref:refs/heads/main' });
+      const r = await exchange(app, await gh.mint(late.org));
+      assert.equal(r.status, 200, r.text);
+    });
+
+    // zod's record drops a "__proto__" key from its output (on purpose, against prototype pollution), so the
+    // condition vanishes before ruleProblems sees it and the rule is saved wider than written (201, conditions {}).
+    test('a condition on a claim named __proto__ is refused, not silently dropped (which would widen the rule)', { todo: 'refuse the key before zod parses the body (the API framework does not hand the raw body to the route)' }, async () => {
+      const acct = await federatedAccount(app);
+      const r = await app.request('POST', `/gateway/v1/service-accounts/${acct.sa.id}/federated-credentials`, {
+        key: acct.adminKey,
+        rawBody: '{"name":"p","issuer":"' + gh.issuer + '","subject":"repo:acme/train:ref:refs/heads/main","conditions":{"__proto__":"x"}}',
+        headers: { 'content-type': 'application/json' },
+      });
+      assert.equal(r.status, 400, r.text);
+    });
+  });
+}
