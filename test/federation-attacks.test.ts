@@ -5,6 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { AppError } from '../src/errors/app-error.ts';
+import { ScannerKeys } from '../src/secret-scanning/scanner-keys.ts';
 import { dialects, startApp } from './support/app.ts';
 import type { TestApp } from './support/app.ts';
 import { addRule, exchange, federatedAccount } from './support/federation.ts';
@@ -97,3 +99,22 @@ for (const dialect of dialects()) {
     });
   });
 }
+
+describe('secret scanning: the keys URL cannot be made a fetch per report', () => {
+  test('while the scanner keys URL fails, reports with made-up headers fetch it once per cooldown, not once each', async () => {
+    let fetches = 0;
+    const fetcher = {
+      fetch: () => {
+        fetches++;
+        return Promise.resolve(new Response('down', { status: 503 }));
+      },
+    };
+    let now = 1_000_000;
+    const keys = new ScannerKeys(fetcher, { url: 'https://scanner.example/keys', cooldownMs: 60_000, now: () => now });
+    for (let i = 0; i < 20; i++) await assert.rejects(keys.check(Buffer.from('[]'), `k${i}`, 'AAAA'), (e: unknown) => e instanceof AppError && e.kind === 'unavailable');
+    assert.equal(fetches, 1);
+    now += 61_000;
+    await assert.rejects(keys.check(Buffer.from('[]'), 'k', 'AAAA'));
+    assert.equal(fetches, 2);
+  });
+});

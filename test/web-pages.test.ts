@@ -621,10 +621,17 @@ for (const dialect of dialects()) {
       const missing = pages[4]!;
       assertErrorPage(missing, 404, 'not_found');
       assert.match(textOf(missing.text), /Not found/);
-      // ...with the signed-in person's header where there is one (under the pages' own paths)...
-      const missingSignedIn = await signedIn.get('/settings/no-such-page');
-      assertErrorPage(missingSignedIn, 404, 'not_found');
-      assert.match(missingSignedIn.text, /<nav aria-label="Main">/);
+      assert.doesNotMatch(missing.text, /<nav aria-label="Main">/, 'no one signed in: no navigation');
+      assert.deepEqual(missing.setCookies, [], 'no session made for a visitor');
+      // ...with the signed-in person's header and theme where there is one, under the pages' own paths and elsewhere.
+      assert.equal((await signedIn.post('/settings/theme', { csrf_token: WebBrowser.csrf(pages[2]!.text), theme: 'dark' })).status, 303);
+      for (const path of ['/settings/no-such-page', '/no-such-page']) {
+        const missingSignedIn = await signedIn.get(path);
+        assertErrorPage(missingSignedIn, 404, 'not_found');
+        assert.match(missingSignedIn.text, /<nav aria-label="Main">/, path);
+        assert.equal(htmlClass(missingSignedIn), 'theme-dark', path);
+      }
+      assert.equal((await signedIn.post('/settings/theme', { csrf_token: WebBrowser.csrf(pages[2]!.text), theme: 'system' })).status, 303);
       // ...and the JSON answer for an API client, and for a browser under the API's paths.
       const api = await anon.get('/no-such-page', { accept: 'application/json' });
       assert.equal(api.status, 404);

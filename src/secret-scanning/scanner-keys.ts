@@ -35,6 +35,11 @@ export class ScannerKeys {
   private keys: Map<string, KeyObject> | null = null;
   private fetchedAt = 0;
   private inflight: Promise<Map<string, KeyObject>> | null = null;
+  /**
+   * The last failed fetch and its error, answered again for the cooldown: anyone can send a report with
+   * made-up signature headers, and while the URL fails each would otherwise fetch it again.
+   */
+  private failed: { at: number; error: Error } | null = null;
   private readonly maxAgeMs: number;
   private readonly cooldownMs: number;
   private readonly now: () => number;
@@ -71,6 +76,7 @@ export class ScannerKeys {
 
   /** One fetch at a time; concurrent reports wait for the same one. */
   private refresh(): Promise<Map<string, KeyObject>> {
+    if (this.failed && this.now() - this.failed.at < this.cooldownMs) return Promise.reject(this.failed.error);
     this.inflight ??= this.load().finally(() => {
       this.inflight = null;
     });
@@ -86,12 +92,12 @@ export class ScannerKeys {
       doc = await res.json();
     } catch (err) {
       this.logger?.warn({ err: (err as Error).message, url: this.options.url }, 'secret scanning: the scanner\'s public keys could not be fetched');
-      throw errors.unavailable(what, err);
+      throw this.fail(errors.unavailable(what, err));
     }
     const list = (doc as { public_keys?: unknown } | null)?.public_keys;
     if (!Array.isArray(list)) {
       this.logger?.warn({ url: this.options.url }, 'secret scanning: the scanner\'s keys document has no public_keys list');
-      throw errors.unavailable(what);
+      throw this.fail(errors.unavailable(what));
     }
     const keys = new Map<string, KeyObject>();
     for (const entry of list.slice(0, MAX_KEYS) as unknown[]) {
@@ -107,6 +113,12 @@ export class ScannerKeys {
     }
     this.keys = keys;
     this.fetchedAt = this.now();
+    this.failed = null;
     return keys;
+  }
+
+  private fail(error: Error): Error {
+    this.failed = { at: this.now(), error };
+    return error;
   }
 }

@@ -1,21 +1,17 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
-import { asksForHtml } from '../http/browser.ts';
 import type { Router } from 'express';
-import { usePageSession } from './page-session.ts';
+import { useNotFoundPage, usePageSession } from './page-session.ts';
 import { registerAdminPage } from './pages/admin.routes.ts';
 import { registerSettingsPage } from './pages/settings.routes.ts';
 import { registerTeamPage } from './pages/team.routes.ts';
 import { registerTeamsPage } from './pages/teams.routes.ts';
 import { formAction } from './prg.ts';
-import { errorPage } from './views/common.ts';
 import type { WebRoutesDeps } from './web-deps.ts';
 
 /** The favicon's cache lifetime: it changes with a release at most, and browsers ask for it on every page otherwise. */
 const FAVICON_MAX_AGE_S = 30 * 86_400;
-/** Paths whose unknown pages stay JSON for their clients (the API, SCIM, the token endpoint, the hot paths). */
-const API_PATHS = /^\/(gateway|scim|oidc|auth|\.well-known|static)(\/|$)/;
 
 /**
  * /settings, /teams, /teams/:team, /admin and their forms: the page middleware
@@ -39,14 +35,6 @@ export function createWebRouter(d: WebRoutesDeps): Router {
   registerTeamsPage(router, d, action);
   registerTeamPage(router, d, action);
   registerAdminPage(router, d, action);
-  // Last of all routers (management-app.ts mounts the pages last): a path nothing answered, asked for by a
-  // browser, gets the 404 of express-app.ts as a page in the one layout; API clients keep the JSON answer.
-  router.use((req, res, next) => {
-    if ((req.method === 'GET' || req.method === 'HEAD') && asksForHtml(req) && !API_PATHS.test(req.path)) {
-      // A page's own template (with the signed-in person, under /settings, /teams, /admin) stays.
-      res.locals.errorPage ??= (view) => errorPage(view);
-    }
-    next();
-  });
+  useNotFoundPage(router, d);
   return router;
 }
