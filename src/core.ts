@@ -119,7 +119,7 @@ export async function createCore(config: Config, options: { logger?: Logger; mig
   keys.registerManagePolicy('service_account', serviceAccounts.keyManagePolicy);
   const federatedCredentials = new FederatedCredentialsService(store, serviceAccounts, audit, invalidator, { allowHttpIssuers: config.allowHttpIssuers });
   // Workload federation's access tokens (tga-…) ride the API key path: same cache, revocation and invalidation.
-  keyVerifier.registerSource(CREDENTIAL_PREFIXES.access_token, accessTokenSource(store.repos));
+  keyVerifier.registerSource(CREDENTIAL_PREFIXES.access_token, accessTokenSource(store.repos, (orgId, id) => serviceAccounts.principalFor(orgId, id, { via: 'access_token', keyId: null })));
   // With Redis, failed-authentication counts and cache invalidations are shared by every instance. While
   // Redis is down the insurance limiter counts in memory at once (rejectIfRedisNotReady): a 401 never waits for Redis.
   const redis = config.redisUrl ? createRedis(config.redisUrl, logger, 'trackgate', { commandTimeoutMs: config.redisTimeoutMs }) : null;

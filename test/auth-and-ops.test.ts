@@ -110,6 +110,12 @@ for (const dialect of dialects()) {
         assert.ok(doc.paths[p], `openapi documents ${p}`);
       }
       for (const p of ['/auth/verify', '/.well-known/jwks.json', '/login/callback', '/healthz']) assert.ok(doc.paths[p], `openapi documents ${p}`);
+      for (const p of ['/gateway/v1/service-accounts/{id}/federated-credentials/{credentialId}', '/gateway/v1/secret-scanning/reports']) assert.ok(doc.paths[p], `openapi documents ${p}`);
+      // The token endpoint: its form body and its RFC 6749 errors.
+      const token = doc.paths['/oidc/token']?.post;
+      assert.ok(token?.requestBody.content['application/x-www-form-urlencoded'].schema.properties.assertion, 'openapi documents /oidc/token with its form body');
+      assert.equal(token.responses['400'].content['application/json'].schema.$ref, '#/components/schemas/OAuthError');
+      assert.ok(doc.components.schemas.OAuthError.properties.error.enum.includes('invalid_grant'));
       assert.ok(doc.paths['/gateway/v1/me/keys'].post.requestBody.content['application/json'].schema.properties.name);
     });
 

@@ -2,45 +2,24 @@ import type { Principal } from '../auth/principal.ts';
 import type { Store } from '../db/store.ts';
 import type { CredentialSource } from '../keys/key-verifier.ts';
 import type { Logger } from '../log/logger.ts';
-import type { OrgsRepository } from '../orgs/orgs.repository.ts';
 import type { AccessTokensRepository } from './access-tokens.repository.ts';
 import type { FederationReplaysRepository } from './replays.repository.ts';
 
-/**
- * The service accounts an access token names, read by shape: src/service-accounts sits above this folder
- * (it revokes access tokens when an account is deleted), so its repository is not imported here.
- */
-export interface TokenServiceAccounts {
-  findById(orgId: string, id: string): Promise<{ id: string; username: string; name: string; team_name: string } | undefined>;
-}
+/** A service account's identity as its access tokens carry it (ServiceAccountsService.principalFor, wired in src/core.ts). */
+type AccessTokenPrincipal = (orgId: string, serviceAccountId: string) => Promise<Principal | null>;
 
 /**
  * Federation access tokens (`tga-…`) on the API key path: given a token's hash, its service account's
- * identity, as that account's API key would give it (ServiceAccountsService.keyOwnerLoader) but `via:
- * 'access_token'` and no key id (nothing to record as last used). Null when the account is gone or its
- * organization is no longer enterprise; revocation and expiry are the verifier's to judge, on every request.
+ * identity, as that account's API key would give it but `via: 'access_token'` and no key id (nothing to
+ * record as last used). Null when the account is gone or its organization is no longer enterprise;
+ * revocation and expiry are the verifier's to judge, on every request.
  */
-export function accessTokenSource(repos: { accessTokens: AccessTokensRepository; serviceAccounts: TokenServiceAccounts; orgs: OrgsRepository }): CredentialSource {
+export function accessTokenSource(repos: { accessTokens: AccessTokensRepository }, principalFor: AccessTokenPrincipal): CredentialSource {
   return async (hash) => {
     const row = await repos.accessTokens.findByHash(hash);
     if (!row) return null;
-    const [sa, org] = await Promise.all([repos.serviceAccounts.findById(row.org_id, row.service_account_id), repos.orgs.findById(row.org_id)]);
-    if (!sa || !org || org.plan !== 'enterprise') return null;
-    const principal: Principal = {
-      type: 'service_account',
-      via: 'access_token',
-      orgId: org.id,
-      orgSlug: org.slug,
-      id: sa.id,
-      username: sa.username,
-      email: null,
-      displayName: sa.name,
-      orgRole: null,
-      instanceAdmin: false,
-      // Write access to its team, and to nothing else: the account's own rights, no more.
-      teams: [{ name: sa.team_name, role: 'member' }],
-      keyId: null,
-    };
+    const principal = await principalFor(row.org_id, row.service_account_id);
+    if (!principal) return null;
     return { principal, revokedAt: row.revoked_at === null ? null : Date.parse(row.revoked_at), expiresAt: Date.parse(row.expires_at) };
   };
 }

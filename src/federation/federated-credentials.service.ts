@@ -17,7 +17,7 @@ import { ruleProblems } from './trust-rules.ts';
 export interface FederatedCredentialsRepos extends InvalidationRepos {
   federatedCredentials: FederatedCredentialsRepository;
   accessTokens: AccessTokensRepository;
-  /** For lockOwner: the account's row lock, under which its rules are counted. */
+  /** For lockOwner: the account's row lock, under which its rules are counted and deleted (see delete). */
   keys: KeysRepository;
   audit: AuditRepository;
 }
@@ -135,6 +135,9 @@ export class FederatedCredentialsService {
   async delete(actor: Actor, serviceAccountId: string, credentialId: string): Promise<void> {
     const { org, sa } = await this.serviceAccounts.manageable(actor, serviceAccountId, { enterprise: false });
     await this.invalidator.transaction(this.store, async (repos, invalidate) => {
+      // The account's row lock, as an exchange takes it before issuing under this rule (TokenExchangeService):
+      // an exchange in flight commits first and its token is revoked below, or it waits and finds no rule.
+      await repos.keys.lockOwner({ ownerType: 'service_account', ownerId: sa.id });
       const row = await repos.federatedCredentials.findById(org.id, credentialId);
       if (!row || row.service_account_id !== sa.id) throw errors.notFound(`trust rule "${credentialId}"`);
       const revoked = await repos.accessTokens.revokeWhere(org.id, { credentialId: row.id }, new Date().toISOString());

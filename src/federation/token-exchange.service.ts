@@ -8,11 +8,11 @@ import type { AuditService } from '../audit/audit.service.ts';
 import type { Store } from '../db/store.ts';
 import { AppError, errors } from '../errors/app-error.ts';
 import { CREDENTIAL_PREFIXES, generateSecretToken } from '../keys/key-format.ts';
+import type { KeysRepository } from '../keys/keys.repository.ts';
 import type { Logger } from '../log/logger.ts';
 import type { OrgsRepository } from '../orgs/orgs.repository.ts';
 import { ASYMMETRIC_ALGORITHMS } from '../sso/oidc/discovery.ts';
 import { IdpFetchError } from '../sso/oidc/idp-fetch.ts';
-import type { TokenServiceAccounts } from './access-token-source.ts';
 import type { AccessTokensRepository } from './access-tokens.repository.ts';
 import type { FederatedCredentialRow, FederatedCredentialsRepository } from './federated-credentials.repository.ts';
 import type { FederationReplaysRepository } from './replays.repository.ts';
@@ -21,6 +21,14 @@ import type { TrustRule } from './trust-rules.ts';
 import { WorkloadIssuerError } from './workload-issuers.ts';
 import type { WorkloadIssuers } from './workload-issuers.ts';
 
+/**
+ * The service account a rule names, read by shape: src/service-accounts sits above this folder
+ * (it revokes access tokens when an account is deleted), so its repository is not imported here.
+ */
+interface TokenServiceAccounts {
+  findById(orgId: string, id: string): Promise<{ id: string; username: string; name: string; team_name: string } | undefined>;
+}
+
 /** What an exchange touches, in one transaction with its audit event. */
 export interface TokenExchangeRepos {
   federatedCredentials: FederatedCredentialsRepository;
@@ -28,6 +36,8 @@ export interface TokenExchangeRepos {
   federationReplays: FederationReplaysRepository;
   serviceAccounts: TokenServiceAccounts;
   orgs: OrgsRepository;
+  /** For lockOwner: the service account's row lock, which the deletions of a rule or of the account take too. */
+  keys: Pick<KeysRepository, 'lockOwner'>;
   audit: AuditRepository;
 }
 
@@ -68,7 +78,7 @@ const MAX_MATCHED_AUDIENCES = 10;
 const MAX_LOGGED = 200;
 
 /** Refusals that come after the signature verified: the claims quoted with them are the issuer's, not anyone's. */
-const AFTER_SIGNATURE = new Set(['iat_future', 'lifetime_too_long', 'claim_sub', 'no_matching_rule', 'ambiguous', 'account_gone', 'not_enterprise', 'replayed']);
+const AFTER_SIGNATURE = new Set(['iat_future', 'lifetime_too_long', 'claim_sub', 'no_matching_rule', 'ambiguous', 'account_gone', 'not_enterprise', 'rule_deleted', 'replayed']);
 
 /** Why an assertion was refused: for the log and the audit only. */
 class Refusal extends Error {
@@ -249,6 +259,13 @@ export class TokenExchangeService {
     const expiresAt = new Date(now.getTime() + ttl * 1000).toISOString();
     const jti = typeof claims.jti === 'string' && claims.jti !== '' ? claims.jti : null;
     await this.store.transaction(async (tx) => {
+      // The rule was read before this transaction: it may have been deleted since, and that deletion revoked
+      // the rule's tokens without this one. Under the account's row lock (taken by a rule's and an account's
+      // deletion too), the rule is read again: a deletion that came first has committed (refused here), one
+      // that comes later waits for this commit and then revokes this token with the rule's others.
+      await tx.keys.lockOwner({ ownerType: 'service_account', ownerId: sa.id });
+      const current = await tx.federatedCredentials.findById(org.id, rule.id);
+      if (!current || current.service_account_id !== sa.id) throw new Refusal('rule_deleted', 'the matching rule (or its service account) was deleted during the exchange', candidates);
       // Without a jti, the assertion itself is its id: its signed part (header and payload), not its whole text,
       // since the signature's encoding is not unique (base64url's spare bits, padding; ECDSA's (r, n − s)) and a
       // re-encoded copy would otherwise pass as a new assertion. The signature binds these bytes exactly.

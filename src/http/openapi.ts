@@ -115,7 +115,57 @@ const SCIM_PATHS: Record<string, Record<string, unknown>> = {
 };
 
 /** trackgate's paths outside the JSON management API, documented for proxies, IdP registrations and operators. */
+/** RFC 6749 §5.2's error body: every error under /oidc is answered in it (src/http/errors.ts oauthErrorJson). */
+const oauthErrorSchema = {
+  type: 'object',
+  required: ['error'],
+  properties: {
+    error: { type: 'string', enum: ['invalid_request', 'invalid_grant', 'unsupported_grant_type', 'temporarily_unavailable', 'server_error'] },
+    error_description: { type: 'string' },
+  },
+};
+const oauthError = (description: string) => ({ description, content: { 'application/json': { schema: { $ref: '#/components/schemas/OAuthError' } } } });
+
 const OTHER_PATHS: Record<string, Record<string, unknown>> = {
+  '/oidc/token': {
+    post: {
+      summary: 'Workload identity federation (RFC 7523 jwt-bearer): a workload token (GitHub Actions, Kubernetes, …) that a service account\'s trust rule accepts, exchanged for an access token (tga-…) of that account. No client authentication; answers Cache-Control: no-store',
+      tags: ['federation'],
+      security: [],
+      requestBody: {
+        required: true,
+        content: {
+          'application/x-www-form-urlencoded': {
+            schema: {
+              type: 'object',
+              required: ['grant_type', 'assertion'],
+              properties: {
+                grant_type: { const: 'urn:ietf:params:oauth:grant-type:jwt-bearer' },
+                assertion: { type: 'string', description: 'the workload token: a JWT signed with a public-key algorithm by an issuer a trust rule names (each is exchanged once)' },
+              },
+            },
+          },
+        },
+      },
+      responses: {
+        200: {
+          description: 'the access token: use it as `Authorization: Bearer` wherever an API key is accepted',
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['access_token', 'token_type', 'expires_in'],
+                properties: { access_token: { type: 'string', pattern: '^tga-[0-9A-Za-z]{40}$' }, token_type: { const: 'Bearer' }, expires_in: { type: 'integer', description: 'seconds (TRACKGATE_FEDERATION_ACCESS_TOKEN_TTL_SECONDS)' } },
+              },
+            },
+          },
+        },
+        400: oauthError('invalid_request (not a form, grant_type or assertion missing or repeated), unsupported_grant_type, or invalid_grant: the assertion was refused (one fixed description; why is in the log and the audit)'),
+        429: oauthError('temporarily_unavailable: too many refused exchanges from this address (Retry-After)'),
+        503: oauthError("temporarily_unavailable: the token's issuer or the database cannot be reached (Retry-After)"),
+      },
+    },
+  },
   '/healthz': { get: { summary: 'Liveness', tags: ['operations'], security: [], responses: { 200: { description: 'the process is up' } } } },
   '/readyz': { get: { summary: 'Readiness: database (and Redis when configured) reachable', tags: ['operations'], security: [], responses: { 200: { description: 'ready' }, 503: { description: 'a dependency is unreachable' } } } },
   '/metrics': { get: { summary: 'Prometheus metrics (answered to loopback and trusted proxies only)', tags: ['operations'], security: [], responses: { 200: { description: 'text exposition format' } } } },
@@ -209,7 +259,7 @@ export function buildOpenApi(basePath: string, specs: RouteSpec[], info: { versi
         session: { type: 'apiKey', in: 'cookie', name: 'trackgate.sid' },
         scimToken: { type: 'http', scheme: 'bearer', description: 'an organization\'s SCIM token (tgscim-…): accepted under /scim only, and nothing else is accepted there' },
       },
-      schemas: { Error: errorSchema, ScimError: scimErrorSchema },
+      schemas: { Error: errorSchema, ScimError: scimErrorSchema, OAuthError: oauthErrorSchema },
     },
     paths: { ...paths, ...OTHER_PATHS, ...SCIM_PATHS },
   };

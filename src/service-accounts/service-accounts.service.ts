@@ -219,6 +219,9 @@ export class ServiceAccountsService {
   async delete(actor: Actor, id: string): Promise<void> {
     const { ctx, sa } = await this.load(actor, id, 'manage');
     await this.invalidator.transaction(this.store, async (repos, invalidate) => {
+      // The account's row lock first: an exchange issuing one of its access tokens holds it until it commits
+      // (then the token is revoked below), or waits for this deletion (then finds no rule: refused).
+      await repos.keys.lockOwner({ ownerType: 'service_account', ownerId: sa.id });
       const now = new Date().toISOString();
       const revoked = await repos.keys.revokeAllForOwner(ctx.org.id, { ownerType: 'service_account', ownerId: sa.id }, now);
       const revokedTokens = await repos.accessTokens.revokeWhere(ctx.org.id, { serviceAccountId: sa.id }, now);
@@ -262,15 +265,18 @@ export class ServiceAccountsService {
     return sa !== undefined && (await this.canManage(actor, ctx, sa));
   };
 
-  /** Owner loader for service-account keys: the account's identity, or null when it is gone or the plan no longer allows it. */
-  readonly keyOwnerLoader = async (row: ApiKeyRow): Promise<Principal | null> => {
-    if (!row.service_account_id) return null;
+  /**
+   * A service account's identity as its credentials carry it: its API keys (keyOwnerLoader) and its
+   * federation access tokens (src/federation/access-token-source.ts, wired in src/core.ts). Null when the
+   * account is gone or the organization's plan no longer allows service accounts.
+   */
+  readonly principalFor = async (orgId: string, serviceAccountId: string, credential: { via: 'api_key' | 'access_token'; keyId: string | null }): Promise<Principal | null> => {
     const repos = this.store.repos;
-    const [sa, org] = await Promise.all([repos.serviceAccounts.findById(row.org_id, row.service_account_id), repos.orgs.findById(row.org_id)]);
+    const [sa, org] = await Promise.all([repos.serviceAccounts.findById(orgId, serviceAccountId), repos.orgs.findById(orgId)]);
     if (!sa || !org || org.plan !== 'enterprise') return null;
     return {
       type: 'service_account',
-      via: 'api_key',
+      via: credential.via,
       orgId: org.id,
       orgSlug: org.slug,
       id: sa.id,
@@ -281,8 +287,14 @@ export class ServiceAccountsService {
       instanceAdmin: false,
       // Write access to its team, and to nothing else.
       teams: [{ name: sa.team_name, role: 'member' }],
-      keyId: row.id,
+      keyId: credential.keyId,
     };
+  };
+
+  /** Owner loader for service-account keys: the account's identity, or null when it is gone or the plan no longer allows it. */
+  readonly keyOwnerLoader = async (row: ApiKeyRow): Promise<Principal | null> => {
+    if (!row.service_account_id) return null;
+    return this.principalFor(row.org_id, row.service_account_id, { via: 'api_key', keyId: row.id });
   };
 
   /**

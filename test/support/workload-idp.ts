@@ -1,7 +1,7 @@
 import { createHmac, randomUUID } from 'node:crypto';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import type { CryptoKey, JWK } from 'jose';
+import { SignJWT } from 'jose';
 import { sendJson, startSwappableServer } from './idp/http.ts';
+import { newKey } from './idp/jose-idp.ts';
 
 /**
  * A workload identity issuer on loopback, built with jose, shaped like the two people bring most:
@@ -16,18 +16,6 @@ import { sendJson, startSwappableServer } from './idp/http.ts';
  */
 
 export type WorkloadShape = 'github' | 'kubernetes';
-
-interface SigningKey {
-  kid: string;
-  privateKey: CryptoKey;
-  publicJwk: JWK;
-}
-
-async function newKey(): Promise<SigningKey> {
-  const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
-  const kid = `wk-${randomUUID().slice(0, 8)}`;
-  return { kid, privateKey, publicJwk: { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' } };
-}
 
 export interface WorkloadMintOptions {
   /** Claims to set over the shape's defaults; `undefined` removes one. */
@@ -67,7 +55,7 @@ export async function startWorkloadIdp(shape: WorkloadShape, options: { owner?: 
   const issuer = srv.origin;
   const jwksPath = shape === 'github' ? '/.well-known/jwks' : '/openid/v1/jwks';
   const jwksUri = `${issuer}${jwksPath}`;
-  const key = await newKey();
+  const key = await newKey('wk');
   const requests: string[] = [];
   let down = false;
   let overrides: Record<string, unknown> = {};
@@ -164,7 +152,7 @@ export async function startWorkloadIdp(shape: WorkloadShape, options: { owner?: 
         const input = `${b64({ alg: 'HS256', typ: 'JWT', kid: key.kid })}.${b64(claims)}`;
         return `${input}.${createHmac('sha256', JSON.stringify(key.publicJwk)).update(input).digest('base64url')}`;
       }
-      const signer = o.unknownKey ? await newKey() : key;
+      const signer = o.unknownKey ? await newKey('wk') : key;
       return new SignJWT(claims).setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: signer.kid }).sign(signer.privateKey);
     },
     setDown(d) {

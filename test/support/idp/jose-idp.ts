@@ -11,15 +11,16 @@ import { sendJson, startSwappableServer } from './http.ts';
  * authorization redirect, mints a token, and posts it to the callback itself.
  */
 
-interface SigningKey {
+/** An RS256 signing key and its published JWK (the workload issuer, test/support/workload-idp.ts, signs with these too). */
+export interface SigningKey {
   kid: string;
   privateKey: CryptoKey;
   publicJwk: JWK;
 }
 
-async function newKey(): Promise<SigningKey> {
+export async function newKey(kidPrefix = 'jk'): Promise<SigningKey> {
   const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
-  const kid = `jk-${randomUUID().slice(0, 8)}`;
+  const kid = `${kidPrefix}-${randomUUID().slice(0, 8)}`;
   return { kid, privateKey, publicJwk: { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' } };
 }
 
