@@ -7,9 +7,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { dialects, startApp } from './support/app.ts';
 import type { TestApp } from './support/app.ts';
+import { driveIdpLogin } from './support/idp/drive.ts';
 import { startOktaLikeIdp } from './support/idp/oidc-provider-idp.ts';
 import type { OktaLikeIdp } from './support/idp/oidc-provider-idp.ts';
-import { signIn, textOf, WebBrowser } from './support/web.ts';
+import { decodeHtml, signIn, textOf, WebBrowser } from './support/web.ts';
 import { freePort } from './support/net.ts';
 import { groupWarnings } from '../src/sso/setup-advice.ts';
 
@@ -138,6 +139,103 @@ for (const dialect of dialects()) {
       assert.equal((await admin.post(`/admin/sso/${conn.id}/edit`, { ...edit, issuer: okta.issuer, remove_client_secret: 'on' })).status, 303);
       assert.equal((await app.request('GET', `/gateway/v1/orgs/${org}/sso/${conn.id}`, { key: adminKey })).body.has_client_secret, false);
       assert.equal((await app.request('DELETE', `/gateway/v1/orgs/${org}/sso/${conn.id}`, { key: adminKey })).status, 204);
+    });
+    /** Rows of what a sign-in writes (users, identities, memberships, sessions, audit), to see that a test login writes none. */
+    async function counts(): Promise<Record<string, number>> {
+      const db = app.gw.core.database.db;
+      const out: Record<string, number> = {};
+      for (const t of ['users', 'external_identities', 'team_members', 'sessions', 'audit_events'] as const) {
+        out[t] = Number((await db.selectFrom(t).select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+      }
+      return out;
+    }
+
+    test('Test login: what the token carried, the account and team roles it would give — and nothing changed', async () => {
+      const domain = `tl-${dialect}.test`;
+      const made = await app.request('POST', `/gateway/v1/orgs/${org}/sso`, {
+        key: adminKey,
+        body: { issuer: okta.issuer, client_id: clientId, scopes: ['openid', 'email', 'profile', 'groups'], domains: [domain], group_roles: [{ group: 'Engineers', team, role: 'admin' }, { group: 'Ghosts', team, role: 'viewer' }], jit: true, enabled: false },
+      });
+      assert.equal(made.status, 201, JSON.stringify(made.body));
+      const id = made.body.id as string;
+      okta.addUser({ sub: `tia-${dialect}`, email: `tia@${domain}`, name: 'Tia', preferred_username: `tia-${dialect}`, groups: ['Engineers', 'Other'] });
+
+      const admin = await signIn(app, adminEmail);
+      const adminPage = await admin.get('/admin');
+      const csrf = WebBrowser.csrf(adminPage.text);
+      assert.ok(adminPage.text.includes(`action="/admin/sso/${id}/test-login" class="inline" target="_blank"`), 'a Test login button opening a new tab');
+      const sessionBefore = admin.jar.get('trackgate.sid') ?? [...admin.jar].find(([k]) => /sid|session/i.test(k))?.[1];
+      const before = await counts();
+
+      // The new tab: the transaction is stored, the page links on to the IdP (a disabled connection can be tested).
+      const started = await admin.post(`/admin/sso/${id}/test-login`, { csrf_token: csrf });
+      assert.equal(started.status, 200, started.text.slice(0, 500));
+      const url = decodeHtml(/<a class="button" href="([^"]+)">Continue to the identity provider/.exec(started.text)?.[1] ?? '');
+      assert.ok(url.startsWith(okta.issuer), url);
+      const answer = await driveIdpLogin(url, `tia-${dialect}`);
+      assert.equal(answer.kind, 'form_post');
+      const back = await admin.post('/login/callback', (answer as { fields: Record<string, string> }).fields);
+      assert.equal(back.status, 303, back.text.slice(0, 500));
+      assert.match(back.location ?? '', /^\/admin\/sso\/test-report\?r=/);
+      assert.deepEqual(back.setCookies.filter((c) => !c.startsWith('trackgate.login=')), [], 'no session cookie is set or changed');
+
+      const report = await admin.get(back.location!);
+      assert.equal(report.status, 200, report.text.slice(0, 500));
+      const text = textOf(report.text);
+      assert.match(text, /New account \(JIT\)/);
+      assert.ok(text.includes(`tia-${dialect}`), 'the username it would get');
+      assert.ok(text.includes(`tia@${domain}`));
+      assert.match(text, new RegExp(`${team} none admin`), 'the team role the rules would give');
+      assert.match(text, /groups : Engineers, Other/);
+      assert.match(text, /the rule's group "Ghosts" .* did not appear in the token/);
+      assert.ok(report.text.includes('&quot;sub&quot;: &quot;tia-'), 'the claims are shown');
+
+      assert.deepEqual(await counts(), before, 'no user, identity, membership, session or audit row was written');
+      const sessionAfter = admin.jar.get('trackgate.sid') ?? [...admin.jar].find(([k]) => /sid|session/i.test(k))?.[1];
+      assert.equal(sessionAfter, sessionBefore, "the admin's own session is untouched");
+      assert.equal((await admin.get('/admin')).status, 200, 'still signed in as the admin');
+
+      // The report is the starting session's only: another admin session of the same org gets a 404.
+      const other = await signIn(app, adminEmail);
+      assert.equal((await other.get(back.location!)).status, 404);
+
+      // The callback of a test transaction replayed, or finished in another browser, signs nobody in.
+      const replay = await new WebBrowser(app).post('/login/callback', (answer as { fields: Record<string, string> }).fields);
+      assert.notEqual(replay.status, 303);
+      assert.ok(!replay.setCookies.some((c) => c.startsWith('trackgate.sid=')));
+
+      // Without the groups scope: the missing claim is called out.
+      await app.request('PATCH', `/gateway/v1/orgs/${org}/sso/${id}`, { key: adminKey, body: { scopes: ['openid', 'email', 'profile'] } });
+      const before2 = await counts();
+      const again = await admin.post(`/admin/sso/${id}/test-login`, { csrf_token: csrf });
+      const url2 = decodeHtml(/<a class="button" href="([^"]+)"/.exec(again.text)?.[1] ?? '');
+      const answer2 = await driveIdpLogin(url2, `tia-${dialect}`);
+      const back2 = await admin.post('/login/callback', (answer2 as { fields: Record<string, string> }).fields);
+      const text2 = textOf((await admin.get(back2.location!)).text);
+      assert.match(text2, /the ID token has no "groups" claim — the connection does not request the "groups" scope/);
+      assert.match(text2, /missing from the token/);
+      assert.deepEqual(await counts(), before2);
+      assert.equal((await app.request('DELETE', `/gateway/v1/orgs/${org}/sso/${id}`, { key: adminKey })).status, 204);
+    });
+
+    test('Test login: only an org admin starts one; a forged test report opens nothing', async () => {
+      const made = await app.request('POST', `/gateway/v1/orgs/${org}/sso`, { key: adminKey, body: { issuer: okta.issuer, client_id: clientId } });
+      const id = made.body.id as string;
+      const m = await app.createUser({ org, username: `max-${dialect}` });
+      assert.ok(m.key);
+      const member = await signIn(app, `max-${dialect}@${org}.example`);
+      const csrf = WebBrowser.csrf((await member.get('/settings')).text);
+      const admin = await signIn(app, adminEmail);
+      const before = await counts();
+      const refused = await member.post(`/admin/sso/${id}/test-login`, { csrf_token: csrf });
+      assert.equal(refused.status, 403);
+      assert.ok(!refused.text.includes(okta.issuer + '/auth'), 'no IdP link');
+      // Without the CSRF token, not even an admin.
+      assert.equal((await admin.post(`/admin/sso/${id}/test-login`, {})).status, 403);
+      // A made-up report.
+      assert.equal((await admin.get('/admin/sso/test-report?r=abc')).status, 404);
+      assert.deepEqual(await counts(), before);
+      assert.equal((await app.request('DELETE', `/gateway/v1/orgs/${org}/sso/${id}`, { key: adminKey })).status, 204);
     });
   });
 }

@@ -58,6 +58,11 @@ function queryParams(req: Request): URLSearchParams {
   return out;
 }
 
+/** The login-binding cookie: the browser that started a login (or a test login, from /admin) is the one that finishes it. */
+export function setBindingCookie(res: Response, value: string, maxAgeSeconds: number): void {
+  res.append('Set-Cookie', serializeCookie(BINDING_COOKIE, value, { httpOnly: true, secure: true, sameSite: 'none', path: '/login', maxAge: maxAgeSeconds }));
+}
+
 /** GET /login, GET|POST /login/callback, POST /logout, and the pages' static files. */
 export function createLoginRouter(o: LoginRoutesOptions): Router {
   const router = express.Router();
@@ -74,12 +79,7 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
     return header ? parseCookies(header)[BINDING_COOKIE] : undefined;
   };
 
-  const setBinding = (res: Response, value: string) => {
-    res.append(
-      'Set-Cookie',
-      serializeCookie(BINDING_COOKIE, value, { httpOnly: true, secure: true, sameSite: 'none', path: '/login', maxAge: o.transactionTtlSeconds }),
-    );
-  };
+  const setBinding = (res: Response, value: string) => setBindingCookie(res, value, o.transactionTtlSeconds);
 
   // The email form submits to /login, which redirects to the IdP: browsers apply form-action to that
   // redirect, so the IdPs' origins must be allowed on these pages.
@@ -181,6 +181,8 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
     const ctx = { ip: res.locals.clientIp, requestId: res.locals.requestId };
     try {
       const result = await o.login.finish(params, bindingOf(req), ctx);
+      // A test login (an admin's, on /admin) signs nobody in: its sealed report is opened by the session that started it.
+      if ('test' in result) return res.redirect(303, `/admin/sso/test-report?r=${encodeURIComponent(result.sealed)}`);
       // A fresh session id at every login: whatever session the browser had (or was given) is dropped.
       await SessionManager.establish(req, { userId: result.user.id, orgId: result.org.id, method: 'sso', connectionId: result.connectionId });
       o.logger.info({ request_id: ctx.requestId, user: result.user.username, org: result.org.slug, connection_id: result.connectionId }, 'sso: login');

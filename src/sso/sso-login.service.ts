@@ -27,12 +27,17 @@ import { hashTransactionSecret } from './login-transactions.ts';
 import type { TransactionStore } from './login-transactions.ts';
 import type { SsoRepository } from './sso.repository.ts';
 import { decodeConnection } from './sso.service.ts';
-import type { Connection, SsoService } from './sso.service.ts';
+import type { Connection, GroupRule, SsoService } from './sso.service.ts';
+import { groupWarnings } from './setup-advice.ts';
+import type { Actor } from '../auth/actor.ts';
 import type { SsoRepos } from './sso.service.ts';
 import type { TeamRole } from '../auth/principal.ts';
 import { ROLE_RANK } from '../auth/actor.ts';
 
 const VERIFIER_PURPOSE = 'sso-pkce-verifier';
+const TEST_REPORT_PURPOSE = 'sso-test-report';
+/** How long a test login's report can be opened (by the session that started it). */
+const TEST_REPORT_TTL_MS = 10 * 60_000;
 /** A failed login's reason in the audit log: our message, with at most IDP_TEXT_MAX characters of the IdP's. */
 const AUDIT_REASON_MAX = 500;
 
@@ -54,9 +59,41 @@ export interface LoginResult {
   returnTo: string;
 }
 
+/** A test login's end: the report, sealed for the admin's session (openTestReport), instead of a sign-in. */
+export interface TestLoginDone {
+  test: true;
+  sealed: string;
+}
+
+/** What a test login found (the admin's "Test login" on /admin): nothing of it was written anywhere. */
+export interface TestLoginReport {
+  connection_id: string;
+  issuer: string;
+  tested_at: string;
+  subject: string;
+  /** The verified ID token's claims (long lists and texts shortened). */
+  claims: Record<string, unknown>;
+  groups: { claim: string; present: boolean; overage: boolean; values: string[] };
+  account: { outcome: 'existing' | 'linked_by_email' | 'jit_created' | 'refused'; username: string | null; email: string | null; message: string; code?: string | undefined };
+  /** Each team a group rule names: its member's role now and after this sign-in (null: not a member). */
+  teams: Array<{ team: string; now: TeamRole | null; after: TeamRole | null; note?: string | undefined }>;
+  /** Rules whose group the token did not carry. */
+  unmatched_rules: GroupRule[];
+  warnings: string[];
+}
+
 export interface LoginContext {
   ip: string;
   requestId: string;
+}
+
+const REPORT_LIST_MAX = 100;
+const REPORT_TEXT_MAX = 500;
+
+/** A token's claims for the test report: long lists and texts cut, so that the sealed report stays small. */
+function shorten(claims: Record<string, unknown>): Record<string, unknown> {
+  const cut = (x: unknown): unknown => (typeof x === 'string' && x.length > REPORT_TEXT_MAX ? `${x.slice(0, REPORT_TEXT_MAX)}…` : Array.isArray(x) ? [...x.slice(0, REPORT_LIST_MAX).map(cut), ...(x.length > REPORT_LIST_MAX ? [`… ${x.length - REPORT_LIST_MAX} more`] : [])] : x);
+  return Object.fromEntries(Object.entries(claims).map(([k, v]) => [k, cut(v)]));
 }
 
 /** Starting and finishing SSO logins; identity → user; JIT; group → team roles. */
@@ -117,7 +154,7 @@ export class SsoLoginService {
   }
 
   /** Creates the login transaction and returns the IdP URL to send the browser to. */
-  async start(c: Connection, returnTo: string, bindingCookie: string, loginHint?: string): Promise<LoginStart> {
+  async start(c: Connection, returnTo: string, bindingCookie: string, loginHint?: string, testOf?: string): Promise<LoginStart> {
     const metadata = await this.sso.metadataForLogin(c, this.config.ssoDiscoveryMaxAgeSeconds);
     if (!metadata) throw new OidcLoginError('discovery_missing', "the connection's IdP could not be discovered; an admin should run the connection's test");
     const extra: Record<string, string> = loginHint ? { login_hint: loginHint } : {};
@@ -134,6 +171,7 @@ export class SsoLoginService {
         binding_hash: hashTransactionSecret(bindingCookie),
         created_at: new Date(now).toISOString(),
         expires_at: new Date(now + this.config.loginTransactionTtlSeconds * 1000).toISOString(),
+        test_of: testOf ?? null,
       },
       this.config.loginTransactionTtlSeconds,
     );
@@ -141,10 +179,31 @@ export class SsoLoginService {
   }
 
   /**
+   * A test login (org admins of the connection's organization only): a login transaction marked with the
+   * hash of the admin's session. Its callback runs every check of a real sign-in, then reports instead of
+   * signing in (finish). A disabled connection can be tested: that is how one is tried before enabling it.
+   */
+  async startTest(actor: Actor, slug: string, connectionId: string, sessionId: string, bindingCookie: string): Promise<LoginStart> {
+    const c = await this.sso.connectionForAdmin(actor, slug, connectionId);
+    return this.start(c, '/admin', bindingCookie, undefined, hashTransactionSecret(sessionId));
+  }
+
+  /** A test login's report, for the session that started it only (and only for a few minutes); null otherwise. */
+  openTestReport(sealed: string, sessionId: string): TestLoginReport | null {
+    try {
+      const { of, at, report } = JSON.parse(this.secretBox.decrypt(TEST_REPORT_PURPOSE, sealed)) as { of: string; at: number; report: TestLoginReport };
+      if (of !== hashTransactionSecret(sessionId) || Date.now() - at > TEST_REPORT_TTL_MS) return null;
+      return report;
+    } catch {
+      return null;
+    }
+  }
+
+  /**
    * Finishes a login from the IdP's answer (form_post body, the fragment page's
    * post, or the code flow's query). Throws OidcLoginError; creates no session.
    */
-  async finish(params: URLSearchParams, bindingCookie: string | undefined, ctx: LoginContext): Promise<LoginResult> {
+  async finish(params: URLSearchParams, bindingCookie: string | undefined, ctx: LoginContext): Promise<LoginResult | TestLoginDone> {
     const state = params.get('state');
     if (!state) {
       // Nothing of an answer that no login of this browser asked for is shown: anyone can make such a link,
@@ -162,8 +221,9 @@ export class SsoLoginService {
     if (!bindingCookie || hashTransactionSecret(bindingCookie) !== tx.binding_hash) {
       throw new OidcLoginError('binding_mismatch', 'this sign-in was started in another browser (or its cookies were blocked); start again in this browser');
     }
+    const testOf = tx.test_of ?? null;
     const row = await this.repo().findConnection(tx.org_id, tx.connection_id);
-    if (!row || row.enabled !== 1) throw new OidcLoginError('connection_disabled', 'the SSO connection of this sign-in was disabled or deleted');
+    if (!row || (row.enabled !== 1 && !testOf)) throw new OidcLoginError('connection_disabled', 'the SSO connection of this sign-in was disabled or deleted');
     const c = decodeConnection(row);
     const org = await this.store.repos.orgs.findById(row.org_id);
     if (!org) throw new OidcLoginError('connection_disabled', 'the organization of this SSO connection no longer exists');
@@ -193,10 +253,13 @@ export class SsoLoginService {
         algorithms: pinnedAlgorithms(metadata),
         clockToleranceSeconds: this.config.ssoClockToleranceSeconds,
       });
+      // A test transaction never signs in: every check above ran, the rest is read, not written.
+      if (testOf) return { test: true, sealed: this.secretBox.encrypt(TEST_REPORT_PURPOSE, JSON.stringify({ of: testOf, at: Date.now(), report: await this.dryRun(c, org, verified) })) };
       const user = await this.resolveUser(c, org, verified, ctx);
       return { user, org, connectionId: row.id, returnTo: tx.return_to };
     } catch (err) {
-      await this.recordFailure(org, row.id, err, ctx);
+      // A failed test is the admin's to read on the error page, not a sign-in failure of the organization.
+      if (!testOf) await this.recordFailure(org, row.id, err, ctx);
       throw err;
     }
   }
@@ -419,6 +482,93 @@ export class SsoLoginService {
       }
     }
     return changes;
+  }
+
+  /**
+   * What resolveUser and syncGroups would do with this token, decided by the same rules and only read:
+   * no user, identity, membership, session or audit row is written.
+   */
+  private async dryRun(c: Connection, org: OrgRow, v: VerifiedIdToken): Promise<TestLoginReport> {
+    const repos = this.store.repos;
+    const repo = this.repo(repos);
+    const templated = c.metadata ? isTemplatedIssuer(c.metadata.issuer) : false;
+    const id = SsoLoginService.identityKey(v, templated);
+    const emailClaim = this.claimString(v, c.claims.email);
+    const parsedEmail = emailClaim ? fields.email.safeParse(emailClaim) : null;
+    const email = parsedEmail?.success ? parsedEmail.data : null;
+    const evidence = c.claims.email === 'email' ? emailEvidence(v.claims, isAzureIssuer(c.metadata?.issuer ?? c.row.issuer)) : null;
+    const refused = (code: string, message: string): TestLoginReport['account'] => ({ outcome: 'refused', username: null, email, message, code });
+    let user: UserRow | undefined;
+    let account: TestLoginReport['account'];
+    const identity = await repo.findIdentity(org.id, id.key);
+    if (identity) {
+      user = await repos.users.findById(org.id, identity.user_id);
+      account = user ? { outcome: 'existing', username: user.username, email: user.email, message: `the account ${user.username}, already linked to this identity` } : refused('identity_orphaned', 'the identity is linked to an account that no longer exists; unlink it');
+    } else if (email && (user = await repos.users.findByEmail(org.id, email))) {
+      const decision = decideEmailLink(
+        { username: user.username, orgId: user.org_id, instanceAdmin: user.instance_admin === 1, identities: (await repo.identitiesOfUser(org.id, user.id)).length },
+        { orgSlug: org.slug, email, evidence, connectionOrgId: c.row.org_id, connectionDomains: await repo.domainsOf(org.id, c.row.id) },
+      );
+      account = decision.ok
+        ? { outcome: 'linked_by_email', username: user.username, email, message: `the existing account ${user.username}, linked to this identity by its verified email (${decision.rule.evidence}, domain ${decision.rule.domain})` }
+        : refused(decision.code, decision.message);
+      if (!decision.ok) user = undefined;
+    } else if (c.row.jit !== 1) {
+      account = refused('no_account', `no account of ${org.slug} has this identity or the email ${email ?? '(none)'}, and JIT is off: the sign-in would be refused`);
+    } else if (!email) {
+      account = refused('email_missing', `the ID token carries no usable email in the "${c.claims.email}" claim, which a new account needs`);
+    } else {
+      const owner = await repo.connectionForDomain(emailDomain(email) ?? '');
+      account =
+        (owner && owner.org_id !== org.id) || (await repos.users.emailTaken(email))
+          ? refused('email_unavailable', `the email ${email} cannot be used for a new account in ${org.slug}`)
+          : { outcome: 'jit_created', username: await deriveUsername(repos, this.claimString(v, c.claims.username) ?? email), email, message: `a new account would be created (JIT) as a member of ${org.slug}` };
+    }
+    if (user && user.instance_admin === 1 && user.org_id !== c.row.org_id) account = refused('operator_not_linkable', `the account ${user.username} cannot be signed in to through this organization's SSO connection`);
+    else if (user && user.status !== 'active') account = refused('user_deactivated', `the account ${user.username} is deactivated`);
+
+    const claimName = c.claims.groups;
+    const claimNames = v.claims._claim_names as Record<string, unknown> | undefined;
+    const overage = v.claims.hasgroups === true || (!!claimNames && typeof claimNames === 'object' && (claimName in claimNames || 'groups' in claimNames));
+    const raw = v.claims[claimName];
+    const values = Array.isArray(raw) ? raw.filter((g): g is string => typeof g === 'string') : typeof raw === 'string' ? [raw] : [];
+    const groups = new Set(values);
+    const desired = new Map<string, TeamRole>();
+    for (const r of c.groupRules) {
+      if (!groups.has(r.group)) continue;
+      const have = desired.get(r.team);
+      if (!have || ROLE_RANK[r.role] > ROLE_RANK[have]) desired.set(r.team, r.role);
+    }
+    const existing = account.outcome === 'existing' || account.outcome === 'linked_by_email' ? user : undefined;
+    const teams: TestLoginReport['teams'] = [];
+    for (const teamName of new Set(c.groupRules.map((r) => r.team))) {
+      const team = await repos.teams.findByName(org.id, teamName);
+      const now = team && existing ? ((await repos.teams.getMember(org.id, team.id, existing.id))?.role ?? null) : null;
+      if (!team) teams.push({ team: teamName, now: null, after: null, note: 'the team does not exist: the rule is skipped' });
+      else if (await repos.scimGroups.isScimOwned(org.id, team.id)) teams.push({ team: teamName, now, after: now, note: 'managed by SCIM: group rules leave it alone' });
+      else if (account.outcome === 'refused') teams.push({ team: teamName, now, after: now, note: 'the sign-in would be refused' });
+      else if (overage) teams.push({ team: teamName, now, after: now, note: 'groups overage: the token does not list the groups, memberships stay as they are' });
+      else teams.push({ team: teamName, now, after: desired.get(teamName) ?? null });
+    }
+    const unmatched = overage ? [] : c.groupRules.filter((r) => !groups.has(r.group));
+    const warnings: string[] = [];
+    if (c.groupRules.length && raw === undefined && !overage) {
+      warnings.push(`the ID token has no "${claimName}" claim${c.scopes.includes('groups') ? '' : ' — the connection does not request the "groups" scope'}: the group rules gave nobody a team`);
+    }
+    for (const r of unmatched) warnings.push(`the rule's group "${r.group}" (→ ${r.team} ${r.role}) did not appear in the token`);
+    if (c.groupRules.length && (raw === undefined || unmatched.length)) warnings.push(...groupWarnings({ issuer: c.row.issuer, scopes: c.scopes, groupRules: c.groupRules, groupsClaim: claimName }).map((w) => w.message));
+    return {
+      connection_id: c.row.id,
+      issuer: v.issuer,
+      tested_at: new Date().toISOString(),
+      subject: v.subject,
+      claims: shorten(v.claims),
+      groups: { claim: claimName, present: raw !== undefined, overage, values: values.slice(0, REPORT_LIST_MAX) },
+      account,
+      teams,
+      unmatched_rules: unmatched,
+      warnings,
+    };
   }
 
   static newBinding(): string {

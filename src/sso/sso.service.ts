@@ -189,6 +189,14 @@ export class SsoService {
     return this.view(row, org.slug);
   }
 
+  /** A connection, decoded, for an admin of its organization (the test login starts from it). */
+  async connectionForAdmin(actor: Actor, slug: string, id: string): Promise<Connection> {
+    const { org } = await this.access.require(actor, slug, 'admin');
+    const row = await this.repo().findConnection(org.id, id);
+    if (!row) throw errors.notFound(`SSO connection "${id}"`);
+    return decodeConnection(row);
+  }
+
   async create(actor: Actor, slug: string, input: ConnectionInput): Promise<SaveOutcome> {
     const { org } = await this.access.require(actor, slug, 'admin');
     const d = await this.runDiscovery(input);

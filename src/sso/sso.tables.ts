@@ -66,6 +66,8 @@ export interface LoginTransactionsTable {
   binding_hash: string;
   created_at: string;
   expires_at: string;
+  /** A test login's: the hash of the admin's session that started it (its callback reports, signs nobody in). */
+  test_of?: string | null;
 }
 
 /** express-session's store on the database. */

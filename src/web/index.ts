@@ -66,6 +66,8 @@ export function createWeb(deps: WebDeps): Web {
       federatedCredentials: deps.federatedCredentials,
       orgs: deps.orgs,
       sso: sso.service,
+      ssoLogin: sso.login,
+      loginTransactionTtlSeconds: deps.config.loginTransactionTtlSeconds,
       identities: sso.identities,
       auditLog: new AuditLog(deps.store, deps.access),
       sessions: sso.sessions,

@@ -10,6 +10,7 @@ import type { ServiceAccountsService } from '../service-accounts/service-account
 import type { IdentitiesService } from '../sso/identities.service.ts';
 import type { SessionManager } from '../sso/session-store.ts';
 import type { SsoService } from '../sso/sso.service.ts';
+import type { SsoLoginService } from '../sso/sso-login.service.ts';
 import type { TeamsService } from '../teams/teams.service.ts';
 import type { UsersService } from '../users/users.service.ts';
 import type { FlashStore } from './flash.ts';
@@ -23,6 +24,9 @@ export interface WebRoutesDeps {
   federatedCredentials: FederatedCredentialsService;
   orgs: OrgsService;
   sso: SsoService;
+  /** The test login (admin page): started here, finished by the SSO callback, reported here. */
+  ssoLogin: SsoLoginService;
+  loginTransactionTtlSeconds: number;
   identities: IdentitiesService;
   auditLog: AuditLog;
   sessions: SessionManager;

@@ -11,6 +11,7 @@ import { migration008 } from './008_cache_invalidations.ts';
 import { migration009 } from './009_scim.ts';
 import { migration010 } from './010_federation.ts';
 import { migration011 } from './011_instance_settings.ts';
+import { migration012 } from './012_login_tx_test.ts';
 
 /** Every migration, in order. Names sort; never rename or edit a released one. */
 export function migrations(caps: DialectCaps): Record<string, Migration> {
@@ -26,5 +27,6 @@ export function migrations(caps: DialectCaps): Record<string, Migration> {
     '009_scim': migration009(caps),
     '010_federation': migration010(caps),
     '011_instance_settings': migration011(caps),
+    '012_login_tx_test': migration012(caps),
   };
 }

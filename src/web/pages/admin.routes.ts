@@ -13,6 +13,10 @@ import { flashNotices, LIST_PAGE, viewerOf } from '../prg.ts';
 import { sendHtml } from '../../html/html.ts';
 import type { FormAction, Rerender } from '../prg.ts';
 import { adminPage } from '../views/admin.ts';
+import { page } from '../views/common.ts';
+import { testLoginStartBody, testReportBody } from '../views/sso-setup.ts';
+import { setBindingCookie } from '../../sso/login.routes.ts';
+import { SsoLoginService } from '../../sso/sso-login.service.ts';
 import type { WebRoutesDeps } from '../web-deps.ts';
 
 const AUDIT_PAGE_SIZE = 50;
@@ -124,6 +128,37 @@ export function registerAdminPage(router: Router, d: WebRoutesDeps, action: Form
     },
     (req, res, status, extras, params) => render('sso-edit', params.id)(req, res, status, extras, params),
   );
+  // Test login: started here (an org admin's form, CSRF-checked by the page middleware), in a new tab. The
+  // page links on to the IdP rather than redirecting: the admin page's CSP keeps form submissions to 'self'.
+  router.post('/admin/sso/:id/test-login', async (req, res, next) => {
+    try {
+      const v = viewerOf(res);
+      const params = req.params;
+      const binding = SsoLoginService.newBinding();
+      const started = await d.ssoLogin.startTest(v.actor, v.orgSlug, params.id, req.sessionID, binding);
+      setBindingCookie(res, binding, d.loginTransactionTtlSeconds);
+      res.setHeader('Cache-Control', 'no-store');
+      const c = await d.sso.get(v.actor, v.orgSlug, params.id);
+      sendHtml(res, 200, page(v, 'Test login', 'admin', testLoginStartBody(c.issuer, started.url)));
+    } catch (err) {
+      next(err);
+    }
+  });
+  // The report, to the session that started the test only (its hash is sealed in it).
+  router.get('/admin/sso/test-report', async (req, res, next) => {
+    try {
+      const v = viewerOf(res);
+      const q = req.query as Record<string, unknown>;
+      const report = typeof q.r === 'string' ? d.ssoLogin.openTestReport(q.r, req.sessionID) : null;
+      if (!report) throw errors.notFound('test login report (it is shown once to the admin session that started the test, for 10 minutes)');
+      // Still an admin of the connection's organization.
+      await d.sso.get(v.actor, v.orgSlug, report.connection_id);
+      res.setHeader('Cache-Control', 'no-store');
+      sendHtml(res, 200, page(v, 'Test login', 'admin', testReportBody(report)));
+    } catch (err) {
+      next(err);
+    }
+  });
   action(
     '/admin/sso/:id/test',
     (params) => `/admin#conn-${params.id}`,

@@ -61,6 +61,7 @@ ${c.allowed_tenant_ids.length ? html`<dt>Tenants</dt><dd>${c.allowed_tenant_ids.
 </dl>
 <div class="buttons">
 ${buttonForm({ action: `${base}/test`, csrf, label: 'Test' })}
+<form method="post" action="${base}/test-login" class="inline" target="_blank">${csrfField(csrf)}<button type="submit" class="secondary">Test login</button></form>
 ${buttonForm({ action: `${base}/enabled`, csrf, label: c.enabled ? 'Disable' : 'Enable', fields: { enabled: c.enabled ? 'false' : 'true' }, ...(c.enabled ? { confirm: 'Disable this connection? People cannot sign in through it until it is enabled again.' } : {}) })}
 ${buttonForm({ action: `${base}/delete`, csrf, label: 'Delete', danger: true, confirm: `Delete the SSO connection ${c.issuer}?` })}
 </div>

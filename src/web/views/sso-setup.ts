@@ -1,4 +1,5 @@
 import type { ConnectionView } from '../../sso/sso.service.ts';
+import type { TestLoginReport } from '../../sso/sso-login.service.ts';
 import { GOOGLE_ISSUER, PROVIDERS } from '../../sso/setup-advice.ts';
 import type { Provider } from '../../sso/setup-advice.ts';
 import { html, notices, options, raw } from '../../html/html.ts';
@@ -164,4 +165,40 @@ ${fields}
 <button type="submit">Create connection</button>
 </form>` : fields}
 </details>`;
+}
+
+/** The test login's first step, in its new tab: the transaction is stored, the IdP is next. */
+export function testLoginStartBody(issuer: string, url: string): Html {
+  return html`<h1>Test login</h1>
+<p>Sign in at ${issuer} as the person to try. trackgate then shows what the ID token carried and what it would do, and changes nothing: no account, team or session, and you stay signed in as yourself.</p>
+<p><a class="button" href="${url}">Continue to the identity provider</a></p>`;
+}
+
+const ROLE_OR_NONE = (r: string | null) => r ?? 'none';
+
+/** What a test login found: the claims, the account it maps to, the team roles the group rules would give, what is missing. */
+export function testReportBody(r: TestLoginReport): Html {
+  const a = r.account;
+  const outcome = { existing: 'Existing account', linked_by_email: 'Existing account, linked by email', jit_created: 'New account (JIT)', refused: 'Refused' }[a.outcome];
+  return html`<h1>Test login: what the sign-in would do</h1>
+<p class="muted">${r.issuer} · subject <code>${r.subject}</code> · ${r.tested_at} · nothing was changed.</p>
+${r.warnings.length ? html`<div class="warning-box" role="status"><p><strong>Check these:</strong></p><ul class="problems">${r.warnings.map((w) => html`<li>${w}</li>`)}</ul></div>` : ''}
+<section class="card" aria-labelledby="tr-account"><h2 id="tr-account">Account</h2>
+<dl class="facts"><dt>Outcome</dt><dd${a.outcome === 'refused' ? raw(' class="refused"') : ''}><strong>${outcome}</strong>${a.code ? html` <code>${a.code}</code>` : ''}</dd>
+<dt>Username</dt><dd>${a.username ? html`<code>${a.username}</code>` : html`<span class="muted">none</span>`}</dd>
+<dt>Email</dt><dd>${a.email ?? html`<span class="muted">none</span>`}</dd>
+<dt>Why</dt><dd>${a.message}</dd></dl></section>
+<section class="card" aria-labelledby="tr-teams"><h2 id="tr-teams">Teams from the group rules</h2>
+<dl class="facts"><dt>Groups claim</dt><dd><code>${r.groups.claim}</code>: ${r.groups.overage ? 'overage (the token does not list the groups)' : r.groups.present ? (r.groups.values.length ? r.groups.values.join(', ') : 'empty') : html`<strong>missing from the token</strong>`}</dd></dl>
+${
+  r.teams.length
+    ? html`<div class="scroll"><table><thead><tr><th scope="col">Team</th><th scope="col">Role now</th><th scope="col">After this sign-in</th><th scope="col">Note</th></tr></thead>
+<tbody>${r.teams.map((t) => html`<tr><td><code>${t.team}</code></td><td>${ROLE_OR_NONE(t.now)}</td><td>${ROLE_OR_NONE(t.after)}</td><td>${t.note ?? ''}</td></tr>`)}</tbody></table></div>`
+    : html`<p class="empty">The connection has no group rules.</p>`
+}
+${r.unmatched_rules.length ? html`<p>Rules whose group did not appear: ${r.unmatched_rules.map((u) => html`<code>${u.group}</code> `)}</p>` : ''}
+</section>
+<section class="card" aria-labelledby="tr-claims"><h2 id="tr-claims">ID token claims</h2>
+<pre><code>${JSON.stringify(r.claims, null, 2)}</code></pre></section>
+<p><a href="/admin#conn-${r.connection_id}">Back to the connection</a></p>`;
 }
