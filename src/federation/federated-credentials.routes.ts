@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { errors } from '../errors/app-error.ts';
 import type { ApiRouter } from '../http/api-router.ts';
 import { fields } from '../http/validation.ts';
 import { federatedCredentialOut } from './federated-credentials.responses.ts';
@@ -44,7 +45,16 @@ export function registerFederatedCredentialRoutes(api: ApiRouter, rules: Federat
         409: { description: 'too_many_federated_credentials: the account has 10 rules' },
       },
     },
-    async ({ actor, params, body }) => ({ status: 201, body: await rules.create(actor, params.id, body) }),
+    async ({ actor, params, body, req }) => {
+      // zod's record leaves a "__proto__" key out of what it parses (against prototype pollution): the condition
+      // would vanish and the rule be saved wider than written. Refused, from the body as it came.
+      const raw = (req.body as { conditions?: unknown } | undefined)?.conditions;
+      if (typeof raw === 'object' && raw !== null && Object.hasOwn(raw, '__proto__')) {
+        const message = '"__proto__" cannot be a condition\'s claim name';
+        throw errors.validation(`the trust rule was not saved: conditions: ${message}`, [{ field: 'conditions', code: 'trust_rule', message }]);
+      }
+      return { status: 201, body: await rules.create(actor, params.id, body) };
+    },
   );
   api.add(
     {
