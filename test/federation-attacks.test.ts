@@ -52,6 +52,17 @@ for (const dialect of dialects()) {
       assert.equal(r.body.error, 'invalid_grant');
     });
 
+    test('a signed token whose sub or jti holds a NUL or is huge: invalid_grant, never a 5xx (PostgreSQL text refuses NUL)', async () => {
+      const acct = await federatedAccount(app);
+      await addRule(app, acct.adminKey, acct.sa.id, { name: 'prefix', issuer: gh.issuer, subject: 'repo:acme/train:*' });
+      for (const claims of [{ sub: 'repo:acme/train:ref:\u0000' }, { sub: `repo:acme/train:${'x'.repeat(2000)}` }, { jti: 'j\u0000' }, { jti: 'j'.repeat(2000) }]) {
+        const r = await exchange(app, await gh.mint(acct.org, { claims }));
+        assert.equal(r.status, 400, `${JSON.stringify(claims).slice(0, 80)}: ${r.text}`);
+        assert.equal(r.body.error, 'invalid_grant');
+      }
+      assert.equal((await exchange(app, await gh.mint(acct.org))).status, 200, 'an ordinary token of the same rule still works');
+    });
+
     test("another organization's rule with this organization's slug as its audience neither takes its tokens nor makes them ambiguous", async () => {
       const victim = await federatedAccount(app);
       const evil = await federatedAccount(app, 'impostor');

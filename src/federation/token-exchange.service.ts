@@ -78,7 +78,7 @@ const MAX_MATCHED_AUDIENCES = 10;
 const MAX_LOGGED = 200;
 
 /** Refusals that come after the signature verified: the claims quoted with them are the issuer's, not anyone's. */
-const AFTER_SIGNATURE = new Set(['iat_future', 'lifetime_too_long', 'claim_sub', 'no_matching_rule', 'ambiguous', 'account_gone', 'not_enterprise', 'rule_deleted', 'replayed']);
+const AFTER_SIGNATURE = new Set(['iat_future', 'lifetime_too_long', 'claim_sub', 'claim_jti', 'no_matching_rule', 'ambiguous', 'account_gone', 'not_enterprise', 'rule_deleted', 'replayed']);
 
 /** Why an assertion was refused: for the log and the audit only. */
 class Refusal extends Error {
@@ -96,6 +96,9 @@ class Refusal extends Error {
 /** A rule's issuer and audience at most (createFederatedCredentialBody). */
 const MAX_ISSUER = 512;
 const MAX_AUDIENCE = 256;
+/** A workload token's sub and jti at most (GitHub's longest subjects are a few hundred characters). */
+const MAX_SUBJECT = 1024;
+const MAX_JTI = 512;
 // eslint-disable-next-line no-control-regex -- the NUL is the point
 const storable = (s: string, max: number): boolean => s.length <= max && !/\u0000/.test(s);
 
@@ -234,6 +237,10 @@ export class TokenExchangeService {
     const { exp, sub } = claims;
     // Required by jwtVerify (requiredClaims); said again for the types.
     if (exp === undefined || typeof sub !== 'string' || sub === '') throw new Refusal('claim_sub', 'sub is not a string', candidates);
+    // Stored with the token (access_tokens.subject, the replay record): a NUL (PostgreSQL's text refuses it: a 500)
+    // or an unbounded length is refused here, even signed by a trusted issuer.
+    if (!storable(sub, MAX_SUBJECT)) throw new Refusal('claim_sub', 'a sub no token can hold', candidates);
+    if (typeof claims.jti === 'string' && !storable(claims.jti, MAX_JTI)) throw new Refusal('claim_jti', 'a jti no replay record can hold', candidates);
     if (claims.iat !== undefined && claims.iat > nowSeconds + tolerance) throw new Refusal('iat_future', 'issued in the future', candidates);
     const lifetime = exp - (claims.iat ?? nowSeconds);
     if (lifetime > this.options.maxAssertionLifetimeSeconds) {
