@@ -99,11 +99,16 @@ describe('pages in a real browser (sqlite)', { skip: existsSync(CHROMIUM) ? fals
     await Promise.all([page.waitForURL((u) => u.origin === idp.origin), page.click('button[type=submit]')]);
     await page.fill('input[name=login]', login);
     await page.fill('input[name=password]', 'x');
-    await page.click('button[type=submit]');
     // A consent prompt may follow (first sign-in of this user at this client); then the answer goes back to trackgate.
-    await page.waitForURL((u) => u.origin === app.url || /\/interaction\//.test(u.pathname));
-    if (new URL(page.url()).origin !== app.url) await page.click('button[type=submit]');
-    await page.waitForURL(`${app.url}/settings`);
+    // Whichever comes first is awaited (both wait on the page itself, not on a timer); the loser is left to fail quietly.
+    const landed = page.waitForURL(`${app.url}/settings`).then(() => 'landed' as const);
+    await page.click('button[type=submit]');
+    const consent = page.locator('form:has(input[name=prompt][value=consent]) button[type=submit]');
+    const asked = consent.waitFor({ state: 'visible' }).then(() => 'consent' as const);
+    landed.catch(() => {});
+    asked.catch(() => {});
+    if ((await Promise.race([landed, asked])) === 'consent') await consent.click();
+    await landed;
   }
 
   /** A one-time login link opened in the browser and its button pressed, as an admin gets it from `trackgate login-link`. */
@@ -250,6 +255,8 @@ describe('pages in a real browser (sqlite)', { skip: existsSync(CHROMIUM) ? fals
 
   async function setTheme(page: Page, theme: 'light' | 'dark'): Promise<void> {
     await page.goto(`${app.url}/settings`);
+    // Already chosen: no change event, nothing to save.
+    if (await page.isChecked(`input[name=theme][value=${theme}]`)) return;
     const saved = page.waitForResponse((r) => r.url() === `${app.url}/settings/theme` && r.request().method() === 'POST');
     await page.check(`input[name=theme][value=${theme}]`);
     await saved;
