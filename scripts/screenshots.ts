@@ -1,6 +1,7 @@
 /**
  * Screenshots of the web pages, as a person sees them, with headless Chromium:
  *
+ *   npm run screenshots                                   (writes docs/screenshots, shown in the README's tour)
  *   node --import tsx scripts/screenshots.ts [out-dir]     (default /tmp)
  *
  * Starts trackgate on a temporary SQLite database with a local test IdP,
@@ -62,18 +63,22 @@ try {
   await page.screenshot({ path: join(out, 'login-link.png'), fullPage: true });
   await Promise.all([page.waitForURL('**/settings'), page.click('button[type=submit]')]);
 
-  // Light, with a key just created (its one-time panel), then dark.
-  await page.check('input[name=theme][value=light]');
-  await Promise.all([page.waitForURL('**/settings'), page.click('form[action="/settings/theme"] button')]);
+  // Light, with a key just created (its one-time panel), then dark. A theme applies at once (web.js saves it in the
+  // background): wait for that save, then reload so the page is the server's, as after any visit.
+  const setTheme = async (theme: 'light' | 'dark' | 'system') => {
+    const radio = page.locator(`input[name=theme][value=${theme}]`);
+    if (await radio.isChecked()) return;
+    await Promise.all([page.waitForResponse((r) => r.url().endsWith('/settings/theme') && r.request().method() === 'POST'), radio.check()]);
+    await page.reload();
+  };
+  await setTheme('light');
   await page.fill('form[action="/settings/keys"] input[name=name]', 'laptop');
   await page.fill('form[action="/settings/keys"] input[name=expires_in_days]', '30');
   await Promise.all([page.waitForURL('**/settings'), page.click('form[action="/settings/keys"] button')]);
   await page.screenshot({ path: join(out, 'settings-light.png'), fullPage: true });
-  await page.check('input[name=theme][value=dark]');
-  await Promise.all([page.waitForURL('**/settings'), page.click('form[action="/settings/theme"] button')]);
+  await setTheme('dark');
   await page.screenshot({ path: join(out, 'settings-dark.png'), fullPage: true });
-  await page.check('input[name=theme][value=system]');
-  await Promise.all([page.waitForURL('**/settings'), page.click('form[action="/settings/theme"] button')]);
+  await setTheme('system');
 
   await page.goto(app.url + '/teams/ml-platform');
   await page.screenshot({ path: join(out, 'team.png'), fullPage: true });
