@@ -294,6 +294,24 @@ export class SsoLoginService {
   }
 
   /**
+   * What a verified token says of who it is, read once for a sign-in (resolveUser) and a Test login (dryRun)
+   * alike, so that the two can never judge an email differently: the identity's key, the mapped email when it
+   * passes the API's own email rule, and the evidence that it is verified.
+   */
+  private identityFacts(c: Connection, v: VerifiedIdToken) {
+    const templated = c.metadata ? isTemplatedIssuer(c.metadata.issuer) : false;
+    const id = SsoLoginService.identityKey(v, templated);
+    const emailClaim = this.claimString(v, c.claims.email);
+    // The API's own email rule: a claim like "a@b.example,x" would reach the upstream's X-Trackgate-Email as two addresses.
+    const parsedEmail = emailClaim ? fields.email.safeParse(emailClaim) : null;
+    const email = parsedEmail?.success ? parsedEmail.data : null;
+    // email_verified (and xms_edov) speak of the standard "email" claim only: an address mapped from another
+    // claim (upn, preferred_username, a profile field people can edit) has no evidence, whatever they say.
+    const evidence = c.claims.email === 'email' ? emailEvidence(v.claims, isAzureIssuer(c.metadata?.issuer ?? c.row.issuer)) : null;
+    return { id, email, evidence };
+  }
+
+  /**
    * The user for a verified identity, in one transaction:
    * 1. the account the identity is bound to (issuer + subject, or Azure tid + oid);
    * 2. else an account of this organization with the token's email, linked only
@@ -305,15 +323,7 @@ export class SsoLoginService {
    * Refuses deactivated users. Then syncs group → team roles.
    */
   private async resolveUser(c: Connection, org: OrgRow, v: VerifiedIdToken, ctx: LoginContext): Promise<UserRow> {
-    const templated = c.metadata ? isTemplatedIssuer(c.metadata.issuer) : false;
-    const id = SsoLoginService.identityKey(v, templated);
-    const emailClaim = this.claimString(v, c.claims.email);
-    // The API's own email rule: a claim like "a@b.example,x" would reach the upstream's X-Trackgate-Email as two addresses.
-    const parsedEmail = emailClaim ? fields.email.safeParse(emailClaim) : null;
-    const email = parsedEmail?.success ? parsedEmail.data : null;
-    // email_verified (and xms_edov) speak of the standard "email" claim only: an address mapped from another
-    // claim (upn, preferred_username, a profile field people can edit) has no evidence, whatever they say.
-    const evidence = c.claims.email === 'email' ? emailEvidence(v.claims, isAzureIssuer(c.metadata?.issuer ?? c.row.issuer)) : null;
+    const { id, email, evidence } = this.identityFacts(c, v);
     const now = new Date().toISOString();
     const once = () => this.invalidator.transaction(this.store, async (repos, invalidate) => {
       let changed = false;
@@ -491,12 +501,7 @@ export class SsoLoginService {
   private async dryRun(c: Connection, org: OrgRow, v: VerifiedIdToken): Promise<TestLoginReport> {
     const repos = this.store.repos;
     const repo = this.repo(repos);
-    const templated = c.metadata ? isTemplatedIssuer(c.metadata.issuer) : false;
-    const id = SsoLoginService.identityKey(v, templated);
-    const emailClaim = this.claimString(v, c.claims.email);
-    const parsedEmail = emailClaim ? fields.email.safeParse(emailClaim) : null;
-    const email = parsedEmail?.success ? parsedEmail.data : null;
-    const evidence = c.claims.email === 'email' ? emailEvidence(v.claims, isAzureIssuer(c.metadata?.issuer ?? c.row.issuer)) : null;
+    const { id, email, evidence } = this.identityFacts(c, v);
     const refused = (code: string, message: string): TestLoginReport['account'] => ({ outcome: 'refused', username: null, email, message, code });
     let user: UserRow | undefined;
     let account: TestLoginReport['account'];
