@@ -316,6 +316,22 @@ describe('Redis down: browser sessions, sign-in limits', { skip: !canRunPrivateR
     await redis?.kill();
   });
 
+  test('at start-up a sign-in waits for the Redis connection under way instead of a 503 (a slow first connect)', async () => {
+    // Every byte to and from Redis is held 300 ms, so the connection's first `ready` comes a second or so
+    // after the gateway listens: a sign-in in that window used to be refused as if Redis were down.
+    const slowRelay = await FaultProxy.start({ port: redis.port });
+    slowRelay.set('delay', 300);
+    const slow = await startApp('sqlite', { redisUrl: `redis://127.0.0.1:${slowRelay.port}`, redisTimeoutMs: 5000 });
+    try {
+      const { org } = await slow.bootstrap();
+      const browser = await signIn(slow, `admin@${org}.example`);
+      assert.equal((await browser.get('/settings')).status, 200);
+    } finally {
+      await slow.close();
+      await slowRelay.close();
+    }
+  });
+
   test('partitioned: a session request is 503 within the Redis timeout; bad keys are still 401', async (t) => {
     const { org } = await app.bootstrap();
     const browser = await signIn(app, `admin@${org}.example`);

@@ -128,6 +128,8 @@ export class DbSessionStore extends session.Store {
 export class RedisSessionStore extends session.Store {
   private readonly prefix: string;
   private readonly userPrefix: string;
+  /** The connection was lost (closed) since it was last ready; a first connection still under way is not. */
+  private lost = false;
 
   constructor(
     private readonly redis: Redis,
@@ -137,6 +139,12 @@ export class RedisSessionStore extends session.Store {
     super();
     this.prefix = keyspace.sessions;
     this.userPrefix = keyspace.sessionsOfUser;
+    redis.on('close', () => {
+      this.lost = true;
+    });
+    redis.on('ready', () => {
+      this.lost = false;
+    });
   }
 
   private ttlSeconds(data: Partial<SessionData>): number {
@@ -146,9 +154,11 @@ export class RedisSessionStore extends session.Store {
   /**
    * Redis is not connected: refused at once rather than queued behind ioredis's reconnection and retries
    * (seconds per command, a dozen for a sign-in's regenerate and save), so that a browser gets its 503 now.
+   * Only once the connection was lost: at start-up, before the first `ready`, a command waits in ioredis's
+   * queue for the connection under way (bounded by its connect timeout) instead of a 503 to the first visitors.
    */
   private down(cb: Cb | undefined): boolean {
-    if (this.redis.status === 'ready') return false;
+    if (this.redis.status === 'ready' || !this.lost) return false;
     cb?.(redisUnavailable(new Error(`redis connection ${this.redis.status}`)));
     return true;
   }
