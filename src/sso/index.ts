@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import express from 'express';
 import type { Router } from 'express';
 import type { Redis } from 'ioredis';
 import type { AuditService } from '../audit/audit.service.ts';
@@ -27,6 +28,8 @@ import type { SsoRepos } from './sso.service.ts';
 import { IdentitiesService } from './identities.service.ts';
 import { createAuthenticator } from './passport/authenticator.ts';
 import { ConnectionStrategies } from './passport/connection-strategies.ts';
+import { SamlLogins } from './saml/saml-login.ts';
+import { createSamlRouter } from './saml/saml.routes.ts';
 
 export interface SsoDeps {
   config: Config;
@@ -52,8 +55,10 @@ export interface Sso {
   sessions: SessionManager;
   /** The Passport strategy of each SSO connection, made by the kind's factory (OIDC, SAML). */
   strategies: ConnectionStrategies;
-  /** GET /login, GET|POST /login/callback, POST /logout, /static/sso/*. */
+  /** GET /login, GET|POST /login/callback, POST /logout, /static/sso/*; GET /login/saml/:id/metadata, POST /login/saml/:id/acs. */
   router: Router;
+  /** SAML 2.0 sign-ins: their strategies, starts and SP metadata. */
+  saml: SamlLogins;
   /** /gateway/v1/orgs/:org/sso..., /gateway/v1/session. */
   registerApi(api: ApiRouter): void;
   /** For Authenticator.useSessions: the browser session's principal. */
@@ -85,9 +90,11 @@ export function createSso(deps: SsoDeps, options: { sweep?: boolean } = {}): Sso
   const service = new SsoService(store, deps.access, deps.audit, deps.secretBox, config, logger, idp);
   const login = new SsoLoginService(store, service, deps.users, deps.audit, deps.invalidator, deps.secretBox, transactions, jwks, config, logger);
   const identities = new IdentitiesService(store, deps.access, deps.audit, deps.invalidator, (userId) => sessionStore.destroyAllOfUser(userId));
+  const saml = new SamlLogins({ sso: service, login, strategies, transactions, logger, transactionTtlSeconds: config.loginTransactionTtlSeconds, clockToleranceSeconds: config.ssoClockToleranceSeconds });
   const startLimiter = new LoginStartLimiter({ points: config.loginStartLimit, durationSeconds: config.loginStartWindowSeconds, redis, keyspace: deps.redisKeyspace });
-  const router = createLoginRouter({
+  const loginRouter = createLoginRouter({
     login,
+    saml,
     sessions,
     logger,
     transactionTtlSeconds: config.loginTransactionTtlSeconds,
@@ -103,6 +110,9 @@ export function createSso(deps: SsoDeps, options: { sweep?: boolean } = {}): Sso
       },
     },
   });
+
+  const router = express.Router();
+  router.use(loginRouter, createSamlRouter({ sso: service, saml, authenticator, sessions, logger }));
 
   // Expired transactions and sessions are swept every few minutes, by the isolate that serves SSO only.
   const sweep =
@@ -120,6 +130,7 @@ export function createSso(deps: SsoDeps, options: { sweep?: boolean } = {}): Sso
     sessions,
     strategies,
     router,
+    saml,
     registerApi: (api) => registerSsoRoutes(api, service, sessions, identities),
     async sessionAuthenticator(req) {
       const s = await sessions.read(req);

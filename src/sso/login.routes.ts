@@ -13,6 +13,7 @@ import { SESSION_COOKIE, SessionManager } from './session-store.ts';
 import { logOut } from './passport/authenticator.ts';
 import { SsoLoginService } from './sso-login.service.ts';
 import type { Connection } from './sso.service.ts';
+import type { SamlLogins } from './saml/saml-login.ts';
 import { loginPath, safeReturnTo } from '../http/return-to.ts';
 import { CSRF_FIELD, isSameOrigin } from '../http/csrf.ts';
 import { contentSecurityPolicy } from '../http/csp.ts';
@@ -28,6 +29,8 @@ export const BINDING_COOKIE = 'trackgate.login';
 
 export interface LoginRoutesOptions {
   login: SsoLoginService;
+  /** A SAML connection's sign-in starts there (an AuthnRequest), not at the OIDC login service. */
+  saml: SamlLogins;
   sessions: SessionManager;
   logger: Logger;
   transactionTtlSeconds: number;
@@ -109,7 +112,7 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
     }
     try {
       const binding = bindingOf(req) ?? SsoLoginService.newBinding();
-      const started = await o.login.start(connection, returnTo, binding, email);
+      const started = connection.kind === 'saml' ? { url: await o.saml.startUrl(connection, returnTo, binding) } : await o.login.start(connection, returnTo, binding, email);
       setBinding(res, binding);
       return res.redirect(303, started.url);
     } catch (err) {
