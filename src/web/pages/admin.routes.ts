@@ -25,7 +25,8 @@ const enabledBody = patchConnectionBody.pick({ enabled: true });
 
 type Section = 'sso' | 'sso-create' | 'sso-edit' | 'policies' | 'users' | 'scim';
 /** The edit form has no Enabled box (its own button does that): a missing box must not read as "off". */
-const editBody = patchConnectionBody.omit({ enabled: true });
+// The page's edit form is OIDC's (a form's absent checkbox reads as false: SAML's booleans would be sent on every edit).
+const editBody = patchConnectionBody.omit({ enabled: true, metadata_url: true, metadata_xml: true, entity_id: true, sso_url: true, certificates: true, want_assertions_signed: true, want_response_signed: true, allow_idp_initiated: true });
 const CLAIMS = ['email', 'name', 'username', 'groups'] as const;
 const isProvider = (x: unknown): x is Provider => typeof x === 'string' && (PROVIDERS as readonly string[]).includes(x);
 
