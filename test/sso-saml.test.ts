@@ -9,11 +9,12 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { dialects, startApp } from './support/app.ts';
-import type { TestApp } from './support/app.ts';
+import type { Dialect, TestApp } from './support/app.ts';
 import { Browser } from './support/idp/browser.ts';
 import { authnRequestOf, b64, buildResponse, idpMetadata, makeKey, sign } from './support/saml-idp.ts';
 import type { ResponseOptions, SamlTestKey } from './support/saml-idp.ts';
 import { freePort } from './support/net.ts';
+import { decodeHtml, signIn, textOf, WebBrowser } from './support/web.ts';
 
 let k1: SamlTestKey;
 let k2: SamlTestKey;
@@ -36,9 +37,17 @@ before(async () => {
 });
 after(() => new Promise<void>((resolve) => metadataServer.close(() => resolve())));
 
-for (const dialect of dialects()) {
+const REDIS_URL = process.env.TRACKGATE_TEST_REDIS_URL;
+const runs: Array<{ dialect: Dialect; tag: string; redis: boolean }> = dialects().map((d) => ({ dialect: d, tag: d, redis: false }));
+// With Redis available, once more with pending sign-ins and used assertions in Redis.
+if (REDIS_URL) runs.push({ dialect: 'sqlite', tag: 'redis', redis: true });
+else test('SAML with Redis', { skip: 'SKIPPED: TRACKGATE_TEST_REDIS_URL is not set, so SAML transactions in Redis were not tested' }, () => {});
+
+for (const { dialect: db, tag: dialect, redis } of runs) {
   describe(`SAML sign-in (${dialect})`, () => {
     let app: TestApp;
+    /** A second instance of the same deployment (same database, same Redis, same public URL). */
+    let app2: TestApp;
     let adminKey: string;
     let org: string;
     const IDP = `https://idp.example/saml/${dialect}`;
@@ -52,7 +61,9 @@ for (const dialect of dialects()) {
 
     before(async () => {
       const port = await freePort();
-      app = await startApp(dialect, { port, publicUrl: `http://127.0.0.1:${port}`, allowHttpIssuers: true });
+      const config = { publicUrl: `http://127.0.0.1:${port}`, allowHttpIssuers: true, ...(redis ? { redisUrl: REDIS_URL } : {}) };
+      app = await startApp(db, { ...config, port });
+      app2 = await startApp(db, config, { shareWith: app });
       const b = await app.bootstrap({ org: `saml-${dialect}` });
       adminKey = b.adminKey;
       org = b.org;
@@ -72,7 +83,10 @@ for (const dialect of dialects()) {
         conn[name] = { id: r.body.id, acs: r.body.saml.acs_url, sp: r.body.saml.sp_entity_id, domain, issuer, key };
       }
     });
-    after(() => app.close());
+    after(async () => {
+      await app2.close();
+      await app.close();
+    });
 
     async function start(browser: Browser, email: string): Promise<string> {
       const r = await browser.get(`/login?email=${encodeURIComponent(email)}&return_to=%2Fsettings%3Fx%3D1`, { 'sec-fetch-site': 'same-origin' });
@@ -220,13 +234,25 @@ for (const dialect of dialects()) {
       refused(await post(new Browser(app.url), 'assert', sign(response('assert', { inResponseTo: id }).xml, k1, 'assertion')), 'binding_mismatch');
     });
 
-    test('IdP-initiated: refused when off; accepted when on, and its assertion works once', async () => {
+    test('IdP-initiated: refused when off; accepted when on, and its assertion works once, on any instance', async () => {
       const b = new Browser(app.url);
       refused(await post(b, 'assert', sign(response('assert', { inResponseTo: null }).xml, k1, 'assertion')), 'saml_idp_initiated_refused');
       const xml = sign(response('init', { inResponseTo: null }).xml, k2, 'assertion');
       const r = await post(b, 'init', xml);
       assert.equal(r.status, 303, r.text);
       refused(await post(new Browser(app.url), 'init', xml), 'saml_assertion_replayed');
+      refused(await post(new Browser(app2.url), 'init', xml), 'saml_assertion_replayed');
+    });
+
+    test('a sign-in started on one instance finishes on the other; its response then works nowhere again', async () => {
+      const b = new Browser(app.url);
+      const id = await start(b, `ada@${conn.assert.domain}`);
+      const other = new Browser(app2.url);
+      for (const [k, v] of b.jar) other.jar.set(k, v);
+      for (const [k, v] of b.paths) other.paths.set(k, v);
+      const xml = sign(response('assert', { inResponseTo: id }).xml, k1, 'assertion');
+      assert.equal((await post(other, 'assert', xml)).status, 303);
+      refused(await post(b, 'assert', xml), 'saml_in_response_to_unknown');
     });
 
     test('an existing account links by email in the connection\'s domain', async () => {
@@ -259,6 +285,27 @@ for (const dialect of dialects()) {
       await problem({ metadata_url: `${metadataBase}/${dialect}/html` }, 'metadata_not_xml');
       served.set(`/${dialect}/big.xml`, { type: 'application/xml', body: good + ' '.repeat(300 * 1024) });
       await problem({ metadata_url: `${metadataBase}/${dialect}/big.xml` }, 'metadata_too_large');
+    });
+
+    test("Test login (the admin's, from /admin): every check runs, the report says what would happen, nobody is signed in", async () => {
+      const admin = await signIn(app, `admin@${org}.example`);
+      const csrf = WebBrowser.csrf((await admin.get('/admin')).text);
+      const started = await admin.post(`/admin/sso/${conn.assert.id}/test-login`, { csrf_token: csrf });
+      assert.equal(started.status, 200, started.text.slice(0, 500));
+      const url = decodeHtml(/<a class="button" href="([^"]+)">Continue to the identity provider/.exec(started.text)?.[1] ?? '');
+      assert.ok(url.startsWith('https://idp.example/sso?SAMLRequest='), url);
+      const { id } = authnRequestOf(url);
+      const sid = admin.jar.get('trackgate.sid');
+      const newcomer = `tess@${conn.assert.domain}`;
+      const back = await admin.post(`/login/saml/${conn.assert.id}/acs`, { SAMLResponse: b64(sign(response('assert', { inResponseTo: id, nameId: newcomer, attributes: { email: newcomer, groups: ['engineers'] } }).xml, k1, 'assertion')) });
+      assert.equal(back.status, 303, back.text.slice(0, 500));
+      assert.match(back.location ?? '', /^\/admin\/sso\/test-report\?r=/);
+      assert.equal(admin.jar.get('trackgate.sid'), sid, "the admin's session is untouched");
+      const text = textOf((await admin.get(back.location!)).text);
+      assert.match(text, /New account \(JIT\)/);
+      assert.ok(text.includes(newcomer), text);
+      const users = await app.request('GET', `/gateway/v1/orgs/${org}/users`, { key: adminKey });
+      assert.ok(!JSON.stringify(users.body).includes(newcomer), 'no account was made');
     });
 
     test('PATCH edits a SAML connection; OIDC fields are refused on it', async () => {

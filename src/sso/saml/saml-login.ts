@@ -208,6 +208,14 @@ export class SamlLogins {
     return this.als.run({ start: { orgId: c.row.org_id, connectionId: c.row.id, returnTo, binding, testOf } }, () => saml.getAuthorizeUrlAsync('', undefined, {}));
   }
 
+  /**
+   * A SAML test login (the admin's "Test login"): a transaction marked with the hash of the admin's session, as
+   * OIDC's (SsoLoginService.startTest); its response runs every check, then reports instead of signing in.
+   */
+  startTestUrl(c: Connection, sessionId: string, binding: string): Promise<string> {
+    return this.startUrl(c, '/admin', binding, hashTransactionSecret(sessionId));
+  }
+
   /** Our SP metadata for a connection (what the IdP is configured from). */
   spMetadata(c: Connection): string {
     return this.strategyOf(c).generateServiceProviderMetadata(null, null);

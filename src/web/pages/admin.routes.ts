@@ -136,7 +136,8 @@ export function registerAdminPage(router: Router, d: WebRoutesDeps, action: Form
       const v = viewerOf(res);
       const params = req.params;
       const binding = SsoLoginService.newBinding();
-      const started = await d.ssoLogin.startTest(v.actor, v.orgSlug, params.id, req.sessionID, binding);
+      const connection = await d.sso.connectionForAdmin(v.actor, v.orgSlug, params.id);
+      const started = connection.kind === 'saml' ? { url: await d.saml.startTestUrl(connection, req.sessionID, binding) } : await d.ssoLogin.startTest(v.actor, v.orgSlug, params.id, req.sessionID, binding);
       setBindingCookie(res, binding, d.loginTransactionTtlSeconds);
       res.setHeader('Cache-Control', 'no-store');
       const c = await d.sso.get(v.actor, v.orgSlug, params.id);
