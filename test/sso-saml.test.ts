@@ -308,6 +308,33 @@ for (const { dialect: db, tag: dialect, redis } of runs) {
       assert.ok(!JSON.stringify(users.body).includes(newcomer), 'no account was made');
     });
 
+    test('/admin: a SAML connection is created from its metadata URL, its card shows what to register (Copy buttons), and it is edited', async () => {
+      const admin = await signIn(app, `admin@${org}.example`);
+      const page = await admin.get('/admin');
+      assert.equal(page.status, 200);
+      assert.ok(page.text.includes(`<code id="acs-${conn.assert.id}">${conn.assert.acs}</code> <button type="button" class="secondary" data-copy="acs-${conn.assert.id}">Copy</button>`), 'the ACS URL with its Copy button');
+      assert.ok(page.text.includes(`data-copy="spmd-${conn.assert.id}"`), 'the SP metadata URL with its Copy button');
+      served.set(`/${dialect}/page.xml`, { type: 'application/xml', body: idpMetadata({ entityId: `https://page-idp.example/${dialect}`, ssoUrl: 'https://page-idp.example/sso', keys: [k1] }) });
+      const csrf = WebBrowser.csrf(page.text);
+      const bad = await admin.post('/admin/sso/saml', { csrf_token: csrf, metadata_xml: '<!DOCTYPE x><x/>', domains: '', want_assertions_signed: 'on', jit: 'on', enabled: 'on' });
+      assert.equal(bad.status, 400, bad.text.slice(0, 300));
+      assert.ok(textOf(bad.text).includes('DOCTYPE'), 'the problem is shown');
+      const made = await admin.post('/admin/sso/saml', { csrf_token: csrf, metadata_url: `${metadataBase}/${dialect}/page.xml`, domains: `page-${dialect}.test`, claims_email: 'mail', want_assertions_signed: 'on', jit: 'on', enabled: 'on' });
+      assert.equal(made.status, 303, made.text.slice(0, 500));
+      const list = await app.request('GET', `/gateway/v1/orgs/${org}/sso`, { key: adminKey });
+      const c = list.body.connections.find((x: { issuer: string }) => x.issuer === `https://page-idp.example/${dialect}`);
+      assert.ok(c, 'created');
+      assert.equal(c.kind, 'saml');
+      assert.equal(c.claims.email, 'mail');
+      assert.deepEqual(c.domains, [`page-${dialect}.test`]);
+      const edited = await admin.post(`/admin/sso/${c.id}/saml-edit`, { csrf_token: csrf, domains: `page-${dialect}.test`, claims_email: 'email', want_assertions_signed: 'on', allow_idp_initiated: 'on', jit: 'on' });
+      assert.equal(edited.status, 303, edited.text.slice(0, 500));
+      const after = await app.request('GET', `/gateway/v1/orgs/${org}/sso/${c.id}`, { key: adminKey });
+      assert.equal(after.body.saml.allow_idp_initiated, true);
+      assert.equal(after.body.claims.email, 'email');
+      assert.equal(after.body.saml.certificates.length, 1, 'the certificates are kept');
+    });
+
     test('PATCH edits a SAML connection; OIDC fields are refused on it', async () => {
       const r = await app.request('PATCH', `/gateway/v1/orgs/${org}/sso/${conn.init.id}`, { key: adminKey, body: { certificates: [k2.cert, k1.cert] } });
       assert.equal(r.status, 200, r.text);
