@@ -316,6 +316,8 @@ for (const { dialect: db, tag: dialect, redis } of runs) {
       assert.ok(page.text.includes(`data-copy="spmd-${conn.assert.id}"`), 'the SP metadata URL with its Copy button');
       served.set(`/${dialect}/page.xml`, { type: 'application/xml', body: idpMetadata({ entityId: `https://page-idp.example/${dialect}`, ssoUrl: 'https://page-idp.example/sso', keys: [k1] }) });
       const csrf = WebBrowser.csrf(page.text);
+      const setup = await admin.get('/admin?saml=1');
+      assert.ok(setup.text.includes('action="/admin/sso/saml"') && setup.text.includes('name="metadata_xml"'), 'the SAML form');
       const bad = await admin.post('/admin/sso/saml', { csrf_token: csrf, metadata_xml: '<!DOCTYPE x><x/>', domains: '', want_assertions_signed: 'on', jit: 'on', enabled: 'on' });
       assert.equal(bad.status, 400, bad.text.slice(0, 300));
       assert.ok(textOf(bad.text).includes('DOCTYPE'), 'the problem is shown');

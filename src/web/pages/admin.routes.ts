@@ -111,6 +111,7 @@ export function registerAdminPage(router: Router, d: WebRoutesDeps, action: Form
           ssoTest: flash?.ssoTest,
           provider: isProvider(extras.form.provider) ? extras.form.provider : isProvider(q.provider) ? q.provider : undefined,
           editing,
+          samlSetup: q.saml === '1',
           notices: { ...flashNotices(flash), ...extras.notices },
           noticesFor: section,
           form: extras.form,

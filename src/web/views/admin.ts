@@ -29,6 +29,8 @@ export interface AdminInput {
   ssoTest?: SsoTestFlash | undefined;
   /** The guided setup's chosen IdP (?provider=, or the refused form's). */
   provider?: Provider | undefined;
+  /** The SAML setup form is open (/admin?saml=1). */
+  samlSetup?: boolean | undefined;
   /** The connection whose edit form was refused (its notices and typed values show in it). */
   editing?: string | undefined;
   notices?: Notices;
@@ -170,7 +172,7 @@ ${input.connections.length
   ? input.connections.map((c) => connectionCard(c, v.csrf, input.ssoTest, input.noticesFor === 'sso-edit' && input.editing === c.id ? { notices: input.notices ?? {}, form: f } : undefined))
   : html`<p class="empty">No SSO connection yet: people of ${org.slug} cannot sign in through an IdP.</p>`}
 ${guidedSetup({ csrf: v.csrf, callbackUri: input.callbackUri, provider: input.provider, form: input.noticesFor === 'sso-create' ? f : {}, notices: input.noticesFor === 'sso-create' ? (input.notices ?? {}) : undefined })}
-${samlSetup({ csrf: v.csrf, form: input.noticesFor === 'saml-create' ? f : {}, notices: input.noticesFor === 'saml-create' ? (input.notices ?? {}) : undefined })}
+${samlSetup({ csrf: v.csrf, form: input.noticesFor === 'saml-create' ? f : {}, notices: input.noticesFor === 'saml-create' ? (input.notices ?? {}) : undefined, open: input.samlSetup === true })}
 </section>
 
 <section class="card" id="policies" aria-labelledby="policies-title">

@@ -254,12 +254,14 @@ ${check('allow_idp_initiated', 'Allow IdP-initiated sign-in (the IdP\'s app tile
 }
 
 /** "Add a SAML connection": from the IdP's metadata URL or XML; the ACS URL and SP entity ID to register are on the saved connection's card. */
-export function samlSetup(input: { csrf: string; form: Record<string, string>; notices: Notices | undefined }): Html {
+export function samlSetup(input: { csrf: string; form: Record<string, string>; notices: Notices | undefined; open: boolean }): Html {
   const f = input.form;
   const problems = input.notices?.problems ?? [];
   const fresh = Object.keys(f).length === 0;
+  // Its form only when asked for (/admin?saml=1), like the guided setup's per-IdP forms: one form at a time.
+  if (fresh && !input.open) return html`<p id="saml-setup"><a href="/admin?saml=1#saml-setup">Add a SAML 2.0 connection</a> <span class="muted">(Okta, Entra ID, ADFS, PingFederate: from the IdP's metadata)</span></p>`;
   const defaults: Record<string, string> = { claims_email: 'email', claims_name: 'name', claims_username: 'username', claims_groups: 'groups' };
-  return html`<details class="create" id="saml-setup"${fresh ? '' : raw(' open')}>
+  return html`<details class="create" id="saml-setup" open>
 <summary>Add a SAML 2.0 connection</summary>
 <ol class="steps">
 <li>In the IdP, create a SAML application (Okta: Create App Integration → SAML 2.0; Entra ID: Enterprise applications → New application → Create your own → SAML).</li>
