@@ -28,6 +28,8 @@ const EDGE = [
   '^src/scim/(index|scim\\.router)\\.ts$',
   // the browser session: express-session's middleware and the session cookie's reader (HTTP by nature)
   '^src/sso/session-store\\.ts$',
+  // Passport, the sign-in framework, and its strategies: req.login/req.logout, strategies that read the request and redirect
+  '^src/sso/passport/',
   // the server-rendered pages: all of src/web but its service, repository and tables
   '^src/web/(?!.*\\.(service|repository|tables)\\.ts$)',
 ];
