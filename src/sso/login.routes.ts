@@ -221,7 +221,11 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
     let outcome: Outcome;
     try {
       const transaction = await o.login.takeTransaction(params, bindingOf(req));
-      const { connection, org } = await o.login.connectionOf(transaction);
+      const { connection, org } = await o.login.connectionOf(transaction).catch((err: unknown) => {
+        // Deleted or disabled: this instance forgets the connection's strategy (made again if it comes back).
+        if (err instanceof OidcLoginError) o.strategies.drop(transaction.connection_id);
+        throw err;
+      });
       if (connectionKind(connection.row) !== 'oidc') throw new OidcLoginError('unexpected_response', 'this sign-in answer came to the OpenID Connect callback, but its connection is not an OpenID Connect one');
       outcome = await authenticate(req, res, connection, { callback: { transaction, org, params, ctx } });
     } catch (err) {
