@@ -402,7 +402,12 @@ for (const [runIndex, { dialect, tag, redis }] of runs.entries()) {
         const b2 = new Browser(app.url);
         assertLoggedIn(await ssoLogin(b2, `org=${orgs.okta}`, `idle-${tag}`));
         assert.equal((await me(b2)).status, 200);
-        const age = (data: string) => JSON.stringify({ ...JSON.parse(data), loginAt: Date.now() - 25 * 3600_000 });
+        // The sign-in is Passport's (session.passport.user); its loginAt is when the absolute timeout counts from.
+        const age = (data: string) => {
+          const d = JSON.parse(data) as { passport: { user: { loginAt: number } } };
+          d.passport.user.loginAt = Date.now() - 25 * 3600_000;
+          return JSON.stringify(d);
+        };
         if (r) {
           for (const sid of await r.smembers(key(`sess:user:${userId}`))) {
             const v = await r.get(key(`sess:${sid}`));

@@ -25,6 +25,8 @@ import { registerSsoRoutes } from './sso.routes.ts';
 import { SsoService } from './sso.service.ts';
 import type { SsoRepos } from './sso.service.ts';
 import { IdentitiesService } from './identities.service.ts';
+import { createAuthenticator } from './passport/authenticator.ts';
+import { ConnectionStrategies } from './passport/connection-strategies.ts';
 
 export interface SsoDeps {
   config: Config;
@@ -48,6 +50,8 @@ export interface Sso {
   login: SsoLoginService;
   identities: IdentitiesService;
   sessions: SessionManager;
+  /** The Passport strategy of each SSO connection, made by the kind's factory (OIDC, SAML). */
+  strategies: ConnectionStrategies;
   /** GET /login, GET|POST /login/callback, POST /logout, /static/sso/*. */
   router: Router;
   /** /gateway/v1/orgs/:org/sso..., /gateway/v1/session. */
@@ -71,7 +75,10 @@ export function createSso(deps: SsoDeps, options: { sweep?: boolean } = {}): Sso
   const timeouts = sessionTimeouts(config);
   const { redis, sessionStore, loginTransactions: transactions } = deps;
   const secure = config.publicUrl.startsWith('https://');
-  const sessions = new SessionManager({ store: sessionStore, secret: deps.secretBox.derive('session-cookie').toString('base64url'), timeouts, secure });
+  // One Passport per app (not the module's global one): req.login / req.logout on the session, one strategy per connection.
+  const authenticator = createAuthenticator();
+  const strategies = new ConnectionStrategies(authenticator);
+  const sessions = new SessionManager({ store: sessionStore, secret: deps.secretBox.derive('session-cookie').toString('base64url'), timeouts, secure, authenticator });
   // One fetcher for every request to an IdP: bounded answers, public addresses only (unless allowHttpIssuers).
   const idp = new IdpFetcher({ allowPrivateAddresses: config.allowHttpIssuers, allowedNetworks: config.ssoAllowedNetworks, timeoutMs: config.ssoHttpTimeoutMs, logger });
   const jwks = new JwksRegistry({ cooldownSeconds: config.ssoJwksCooldownSeconds, maxAgeSeconds: config.ssoJwksMaxAgeSeconds, timeoutMs: config.ssoHttpTimeoutMs, fetcher: idp });
@@ -111,6 +118,7 @@ export function createSso(deps: SsoDeps, options: { sweep?: boolean } = {}): Sso
     login,
     identities,
     sessions,
+    strategies,
     router,
     registerApi: (api) => registerSsoRoutes(api, service, sessions, identities),
     async sessionAuthenticator(req) {

@@ -2,7 +2,6 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
 import express from 'express';
 import type { Request, Response, Router } from 'express';
-import type { SessionData } from 'express-session';
 import { AppError, errors } from '../errors/app-error.ts';
 import { errorPages, sendErrorPage } from '../http/express-app.ts';
 import type { Logger } from '../log/logger.ts';
@@ -11,6 +10,7 @@ import { OidcLoginError } from './oidc/problems.ts';
 import { continuePage, errorPage, fragmentPage, loginPage } from './pages.ts';
 import { sendHtml } from '../html/html.ts';
 import { SESSION_COOKIE, SessionManager } from './session-store.ts';
+import { logOut } from './passport/authenticator.ts';
 import { SsoLoginService } from './sso-login.service.ts';
 import type { Connection } from './sso.service.ts';
 import { loginPath, safeReturnTo } from '../http/return-to.ts';
@@ -128,18 +128,18 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
       const returnTo = safeReturnTo(q.return_to);
       const email = typeof q.email === 'string' ? q.email : undefined;
       const org = typeof q.org === 'string' ? q.org : undefined;
-      const s = req.session as Partial<SessionData>;
+      const s = req.user;
       const target = email !== undefined ? { email } : org !== undefined ? { org } : undefined;
       if (target === undefined) {
-        if (s.userId && q.prompt !== 'login') return res.redirect(303, returnTo);
+        if (s && q.prompt !== 'login') return res.redirect(303, returnTo);
         return sendHtml(res, 200, loginPage({ returnTo, formToken: formToken.issue(req, res), notice: q.logged_out === '1' ? 'You are signed out.' : undefined }));
       }
       const connection = await connectionFor(res, target, returnTo, () => formToken.issue(req, res));
       if (!connection) return;
       // Login CSRF (isSameOrigin's navigation rule, src/http/csrf.ts): a link from anywhere but trackgate's own pages, or any link while
       // someone is signed in here, starts nothing; the person confirms on a page that says what happens.
-      if (!s.userId && isSameOrigin(req, o.publicOrigin, { navigation: true })) return await startLogin(req, res, connection, returnTo, email);
-      const signedInAs = s.userId && s.orgId ? await o.names.user(s.orgId, s.userId) : null;
+      if (!s && isSameOrigin(req, o.publicOrigin, { navigation: true })) return await startLogin(req, res, connection, returnTo, email);
+      const signedInAs = s ? await o.names.user(s.orgId, s.userId) : null;
       return sendHtml(
         res,
         200,
@@ -215,17 +215,19 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
 
   router.post('/logout', htmlErrors, sessionMw, async (req, res, next) => {
     try {
-      const s = req.session as Partial<SessionData>;
+      const s = req.user;
       // The CSRF token is checked against the session as read() validates it (the one source);
       // a session that read() no longer accepts (timed out) is ended without asking for it.
-      if (s.userId && (await o.sessions.read(req))) {
+      if (s && (await o.sessions.read(req))) {
         const token = (req.body as Record<string, unknown> | undefined)?.[CSRF_FIELD];
         if (!o.sessions.verifyCsrf(req, token)) {
           const refused = errors.forbidden("the sign-out request did not carry this session's CSRF token", 'csrf_failed');
           return sendErrorPage(res, refused, (view) => errorPage({ title: 'Sign-out refused', message: view.message, code: view.code, requestId: view.requestId, retry: '/settings' }));
         }
       }
-      if (s.userId) await new Promise<void>((resolve, reject) => req.session.destroy((err) => (err ? reject(err) : resolve())));
+      // Passport's logout: the sign-in cleared and the session id regenerated, which destroys the old one in the
+      // shared store, so the session ends on every instance.
+      if (s) await logOut(req);
       res.clearCookie(SESSION_COOKIE, { path: '/', httpOnly: true, sameSite: 'lax', secure: o.secure });
       if (prefersJson(req)) return res.status(204).end();
       res.redirect(303, '/login?logged_out=1');

@@ -6,35 +6,30 @@ import type { SessionData } from 'express-session';
 import type { Request, RequestHandler } from 'express';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/config.ts';
-import { carriesCsrfToken, newCsrfToken } from '../http/csrf.ts';
+import { carriesCsrfToken } from '../http/csrf.ts';
 import type { RedisKeyspace } from '../redis/keyspace.ts';
 import { redisUnavailable } from '../redis/redis.ts';
 import type { SessionsRepository } from './sessions.repository.ts';
+import { logIn, storedSignIn } from './passport/authenticator.ts';
+import type { Authenticator, SessionSignIn, SignIn } from './passport/authenticator.ts';
 
 /**
- * What a session holds. A session exists before sign-in too (a page's flash
- * message), so the sign-in fields are optional here; establish() writes them
- * all at once, and read() hands out only sessions that have them (SignedInSession).
+ * What a session holds. A session exists before sign-in too (a page's flash message); the sign-in is what
+ * Passport's req.login stores under `passport.user` (src/sso/passport/authenticator.ts: the person, how and
+ * when they signed in, the CSRF token), and read() hands out only sessions whose sign-in is whole.
  */
 declare module 'express-session' {
   interface SessionData {
-    userId?: string;
-    orgId?: string;
-    /** Epoch ms of the login; the absolute timeout counts from here. */
-    loginAt?: number;
-    /** How the session was established: an SSO login, or a one-time login link (require_sso checks it). */
-    method?: 'sso' | 'link';
-    /** The SSO connection of an SSO login; null for a login link. */
-    connectionId?: string | null;
-    /** Sent back as X-CSRF-Token (or the csrf_token form field) on state-changing cookie requests. */
-    csrfToken?: string;
+    passport?: { user?: SessionSignIn };
     /** The web pages' one-view message (src/web/flash.ts), sealed: it may hold a new API key for one page view. */
     flash?: string;
   }
 }
 
-/** The session of a signed-in person: the fields establish() writes together. */
-export type SignedInSession = SessionData & Required<Pick<SessionData, 'userId' | 'orgId' | 'loginAt' | 'method' | 'connectionId' | 'csrfToken'>>;
+/** The sign-in of a session's stored data, whole, or null (no sign-in yet, or a shape this version does not know). */
+function signInOf(data: Partial<SessionData> | null | undefined): SessionSignIn | null {
+  return storedSignIn(data?.passport?.user);
+}
 
 export const SESSION_COOKIE = 'trackgate.sid';
 
@@ -49,7 +44,7 @@ export function sessionTimeouts(config: Pick<Config, 'sessionIdleMinutes' | 'ses
 
 /** When a session stops being valid: idle deadline from now, capped by the absolute deadline from login. */
 export function sessionDeadline(data: Partial<SessionData>, timeouts: SessionTimeouts, now = Date.now()): number {
-  const absolute = (data.loginAt ?? now) + timeouts.absoluteMs;
+  const absolute = (signInOf(data)?.loginAt ?? now) + timeouts.absoluteMs;
   return Math.min(now + timeouts.idleMs, absolute);
 }
 
@@ -85,9 +80,9 @@ export class DbSessionStore extends session.Store {
 
   override set(sid: string, data: SessionData, cb?: Cb): void {
     const expires = new Date(sessionDeadline(data, this.timeouts)).toISOString();
-    // A session from before sign-in (a flash) has no userId yet.
+    // A session from before sign-in (a flash) has no person yet.
     this.repo
-      .save({ sid, data: JSON.stringify(data), user_id: data.userId ?? null, expires_at: expires })
+      .save({ sid, data: JSON.stringify(data), user_id: signInOf(data)?.userId ?? null, expires_at: expires })
       .then(() => cb?.())
       .catch((err: unknown) => cb?.(err));
   }
@@ -175,7 +170,8 @@ export class RedisSessionStore extends session.Store {
   override set(sid: string, data: SessionData, cb?: Cb): void {
     if (this.down(cb)) return;
     const multi = this.redis.multi().set(this.prefix + sid, JSON.stringify(data), 'EX', this.ttlSeconds(data));
-    if (data.userId) multi.sadd(this.userPrefix + data.userId, sid).expire(this.userPrefix + data.userId, Math.ceil(this.timeouts.absoluteMs / 1000));
+    const userId = signInOf(data)?.userId;
+    if (userId) multi.sadd(this.userPrefix + userId, sid).expire(this.userPrefix + userId, Math.ceil(this.timeouts.absoluteMs / 1000));
     multi
       .exec()
       .then(() => cb?.())
@@ -223,11 +219,13 @@ export interface SessionManagerOptions {
   timeouts: SessionTimeouts;
   /** The public URL is https: the cookie gets Secure. */
   secure: boolean;
+  /** The instance's Passport: initialize() and session() run after express-session on every session route. */
+  authenticator: Authenticator;
 }
 
 export interface LoadedSession {
   sid: string;
-  data: SignedInSession;
+  data: SessionSignIn;
 }
 
 /**
@@ -260,16 +258,22 @@ export class SessionManager {
       cookie: { httpOnly: true, sameSite: 'lax', secure: this.options.secure, path: '/' },
     });
     const secure = this.options.secure;
+    const initialize = this.options.authenticator.initialize() as RequestHandler;
+    const passportSession = this.options.authenticator.session() as RequestHandler;
     return (req, res, next) => {
       // TLS ends at the edge in front of trackgate; when the public URL is
       // https, the browser's connection is, so express-session may set a Secure cookie.
       if (secure) Object.defineProperty(req, 'secure', { value: true, configurable: true });
       mw(req, res, (err?: unknown) => {
-        // The store could not be read (Redis or the database unavailable): express-session would then
-        // delete the session when the answer ends, as one that was unset, signing the person out over a
-        // passing failure. Without its id it leaves the stored session alone.
-        if (err !== undefined && err !== null) (req as { sessionID?: string }).sessionID = undefined;
-        next(err);
+        if (err !== undefined && err !== null) {
+          // The store could not be read (Redis or the database unavailable): express-session would then
+          // delete the session when the answer ends, as one that was unset, signing the person out over a
+          // passing failure. Without its id it leaves the stored session alone.
+          (req as { sessionID?: string }).sessionID = undefined;
+          return next(err);
+        }
+        // Passport on the session: req.login / req.logout, and req.user from the stored sign-in.
+        initialize(req, res, (e?: unknown) => (e ? next(e) : passportSession(req, res, next)));
       });
     };
   }
@@ -286,10 +290,10 @@ export class SessionManager {
     if (sid === false) return null;
     // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the stores pass on what kysely or ioredis rejected with
     const data = await new Promise<SessionData | null>((resolve, reject) => this.options.store.get(sid, (err, d) => (err ? reject(err) : resolve(d ?? null))));
-    if (!data || !data.userId || !data.orgId) return null;
+    const signIn = signInOf(data);
+    if (!data || !signIn) return null;
     const now = Date.now();
-    // Read from the store's JSON: a session written without loginAt is treated as logged in at epoch (expired).
-    if (now >= (data.loginAt ?? 0) + this.options.timeouts.absoluteMs) {
+    if (now >= signIn.loginAt + this.options.timeouts.absoluteMs) {
       this.options.store.destroy(sid);
       return null;
     }
@@ -300,8 +304,7 @@ export class SessionManager {
       if (this.lastTouch.size > 100_000) this.lastTouch.clear();
       this.options.store.touch(sid, data, () => {});
     }
-    // establish() writes the sign-in fields together (it checks that it does), so a session with a userId has them all.
-    const loaded = { sid, data: data as SignedInSession };
+    const loaded = { sid, data: signIn };
     this.loaded.set(req, loaded);
     return loaded;
   }
@@ -316,21 +319,19 @@ export class SessionManager {
     return carriesCsrfToken(req, this.loaded.get(req)?.data.csrfToken, formToken);
   }
 
-  /**
-   * Starts a fresh session for a person who just proved who they are (an SSO
-   * login, a login link): a new session id — whatever session the browser had,
-   * or was given, is dropped — and a new CSRF token. Needs middleware() on the route.
-   */
   /** Ends the request's session (destroyed in the store; no cookie is set for it). */
   static async end(req: Request): Promise<void> {
     await new Promise<void>((resolve, reject) => req.session.destroy((err) => (err ? reject(err) : resolve())));
   }
 
-  static async establish(req: Request, who: { userId: string; orgId: string; method: SignedInSession['method']; connectionId: string | null }): Promise<void> {
+  /**
+   * Signs in a person who just proved who they are (an SSO login, a login link) through Passport's req.login:
+   * a new session id — whatever session the browser had, or was given, is dropped — and a new CSRF token.
+   * Needs middleware() on the route.
+   */
+  static async establish(req: Request, who: SignIn): Promise<void> {
     try {
-      await new Promise<void>((resolve, reject) => req.session.regenerate((err) => (err ? reject(err) : resolve())));
-      Object.assign(req.session, { ...who, loginAt: Date.now(), csrfToken: newCsrfToken() } satisfies Omit<SignedInSession, 'cookie'>);
-      await new Promise<void>((resolve, reject) => req.session.save((err) => (err ? reject(err) : resolve())));
+      await logIn(req, who);
     } catch (err) {
       // The store failed (Redis down): express-session has already made a new session id, and would send its
       // cookie with the error page for a session that was never stored. No session, no cookie.
