@@ -27,6 +27,8 @@ import type { SsoRepos } from './sso.service.ts';
 import { IdentitiesService } from './identities.service.ts';
 import { createAuthenticator } from './passport/authenticator.ts';
 import { ConnectionStrategies } from './passport/connection-strategies.ts';
+import { OidcStrategy } from './passport/oidc-strategy.ts';
+import type { SsoStrategyConnection } from './passport/oidc-strategy.ts';
 
 export interface SsoDeps {
   config: Config;
@@ -85,10 +87,15 @@ export function createSso(deps: SsoDeps, options: { sweep?: boolean } = {}): Sso
   const service = new SsoService(store, deps.access, deps.audit, deps.secretBox, config, logger, idp);
   const login = new SsoLoginService(store, service, deps.users, deps.audit, deps.invalidator, deps.secretBox, transactions, jwks, config, logger);
   const identities = new IdentitiesService(store, deps.access, deps.audit, deps.invalidator, (userId) => sessionStore.destroyAllOfUser(userId));
+  // OIDC connections sign in through a strategy of their own, made per connection and settings version.
+  // A test login's report is opened on the admin page, by the session that started it.
+  strategies.registerKind<SsoStrategyConnection>('oidc', ({ id, connection }) => new OidcStrategy(ConnectionStrategies.nameOf(id), connection, login, (sealed) => `/admin/sso/test-report?r=${encodeURIComponent(sealed)}`));
   const startLimiter = new LoginStartLimiter({ points: config.loginStartLimit, durationSeconds: config.loginStartWindowSeconds, redis, keyspace: deps.redisKeyspace });
   const router = createLoginRouter({
     login,
     sessions,
+    authenticator,
+    strategies,
     logger,
     transactionTtlSeconds: config.loginTransactionTtlSeconds,
     allowHttpIssuers: config.allowHttpIssuers,
