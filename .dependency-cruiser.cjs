@@ -28,6 +28,9 @@ const EDGE = [
   '^src/scim/(index|scim\\.router)\\.ts$',
   // the browser session: express-session's middleware and the session cookie's reader (HTTP by nature)
   '^src/sso/session-store\\.ts$',
+  // Passport: its strategies read the request and answer with redirect/success/fail, and its session glue
+  // (req.login, req.logout) is Express's; the rules they apply stay in the SSO services
+  '^src/sso/passport/',
   // the server-rendered pages: all of src/web but its service, repository and tables
   '^src/web/(?!.*\\.(service|repository|tables)\\.ts$)',
 ];

@@ -52,7 +52,7 @@ export async function seed(gw: Trackgate, options: { publicUrl: string; issuer: 
 
   await call('POST', '/orgs', { slug: 'globex', name: 'Globex', plan: 'standard' });
   // Made before her first sign-in, as an admin adds someone on /admin: her SSO identity links to this account by email.
-  await call('POST', '/orgs/acme/users', { email: 'carol@acme.test', username: 'carol', role: 'admin' });
+  await call('POST', '/orgs/acme/users', { email: 'carol@acme.test', username: 'carol', role: 'admin', display_name: 'Carol Chen' });
   for (const [org, team] of [['acme', 'ml'], ['acme', 'research'], ['globex', 'platform']] as const) await call('POST', `/orgs/${org}/teams`, { name: team });
   await call('PUT', '/teams/ml/members/carol', { role: 'admin' });
 

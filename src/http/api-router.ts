@@ -2,6 +2,7 @@ import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import type { z } from 'zod';
 import type { Actor } from '../auth/actor.ts';
+import { AppError } from '../errors/app-error.ts';
 import { parse } from './validation.ts';
 
 type RouteAuth = 'none' | 'required';
@@ -73,11 +74,22 @@ interface ApiRouterOptions {
 export class ApiRouter {
   readonly router = express.Router();
   readonly specs: RouteSpec[] = [];
+  /** The declared routes, in the order they were added. */
+  private readonly routes = express.Router();
+  /**
+   * What a request to a declared path with a method none of its routes serves reaches: 405 with Allow, as the
+   * lean paths and /oidc/token answer, rather than the 404 of a path that does not exist. After every route of
+   * `routes` (a router of its own), so a path that another declaration's template also matches is never refused.
+   */
+  private readonly otherMethods = express.Router();
+  private readonly methodsOf = new Map<string, Set<string>>();
 
   constructor(
     private readonly requireAuth: (req: Request, res: Response, next: NextFunction) => void,
     private readonly options: ApiRouterOptions = {},
-  ) {}
+  ) {
+    this.router.use(this.routes, this.otherMethods);
+  }
 
   add<const P extends string, A extends RouteAuth, R extends RouteResponses, B extends z.ZodType = z.ZodUndefined, Q extends z.ZodType = z.ZodUndefined>(
     spec: RouteDeclaration<P, A, B, Q, R>,
@@ -106,7 +118,24 @@ export class ApiRouter {
       else res.status(result.status).json(result.body);
     };
     const handlers = spec.auth === 'required' ? [this.requireAuth, run] : [run];
-    this.router[spec.method](spec.path, ...handlers);
+    this.routes[spec.method](spec.path, ...handlers);
+    this.refuseOtherMethods(spec);
+  }
+
+  private refuseOtherMethods(spec: RouteSpec): void {
+    const known = this.methodsOf.get(spec.path);
+    if (known) {
+      known.add(spec.method.toUpperCase());
+      return;
+    }
+    const methods = new Set([spec.method.toUpperCase()]);
+    this.methodsOf.set(spec.path, methods);
+    this.otherMethods.all(spec.path, (req, res, next) => {
+      // Express answers HEAD with a GET route and OPTIONS by itself, so neither comes here.
+      const allow = [...methods, ...(methods.has('GET') ? ['HEAD'] : [])].sort().join(', ');
+      res.setHeader('Allow', allow);
+      next(new AppError('method_not_allowed', `${req.method} is not allowed on this path: use ${allow}`));
+    });
   }
 }
 

@@ -1,15 +1,30 @@
 import { z } from 'zod';
+import { ERROR_CATALOGUE } from '../errors/catalogue.ts';
 import type { RouteSpec } from './api-router.ts';
 
+/**
+ * The codes of the error catalogue, each with its meaning (Redoc shows x-enumDescriptions beside the enum): the
+ * document's list is the catalogue itself, so a code added there is documented here without another edit.
+ */
+const errorCode = {
+  type: 'string',
+  description: 'a code of the error catalogue (src/errors/catalogue.ts): the status says what kind of failure it is, the code which one',
+  enum: Object.keys(ERROR_CATALOGUE),
+  'x-enumDescriptions': Object.fromEntries(Object.entries(ERROR_CATALOGUE).map(([code, entry]) => [code, entry.meaning])),
+};
+
+/** The one JSON error body (src/http/errors.ts errorJson; graphqlErrorJson adds `errors`). */
 const errorSchema = {
   type: 'object',
   required: ['error'],
+  additionalProperties: false,
   properties: {
     error: {
       type: 'object',
       required: ['code', 'message', 'request_id'],
+      additionalProperties: false,
       properties: {
-        code: { type: 'string' },
+        code: errorCode,
         message: { type: 'string' },
         request_id: { type: 'string' },
         problems: {
@@ -18,8 +33,22 @@ const errorSchema = {
           items: {
             type: 'object',
             required: ['field', 'code', 'message'],
+            additionalProperties: false,
             properties: { field: { type: 'string', description: 'dotted path of the field; empty for the request as a whole' }, code: { type: 'string' }, message: { type: 'string' } },
           },
+        },
+      },
+    },
+    errors: {
+      type: 'array',
+      description: "only on a request for the tracking API's GraphQL path (…/graphql), through the gateway or /auth/verify: the same error as GraphQL clients read it",
+      items: {
+        type: 'object',
+        required: ['message', 'extensions'],
+        additionalProperties: false,
+        properties: {
+          message: { type: 'string' },
+          extensions: { type: 'object', required: ['code', 'request_id'], additionalProperties: false, properties: { code: errorCode, request_id: { type: 'string' } } },
         },
       },
     },
@@ -51,6 +80,7 @@ const identityHeaders = {
 const scimErrorSchema = {
   type: 'object',
   required: ['schemas', 'status', 'detail'],
+  additionalProperties: false,
   properties: {
     schemas: { type: 'array', items: { const: 'urn:ietf:params:scim:api:messages:2.0:Error' } },
     status: { type: 'string', description: 'the HTTP status, as a string' },
@@ -119,12 +149,38 @@ const SCIM_PATHS: Record<string, Record<string, unknown>> = {
 const oauthErrorSchema = {
   type: 'object',
   required: ['error'],
+  additionalProperties: false,
   properties: {
     error: { type: 'string', enum: ['invalid_request', 'invalid_grant', 'unsupported_grant_type', 'temporarily_unavailable', 'server_error'] },
     error_description: { type: 'string' },
   },
 };
 const oauthError = (description: string) => ({ description, content: { 'application/json': { schema: { $ref: '#/components/schemas/OAuthError' } } } });
+
+const json = (description: string, schema: unknown) => ({ description, content: { 'application/json': { schema } } });
+/** /readyz's answer: each dependency's state (ok, none when not configured, or unreachable). */
+const readiness = {
+  type: 'object',
+  required: ['status', 'checks'],
+  additionalProperties: false,
+  properties: { status: { enum: ['ok', 'degraded', 'unavailable'] }, checks: { type: 'object', additionalProperties: { type: 'string' }, description: 'e.g. database, redis: ok, none (not configured), unreachable' } },
+};
+/** Who /auth/verify and the API accept: an API key (Basic or Bearer), an access token (Bearer) or the browser session. */
+const CALLER_SECURITY = [{ apiKeyBasic: [] }, { bearer: [] }, { session: [] }];
+const verifyRefusals = (unauthenticated: string, forbidden: string) => ({
+  400: errorResponse('forged_identity_header: a header spelled to pass for an identity header upstream'),
+  401: errorResponse(unauthenticated),
+  403: errorResponse(forbidden),
+  429: errorResponse('rate_limited: too many failed credentials from this address (Retry-After)'),
+  503: errorResponse('unavailable: the database or Redis cannot be reached (Retry-After)'),
+});
+/** Why a sign-in did not complete (src/errors/login-problems.ts), shown as an HTML page with the problem's code. */
+const signInRefusals = {
+  400: { description: 'HTML page: the IdP\'s answer was refused (the problem\'s code on the page)' },
+  403: { description: 'HTML page: the account may not sign in (deactivated, another organization\'s domain, …)' },
+};
+/** The login page's answer to an email or organization no enabled SSO connection serves. */
+const noConnection = { description: 'HTML: the login page, saying that no SSO connection serves the domain or organization' };
 
 const OTHER_PATHS: Record<string, Record<string, unknown>> = {
   '/oidc/token': {
@@ -166,22 +222,35 @@ const OTHER_PATHS: Record<string, Record<string, unknown>> = {
       },
     },
   },
-  '/healthz': { get: { summary: 'Liveness', tags: ['operations'], security: [], responses: { 200: { description: 'the process is up' } } } },
-  '/readyz': { get: { summary: 'Readiness: database (and Redis when configured) reachable', tags: ['operations'], security: [], responses: { 200: { description: 'ready' }, 503: { description: 'a dependency is unreachable' } } } },
-  '/metrics': { get: { summary: 'Prometheus metrics (answered to loopback and trusted proxies only)', tags: ['operations'], security: [], responses: { 200: { description: 'text exposition format' } } } },
+  '/healthz': { get: { summary: 'Liveness', tags: ['operations'], security: [], responses: { 200: json('the process is up', { type: 'object', required: ['status'], additionalProperties: false, properties: { status: { const: 'ok' } } }) } } },
+  '/readyz': {
+    get: {
+      summary: 'Readiness: database (and Redis when configured) reachable',
+      tags: ['operations'],
+      security: [],
+      responses: { 200: json('ready (degraded: a dependency that is not required is unreachable)', readiness), 503: json('a required dependency is unreachable', readiness) },
+    },
+  },
+  '/metrics': {
+    get: {
+      summary: 'Prometheus metrics, for the peers of TRACKGATE_METRICS_ALLOW (loopback by default) asking directly',
+      tags: ['operations'],
+      security: [],
+      responses: { 200: { description: 'Prometheus text exposition format', content: { 'text/plain': { schema: { type: 'string' } } } }, 404: errorResponse('not_found: a peer not allowed, or a request a proxy relayed (X-Forwarded-For, Forwarded or X-Real-IP)') },
+    },
+  },
   '/auth/verify': {
     get: {
       summary: 'Forward auth for nginx auth_request, Traefik ForwardAuth, Envoy ext_authz',
       tags: ['gateway'],
+      security: CALLER_SECURITY,
       parameters: [
         { name: 'X-Original-URI', in: 'header', required: false, schema: { type: 'string' }, description: 'from a trusted proxy: where the browser was going (return_to)' },
         { name: 'X-WANDB-USERNAME', in: 'header', required: false, schema: { type: 'string' }, description: 'with a service-account key: the team member a run is attributed to' },
       ],
       responses: {
         200: { description: 'allowed; identity in the response headers (only X-Trackgate-Assertion when TRACKGATE_IDENTITY_HEADERS=assertion)', headers: identityHeaders },
-        401: { ...errorResponse('no or bad credentials (WWW-Authenticate); a browser also gets Location: /login?return_to=...') },
-        403: errorResponse('known caller, not allowed (e.g. attribution to a non-member)'),
-        429: errorResponse('too many failed attempts from this address'),
+        ...verifyRefusals('no or bad credentials (WWW-Authenticate); a browser also gets Location: /login?return_to=...', 'known caller, not allowed (e.g. attribution to a non-member)'),
       },
     },
   },
@@ -191,29 +260,109 @@ const OTHER_PATHS: Record<string, Record<string, unknown>> = {
     get: {
       summary: 'Forward auth, Envoy ext_authz path-prefix form (any method: the original one)',
       tags: ['gateway'],
+      security: CALLER_SECURITY,
       parameters: [{ name: 'original_path', in: 'path', required: true, schema: { type: 'string' }, description: 'the original path and query, after /auth/verify' }],
       responses: {
         200: { description: 'allowed; identity in the response headers', headers: identityHeaders },
-        401: { ...errorResponse('no or bad credentials; a browser also gets Location: /login?return_to=<original path>') },
-        403: errorResponse('known caller, not allowed (attribution to a non-member; a cross-site state change with the session cookie)'),
-        429: errorResponse('too many failed attempts from this address'),
+        ...verifyRefusals('no or bad credentials; a browser also gets Location: /login?return_to=<original path>', 'known caller, not allowed (attribution to a non-member; a cross-site state change with the session cookie)'),
       },
     },
   },
-  '/.well-known/jwks.json': { get: { summary: 'Public keys of the identity assertions (current and previous)', tags: ['gateway'], security: [], responses: { 200: { description: 'a JWK Set' } } } },
+  '/.well-known/jwks.json': {
+    get: {
+      summary: 'Public keys of the identity assertions (current and previous)',
+      tags: ['gateway'],
+      security: [],
+      responses: {
+        200: {
+          description: 'a JWK Set (RFC 7517 §5) of ES256 public keys',
+          content: { 'application/jwk-set+json': { schema: { type: 'object', required: ['keys'], properties: { keys: { type: 'array', items: { type: 'object', required: ['kty', 'kid'], properties: { kty: { const: 'EC' }, crv: { const: 'P-256' }, kid: { type: 'string' }, alg: { const: 'ES256' }, use: { const: 'sig' } } } } } } } },
+        },
+      },
+    },
+  },
   '/login': {
-    get: { summary: 'Login page: email → home realm discovery; ?org= or ?email= start SSO when followed from trackgate\'s own pages with nobody signed in, else a "Continue to sign in" page (login CSRF); ?return_to= same-origin paths only', tags: ['browser'], security: [], responses: { 200: { description: 'HTML' }, 303: { description: 'to the identity provider' }, 429: { description: 'too many login starts from this address (Retry-After)' } } },
-    post: { summary: 'The login forms (email, or the Continue page): org or email, return_to, form_token (the browser\'s double-submit token)', tags: ['browser'], security: [], responses: { 303: { description: 'to the identity provider' }, 403: { description: 'no or wrong form token (csrf_failed)' }, 429: { description: 'too many login starts from this address (Retry-After)' } } },
+    get: { summary: 'Login page: email → home realm discovery; ?org= or ?email= start SSO when followed from trackgate\'s own pages with nobody signed in, else a "Continue to sign in" page (login CSRF); ?return_to= same-origin paths only', tags: ['browser'], security: [], responses: { 200: { description: 'HTML' }, 303: { description: 'to the identity provider' }, 404: noConnection, 429: { description: 'too many login starts from this address (Retry-After)' } } },
+    post: { summary: 'The login forms (email, or the Continue page): org or email, return_to, form_token (the browser\'s double-submit token)', tags: ['browser'], security: [], responses: { 303: { description: 'to the identity provider' }, 403: { description: 'no or wrong form token (csrf_failed)' }, 404: noConnection, 429: { description: 'too many login starts from this address (Retry-After)' } } },
   },
   '/login/callback': {
-    get: { summary: 'SSO callback: the page that posts a fragment response back, and the code-flow callback', tags: ['browser'], security: [], responses: { 200: { description: 'HTML' }, 303: { description: 'signed in: to return_to' } } },
-    post: { summary: 'SSO callback for response_mode=form_post (and the fragment page posting back)', tags: ['browser'], security: [], responses: { 303: { description: 'signed in: to return_to' }, 400: { description: 'HTML error page naming the problem' } } },
+    get: { summary: 'SSO callback: the page that posts a fragment response back, and the code-flow callback', tags: ['browser'], security: [], responses: { 200: { description: 'HTML' }, 303: { description: 'signed in: to return_to' }, ...signInRefusals } },
+    post: { summary: 'SSO callback for response_mode=form_post (and the fragment page posting back)', tags: ['browser'], security: [], responses: { 303: { description: 'signed in: to return_to' }, ...signInRefusals } },
   },
-  '/logout': { post: { summary: 'End the browser session (CSRF token required)', tags: ['browser'], responses: { 303: { description: 'signed out' } } } },
+  '/logout': {
+    post: {
+      summary: 'End the browser session (with a live session, its CSRF token as the form field)',
+      tags: ['browser'],
+      // Signing out without a session (or with one that timed out) succeeds as well.
+      security: [{ session: [] }, {}],
+      responses: { 204: { description: 'signed out, for a client that asks for JSON' }, 303: { description: 'signed out: to /login?logged_out=1' }, 403: { description: "HTML page: csrf_failed, the session's CSRF token missing" } },
+    },
+  },
   '/{tracking API path}': {
     description: 'Every other path is proxied to TRACKGATE_UPSTREAM_URL after authentication, without the client\'s credentials and with the identity headers of /auth/verify.',
   },
 };
+
+/**
+ * What every route answers beside what its handler declares, from its declaration alone: a body or query is
+ * validated (400; a body is also bounded, 413), a path names resources that may not exist or be visible (404),
+ * an authenticated route has the Authenticator's refusals (401; 403 for sso_required and a session's write
+ * without its CSRF token, and the roles and principal types the service refuses; 429 from the failure limiter),
+ * and any route may find a dependency or the management worker unavailable (503).
+ */
+function routeRefusals(s: RouteSpec): Record<number, string> {
+  const out: Record<number, string> = {};
+  if (s.body || s.query) out[400] = 'validation_failed (`problems` names each field) or bad_request (malformed JSON)';
+  if (s.auth === 'required') {
+    out[401] = 'no credentials, or not valid ones (WWW-Authenticate): unauthenticated, invalid_credentials, invalid_key, key_expired, key_revoked, invalid_token, access_token_expired, access_token_revoked, account_deactivated';
+    out[403] =
+      "the caller may not do this: insufficient_role (an organization or team role too low), not_a_person (a service account's key or token where only a person may act), sso_required (a person's API key in a browser while the organization requires SSO), csrf_failed (a session's write without X-CSRF-Token)";
+  }
+  const params = [...s.path.matchAll(/:([A-Za-z_]+)/g)].map((m) => m[1]);
+  if (params.length) out[404] = `not_found: the ${params.join(' or ')} named does not exist, or the caller may not know that it does`;
+  if (s.body) out[413] = 'payload_too_large: the body is over 64 KB';
+  if (s.auth === 'required') out[429] = 'rate_limited: too many failed credentials from this address (Retry-After)';
+  out[503] = 'unavailable (the database or Redis cannot be reached) or management_unavailable (the management worker is restarting); Retry-After';
+  return out;
+}
+
+const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
+
+/**
+ * An operation's id, from its method and path alone (so it stays as long as the operation does):
+ * `get /orgs/{org}/users` → getOrgsByOrgUsers. The management API's paths are taken without their
+ * base path; every other path whole (`get /scim/v2/Users/{id}` → getScimV2UsersById).
+ */
+function operationIdOf(method: string, path: string): string {
+  const words = path
+    .split('/')
+    .filter(Boolean)
+    .map((segment) => {
+      const param = /^\{(.+)\}$/.exec(segment);
+      const word = (param?.[1] ?? segment)
+        .split(/[^A-Za-z0-9]+/)
+        .filter(Boolean)
+        .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
+        .join('');
+      return param ? `By${word}` : word;
+    });
+  return method + words.join('');
+}
+
+/** Gives every operation of `paths` its operationId; two operations with one id are a bug in the declarations. */
+function nameOperations(paths: Record<string, Record<string, unknown>>, basePath: string): void {
+  const seen = new Map<string, string>();
+  for (const [path, item] of Object.entries(paths)) {
+    for (const method of METHODS) {
+      const op = item[method] as { operationId?: string } | undefined;
+      if (!op) continue;
+      const id = (op.operationId ??= operationIdOf(method, path.startsWith(basePath + '/') ? path.slice(basePath.length) : path));
+      const other = seen.get(id);
+      if (other) throw new Error(`OpenAPI: operationId ${id} of ${method.toUpperCase()} ${path} is also that of ${other}`);
+      seen.set(id, `${method.toUpperCase()} ${path}`);
+    }
+  }
+}
 
 /** Builds the OpenAPI 3.1 document from the route declarations. */
 export function buildOpenApi(basePath: string, specs: RouteSpec[], info: { version: string; publicUrl: string }) {
@@ -230,26 +379,27 @@ export function buildOpenApi(basePath: string, specs: RouteSpec[], info: { versi
       // An error a route declares without a schema is answered with the one error body (errorJson).
       responses[status] = r.schema ? { description: r.description, content: { 'application/json': { schema: jsonSchema(r.schema, 'output') } } } : Number(status) >= 400 ? errorResponse(r.description) : { description: r.description };
     }
-    if (s.body) responses['400'] ??= { description: 'invalid request', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
-    if (s.auth === 'required') responses['401'] ??= { description: 'missing or invalid credentials', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
-    // The management API runs in a worker thread that is started again if it dies; meanwhile it answers this.
-    responses['503'] ??= { description: 'management_unavailable: the management service is restarting (Retry-After: 1)', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
+    // What the route declares itself says more (which codes, when) than the general description.
+    for (const [status, description] of Object.entries(routeRefusals(s))) responses[status] ??= errorResponse(description);
     (paths[path] ??= {})[s.method] = {
       summary: s.summary,
       tags: [s.tag],
       ...(params.length ? { parameters: params } : {}),
       ...(s.body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(s.body, 'input') } } } } : {}),
-      responses,
-      ...(s.auth === 'required' ? { security: [{ apiKeyBasic: [] }, { bearer: [] }, { session: [] }] } : { security: [] }),
+      responses: Object.fromEntries(Object.entries(responses).sort(([x], [y]) => Number(x) - Number(y))),
+      security: s.auth === 'required' ? CALLER_SECURITY : [],
     };
   }
+  // Copies: nameOperations writes into them, and the constants serve every document built.
+  const all = { ...paths, ...structuredClone(OTHER_PATHS), ...structuredClone(SCIM_PATHS) };
+  nameOperations(all, basePath);
   return {
     openapi: '3.1.0',
     info: {
       title: 'trackgate management API',
       version: info.version,
       description:
-        'Identity gateway of the tracking service: organizations, teams, users, API keys, SSO connections, SCIM tokens; and SCIM 2.0 provisioning under /scim/v2 (tag scim, authenticated by an organization\'s SCIM token). Authenticate with HTTP Basic (user "api", password = API key), a Bearer API key or access token, or the browser session (writes then need the X-CSRF-Token header).',
+        'Identity gateway of the tracking service: organizations, teams, users, API keys, SSO connections, SCIM tokens; and SCIM 2.0 provisioning under /scim/v2 (tag scim, authenticated by an organization\'s SCIM token). Authenticate with HTTP Basic (user "api", password = API key), a Bearer API key or access token, or the browser session (writes then need the X-CSRF-Token header). Errors are `{"error": {"code", "message", "request_id"}}` (schema Error; the codes are the error catalogue\'s), RFC 7644\'s under /scim and RFC 6749\'s under /oidc. A method a path does not serve is answered 405 with Allow.',
     },
     servers: [{ url: info.publicUrl }],
     components: {
@@ -261,6 +411,6 @@ export function buildOpenApi(basePath: string, specs: RouteSpec[], info: { versi
       },
       schemas: { Error: errorSchema, ScimError: scimErrorSchema, OAuthError: oauthErrorSchema },
     },
-    paths: { ...paths, ...OTHER_PATHS, ...SCIM_PATHS },
+    paths: all,
   };
 }

@@ -30,6 +30,8 @@ import { createAuthenticator } from './passport/authenticator.ts';
 import { ConnectionStrategies } from './passport/connection-strategies.ts';
 import { SamlLogins } from './saml/saml-login.ts';
 import { createSamlRouter } from './saml/saml.routes.ts';
+import { OidcStrategy } from './passport/oidc-strategy.ts';
+import type { SsoStrategyConnection } from './passport/oidc-strategy.ts';
 
 export interface SsoDeps {
   config: Config;
@@ -90,12 +92,17 @@ export function createSso(deps: SsoDeps, options: { sweep?: boolean } = {}): Sso
   const service = new SsoService(store, deps.access, deps.audit, deps.secretBox, config, logger, idp);
   const login = new SsoLoginService(store, service, deps.users, deps.audit, deps.invalidator, deps.secretBox, transactions, jwks, config, logger);
   const identities = new IdentitiesService(store, deps.access, deps.audit, deps.invalidator, (userId) => sessionStore.destroyAllOfUser(userId));
+  // OIDC connections sign in through a strategy of their own, made per connection and settings version.
+  // A test login's report is opened on the admin page, by the session that started it.
+  strategies.registerKind<SsoStrategyConnection>('oidc', ({ id, connection }) => new OidcStrategy(ConnectionStrategies.nameOf(id), connection, login, (sealed) => `/admin/sso/test-report?r=${encodeURIComponent(sealed)}`));
   const saml = new SamlLogins({ sso: service, login, strategies, transactions, logger, transactionTtlSeconds: config.loginTransactionTtlSeconds, clockToleranceSeconds: config.ssoClockToleranceSeconds });
   const startLimiter = new LoginStartLimiter({ points: config.loginStartLimit, durationSeconds: config.loginStartWindowSeconds, redis, keyspace: deps.redisKeyspace });
   const loginRouter = createLoginRouter({
     login,
     saml,
     sessions,
+    authenticator,
+    strategies,
     logger,
     transactionTtlSeconds: config.loginTransactionTtlSeconds,
     allowHttpIssuers: config.allowHttpIssuers,

@@ -11,6 +11,11 @@ import { continuePage, errorPage, fragmentPage, loginPage } from './pages.ts';
 import { sendHtml } from '../html/html.ts';
 import { SESSION_COOKIE, SessionManager } from './session-store.ts';
 import { logOut } from './passport/authenticator.ts';
+import type { Authenticator, SignIn } from './passport/authenticator.ts';
+import type { ConnectionStrategies } from './passport/connection-strategies.ts';
+import { strategyConnection } from './passport/oidc-strategy.ts';
+import { connectionKind } from './saml/settings.ts';
+import type { OidcAuthenticateOptions, SsoSignInInfo } from './passport/oidc-strategy.ts';
 import { SsoLoginService } from './sso-login.service.ts';
 import type { Connection } from './sso.service.ts';
 import type { SamlLogins } from './saml/saml-login.ts';
@@ -32,6 +37,9 @@ export interface LoginRoutesOptions {
   /** A SAML connection's sign-in starts there (an AuthnRequest), not at the OIDC login service. */
   saml: SamlLogins;
   sessions: SessionManager;
+  /** The instance's Passport and the strategy of each connection: every login starts and finishes through them. */
+  authenticator: Authenticator;
+  strategies: ConnectionStrategies;
   logger: Logger;
   transactionTtlSeconds: number;
   /** form-action sources the login page may submit (then redirect) to: the IdPs. */
@@ -47,6 +55,9 @@ export interface LoginRoutesOptions {
     user(orgId: string, userId: string): Promise<{ username: string; org: string } | null>;
   };
 }
+
+/** How a strategy's run ended, for the route to answer (or not: `answered`). */
+type Outcome = { signIn: SignIn; info: SsoSignInInfo } | { refused: OidcLoginError } | { answered: true };
 
 function bodyParams(req: Request): URLSearchParams {
   const out = new URLSearchParams();
@@ -102,6 +113,42 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
     }
   };
 
+  /**
+   * Runs the connection's Passport strategy (made again if the connection changed since) with a custom
+   * callback, so that the pages stay this router's: the sign-in (success), the refusal (fail, with its
+   * OidcLoginError), or `answered` when the strategy redirected (to the IdP, or to a test login's report),
+   * which Passport answers itself without calling back. Anything else (a store down) rejects.
+   */
+  const authenticate = (req: Request, res: Response, connection: Connection, options: OidcAuthenticateOptions) =>
+    new Promise<Outcome>((resolve, reject) => {
+      const name = o.strategies.use(strategyConnection(connection));
+      const answered = () => resolve({ answered: true });
+      res.once('finish', answered).once('close', answered);
+      const middleware = o.authenticator.authenticate(name, options as never, (err: unknown, user: SignIn | false, info: unknown) => {
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passes on what the strategy's services failed with (an AppError, a store's error)
+        if (err) return reject(err);
+        if (user !== false) return resolve({ signIn: user, info: info as SsoSignInInfo });
+        if (info instanceof OidcLoginError) return resolve({ refused: info });
+        reject(new Error('the sign-in strategy failed without saying why'));
+      }) as (req: Request, res: Response, next: (err?: unknown) => void) => void;
+      // next(): Passport's own errors (an unknown strategy name); the strategy never pass()es.
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passes on what Passport failed with
+      middleware(req, res, (err?: unknown) => reject(err ?? new Error('the sign-in strategy passed')));
+    });
+
+  /** A SAML sign-in's start: the AuthnRequest's URL (HTTP-Redirect binding), the binding cookie, the redirect. */
+  const startSaml = async (req: Request, res: Response, connection: Connection, returnTo: string, binding: string, email: string | undefined) => {
+    try {
+      const url = await o.saml.startUrl(connection, returnTo, binding);
+      setBinding(res, binding);
+      return res.redirect(303, url);
+    } catch (err) {
+      if (!(err instanceof OidcLoginError)) throw err;
+      o.logger.info({ request_id: res.locals.requestId, code: err.code, details: err.details }, 'sso: login could not start');
+      return sendErrorPage(res, err, (view) => loginPage({ returnTo, email, error: view.message, formToken: formToken.issue(req, res) }));
+    }
+  };
+
   /** Stores the login attempt (counted per client address) and sends the browser to the IdP. */
   const startLogin = async (req: Request, res: Response, connection: Connection, returnTo: string, email: string | undefined) => {
     const wait = await o.startLimiter.take(res.locals.clientIp);
@@ -110,16 +157,15 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
       const tooMany = new AppError('too_many_login_attempts', `Too many sign-ins were started from your network address. Wait ${wait} seconds, then sign in again.`, { retryAfterSeconds: wait });
       return sendErrorPage(res, tooMany, (view) => errorPage({ title: 'Too many sign-in attempts', message: view.message, code: view.code, requestId: view.requestId }));
     }
-    try {
-      const binding = bindingOf(req) ?? SsoLoginService.newBinding();
-      const started = connection.kind === 'saml' ? { url: await o.saml.startUrl(connection, returnTo, binding) } : await o.login.start(connection, returnTo, binding, email);
-      setBinding(res, binding);
-      return res.redirect(303, started.url);
-    } catch (err) {
-      if (!(err instanceof OidcLoginError)) throw err;
-      o.logger.info({ request_id: res.locals.requestId, code: err.code, details: err.details }, 'sso: login could not start');
-      return sendErrorPage(res, err, (view) => loginPage({ returnTo, email, error: view.message, formToken: formToken.issue(req, res) }));
-    }
+    const binding = bindingOf(req) ?? SsoLoginService.newBinding();
+    // A SAML connection starts with an AuthnRequest (its transaction stored through node-saml's cacheProvider).
+    if (connection.kind === 'saml') return startSaml(req, res, connection, returnTo, binding, email);
+    // The connection's strategy stores the login, then redirects to the IdP with the binding cookie set.
+    const outcome = await authenticate(req, res, connection, { start: { returnTo, binding, loginHint: email, onStarted: () => setBinding(res, binding) } });
+    if (!('refused' in outcome)) return;
+    const err = outcome.refused;
+    o.logger.info({ request_id: res.locals.requestId, code: err.code, details: err.details }, 'sso: login could not start');
+    return sendErrorPage(res, err, (view) => loginPage({ returnTo, email, error: view.message, formToken: formToken.issue(req, res) }));
   };
 
   router.get('/login', htmlErrors, sessionMw, async (req, res, next) => {
@@ -180,22 +226,39 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
     }
   });
 
+  const refuse = (res: Response, err: OidcLoginError) => {
+    o.logger.warn({ request_id: res.locals.requestId, code: err.code, details: err.details, cause: err.cause instanceof Error ? err.cause.message : undefined }, `sso: login failed: ${err.message}`);
+    sendErrorPage(res, err, (view) => errorPage({ title: 'Sign-in failed', message: view.message, code: view.code, requestId: view.requestId }));
+  };
+
+  /**
+   * One callback URL for every connection: the answer's state names its login transaction, which is taken
+   * (once: it is single-use) and names the connection; that connection's strategy finishes the login with it.
+   */
   const finish = async (req: Request, res: Response, params: URLSearchParams) => {
     const ctx = { ip: res.locals.clientIp, requestId: res.locals.requestId };
+    let outcome: Outcome;
     try {
-      const result = await o.login.finish(params, bindingOf(req), ctx);
-      // A test login (an admin's, on /admin) signs nobody in: its sealed report is opened by the session that started it.
-      if ('test' in result) return res.redirect(303, `/admin/sso/test-report?r=${encodeURIComponent(result.sealed)}`);
-      // A fresh session id at every login: whatever session the browser had (or was given) is dropped.
-      await SessionManager.establish(req, { userId: result.user.id, orgId: result.org.id, method: 'sso', connectionId: result.connectionId });
-      o.logger.info({ request_id: ctx.requestId, user: result.user.username, org: result.org.slug, connection_id: result.connectionId }, 'sso: login');
-      // Checked again on the way out: a transaction stored by an older version may hold any path.
-      res.redirect(303, safeReturnTo(result.returnTo));
+      const transaction = await o.login.takeTransaction(params, bindingOf(req));
+      const { connection, org } = await o.login.connectionOf(transaction).catch((err: unknown) => {
+        // Deleted or disabled: this instance forgets the connection's strategy (made again if it comes back).
+        if (err instanceof OidcLoginError) o.strategies.drop(transaction.connection_id);
+        throw err;
+      });
+      if (connectionKind(connection.row) !== 'oidc') throw new OidcLoginError('unexpected_response', 'this sign-in answer came to the OpenID Connect callback, but its connection is not an OpenID Connect one');
+      outcome = await authenticate(req, res, connection, { callback: { transaction, org, params, ctx } });
     } catch (err) {
       if (!(err instanceof OidcLoginError)) throw err;
-      o.logger.warn({ request_id: ctx.requestId, code: err.code, details: err.details, cause: err.cause instanceof Error ? err.cause.message : undefined }, `sso: login failed: ${err.message}`);
-      sendErrorPage(res, err, (view) => errorPage({ title: 'Sign-in failed', message: view.message, code: view.code, requestId: view.requestId }));
+      return refuse(res, err);
     }
+    // A test login (an admin's, on /admin): the strategy redirected to its report, sealed for the session that started it; nobody signed in.
+    if ('answered' in outcome) return;
+    if ('refused' in outcome) return refuse(res, outcome.refused);
+    // A fresh session id at every login (Passport's req.login): whatever session the browser had (or was given) is dropped.
+    await SessionManager.establish(req, outcome.signIn);
+    o.logger.info({ request_id: ctx.requestId, user: outcome.info.username, org: outcome.info.orgSlug, connection_id: outcome.signIn.connectionId }, 'sso: login');
+    // Checked again on the way out: a transaction stored by an older version may hold any path.
+    res.redirect(303, safeReturnTo(outcome.info.returnTo));
   };
 
   router.get('/login/callback', htmlErrors, sessionMw, async (req, res, next) => {

@@ -24,7 +24,7 @@ import type { JwksRegistry } from './oidc/jwks.ts';
 import { isTemplatedIssuer } from './oidc/issuer.ts';
 import { OidcLoginError } from './oidc/problems.ts';
 import { hashTransactionSecret } from './login-transactions.ts';
-import type { TransactionStore } from './login-transactions.ts';
+import type { LoginTransaction, TransactionStore } from './login-transactions.ts';
 import type { SsoRepository } from './sso.repository.ts';
 import { decodeConnection } from './sso.service.ts';
 import type { Connection, GroupRule, SsoService } from './sso.service.ts';
@@ -202,10 +202,12 @@ export class SsoLoginService {
   }
 
   /**
-   * Finishes a login from the IdP's answer (form_post body, the fragment page's
-   * post, or the code flow's query). Throws OidcLoginError; creates no session.
+   * The pending login an IdP's answer (form_post body, the fragment page's post, or the code flow's query)
+   * belongs to, taken out of the store: its state works once. It must be this browser's (the binding
+   * cookie) and not expired. The callback takes it before anything else: it names the connection, whose
+   * strategy then finishes the login (complete) with it. Throws OidcLoginError.
    */
-  async finish(params: URLSearchParams, bindingCookie: string | undefined, ctx: LoginContext): Promise<LoginResult | TestLoginDone> {
+  async takeTransaction(params: URLSearchParams, bindingCookie: string | undefined): Promise<LoginTransaction> {
     const state = params.get('state');
     if (!state) {
       // Nothing of an answer that no login of this browser asked for is shown: anyone can make such a link,
@@ -223,12 +225,31 @@ export class SsoLoginService {
     if (!bindingCookie || hashTransactionSecret(bindingCookie) !== tx.binding_hash) {
       throw new OidcLoginError('binding_mismatch', 'this sign-in was started in another browser (or its cookies were blocked); start again in this browser');
     }
-    const testOf = tx.test_of ?? null;
+    return tx;
+  }
+
+  /**
+   * The connection and organization of a taken login transaction, as they are now: enabled (a test login
+   * may try a disabled connection), or OidcLoginError.
+   */
+  async connectionOf(tx: LoginTransaction): Promise<{ connection: Connection; org: OrgRow }> {
     const row = await this.repo().findConnection(tx.org_id, tx.connection_id);
-    if (!row || (row.enabled !== 1 && !testOf)) throw new OidcLoginError('connection_disabled', 'the SSO connection of this sign-in was disabled or deleted');
-    const c = decodeConnection(row);
+    if (!row || (row.enabled !== 1 && !tx.test_of)) throw new OidcLoginError('connection_disabled', 'the SSO connection of this sign-in was disabled or deleted');
     const org = await this.store.repos.orgs.findById(row.org_id);
     if (!org) throw new OidcLoginError('connection_disabled', 'the organization of this SSO connection no longer exists');
+    return { connection: decodeConnection(row), org };
+  }
+
+  /**
+   * Finishes a login with the IdP's answer, for its taken transaction (takeTransaction) and the connection
+   * it names (connectionOf): every check of the response and the ID token, then the account. A test
+   * transaction ends in its sealed report instead. Throws OidcLoginError; creates no session.
+   */
+  async complete(c: Connection, org: OrgRow, tx: LoginTransaction, params: URLSearchParams, ctx: LoginContext): Promise<LoginResult | TestLoginDone> {
+    const row = c.row;
+    if (tx.connection_id !== row.id || tx.org_id !== row.org_id) throw new Error('a login transaction was completed with another connection than its own');
+    const state = params.get('state') ?? '';
+    const testOf = tx.test_of ?? null;
     try {
       const idpError = authorizationErrorFrom(params);
       if (idpError) throw idpError;
