@@ -345,6 +345,16 @@ for (const { dialect: db, tag: dialect, redis } of runs) {
       assert.equal(bad.status, 400, bad.text);
       const none = await app.request('PATCH', `/gateway/v1/orgs/${org}/sso/${conn.init.id}`, { key: adminKey, body: { want_assertions_signed: false } });
       assert.equal(none.status, 400, none.text);
+      // The connection's test rereads its metadata URL (and names what is wrong when it cannot).
+      const tested = await app.request('POST', `/gateway/v1/orgs/${org}/sso/${conn.assert.id}/test`, { key: adminKey });
+      assert.equal(tested.status, 200, tested.text);
+      assert.equal(tested.body.ok, true, tested.text);
+      assert.equal(tested.body.discovered_issuer, IDP);
+      served.delete(`/${dialect}/idp.xml`);
+      const gone = await app.request('POST', `/gateway/v1/orgs/${org}/sso/${conn.assert.id}/test`, { key: adminKey });
+      assert.equal(gone.body.ok, false);
+      assert.equal(gone.body.problems[0].code, 'metadata_http_status');
+      served.set(`/${dialect}/idp.xml`, { type: 'application/samlmetadata+xml', body: idpMetadata({ entityId: IDP, ssoUrl: 'https://idp.example/sso', keys: [k1, k2] }) });
     });
   });
 }
