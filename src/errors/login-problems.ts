@@ -67,6 +67,21 @@ export const LOGIN_PROBLEMS = {
   sub_missing: { kind: 'invalid', meaning: 'The ID token has no subject ("sub").' },
   email_missing: { kind: 'invalid', meaning: 'A new account needs an email, and the ID token carries no usable one in the mapped claim.' },
 
+  // --- A SAML response (src/sso/saml)
+  saml_response_missing: { kind: 'invalid', meaning: 'A POST came to the SAML ACS without a SAMLResponse.' },
+  saml_response_invalid: { kind: 'invalid', meaning: 'The SAML response is malformed or could not be verified, for a reason no more specific code names.' },
+  saml_status_error: { kind: 'invalid', meaning: 'The IdP answered the SAML request with an error status; the message names it.' },
+  saml_signature_invalid: { kind: 'invalid', meaning: "The SAML response or assertion is not signed as the connection requires, or not by one of the IdP's certificates (this includes a second, unsigned assertion beside a signed one)." },
+  saml_in_response_to_unknown: { kind: 'invalid', meaning: 'The SAML response answers no pending sign-in of this connection (already used, expired, or never asked for).' },
+  saml_idp_initiated_refused: { kind: 'invalid', meaning: 'The SAML response answers no request (IdP-initiated), and the connection does not allow IdP-initiated sign-in.' },
+  saml_expired: { kind: 'invalid', meaning: "The SAML assertion is expired or not yet valid (or the clocks of the IdP and trackgate disagree)." },
+  saml_audience_mismatch: { kind: 'invalid', meaning: "The SAML assertion is for another service provider (its Audience is not this connection's SP entity ID)." },
+  saml_recipient_mismatch: { kind: 'invalid', meaning: "The SAML assertion was issued for another ACS URL (its Recipient is not this connection's)." },
+  saml_issuer_mismatch: { kind: 'invalid', meaning: "The SAML assertion's Issuer is not the connection's IdP entity ID." },
+  saml_assertion_replayed: { kind: 'invalid', meaning: 'The SAML assertion was already used to sign in.' },
+  saml_nameid_missing: { kind: 'invalid', meaning: 'The SAML assertion has no NameID.' },
+  saml_comment_in_assertion: { kind: 'invalid', meaning: 'The SAML assertion holds an XML comment, which signatures do not cover (the NameID comment-injection attack); it is refused.' },
+
   // --- The account (refusals)
   no_account: { kind: 'forbidden', meaning: 'The person has no account in the organization, and automatic provisioning (JIT) is off.' },
   identity_orphaned: { kind: 'forbidden', meaning: 'The sign-in identity is linked to an account that no longer exists.' },

@@ -7,6 +7,7 @@ import { ApiRouter } from '../http/api-router.ts';
 import { createExpressApp, createRequireAuth } from '../http/express-app.ts';
 import { buildOpenApi } from '../http/openapi.ts';
 import { OIDC_PREFIX, createFederation, oidcBodyLimit } from '../federation/index.ts';
+import { samlBodyLimit } from '../sso/saml/saml.routes.ts';
 import { registerKeyRoutes } from '../keys/keys.routes.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { registerOrgRoutes } from '../orgs/orgs.routes.ts';
@@ -59,7 +60,7 @@ export function createManagementApp(core: Core, sso: Sso, metrics: Metrics): Man
   const app = createExpressApp({
     logger,
     trustedProxies: core.trustedProxies,
-    bodyLimits: [scimBodyLimit, oidcBodyLimit],
+    bodyLimits: [scimBodyLimit, oidcBodyLimit, samlBodyLimit],
     rawBodies: [secretScanningRawBody],
     mount: (a) => {
       a.use(metrics.middleware());

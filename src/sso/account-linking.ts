@@ -12,8 +12,16 @@ import { isPublicMailDomain } from './public-mail-domains.ts';
  * audit event names the evidence that allowed it. No HTTP here.
  */
 
-/** What vouched that the IdP verified the address. */
-export type EmailEvidence = 'email_verified' | 'azure_xms_edov';
+/**
+ * What vouched that the IdP verified the address. `saml_signed_assertion`: SAML has no verified-email flag;
+ * what a SAML connection's address rests on is its IdP's signature over it. That is the trust OIDC's
+ * `email_verified` puts in the IdP too (its admin sets that flag as they like), and the nOAuth weakness of
+ * Azure's `email` does not carry over: a SAML connection trusts one IdP entity (one Entra tenant's
+ * enterprise app), never every tenant of a multi-tenant app. decideEmailLink's other rules still all hold —
+ * above all, the address's domain must be one of *this connection's* domains, claimed by this organization
+ * only — so a SAML IdP can link an existing account only of its own organization, in its own domains.
+ */
+export type EmailEvidence = 'email_verified' | 'azure_xms_edov' | 'saml_signed_assertion';
 
 const AZURE_HOSTS = new Set(['login.microsoftonline.com', 'login.microsoftonline.us', 'login.partner.microsoftonline.cn', 'sts.windows.net']);
 

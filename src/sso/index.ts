@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import express from 'express';
 import type { Router } from 'express';
 import type { Redis } from 'ioredis';
 import type { AuditService } from '../audit/audit.service.ts';
@@ -27,6 +28,8 @@ import type { SsoRepos } from './sso.service.ts';
 import { IdentitiesService } from './identities.service.ts';
 import { createAuthenticator } from './passport/authenticator.ts';
 import { ConnectionStrategies } from './passport/connection-strategies.ts';
+import { SamlLogins } from './saml/saml-login.ts';
+import { createSamlRouter } from './saml/saml.routes.ts';
 import { OidcStrategy } from './passport/oidc-strategy.ts';
 import type { SsoStrategyConnection } from './passport/oidc-strategy.ts';
 
@@ -54,8 +57,10 @@ export interface Sso {
   sessions: SessionManager;
   /** The Passport strategy of each SSO connection, made by the kind's factory (OIDC, SAML). */
   strategies: ConnectionStrategies;
-  /** GET /login, GET|POST /login/callback, POST /logout, /static/sso/*. */
+  /** GET /login, GET|POST /login/callback, POST /logout, /static/sso/*; GET /login/saml/:id/metadata, POST /login/saml/:id/acs. */
   router: Router;
+  /** SAML 2.0 sign-ins: their strategies, starts and SP metadata. */
+  saml: SamlLogins;
   /** /gateway/v1/orgs/:org/sso..., /gateway/v1/session. */
   registerApi(api: ApiRouter): void;
   /** For Authenticator.useSessions: the browser session's principal. */
@@ -90,9 +95,11 @@ export function createSso(deps: SsoDeps, options: { sweep?: boolean } = {}): Sso
   // OIDC connections sign in through a strategy of their own, made per connection and settings version.
   // A test login's report is opened on the admin page, by the session that started it.
   strategies.registerKind<SsoStrategyConnection>('oidc', ({ id, connection }) => new OidcStrategy(ConnectionStrategies.nameOf(id), connection, login, (sealed) => `/admin/sso/test-report?r=${encodeURIComponent(sealed)}`));
+  const saml = new SamlLogins({ sso: service, login, strategies, transactions, logger, transactionTtlSeconds: config.loginTransactionTtlSeconds, clockToleranceSeconds: config.ssoClockToleranceSeconds });
   const startLimiter = new LoginStartLimiter({ points: config.loginStartLimit, durationSeconds: config.loginStartWindowSeconds, redis, keyspace: deps.redisKeyspace });
-  const router = createLoginRouter({
+  const loginRouter = createLoginRouter({
     login,
+    saml,
     sessions,
     authenticator,
     strategies,
@@ -111,6 +118,9 @@ export function createSso(deps: SsoDeps, options: { sweep?: boolean } = {}): Sso
     },
   });
 
+  const router = express.Router();
+  router.use(loginRouter, createSamlRouter({ sso: service, saml, authenticator, sessions, logger }));
+
   // Expired transactions and sessions are swept every few minutes, by the isolate that serves SSO only.
   const sweep =
     options.sweep === false
@@ -127,6 +137,7 @@ export function createSso(deps: SsoDeps, options: { sweep?: boolean } = {}): Sso
     sessions,
     strategies,
     router,
+    saml,
     registerApi: (api) => registerSsoRoutes(api, service, sessions, identities),
     async sessionAuthenticator(req) {
       const s = await sessions.read(req);

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { hashSecret } from '../crypto/tokens.ts';
+import { isUniqueViolation } from '../db/dialect.ts';
 import type { RedisKeyspace } from '../redis/keyspace.ts';
 import { redisUnavailable } from '../redis/redis.ts';
 import type { TransactionRow } from './sso.repository.ts';
@@ -23,8 +24,16 @@ export function hashTransactionSecret(value: string): string {
 export interface TransactionStore {
   put(tx: LoginTransaction, ttlSeconds: number): Promise<void>;
   take(stateHash: string): Promise<LoginTransaction | null>;
+  /**
+   * Marks `key` used until `expiresAt`; false when it already was (on any instance). A SAML assertion's ID
+   * is claimed once: a replayed assertion, even within its validity, signs nobody in a second time.
+   */
+  claimOnce(key: string, expiresAt: Date): Promise<boolean>;
   sweep(): Promise<void>;
 }
+
+/** What a used marker holds where a transaction's fields have nothing to say. */
+const USED_MARKER = 'used';
 
 export class DbTransactionStore implements TransactionStore {
   constructor(
@@ -40,6 +49,29 @@ export class DbTransactionStore implements TransactionStore {
 
   async take(stateHash: string): Promise<LoginTransaction | null> {
     return (await this.repo().takeTransaction(stateHash)) ?? null;
+  }
+
+  /** A row keyed by the key's hash, which the primary key makes unique; the sweep deletes it once expired. */
+  async claimOnce(key: string, expiresAt: Date): Promise<boolean> {
+    const now = new Date().toISOString();
+    try {
+      await this.repo().insertTransaction({
+        state_hash: hashTransactionSecret(`used:${key}`),
+        org_id: USED_MARKER,
+        connection_id: USED_MARKER,
+        nonce: USED_MARKER,
+        code_verifier_sealed: null,
+        return_to: '/',
+        binding_hash: USED_MARKER,
+        created_at: now,
+        expires_at: expiresAt.toISOString(),
+        test_of: null,
+      });
+      return true;
+    } catch (err) {
+      if (isUniqueViolation(err)) return false;
+      throw err;
+    }
   }
 
   async sweep(): Promise<void> {
@@ -102,6 +134,14 @@ export class RedisTransactionStore implements TransactionStore {
     // The attempt is taken: its entry in the browser's list only bounds that list, and expires with it.
     await this.redis.zrem(this.bindingPrefix + tx.binding_hash, stateHash).catch(() => {});
     return tx;
+  }
+
+  async claimOnce(key: string, expiresAt: Date): Promise<boolean> {
+    const ttl = Math.max(1, Math.ceil((expiresAt.getTime() - Date.now()) / 1000));
+    const r = await this.redis.set(`${this.txPrefix}used:${hashTransactionSecret(key)}`, USED_MARKER, 'EX', ttl, 'NX').catch((err: unknown) => {
+      throw redisUnavailable(err, 'the sign-in store (Redis)');
+    });
+    return r === 'OK';
   }
 
   async sweep(): Promise<void> {

@@ -13,10 +13,12 @@ import { SESSION_COOKIE, SessionManager } from './session-store.ts';
 import { logOut } from './passport/authenticator.ts';
 import type { Authenticator, SignIn } from './passport/authenticator.ts';
 import type { ConnectionStrategies } from './passport/connection-strategies.ts';
-import { connectionKind, strategyConnection } from './passport/oidc-strategy.ts';
+import { strategyConnection } from './passport/oidc-strategy.ts';
+import { connectionKind } from './saml/settings.ts';
 import type { OidcAuthenticateOptions, SsoSignInInfo } from './passport/oidc-strategy.ts';
 import { SsoLoginService } from './sso-login.service.ts';
 import type { Connection } from './sso.service.ts';
+import type { SamlLogins } from './saml/saml-login.ts';
 import { loginPath, safeReturnTo } from '../http/return-to.ts';
 import { CSRF_FIELD, isSameOrigin } from '../http/csrf.ts';
 import { contentSecurityPolicy } from '../http/csp.ts';
@@ -32,6 +34,8 @@ export const BINDING_COOKIE = 'trackgate.login';
 
 export interface LoginRoutesOptions {
   login: SsoLoginService;
+  /** A SAML connection's sign-in starts there (an AuthnRequest), not at the OIDC login service. */
+  saml: SamlLogins;
   sessions: SessionManager;
   /** The instance's Passport and the strategy of each connection: every login starts and finishes through them. */
   authenticator: Authenticator;
@@ -132,6 +136,19 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
       middleware(req, res, (err?: unknown) => reject(err ?? new Error('the sign-in strategy passed')));
     });
 
+  /** A SAML sign-in's start: the AuthnRequest's URL (HTTP-Redirect binding), the binding cookie, the redirect. */
+  const startSaml = async (req: Request, res: Response, connection: Connection, returnTo: string, binding: string, email: string | undefined) => {
+    try {
+      const url = await o.saml.startUrl(connection, returnTo, binding);
+      setBinding(res, binding);
+      return res.redirect(303, url);
+    } catch (err) {
+      if (!(err instanceof OidcLoginError)) throw err;
+      o.logger.info({ request_id: res.locals.requestId, code: err.code, details: err.details }, 'sso: login could not start');
+      return sendErrorPage(res, err, (view) => loginPage({ returnTo, email, error: view.message, formToken: formToken.issue(req, res) }));
+    }
+  };
+
   /** Stores the login attempt (counted per client address) and sends the browser to the IdP. */
   const startLogin = async (req: Request, res: Response, connection: Connection, returnTo: string, email: string | undefined) => {
     const wait = await o.startLimiter.take(res.locals.clientIp);
@@ -141,6 +158,8 @@ export function createLoginRouter(o: LoginRoutesOptions): Router {
       return sendErrorPage(res, tooMany, (view) => errorPage({ title: 'Too many sign-in attempts', message: view.message, code: view.code, requestId: view.requestId }));
     }
     const binding = bindingOf(req) ?? SsoLoginService.newBinding();
+    // A SAML connection starts with an AuthnRequest (its transaction stored through node-saml's cacheProvider).
+    if (connection.kind === 'saml') return startSaml(req, res, connection, returnTo, binding, email);
     // The connection's strategy stores the login, then redirects to the IdP with the binding cookie set.
     const outcome = await authenticate(req, res, connection, { start: { returnTo, binding, loginHint: email, onStarted: () => setBinding(res, binding) } });
     if (!('refused' in outcome)) return;

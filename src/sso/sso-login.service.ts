@@ -30,6 +30,8 @@ import { decodeConnection } from './sso.service.ts';
 import type { Connection, GroupRule, SsoService } from './sso.service.ts';
 import { groupWarnings } from './setup-advice.ts';
 import type { Actor } from '../auth/actor.ts';
+import { singleString, stringValues } from './verified-identity.ts';
+import type { VerifiedIdentity } from './verified-identity.ts';
 import type { SsoRepos } from './sso.service.ts';
 import type { TeamRole } from '../auth/principal.ts';
 import { ROLE_RANK } from '../auth/actor.ts';
@@ -275,21 +277,44 @@ export class SsoLoginService {
         clockToleranceSeconds: this.config.ssoClockToleranceSeconds,
       });
       // A test transaction never signs in: every check above ran, the rest is read, not written.
-      if (testOf) return { test: true, sealed: this.secretBox.encrypt(TEST_REPORT_PURPOSE, JSON.stringify({ of: testOf, at: Date.now(), report: await this.dryRun(c, org, verified) })) };
-      const user = await this.resolveUser(c, org, verified, ctx);
+      const identity = this.oidcIdentity(c, verified);
+      if (testOf) return { test: true, sealed: this.secretBox.encrypt(TEST_REPORT_PURPOSE, JSON.stringify({ of: testOf, at: Date.now(), report: await this.dryRun(c, org, identity) })) };
+      const user = await this.resolveUser(c, org, identity, ctx);
       return { user, org, connectionId: row.id, returnTo: tx.return_to };
     } catch (err) {
       // A failed test is the admin's to read on the error page, not a sign-in failure of the organization.
-      if (!testOf) await this.recordFailure(org, row.id, err, ctx);
+      if (!testOf) await this.recordFailure(org.id, row.id, err, ctx);
       throw err;
     }
   }
 
-  private async recordFailure(org: OrgRow, connectionId: string, err: unknown, ctx: LoginContext): Promise<void> {
+  /**
+   * Ends a sign-in whose answer another protocol's strategy verified (SAML): a test login's report, sealed for
+   * the admin's session, or the account by the same rules as OIDC's. A failure is audited like OIDC's.
+   */
+  async completeVerified(c: Connection, identity: VerifiedIdentity, tx: { testOf: string | null; returnTo: string }, ctx: LoginContext): Promise<LoginResult | TestLoginDone> {
+    const org = await this.store.repos.orgs.findById(c.row.org_id);
+    if (!org) throw new OidcLoginError('connection_disabled', 'the organization of this SSO connection no longer exists');
+    if (tx.testOf) return { test: true, sealed: this.secretBox.encrypt(TEST_REPORT_PURPOSE, JSON.stringify({ of: tx.testOf, at: Date.now(), report: await this.dryRun(c, org, identity) })) };
+    try {
+      const user = await this.resolveUser(c, org, identity, ctx);
+      return { user, org, connectionId: c.row.id, returnTo: tx.returnTo };
+    } catch (err) {
+      await this.recordFailure(org.id, c.row.id, err, ctx);
+      throw err;
+    }
+  }
+
+  /** A sign-in refused before it named anyone (a SAML response that did not verify): audited as sso.login_failed. */
+  async loginFailed(c: Connection, err: unknown, ctx: LoginContext): Promise<void> {
+    await this.recordFailure(c.row.org_id, c.row.id, err, ctx);
+  }
+
+  private async recordFailure(orgId: string, connectionId: string, err: unknown, ctx: LoginContext): Promise<void> {
     const e = err instanceof OidcLoginError ? err : null;
     try {
       await this.audit.record(this.store.repos, { type: 'anonymous', id: null, name: null, ip: ctx.ip, requestId: ctx.requestId }, {
-        orgId: org.id,
+        orgId,
         action: 'sso.login_failed',
         targetType: 'sso_connection',
         targetId: connectionId,
@@ -309,27 +334,41 @@ export class SsoLoginService {
     return { key: `oidc|${v.issuer}|${v.subject}`, tenantId: v.tenantId ?? null, objectId: oid };
   }
 
-  private claimString(v: VerifiedIdToken, name: string): string | null {
-    const x = v.claims[name];
-    return typeof x === 'string' && x.trim() ? x.trim() : null;
+  /** The API's own email rule: a claim like "a@b.example,x" would reach the upstream's X-Trackgate-Email as two addresses. */
+  static mappedEmail(raw: unknown): string | null {
+    const value = singleString(raw);
+    const parsed = value ? fields.email.safeParse(value) : null;
+    return parsed?.success ? parsed.data : null;
   }
 
   /**
-   * What a verified token says of who it is, read once for a sign-in (resolveUser) and a Test login (dryRun)
-   * alike, so that the two can never judge an email differently: the identity's key, the mapped email when it
-   * passes the API's own email rule, and the evidence that it is verified.
+   * What a verified ID token says of who it is, read once for a sign-in (resolveUser) and a Test login
+   * (dryRun) alike, so that the two can never judge an email differently: the identity's key, the mapped
+   * email when it passes the API's own email rule, the evidence that it is verified, and the groups.
    */
-  private identityFacts(c: Connection, v: VerifiedIdToken) {
+  private oidcIdentity(c: Connection, v: VerifiedIdToken): VerifiedIdentity {
     const templated = c.metadata ? isTemplatedIssuer(c.metadata.issuer) : false;
     const id = SsoLoginService.identityKey(v, templated);
-    const emailClaim = this.claimString(v, c.claims.email);
-    // The API's own email rule: a claim like "a@b.example,x" would reach the upstream's X-Trackgate-Email as two addresses.
-    const parsedEmail = emailClaim ? fields.email.safeParse(emailClaim) : null;
-    const email = parsedEmail?.success ? parsedEmail.data : null;
     // email_verified (and xms_edov) speak of the standard "email" claim only: an address mapped from another
     // claim (upn, preferred_username, a profile field people can edit) has no evidence, whatever they say.
     const evidence = c.claims.email === 'email' ? emailEvidence(v.claims, isAzureIssuer(c.metadata?.issuer ?? c.row.issuer)) : null;
-    return { id, email, evidence };
+    // Azure AD's groups overage (`hasgroups`, or `_claim_names.groups`): the token does not list the groups.
+    const claimName = c.claims.groups;
+    const claimNames = v.claims._claim_names as Record<string, unknown> | undefined;
+    const overage = v.claims.hasgroups === true || (!!claimNames && typeof claimNames === 'object' && (claimName in claimNames || 'groups' in claimNames));
+    const raw = v.claims[claimName];
+    return {
+      protocol: 'oidc',
+      issuer: v.issuer,
+      subject: v.subject,
+      id,
+      claims: v.claims,
+      email: SsoLoginService.mappedEmail(v.claims[c.claims.email]),
+      evidence,
+      groups: { name: claimName, present: raw !== undefined, overage, values: stringValues(raw) },
+      username: singleString(v.claims[c.claims.username]),
+      name: singleString(v.claims[c.claims.name]),
+    };
   }
 
   /**
@@ -343,8 +382,8 @@ export class SsoLoginService {
    *    someone else's.
    * Refuses deactivated users. Then syncs group → team roles.
    */
-  private async resolveUser(c: Connection, org: OrgRow, v: VerifiedIdToken, ctx: LoginContext): Promise<UserRow> {
-    const { id, email, evidence } = this.identityFacts(c, v);
+  private async resolveUser(c: Connection, org: OrgRow, v: VerifiedIdentity, ctx: LoginContext): Promise<UserRow> {
+    const { id, email, evidence } = v;
     const now = new Date().toISOString();
     const once = () => this.invalidator.transaction(this.store, async (repos, invalidate) => {
       let changed = false;
@@ -380,7 +419,12 @@ export class SsoLoginService {
           throw new LoginRefused('no_account', `you have no account in the organization "${org.slug}" yet, and automatic provisioning (JIT) is off for this connection; ask an administrator of ${org.slug} to add you`, { sub: v.subject });
         }
         if (!email) {
-          throw new OidcLoginError('email_missing', `the ID token carries no usable email in the "${c.claims.email}" claim, which a new account needs; configure the IdP to send it (scope "email"), or map another claim in the connection's claims.email`);
+          throw new OidcLoginError(
+            'email_missing',
+            v.protocol === 'saml'
+              ? `the SAML assertion carries no usable email in the "${c.claims.email}" attribute, which a new account needs; configure the IdP to send it, or map another attribute in the connection's claims.email`
+              : `the ID token carries no usable email in the "${c.claims.email}" claim, which a new account needs; configure the IdP to send it (scope "email"), or map another claim in the connection's claims.email`,
+          );
         }
         const owner = await repo.connectionForDomain(emailDomain(email) ?? '');
         // Emails are unique on the instance: an address of a domain another organization claimed is that
@@ -388,9 +432,9 @@ export class SsoLoginService {
         if ((owner && owner.org_id !== org.id) || (await repos.users.emailTaken(email))) {
           throw new LoginRefused('email_unavailable', `the email ${email} cannot be used for a new account in ${org.slug}; ask an administrator of ${org.slug}`);
         }
-        const preferred = this.claimString(v, c.claims.username) ?? email;
+        const preferred = v.username ?? email;
         const username = await deriveUsername(repos, preferred);
-        const display = this.claimString(v, c.claims.name) ?? username;
+        const display = v.name ?? username;
         user = await this.users.insertUser(repos, org, { email, username, role: 'member', display_name: display.slice(0, 200) });
         how = 'jit';
         changed = true;
@@ -466,11 +510,9 @@ export class SsoLoginService {
    * touched. With Azure AD's groups overage (`hasgroups`, or `_claim_names.groups`)
    * the token does not list the groups: memberships stay as they were.
    */
-  private async syncGroups(repos: SsoRepos, c: Connection, org: OrgRow, user: UserRow, v: VerifiedIdToken, now: string): Promise<string[]> {
+  private async syncGroups(repos: SsoRepos, c: Connection, org: OrgRow, user: UserRow, v: VerifiedIdentity, now: string): Promise<string[]> {
     if (c.groupRules.length === 0) return [];
-    const claimName = c.claims.groups;
-    const claimNames = v.claims._claim_names as Record<string, unknown> | undefined;
-    if (v.claims.hasgroups === true || (claimNames && typeof claimNames === 'object' && claimName in claimNames) || (claimName !== 'groups' && claimNames && 'groups' in claimNames)) {
+    if (v.groups.overage) {
       this.logger.warn({ org: org.slug, user: user.username, connection_id: c.row.id }, 'sso: groups overage in the ID token (hasgroups/_claim_names): the token does not list the groups; team memberships left unchanged');
       await this.audit.record(repos, { type: 'user', id: user.id, name: user.username }, {
         orgId: org.id,
@@ -482,8 +524,7 @@ export class SsoLoginService {
       });
       return [];
     }
-    const raw = v.claims[claimName];
-    const groups = new Set(Array.isArray(raw) ? raw.filter((g): g is string => typeof g === 'string') : typeof raw === 'string' ? [raw] : []);
+    const groups = new Set(v.groups.values);
     const desired = new Map<string, TeamRole>();
     for (const r of c.groupRules) {
       if (!groups.has(r.group)) continue;
@@ -519,10 +560,10 @@ export class SsoLoginService {
    * What resolveUser and syncGroups would do with this token, decided by the same rules and only read:
    * no user, identity, membership, session or audit row is written.
    */
-  private async dryRun(c: Connection, org: OrgRow, v: VerifiedIdToken): Promise<TestLoginReport> {
+  private async dryRun(c: Connection, org: OrgRow, v: VerifiedIdentity): Promise<TestLoginReport> {
     const repos = this.store.repos;
     const repo = this.repo(repos);
-    const { id, email, evidence } = this.identityFacts(c, v);
+    const { id, email, evidence } = v;
     const refused = (code: string, message: string): TestLoginReport['account'] => ({ outcome: 'refused', username: null, email, message, code });
     let user: UserRow | undefined;
     let account: TestLoginReport['account'];
@@ -542,22 +583,19 @@ export class SsoLoginService {
     } else if (c.row.jit !== 1) {
       account = refused('no_account', `no account of ${org.slug} has this identity or the email ${email ?? '(none)'}, and JIT is off: the sign-in would be refused`);
     } else if (!email) {
-      account = refused('email_missing', `the ID token carries no usable email in the "${c.claims.email}" claim, which a new account needs`);
+      account = refused('email_missing', `the ${v.protocol === 'saml' ? 'SAML assertion' : 'ID token'} carries no usable email in the "${c.claims.email}" ${v.protocol === 'saml' ? 'attribute' : 'claim'}, which a new account needs`);
     } else {
       const owner = await repo.connectionForDomain(emailDomain(email) ?? '');
       account =
         (owner && owner.org_id !== org.id) || (await repos.users.emailTaken(email))
           ? refused('email_unavailable', `the email ${email} cannot be used for a new account in ${org.slug}`)
-          : { outcome: 'jit_created', username: await deriveUsername(repos, this.claimString(v, c.claims.username) ?? email), email, message: `a new account would be created (JIT) as a member of ${org.slug}` };
+          : { outcome: 'jit_created', username: await deriveUsername(repos, v.username ?? email), email, message: `a new account would be created (JIT) as a member of ${org.slug}` };
     }
     if (user && user.instance_admin === 1 && user.org_id !== c.row.org_id) account = refused('operator_not_linkable', `the account ${user.username} cannot be signed in to through this organization's SSO connection`);
     else if (user && user.status !== 'active') account = refused('user_deactivated', `the account ${user.username} is deactivated`);
 
-    const claimName = c.claims.groups;
-    const claimNames = v.claims._claim_names as Record<string, unknown> | undefined;
-    const overage = v.claims.hasgroups === true || (!!claimNames && typeof claimNames === 'object' && (claimName in claimNames || 'groups' in claimNames));
-    const raw = v.claims[claimName];
-    const values = Array.isArray(raw) ? raw.filter((g): g is string => typeof g === 'string') : typeof raw === 'string' ? [raw] : [];
+    const claimName = v.groups.name;
+    const { overage, values } = v.groups;
     const groups = new Set(values);
     const desired = new Map<string, TeamRole>();
     for (const r of c.groupRules) {
@@ -578,18 +616,22 @@ export class SsoLoginService {
     }
     const unmatched = overage ? [] : c.groupRules.filter((r) => !groups.has(r.group));
     const warnings: string[] = [];
-    if (c.groupRules.length && raw === undefined && !overage) {
-      warnings.push(`the ID token has no "${claimName}" claim${c.scopes.includes('groups') ? '' : ' — the connection does not request the "groups" scope'}: the group rules gave nobody a team`);
+    if (c.groupRules.length && !v.groups.present && !overage) {
+      warnings.push(
+        v.protocol === 'saml'
+          ? `the SAML assertion has no "${claimName}" attribute: the group rules gave nobody a team`
+          : `the ID token has no "${claimName}" claim${c.scopes.includes('groups') ? '' : ' — the connection does not request the "groups" scope'}: the group rules gave nobody a team`,
+      );
     }
-    for (const r of unmatched) warnings.push(`the rule's group "${r.group}" (→ ${r.team} ${r.role}) did not appear in the token`);
-    if (c.groupRules.length && (raw === undefined || unmatched.length)) warnings.push(...groupWarnings({ issuer: c.row.issuer, scopes: c.scopes, groupRules: c.groupRules, groupsClaim: claimName }).map((w) => w.message));
+    for (const r of unmatched) warnings.push(`the rule's group "${r.group}" (→ ${r.team} ${r.role}) did not appear in the ${v.protocol === 'saml' ? 'assertion' : 'token'}`);
+    if (v.protocol === 'oidc' && c.groupRules.length && (!v.groups.present || unmatched.length)) warnings.push(...groupWarnings({ issuer: c.row.issuer, scopes: c.scopes, groupRules: c.groupRules, groupsClaim: claimName }).map((w) => w.message));
     return {
       connection_id: c.row.id,
       issuer: v.issuer,
       tested_at: new Date().toISOString(),
       subject: v.subject,
       claims: shorten(v.claims),
-      groups: { claim: claimName, present: raw !== undefined, overage, values: values.slice(0, REPORT_LIST_MAX) },
+      groups: { claim: claimName, present: v.groups.present, overage, values: values.slice(0, REPORT_LIST_MAX) },
       account,
       teams,
       unmatched_rules: unmatched,

@@ -36,6 +36,11 @@ export class SsoRepository {
     return this.db.selectFrom('sso_connections').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
   }
 
+  /** Instance-wide by nature (a SAML connection's SP URLs carry its id only): the connection with this id. */
+  async findConnectionById(id: string): Promise<ConnectionRow | undefined> {
+    return this.db.selectFrom('sso_connections').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
   async listConnections(orgId: string): Promise<ConnectionRow[]> {
     return this.db.selectFrom('sso_connections').selectAll().where('org_id', '=', orgId).orderBy('created_at').orderBy('id').execute();
   }

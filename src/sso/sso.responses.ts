@@ -26,6 +26,21 @@ export const connectionOut = z.object({
   discovered_at: z.string().nullable(),
   created_at: z.string(),
   updated_at: z.string(),
+  kind: z.enum(['oidc', 'saml']).describe('the protocol: OpenID Connect, or SAML 2.0 (then `saml` holds its settings and the SP URLs to register)'),
+  saml: z
+    .object({
+      entity_id: z.string().describe("the IdP's entity ID (the Issuer of its responses)"),
+      sso_url: z.string(),
+      certificates: z.array(z.object({ fingerprint_sha256: z.string(), subject: z.string(), not_after: z.string(), expired: z.boolean() })),
+      metadata_url: z.string().nullable(),
+      want_assertions_signed: z.boolean(),
+      want_response_signed: z.boolean(),
+      allow_idp_initiated: z.boolean(),
+      sp_entity_id: z.string().describe("trackgate's entity ID for this connection: the audience (Audience URI / Identifier) to register in the IdP"),
+      acs_url: z.string().describe('the Assertion Consumer Service URL (HTTP-POST) to register in the IdP'),
+      sp_metadata_url: z.string().describe("trackgate's SP metadata for this connection"),
+    })
+    .nullable(),
   warnings: z.array(problemOut).describe('why the group rules may do nothing (groups scope not requested, the IdP\'s groups claim not configured, group names the IdP never sends); saved anyway'),
 });
 

@@ -37,8 +37,22 @@ const base = {
   enabled: z.boolean(),
 };
 
+/** A SAML connection's IdP side: metadata (URL or pasted XML), or entity ID, SSO URL and certificates by hand; and what must be signed. */
+const samlFields = {
+  metadata_url: z.string().trim().min(1, 'must not be empty').max(2000).check(z.url({ error: 'must be a URL (https://...)' })),
+  // The parser holds the real limit (256 KB, answered field by field); this one only keeps a body from being absurd.
+  metadata_xml: z.string().min(1, 'must not be empty').max(1024 * 1024, 'must be at most 1 MB'),
+  entity_id: z.string().trim().min(1, 'must not be empty').max(1024),
+  sso_url: z.string().trim().min(1, 'must not be empty').max(2000).check(z.url({ error: 'must be a URL (https://...)' })),
+  certificates: z.array(z.string().max(20_000)).max(10),
+  want_assertions_signed: z.boolean(),
+  want_response_signed: z.boolean(),
+  allow_idp_initiated: z.boolean(),
+};
+
 /** Also parses the admin page's SSO form (src/web), so both say the same about a bad field. */
 export const createConnectionBody = z.strictObject({
+  kind: z.literal('oidc').optional(),
   ...base,
   flow: base.flow.default('implicit'),
   response_mode: base.response_mode.default('form_post'),
@@ -51,7 +65,26 @@ export const createConnectionBody = z.strictObject({
   allowed_tenant_ids: base.allowed_tenant_ids.optional(),
   enabled: base.enabled.default(true),
 });
-export const patchBody = z.strictObject(Object.fromEntries(Object.entries(base).map(([k, v]) => [k, (v as z.ZodType).optional()])) as { [K in keyof typeof base]: z.ZodOptional<(typeof base)[K]> });
+/** A SAML connection (kind "saml"); also parses the admin page's SAML form. */
+export const createSamlConnectionBody = z.strictObject({
+  kind: z.literal('saml'),
+  metadata_url: samlFields.metadata_url.optional(),
+  metadata_xml: samlFields.metadata_xml.optional(),
+  entity_id: samlFields.entity_id.optional(),
+  sso_url: samlFields.sso_url.optional(),
+  certificates: samlFields.certificates.optional(),
+  want_assertions_signed: samlFields.want_assertions_signed.default(true),
+  want_response_signed: samlFields.want_response_signed.default(false),
+  allow_idp_initiated: samlFields.allow_idp_initiated.default(false),
+  claims: base.claims.optional(),
+  domains: base.domains.default([]),
+  group_roles: base.group_roles.default([]),
+  jit: base.jit.default(true),
+  enabled: base.enabled.default(true),
+});
+const createBody = z.discriminatedUnion('kind', [createConnectionBody, createSamlConnectionBody]);
+const patchFields = { ...base, ...samlFields };
+export const patchBody = z.strictObject(Object.fromEntries(Object.entries(patchFields).map(([k, v]) => [k, (v as z.ZodType).optional()])) as { [K in keyof typeof patchFields]: z.ZodOptional<(typeof patchFields)[K]> });
 
 /** The saved connection, or sso_configuration_invalid with every problem (answered as `error.problems`, like any validation error's). */
 function outcome<S extends 200 | 201>(result: SaveOutcome, status: S) {
@@ -94,12 +127,13 @@ export function registerSsoRoutes(api: ApiRouter, sso: SsoService, sessions: Ses
     {
       method: 'post',
       path: '/orgs/:org/sso',
-      summary: 'Create an SSO connection (org admin): runs discovery and reports every problem, field by field',
+      summary: 'Create an SSO connection (org admin): OIDC (runs discovery) or SAML 2.0 (kind "saml": from the IdP\'s metadata_url or metadata_xml, or entity_id, sso_url and certificates); reports every problem, field by field',
       tag: 'sso',
       auth: 'required',
-      body: createConnectionBody,
+      body: createBody,
       responses: {
-        201: { description: 'created; register callback_uri in the IdP', schema: connectionOut },
+        201: { description: 'created; register callback_uri in the IdP (SAML: saml.acs_url and saml.sp_entity_id, or saml.sp_metadata_url)', schema: connectionOut },
+        400: { description: 'validation_failed: a malformed field, or SAML metadata that cannot be used (error.problems); nothing saved' },
         422: { description: 'sso_configuration_invalid: discovery or references found problems (error.problems); nothing saved' },
       },
     },

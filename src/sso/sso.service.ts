@@ -22,6 +22,10 @@ import type { TeamsRepository } from '../teams/teams.repository.ts';
 import type { TeamOwnership } from '../teams/teams.service.ts';
 import type { UsersRepos } from '../users/users.service.ts';
 import type { connectionOut, connectionTestOut } from './sso.responses.ts';
+import { resolveSamlSettings, SAML_INPUT_FIELDS } from './saml/connection-input.ts';
+import type { SamlInput } from './saml/connection-input.ts';
+import { certificateInfo, connectionKind, SAML_DEFAULT_CLAIMS, samlSettingsOf } from './saml/settings.ts';
+import type { SamlSettings } from './saml/settings.ts';
 
 /** What the SSO rules touch (a login provisions users and syncs team memberships), in one transaction with their audit events. */
 /** scimGroups: which teams SCIM owns (a group rule does not manage those: see SsoLoginService.syncGroups). */
@@ -44,6 +48,7 @@ export interface ClaimMapping {
 }
 
 export interface ConnectionInput {
+  kind?: 'oidc' | undefined;
   issuer: string;
   client_id: string;
   flow: 'implicit' | 'code';
@@ -57,7 +62,12 @@ export interface ConnectionInput {
   allowed_tenant_ids?: string[] | undefined;
   enabled: boolean;
 }
-export type ConnectionPatch = Partial<ConnectionInput>;
+/** A SAML connection: the IdP side from metadata or by hand (SamlInput), and the same mapping, domains, rules and JIT as OIDC. */
+export type SamlConnectionInput = SamlInput & Pick<ConnectionInput, 'claims' | 'domains' | 'group_roles' | 'jit' | 'enabled'> & { kind: 'saml' };
+export type ConnectionPatch = Partial<ConnectionInput> & SamlInput;
+
+/** The fields of an OIDC connection that a SAML one does not have (refused on a SAML connection's edit). */
+const OIDC_ONLY_FIELDS = ['issuer', 'client_id', 'flow', 'response_mode', 'client_secret', 'scopes', 'allowed_tenant_ids'] as const;
 
 /** The API's answers about a connection: their response schemas' types, so that views and schemas cannot drift. */
 export type ConnectionView = z.output<typeof connectionOut>;
@@ -66,6 +76,9 @@ export type ConnectionTestView = z.output<typeof connectionTestOut>;
 /** Everything a login needs from a connection, decoded. */
 export interface Connection {
   row: ConnectionRow;
+  kind: 'oidc' | 'saml';
+  /** A SAML connection's settings; null on an OIDC one. */
+  saml: SamlSettings | null;
   scopes: string[];
   claims: Required<{ [K in keyof ClaimMapping]: string }>;
   groupRules: GroupRule[];
@@ -76,10 +89,13 @@ export interface Connection {
 export type SaveOutcome = { ok: true; connection: ConnectionView } | { ok: false; problems: DiscoveryProblem[] };
 
 export function decodeConnection(row: ConnectionRow): Connection {
+  const kind = connectionKind(row);
   return {
     row,
+    kind,
+    saml: kind === 'saml' ? samlSettingsOf(row) : null,
     scopes: JSON.parse(row.scopes) as string[],
-    claims: { ...DEFAULT_CLAIMS, ...(JSON.parse(row.claims) as ClaimMapping) },
+    claims: { ...(kind === 'saml' ? SAML_DEFAULT_CLAIMS : DEFAULT_CLAIMS), ...(JSON.parse(row.claims) as ClaimMapping) },
     groupRules: JSON.parse(row.group_roles) as GroupRule[],
     allowedTenantIds: JSON.parse(row.allowed_tenant_ids) as string[],
     metadata: row.metadata ? (JSON.parse(row.metadata) as ProviderMetadata) : null,
@@ -108,6 +124,12 @@ export class SsoService {
     return `${this.config.publicUrl}/login/callback`;
   }
 
+  /** Our SP's URLs for a SAML connection: its entity ID (the audience the IdP must name), the ACS and the SP metadata. */
+  samlEndpoints(connectionId: string): { spEntityId: string; acsUrl: string; metadataUrl: string } {
+    const base = `${this.config.publicUrl}/login/saml/${connectionId}`;
+    return { spEntityId: base, acsUrl: `${base}/acs`, metadataUrl: `${base}/metadata` };
+  }
+
   private repo(repos?: SsoRepos): SsoRepository {
     return (repos ?? this.store.repos).sso;
   }
@@ -134,8 +156,37 @@ export class SsoService {
       discovered_at: row.discovered_at,
       created_at: row.created_at,
       updated_at: row.updated_at,
-      warnings: groupWarnings({ issuer: row.issuer, scopes: c.scopes, groupRules: c.groupRules, groupsClaim: c.claims.groups }),
+      warnings: c.kind === 'saml' ? this.samlWarnings(c) : groupWarnings({ issuer: row.issuer, scopes: c.scopes, groupRules: c.groupRules, groupsClaim: c.claims.groups }),
+      kind: c.kind,
+      saml: c.saml ? this.samlView(row.id, c.saml) : null,
     };
+  }
+
+  private samlView(id: string, s: SamlSettings): NonNullable<ConnectionView['saml']> {
+    const sp = this.samlEndpoints(id);
+    return {
+      entity_id: s.entity_id,
+      sso_url: s.sso_url,
+      certificates: s.certificates.map(certificateInfo),
+      metadata_url: s.metadata_url,
+      want_assertions_signed: s.want_assertions_signed,
+      want_response_signed: s.want_response_signed,
+      allow_idp_initiated: s.allow_idp_initiated,
+      sp_entity_id: sp.spEntityId,
+      acs_url: sp.acsUrl,
+      sp_metadata_url: sp.metadataUrl,
+    };
+  }
+
+  private samlWarnings(c: Connection): ConnectionView['warnings'] {
+    const out: ConnectionView['warnings'] = [];
+    if (c.saml?.allow_idp_initiated) {
+      out.push({ field: 'allow_idp_initiated', code: 'idp_initiated_on', message: 'IdP-initiated sign-in is on: a response nobody here asked for is accepted, and it cannot be bound to the browser that receives it (login CSRF: someone can sign a person in as someone else). Turn it off unless the IdP\'s app launcher is needed' });
+    }
+    for (const cert of (c.saml?.certificates ?? []).map(certificateInfo)) {
+      if (cert.expired) out.push({ field: 'certificates', code: 'certificate_expired', message: `the IdP certificate ${cert.fingerprint_sha256} expired on ${cert.not_after}; responses signed with it are still checked against it, but the IdP should have rolled over` });
+    }
+    return out;
   }
 
   runDiscovery(input: Pick<ConnectionInput, 'issuer' | 'client_id' | 'flow' | 'response_mode' | 'allowed_tenant_ids'> & { client_secret?: string | null | undefined }): Promise<DiscoveryResult> {
@@ -189,6 +240,18 @@ export class SsoService {
     return this.view(row, org.slug);
   }
 
+  /** A connection, decoded, as it is now (a SAML sign-in looks again before it signs anyone in). */
+  async connectionById(orgId: string, id: string): Promise<Connection | null> {
+    const row = await this.repo().findConnection(orgId, id);
+    return row ? decodeConnection(row) : null;
+  }
+
+  /** A SAML connection by its id alone (its SP metadata and ACS URLs name nothing else); null when there is none. */
+  async samlConnection(id: string): Promise<Connection | null> {
+    const row = await this.repo().findConnectionById(id);
+    return row && connectionKind(row) === 'saml' ? decodeConnection(row) : null;
+  }
+
   /** A connection, decoded, for an admin of its organization (the test login starts from it). */
   async connectionForAdmin(actor: Actor, slug: string, id: string): Promise<Connection> {
     const { org } = await this.access.require(actor, slug, 'admin');
@@ -197,7 +260,8 @@ export class SsoService {
     return decodeConnection(row);
   }
 
-  async create(actor: Actor, slug: string, input: ConnectionInput): Promise<SaveOutcome> {
+  async create(actor: Actor, slug: string, input: ConnectionInput | SamlConnectionInput): Promise<SaveOutcome> {
+    if (input.kind === 'saml') return this.createSaml(actor, slug, input);
     const { org } = await this.access.require(actor, slug, 'admin');
     const d = await this.runDiscovery(input);
     const refs = await this.checkReferences(this.store.repos, org.id, null, input);
@@ -220,6 +284,8 @@ export class SsoService {
       enabled: input.enabled ? 1 : 0,
       metadata: JSON.stringify(d.metadata),
       discovered_at: now,
+      kind: 'oidc',
+      saml: null,
       created_at: now,
       updated_at: now,
     };
@@ -236,6 +302,87 @@ export class SsoService {
         details: { client_id: row.client_id, flow: row.flow, response_mode: row.response_mode, domains: input.domains, jit: input.jit, has_client_secret: row.client_secret_sealed !== null },
       });
       return this.view(row, org.slug, repos);
+    }));
+    if ('problems' in view) return view;
+    return { ok: true, connection: view };
+  }
+
+  /** A SAML connection: its metadata read (pasted or fetched), the signing policy checked, references checked, as OIDC's. */
+  private async createSaml(actor: Actor, slug: string, input: SamlConnectionInput): Promise<SaveOutcome> {
+    const { org } = await this.access.require(actor, slug, 'admin');
+    const settings = await resolveSamlSettings(input, null, this.idp);
+    const refs = await this.checkReferences(this.store.repos, org.id, null, input);
+    if (!settings.ok) throw errors.validation(`the SAML connection was not saved: ${settings.problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`, [...settings.problems, ...refs]);
+    if (refs.length) return { ok: false, problems: refs };
+    const now = new Date().toISOString();
+    const row: ConnectionRow = {
+      id: randomUUID(),
+      org_id: org.id,
+      // The IdP's entity ID is the issuer of its assertions: identities and the audit name the IdP by it.
+      issuer: settings.settings.entity_id,
+      client_id: '',
+      flow: 'implicit',
+      response_mode: 'form_post',
+      client_secret_sealed: null,
+      scopes: '[]',
+      claims: JSON.stringify({ ...SAML_DEFAULT_CLAIMS, ...input.claims }),
+      group_roles: JSON.stringify(input.group_roles),
+      jit: input.jit ? 1 : 0,
+      allowed_tenant_ids: '[]',
+      enabled: input.enabled ? 1 : 0,
+      metadata: null,
+      discovered_at: input.metadata_url !== undefined || input.metadata_xml !== undefined ? now : null,
+      kind: 'saml',
+      saml: JSON.stringify(settings.settings),
+      created_at: now,
+      updated_at: now,
+    };
+    const view = await this.claimingDomains(() => this.store.transaction(async (repos) => {
+      const repo = this.repo(repos);
+      await repo.insertConnection(row);
+      await repo.setDomains(org.id, row.id, input.domains);
+      await this.audit.record(repos, actor, {
+        orgId: org.id,
+        action: 'sso.connection.create',
+        targetType: 'sso_connection',
+        targetId: row.id,
+        targetName: row.issuer,
+        details: { kind: 'saml', sso_url: settings.settings.sso_url, metadata_url: settings.settings.metadata_url, certificates: settings.settings.certificates.map((c) => certificateInfo(c).fingerprint_sha256), want_assertions_signed: settings.settings.want_assertions_signed, want_response_signed: settings.settings.want_response_signed, allow_idp_initiated: settings.settings.allow_idp_initiated, domains: input.domains, jit: input.jit },
+      });
+      return this.view(row, org.slug, repos);
+    }));
+    if ('problems' in view) return view;
+    return { ok: true, connection: view };
+  }
+
+  private async updateSaml(actor: Actor, org: { id: string; slug: string; require_sso: number }, row: ConnectionRow, patch: ConnectionPatch): Promise<SaveOutcome> {
+    const wrong = OIDC_ONLY_FIELDS.filter((k) => patch[k] !== undefined);
+    if (wrong.length) throw errors.validation(`a SAML connection has no ${wrong.join(', ')}`, wrong.map((f) => ({ field: f, code: 'not_saml', message: 'is an OIDC setting; a SAML connection does not have it' })));
+    const current = decodeConnection(row);
+    const samlChanged = SAML_INPUT_FIELDS.some((k) => patch[k] !== undefined);
+    const settings = samlChanged ? await resolveSamlSettings(patch, current.saml, this.idp) : null;
+    if (settings && !settings.ok) throw errors.validation(`the SAML connection was not saved: ${settings.problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`, settings.problems);
+    const domains = patch.domains ?? (await this.repo().domainsOf(org.id, row.id));
+    const groupRules = patch.group_roles ?? current.groupRules;
+    const problems = await this.checkReferences(this.store.repos, org.id, row.id, { domains, group_roles: groupRules });
+    if (problems.length) return { ok: false, problems };
+    const now = new Date().toISOString();
+    const update = {
+      ...(settings?.ok ? { issuer: settings.settings.entity_id, saml: JSON.stringify(settings.settings), ...(patch.metadata_url !== undefined || patch.metadata_xml !== undefined ? { discovered_at: now } : {}) } : {}),
+      claims: patch.claims ? JSON.stringify({ ...SAML_DEFAULT_CLAIMS, ...patch.claims }) : row.claims,
+      group_roles: JSON.stringify(groupRules),
+      jit: patch.jit === undefined ? row.jit : patch.jit ? 1 : 0,
+      enabled: patch.enabled === undefined ? row.enabled : patch.enabled ? 1 : 0,
+      updated_at: now,
+    };
+    const view = await this.claimingDomains(() => this.store.transaction(async (repos) => {
+      const repo = this.repo(repos);
+      if (row.enabled === 1 && update.enabled === 0) await this.guardLastEnabled(repos, org, row.id);
+      await repo.updateConnection(org.id, row.id, update);
+      if (patch.domains) await repo.setDomains(org.id, row.id, patch.domains);
+      // metadata_xml is named, not copied: the audit keeps what changed, not a document.
+      await this.audit.record(repos, actor, { orgId: org.id, action: 'sso.connection.update', targetType: 'sso_connection', targetId: row.id, targetName: update.issuer ?? row.issuer, details: { kind: 'saml', changed: Object.keys(patch) } });
+      return this.view({ ...row, ...update }, org.slug, repos);
     }));
     if ('problems' in view) return view;
     return { ok: true, connection: view };
@@ -270,6 +417,9 @@ export class SsoService {
     const { org } = await this.access.require(actor, slug, 'admin');
     const row = await this.repo().findConnection(org.id, id);
     if (!row) throw errors.notFound(`SSO connection "${id}"`);
+    if (connectionKind(row) === 'saml') return this.updateSaml(actor, org, row, patch);
+    const samlFields = SAML_INPUT_FIELDS.filter((k) => patch[k] !== undefined);
+    if (samlFields.length) throw errors.validation(`an OIDC connection has no ${samlFields.join(', ')}`, samlFields.map((f) => ({ field: f, code: 'not_oidc', message: 'is a SAML setting; an OIDC connection does not have it' })));
     const current = decodeConnection(row);
     const domains = patch.domains ?? (await this.repo().domainsOf(org.id, id));
     const secret = patch.client_secret === undefined ? (row.client_secret_sealed ? this.secretBox.decrypt(CLIENT_SECRET_PURPOSE, row.client_secret_sealed) : null) : patch.client_secret;
@@ -334,6 +484,7 @@ export class SsoService {
     const row = await this.repo().findConnection(org.id, id);
     if (!row) throw errors.notFound(`SSO connection "${id}"`);
     const c = decodeConnection(row);
+    if (c.saml) return this.testSaml(actor, org.id, row, c.saml);
     const d = await this.runDiscovery({
       issuer: row.issuer,
       client_id: row.client_id,
@@ -356,6 +507,22 @@ export class SsoService {
       callback_uri: this.callbackUri,
       tested_at: now,
     };
+  }
+
+  /**
+   * A SAML connection's test: its metadata URL fetched and read again (the stored settings refreshed when it
+   * reads), and the certificates' expiry. A connection made from pasted XML or by hand has nothing to fetch.
+   */
+  private async testSaml(actor: Actor, orgId: string, row: ConnectionRow, s: SamlSettings): Promise<ConnectionTestView> {
+    const now = new Date().toISOString();
+    const r = s.metadata_url ? await resolveSamlSettings({ metadata_url: s.metadata_url }, s, this.idp) : ({ ok: true, settings: s } as const);
+    const problems = r.ok ? r.settings.certificates.map(certificateInfo).filter((ci) => ci.expired).map((ci) => ({ field: 'certificates', code: 'certificate_expired', message: `the certificate ${ci.fingerprint_sha256} expired on ${ci.not_after}` })) : r.problems;
+    const ok = r.ok && problems.length === 0;
+    await this.store.transaction(async (repos) => {
+      if (r.ok && s.metadata_url) await this.repo(repos).updateConnection(orgId, row.id, { issuer: r.settings.entity_id, saml: JSON.stringify(r.settings), discovered_at: now });
+      await this.audit.record(repos, actor, { orgId, action: 'sso.connection.test', targetType: 'sso_connection', targetId: row.id, targetName: row.issuer, details: { ok, problems: problems.map((p) => p.code) } });
+    });
+    return { ok, problems, discovered_issuer: r.ok ? r.settings.entity_id : null, templated_issuer: false, signing_algorithms: [], callback_uri: this.samlEndpoints(row.id).acsUrl, tested_at: now };
   }
 
   /** The client secret of a connection, decrypted for the token request. */

@@ -26,6 +26,10 @@ export interface SsoConnectionsTable {
   /** JSON: the discovery document as last fetched (endpoints, jwks_uri, algorithms). */
   metadata: string | null;
   discovered_at: string | null;
+  /** Which protocol the connection speaks (migration 013; every older row is OIDC). Read it through connectionKind(). */
+  kind?: 'oidc' | 'saml';
+  /** JSON SamlSettings (src/sso/saml/settings.ts) on a SAML connection; null on an OIDC one. */
+  saml?: string | null;
   created_at: string;
   updated_at: string;
 }

@@ -67,6 +67,7 @@ export function createWeb(deps: WebDeps): Web {
       orgs: deps.orgs,
       sso: sso.service,
       ssoLogin: sso.login,
+      saml: sso.saml,
       loginTransactionTtlSeconds: deps.config.loginTransactionTtlSeconds,
       identities: sso.identities,
       auditLog: new AuditLog(deps.store, deps.access),

@@ -10,6 +10,7 @@ import type { ServiceAccountsService } from '../service-accounts/service-account
 import type { IdentitiesService } from '../sso/identities.service.ts';
 import type { SessionManager } from '../sso/session-store.ts';
 import type { SsoService } from '../sso/sso.service.ts';
+import type { SamlLogins } from '../sso/saml/saml-login.ts';
 import type { SsoLoginService } from '../sso/sso-login.service.ts';
 import type { TeamsService } from '../teams/teams.service.ts';
 import type { UsersService } from '../users/users.service.ts';
@@ -26,6 +27,8 @@ export interface WebRoutesDeps {
   sso: SsoService;
   /** The test login (admin page): started here, finished by the SSO callback, reported here. */
   ssoLogin: SsoLoginService;
+  /** SAML connections' test logins start there. */
+  saml: SamlLogins;
   loginTransactionTtlSeconds: number;
   identities: IdentitiesService;
   auditLog: AuditLog;

@@ -12,6 +12,7 @@ import { migration009 } from './009_scim.ts';
 import { migration010 } from './010_federation.ts';
 import { migration011 } from './011_instance_settings.ts';
 import { migration012 } from './012_login_tx_test.ts';
+import { migration013 } from './013_saml.ts';
 
 /** Every migration, in order. Names sort; never rename or edit a released one. */
 export function migrations(caps: DialectCaps): Record<string, Migration> {
@@ -28,5 +29,6 @@ export function migrations(caps: DialectCaps): Record<string, Migration> {
     '010_federation': migration010(caps),
     '011_instance_settings': migration011(caps),
     '012_login_tx_test': migration012(caps),
+    '013_saml': migration013(caps),
   };
 }

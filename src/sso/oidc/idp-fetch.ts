@@ -16,7 +16,8 @@ import type { Network } from './address-policy.ts';
  * - every answer is read as a stream and abandoned as soon as it passes its
  *   kind's byte limit (Content-Length is checked first but not trusted: a
  *   chunked answer has none, and a compressed one grows when decoded);
- * - a 2xx answer must be JSON (the content type is checked before reading);
+ * - a 2xx answer must be of its kind's content type (JSON; XML for SAML
+ *   metadata), checked before reading;
  * - one deadline covers connecting, the head and the whole body;
  * - redirects are never followed (the caller sees the 3xx);
  * - the host name is resolved by the connector itself, every address it
@@ -30,25 +31,32 @@ import type { Network } from './address-policy.ts';
  * where test IdPs listen on 127.0.0.1.
  */
 
-export type IdpDocumentKind = 'discovery' | 'jwks' | 'token' | 'scanner_keys';
+export type IdpDocumentKind = 'discovery' | 'jwks' | 'token' | 'scanner_keys' | 'saml_metadata';
 
 interface KindPolicy {
   /** What is being fetched, as the admin reads it. */
   what: string;
   maxBytes: number;
   contentTypes: RegExp;
+  /** The content types, as the admin reads them when another came. */
+  expected: string;
 }
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json$/;
+const JSON_EXPECTED = 'JSON (application/json)';
+// SAML metadata: application/samlmetadata+xml, application/xml, text/xml (and text/plain, which some IdPs' download links send).
+const XML_TYPE = /^(?:application\/(?:[\w.+-]+\+)?xml|text\/xml|text\/plain)$/;
 
 export const IDP_LIMITS: Record<IdpDocumentKind, KindPolicy> = {
-  discovery: { what: 'the issuer', maxBytes: 256 * 1024, contentTypes: JSON_TYPE },
+  discovery: { what: 'the issuer', maxBytes: 256 * 1024, contentTypes: JSON_TYPE, expected: JSON_EXPECTED },
   // jwk-set+json matches the +json suffix rule.
-  jwks: { what: "the IdP's signing keys (jwks_uri)", maxBytes: 512 * 1024, contentTypes: JSON_TYPE },
+  jwks: { what: "the IdP's signing keys (jwks_uri)", maxBytes: 512 * 1024, contentTypes: JSON_TYPE, expected: JSON_EXPECTED },
   // ID, access and refresh tokens with a few hundred group claims stay far below this.
-  token: { what: "the IdP's token endpoint", maxBytes: 256 * 1024, contentTypes: JSON_TYPE },
+  token: { what: "the IdP's token endpoint", maxBytes: 256 * 1024, contentTypes: JSON_TYPE, expected: JSON_EXPECTED },
   // A secret scanner's public keys (GitHub publishes a handful of PEM keys).
-  scanner_keys: { what: "the secret scanner's public keys", maxBytes: 64 * 1024, contentTypes: JSON_TYPE },
+  scanner_keys: { what: "the secret scanner's public keys", maxBytes: 64 * 1024, contentTypes: JSON_TYPE, expected: JSON_EXPECTED },
+  // An IdP's SAML metadata (parsed by src/sso/saml/metadata.ts, which holds the same limit for pasted XML).
+  saml_metadata: { what: "the IdP's SAML metadata URL", maxBytes: 256 * 1024, contentTypes: XML_TYPE, expected: 'XML (application/samlmetadata+xml, application/xml)' },
 };
 
 export type IdpFetchProblem = 'unreachable' | 'timeout' | 'too_large' | 'not_json';
@@ -227,7 +235,7 @@ export class IdpFetcher {
     };
     const contentType = (res.headers.get('content-type') ?? '').split(';')[0]?.trim() ?? ''.toLowerCase();
     if (ok && !policy.contentTypes.test(contentType)) {
-      await abandon(new IdpFetchError('not_json', kind, `${policy.what} answered with content type "${contentType || 'none'}", not JSON (application/json) (${where})`, { url: where, content_type: contentType }));
+      await abandon(new IdpFetchError('not_json', kind, `${policy.what} answered with content type "${contentType || 'none'}", not ${policy.expected} (${where})`, { url: where, content_type: contentType }));
     }
     const tooLarge = (seen: string) =>
       new IdpFetchError('too_large', kind, `${policy.what} answered with a document larger than ${kib(policy.maxBytes)}, trackgate's limit for it (${seen}; ${where})`, { url: where, limit: policy.maxBytes });

@@ -4,18 +4,10 @@ import type { OrgRow } from '../../orgs/orgs.repository.ts';
 import type { LoginTransaction } from '../login-transactions.ts';
 import { OidcLoginError } from '../oidc/problems.ts';
 import type { LoginContext, SsoLoginService } from '../sso-login.service.ts';
-import type { ConnectionRow } from '../sso.repository.ts';
 import type { Connection } from '../sso.service.ts';
 import type { SignIn } from './authenticator.ts';
 import type { StrategyConnection } from './connection-strategies.ts';
-
-/**
- * A connection's kind (which strategy signs in through it). Rows from before SAML connections have no kind
- * column value: they are OIDC.
- */
-export function connectionKind(row: ConnectionRow): string {
-  return (row as ConnectionRow & { kind?: string | null }).kind ?? 'oidc';
-}
+import { connectionKind } from '../saml/settings.ts';
 
 /** What ConnectionStrategies.use() is given for an SSO connection: the strategy of a version holds that version's settings. */
 export interface SsoStrategyConnection extends StrategyConnection {

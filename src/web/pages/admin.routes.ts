@@ -1,7 +1,7 @@
 import type { Router } from 'express';
 import { policies } from '../../orgs/orgs.routes.ts';
 import { createScimTokenBody } from '../../scim/scim-tokens.routes.ts';
-import { createConnectionBody, patchBody as patchConnectionBody } from '../../sso/sso.routes.ts';
+import { createConnectionBody, createSamlConnectionBody, patchBody as patchConnectionBody } from '../../sso/sso.routes.ts';
 import { provisionUserBody, updateUserBody } from '../../users/users.routes.ts';
 import { formInput, formOf, parseForm, parseGroupRules } from '../form.ts';
 import { parse } from '../../http/validation.ts';
@@ -23,9 +23,10 @@ const AUDIT_PAGE_SIZE = 50;
 /** The enable/disable buttons post only `enabled`: parsed alone, so no other switch of the connection is touched. */
 const enabledBody = patchConnectionBody.pick({ enabled: true });
 
-type Section = 'sso' | 'sso-create' | 'sso-edit' | 'policies' | 'users' | 'scim';
+type Section = 'sso' | 'sso-create' | 'saml-create' | 'sso-edit' | 'policies' | 'users' | 'scim';
 /** The edit form has no Enabled box (its own button does that): a missing box must not read as "off". */
-const editBody = patchConnectionBody.omit({ enabled: true });
+// The page's edit form is OIDC's (a form's absent checkbox reads as false: SAML's booleans would be sent on every edit).
+const editBody = patchConnectionBody.omit({ enabled: true, metadata_url: true, metadata_xml: true, entity_id: true, sso_url: true, certificates: true, want_assertions_signed: true, want_response_signed: true, allow_idp_initiated: true });
 const CLAIMS = ['email', 'name', 'username', 'groups'] as const;
 const isProvider = (x: unknown): x is Provider => typeof x === 'string' && (PROVIDERS as readonly string[]).includes(x);
 
@@ -50,6 +51,17 @@ function setupInput(form: Record<string, string>): Record<string, string> {
     }
   }
   return f;
+}
+
+/** The SAML edit form's fields (its checkboxes are all on it, so an absent one is "off"). */
+const samlEditBody = patchConnectionBody.pick({ metadata_url: true, metadata_xml: true, claims: true, domains: true, group_roles: true, jit: true, want_assertions_signed: true, want_response_signed: true, allow_idp_initiated: true });
+
+/** A SAML form (create or edit) as its API body: blank metadata fields are left out, the attributes are one object. */
+function samlInput<S extends z.ZodObject<z.ZodRawShape>>(schema: S, form: Record<string, string>): z.output<S> {
+  const input = formInput(schema, form, { group_roles: parseGroupRules });
+  if (form.domains !== undefined && input.domains === undefined) input.domains = [];
+  input.claims = Object.fromEntries(CLAIMS.map((k) => [k, form[`claims_${k}`]?.trim()]).filter(([, v]) => v));
+  return parse(schema, input, 'form');
 }
 
 /** The edit form as a PATCH: a blank secret keeps the stored one, emptied lists are emptied, the claims are one object. */
@@ -99,6 +111,7 @@ export function registerAdminPage(router: Router, d: WebRoutesDeps, action: Form
           ssoTest: flash?.ssoTest,
           provider: isProvider(extras.form.provider) ? extras.form.provider : isProvider(q.provider) ? q.provider : undefined,
           editing,
+          samlSetup: q.saml === '1',
           notices: { ...flashNotices(flash), ...extras.notices },
           noticesFor: section,
           form: extras.form,
@@ -119,6 +132,26 @@ export function registerAdminPage(router: Router, d: WebRoutesDeps, action: Form
     render('sso-create'),
   );
   action(
+    '/admin/sso/saml',
+    () => '/admin#sso',
+    async (req, v) => {
+      const r = await d.sso.create(v.actor, v.orgSlug, samlInput(createSamlConnectionBody, { ...formOf(req), kind: 'saml' }));
+      if (!r.ok) throw refused(r.problems);
+      return { notice: `The SAML connection to ${r.connection.issuer} was created. Register its ACS URL ${r.connection.saml?.acs_url ?? ''} and SP entity ID ${r.connection.saml?.sp_entity_id ?? ''} in your IdP.${warned(r.connection.warnings)}` };
+    },
+    render('saml-create'),
+  );
+  action(
+    '/admin/sso/:id/saml-edit',
+    (params) => `/admin#conn-${params.id}`,
+    async (req, v, params) => {
+      const r = await d.sso.update(v.actor, v.orgSlug, params.id, samlInput(samlEditBody, formOf(req)));
+      if (!r.ok) throw refused(r.problems);
+      return { notice: `The SAML connection to ${r.connection.issuer} was saved.${warned(r.connection.warnings)}` };
+    },
+    (req, res, status, extras, params) => render('sso-edit', params.id)(req, res, status, extras, params),
+  );
+  action(
     '/admin/sso/:id/edit',
     (params) => `/admin#conn-${params.id}`,
     async (req, v, params) => {
@@ -135,7 +168,8 @@ export function registerAdminPage(router: Router, d: WebRoutesDeps, action: Form
       const v = viewerOf(res);
       const params = req.params;
       const binding = SsoLoginService.newBinding();
-      const started = await d.ssoLogin.startTest(v.actor, v.orgSlug, params.id, req.sessionID, binding);
+      const connection = await d.sso.connectionForAdmin(v.actor, v.orgSlug, params.id);
+      const started = connection.kind === 'saml' ? { url: await d.saml.startTestUrl(connection, req.sessionID, binding) } : await d.ssoLogin.startTest(v.actor, v.orgSlug, params.id, req.sessionID, binding);
       setBindingCookie(res, binding, d.loginTransactionTtlSeconds);
       res.setHeader('Cache-Control', 'no-store');
       const c = await d.sso.get(v.actor, v.orgSlug, params.id);

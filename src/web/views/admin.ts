@@ -11,7 +11,7 @@ import { cell, html, notices, options, raw, when } from '../../html/html.ts';
 import { csrfField } from '../../http/csrf.ts';
 import type { Html, Notices } from '../../html/html.ts';
 import { buttonForm, page } from './common.ts';
-import { editForm, guidedSetup, warningsList } from './sso-setup.ts';
+import { editForm, guidedSetup, samlEditForm, samlFacts, samlSetup, warningsList } from './sso-setup.ts';
 import type { Provider } from '../../sso/setup-advice.ts';
 import type { Viewer } from './common.ts';
 
@@ -29,11 +29,13 @@ export interface AdminInput {
   ssoTest?: SsoTestFlash | undefined;
   /** The guided setup's chosen IdP (?provider=, or the refused form's). */
   provider?: Provider | undefined;
+  /** The SAML setup form is open (/admin?saml=1). */
+  samlSetup?: boolean | undefined;
   /** The connection whose edit form was refused (its notices and typed values show in it). */
   editing?: string | undefined;
   notices?: Notices;
   /** Which form the notices belong to, so they show next to it. */
-  noticesFor?: 'sso' | 'sso-create' | 'sso-edit' | 'policies' | 'users' | 'scim' | undefined;
+  noticesFor?: 'sso' | 'sso-create' | 'saml-create' | 'sso-edit' | 'policies' | 'users' | 'scim' | undefined;
   form?: Record<string, string>;
 }
 
@@ -48,8 +50,8 @@ function connectionCard(c: ConnectionView, csrf: string, test: SsoTestFlash | un
   return html`<article class="conn" id="conn-${c.id}">
 <h3>${c.issuer} ${c.enabled ? html`<span class="badge ok">enabled</span>` : html`<span class="badge off">disabled</span>`}</h3>
 ${test && test.id === c.id ? testResult(test) : ''}
-${warningsList(c.warnings)}
-<dl class="facts">
+${c.saml ? warningsList(c.warnings, 'Check these:') : warningsList(c.warnings)}
+${c.saml ? samlFacts(c) : html`<dl class="facts">
 <dt>Client ID</dt><dd><code>${c.client_id}</code></dd>
 <dt>Flow</dt><dd>${c.flow === 'implicit' ? 'implicit' : 'authorization code + PKCE'}, response mode ${c.response_mode}${c.has_client_secret ? ', client secret stored' : ''}</dd>
 <dt>Callback URI</dt><dd><code>${c.callback_uri}</code> <span class="muted">(register it in the IdP)</span></dd>
@@ -58,14 +60,14 @@ ${warningsList(c.warnings)}
 <dt>Group rules</dt><dd>${c.group_roles.length ? html`<ul class="plain">${c.group_roles.map((r) => html`<li>${r.group} → <code>${r.team}</code> ${r.role}</li>`)}</ul>` : html`<span class="muted">none</span>`}</dd>
 ${c.allowed_tenant_ids.length ? html`<dt>Tenants</dt><dd>${c.allowed_tenant_ids.join(', ')}</dd>` : ''}
 <dt>Discovered</dt><dd>${when(c.discovered_at, 'never')}</dd>
-</dl>
+</dl>`}
 <div class="buttons">
 ${buttonForm({ action: `${base}/test`, csrf, label: 'Test' })}
 <form method="post" action="${base}/test-login" class="inline" target="_blank">${csrfField(csrf)}<button type="submit" class="secondary">Test login</button></form>
 ${buttonForm({ action: `${base}/enabled`, csrf, label: c.enabled ? 'Disable' : 'Enable', fields: { enabled: c.enabled ? 'false' : 'true' }, ...(c.enabled ? { confirm: 'Disable this connection? People cannot sign in through it until it is enabled again.' } : {}) })}
 ${buttonForm({ action: `${base}/delete`, csrf, label: 'Delete', danger: true, confirm: `Delete the SSO connection ${c.issuer}?` })}
 </div>
-${editForm(c, csrf, failedEdit)}
+${c.saml ? samlEditForm(c, csrf, failedEdit) : editForm(c, csrf, failedEdit)}
 </article>`;
 }
 
@@ -170,6 +172,7 @@ ${input.connections.length
   ? input.connections.map((c) => connectionCard(c, v.csrf, input.ssoTest, input.noticesFor === 'sso-edit' && input.editing === c.id ? { notices: input.notices ?? {}, form: f } : undefined))
   : html`<p class="empty">No SSO connection yet: people of ${org.slug} cannot sign in through an IdP.</p>`}
 ${guidedSetup({ csrf: v.csrf, callbackUri: input.callbackUri, provider: input.provider, form: input.noticesFor === 'sso-create' ? f : {}, notices: input.noticesFor === 'sso-create' ? (input.notices ?? {}) : undefined })}
+${samlSetup({ csrf: v.csrf, form: input.noticesFor === 'saml-create' ? f : {}, notices: input.noticesFor === 'saml-create' ? (input.notices ?? {}) : undefined, open: input.samlSetup === true })}
 </section>
 
 <section class="card" id="policies" aria-labelledby="policies-title">

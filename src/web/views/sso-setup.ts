@@ -21,9 +21,9 @@ function fieldError(problems: Problems, ...names: string[]): Html | string {
 
 const invalid = (problems: Problems, name: string) => (problems.some((p) => p.field === name || p.field.startsWith(`${name}.`)) ? raw(' aria-invalid="true"') : '');
 
-export function warningsList(warnings: ConnectionView['warnings']): Html | string {
+export function warningsList(warnings: ConnectionView['warnings'], title = 'The group rules may do nothing:'): Html | string {
   if (!warnings.length) return '';
-  return html`<div class="warning-box" role="status"><p><strong>The group rules may do nothing:</strong></p><ul class="problems">${warnings.map((w) => html`<li><strong>${w.field}</strong>: ${w.message} <code>${w.code}</code></li>`)}</ul></div>`;
+  return html`<div class="warning-box" role="status"><p><strong>${title}</strong></p><ul class="problems">${warnings.map((w) => html`<li><strong>${w.field}</strong>: ${w.message} <code>${w.code}</code></li>`)}</ul></div>`;
 }
 
 function rulesText(c: ConnectionView): string {
@@ -201,4 +201,95 @@ ${r.unmatched_rules.length ? html`<p>Rules whose group did not appear: ${r.unmat
 <section class="card" aria-labelledby="tr-claims"><h2 id="tr-claims">ID token claims</h2>
 <pre><code>${JSON.stringify(r.claims, null, 2)}</code></pre></section>
 <p><a href="/admin#conn-${r.connection_id}">Back to the connection</a></p>`;
+}
+
+/** A value with its Copy button (the page's data-copy script copies the element's text). */
+function copyable(id: string, value: string): Html {
+  return html`<code id="${id}">${value}</code> <button type="button" class="secondary" data-copy="${id}">Copy</button>`;
+}
+
+/** A SAML connection's facts on its card: the IdP as its metadata said, and what to register in the IdP, with Copy buttons. */
+export function samlFacts(c: ConnectionView): Html {
+  const s = c.saml;
+  if (!s) return html``;
+  return html`<dl class="facts">
+<dt>Protocol</dt><dd>SAML 2.0 (signed ${[s.want_assertions_signed ? 'assertions' : '', s.want_response_signed ? 'responses' : ''].filter(Boolean).join(' and ')} required)</dd>
+<dt>ACS URL</dt><dd>${copyable(`acs-${c.id}`, s.acs_url)} <span class="muted">(Single sign-on URL / Reply URL, HTTP-POST)</span></dd>
+<dt>SP entity ID</dt><dd>${copyable(`spid-${c.id}`, s.sp_entity_id)} <span class="muted">(Audience URI / Identifier)</span></dd>
+<dt>SP metadata URL</dt><dd>${copyable(`spmd-${c.id}`, s.sp_metadata_url)}</dd>
+<dt>IdP entity ID</dt><dd><code>${s.entity_id}</code></dd>
+<dt>IdP SSO URL</dt><dd><code>${s.sso_url}</code></dd>
+<dt>IdP certificates</dt><dd><ul class="plain">${s.certificates.map((x) => html`<li><code>${x.fingerprint_sha256}</code> until ${x.not_after.slice(0, 10)}${x.expired ? html` <strong>expired</strong>` : ''}</li>`)}</ul></dd>
+${s.metadata_url ? html`<dt>Metadata URL</dt><dd><code>${s.metadata_url}</code></dd>` : ''}
+<dt>IdP-initiated sign-in</dt><dd>${s.allow_idp_initiated ? html`<strong>on</strong> (see the warning above)` : 'off'}</dd>
+<dt>Email domains</dt><dd>${c.domains.length ? c.domains.join(', ') : html`<span class="muted">none (people sign in with /login?org=…)</span>`}</dd>
+<dt>JIT</dt><dd>${c.jit ? 'on: new people get an account as members' : 'off: only people an admin added can sign in'}</dd>
+<dt>Attributes</dt><dd>email <code>${c.claims.email}</code>, name <code>${c.claims.name}</code>, username <code>${c.claims.username}</code>, groups <code>${c.claims.groups}</code></dd>
+<dt>Group rules</dt><dd>${c.group_roles.length ? html`<ul class="plain">${c.group_roles.map((r) => html`<li>${r.group} → <code>${r.team}</code> ${r.role}</li>`)}</ul>` : html`<span class="muted">none</span>`}</dd>
+</dl>`;
+}
+
+/** The fields a SAML connection's create and edit forms share. */
+function samlFields(problems: Problems, val: (name: string) => string, checked: (name: string) => boolean, editing: boolean): Html {
+  const check = (name: string, label: string) => html`<label class="check"><input type="checkbox" name="${name}"${checked(name) ? raw(' checked') : ''}> ${label}</label>`;
+  return html`<label>IdP metadata URL <span class="muted">(Okta: Sign On → Metadata URL; Entra ID: App Federation Metadata Url)${editing ? '; give it again to reread the metadata' : ''}</span> <input name="metadata_url" type="url" value="${val('metadata_url')}"${invalid(problems, 'metadata_url')}> ${fieldError(problems, 'metadata_url')}</label>
+<label>Or the metadata XML <textarea name="metadata_xml" rows="4"${invalid(problems, 'metadata_xml')}>${val('metadata_xml')}</textarea> ${fieldError(problems, 'metadata_xml')}</label>
+${fieldError(problems, 'entity_id', 'sso_url', 'certificates')}
+<fieldset><legend>Attributes</legend><div class="row">
+<label>Email <input name="claims_email" value="${val('claims_email')}" class="short"></label>
+<label>Name <input name="claims_name" value="${val('claims_name')}" class="short"></label>
+<label>Username <input name="claims_username" value="${val('claims_username')}" class="short"></label>
+<label>Groups <input name="claims_groups" value="${val('claims_groups')}" class="short"></label>
+</div>${fieldError(problems, 'claims')}</fieldset>
+<label>Email domains <input name="domains" value="${val('domains')}"${invalid(problems, 'domains')}> ${fieldError(problems, 'domains')}</label>
+<label>Group rules <span class="muted">(one per line: <code>group,team,role</code>)</span> <textarea name="group_roles" rows="3"${invalid(problems, 'group_roles')}>${val('group_roles')}</textarea> ${fieldError(problems, 'group_roles')}</label>
+<div class="row">
+${check('want_assertions_signed', 'Require signed assertions')}
+${check('want_response_signed', 'Require signed responses')}
+${check('jit', 'Create accounts on first sign-in (JIT)')}
+${editing ? '' : check('enabled', 'Enabled')}
+</div>
+${fieldError(problems, 'want_assertions_signed')}
+${check('allow_idp_initiated', 'Allow IdP-initiated sign-in (the IdP\'s app tile; such a sign-in cannot be bound to the browser — leave off unless needed)')}`;
+}
+
+/** "Add a SAML connection": from the IdP's metadata URL or XML; the ACS URL and SP entity ID to register are on the saved connection's card. */
+export function samlSetup(input: { csrf: string; form: Record<string, string>; notices: Notices | undefined; open: boolean }): Html {
+  const f = input.form;
+  const problems = input.notices?.problems ?? [];
+  const fresh = Object.keys(f).length === 0;
+  // Its form only when asked for (/admin?saml=1), like the guided setup's per-IdP forms: one form at a time.
+  if (fresh && !input.open) return html`<p id="saml-setup"><a href="/admin?saml=1#saml-setup">Add a SAML 2.0 connection</a> <span class="muted">(Okta, Entra ID, ADFS, PingFederate: from the IdP's metadata)</span></p>`;
+  const defaults: Record<string, string> = { claims_email: 'email', claims_name: 'name', claims_username: 'username', claims_groups: 'groups' };
+  return html`<details class="create" id="saml-setup" open>
+<summary>Add a SAML 2.0 connection</summary>
+<ol class="steps">
+<li>In the IdP, create a SAML application (Okta: Create App Integration → SAML 2.0; Entra ID: Enterprise applications → New application → Create your own → SAML).</li>
+<li>Create the connection here from its metadata URL (or paste the metadata XML).</li>
+<li>Then register the connection's <strong>ACS URL</strong> and <strong>SP entity ID</strong>, shown on its card with Copy buttons, in the IdP, and send the attributes named below.</li>
+</ol>
+${input.notices ? notices(input.notices) : ''}
+<form method="post" action="/admin/sso/saml" class="stack" novalidate>
+${csrfField(input.csrf)}
+${samlFields(problems, (n) => f[n] ?? defaults[n] ?? '', (n) => (fresh ? n === 'want_assertions_signed' || n === 'jit' || n === 'enabled' : f[n] === 'on'), false)}
+<button type="submit">Create SAML connection</button>
+</form>
+</details>`;
+}
+
+/** A SAML connection's edit form; `failed` holds what was typed when a save was refused. */
+export function samlEditForm(c: ConnectionView, csrf: string, failed: { notices: Notices; form: Record<string, string> } | undefined): Html {
+  const f = failed?.form;
+  const s = c.saml;
+  const saved: Record<string, string> = { claims_email: c.claims.email, claims_name: c.claims.name, claims_username: c.claims.username, claims_groups: c.claims.groups, domains: c.domains.join(', '), group_roles: rulesText(c) };
+  const savedChecks: Record<string, boolean> = { want_assertions_signed: s?.want_assertions_signed ?? true, want_response_signed: s?.want_response_signed ?? false, jit: c.jit, allow_idp_initiated: s?.allow_idp_initiated ?? false };
+  return html`<details class="edit"${failed ? raw(' open') : ''}>
+<summary>Edit</summary>
+${failed ? notices(failed.notices) : ''}
+<form method="post" action="/admin/sso/${c.id}/saml-edit" class="stack" novalidate>
+${csrfField(csrf)}
+${samlFields(failed?.notices.problems ?? [], (n) => (f ? (f[n] ?? '') : (saved[n] ?? '')), (n) => (f ? f[n] === 'on' : (savedChecks[n] ?? false)), true)}
+<button type="submit">Save</button>
+</form>
+</details>`;
 }
