@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { SamlStatusError, Strategy as SamlStrategy, ValidateInResponseTo } from '@node-saml/passport-saml';
+import { SAML, SamlStatusError, Strategy as SamlStrategy, ValidateInResponseTo } from '@node-saml/passport-saml';
 import type { CacheProvider, Profile, VerifyWithRequest } from '@node-saml/passport-saml';
 import type { Strategy as PassportStrategy } from 'passport-strategy';
 import type { Logger } from '../../log/logger.ts';
@@ -190,8 +190,12 @@ export class SamlLogins {
   /** The URL of the AuthnRequest (HTTP-Redirect binding) for a new sign-in; its transaction is stored on the way. */
   async startUrl(c: Connection, returnTo: string, binding: string, testOf: string | null = null): Promise<string> {
     const strategy = this.strategyOf(c);
-    const saml = strategy._saml;
-    if (!saml) throw new Error('the SAML strategy has no SAML provider');
+    const connectionSaml = strategy._saml;
+    if (!connectionSaml) throw new Error('the SAML strategy has no SAML provider');
+    // A test login asks the IdP to authenticate afresh (ForceAuthn), as OIDC's sends prompt=login: an IdP that
+    // remembers the admin would sign the admin in again. node-saml sets ForceAuthn per provider, so a test gets
+    // its own, with the same settings and transaction store: the connection's strategy verifies the answer.
+    const saml = testOf ? new SAML({ ...connectionSaml.options, forceAuthn: true }) : connectionSaml;
     return this.als.run({ start: { orgId: c.row.org_id, connectionId: c.row.id, returnTo, binding, testOf } }, () => saml.getAuthorizeUrlAsync('', undefined, {}));
   }
 
