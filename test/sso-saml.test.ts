@@ -301,6 +301,10 @@ for (const { dialect: db, tag: dialect, redis } of runs) {
       await problem({ metadata_xml: good, want_assertions_signed: false, want_response_signed: false }, 'signature_required');
       served.set(`/${dialect}/html`, { type: 'text/html', body: good });
       await problem({ metadata_url: `${metadataBase}/${dialect}/html` }, 'metadata_not_xml');
+      // Media types are case-insensitive: an IdP's "Application/SAMLMetadata+XML" is XML.
+      served.set(`/${dialect}/upper.xml`, { type: 'Application/SAMLMetadata+XML; Charset=UTF-8', body: idpMetadata({ entityId: `https://upper.example/${dialect}`, ssoUrl: 'https://upper.example/sso', keys: [k1] }) });
+      const upper = await create({ metadata_url: `${metadataBase}/${dialect}/upper.xml`, domains: [`upper-${dialect}.test`] });
+      assert.equal(upper.status, 201, upper.text);
       served.set(`/${dialect}/big.xml`, { type: 'application/xml', body: good + ' '.repeat(300 * 1024) });
       await problem({ metadata_url: `${metadataBase}/${dialect}/big.xml` }, 'metadata_too_large');
     });
