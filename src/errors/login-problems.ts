@@ -81,6 +81,8 @@ export const LOGIN_PROBLEMS = {
   saml_assertion_replayed: { kind: 'invalid', meaning: 'The SAML assertion was already used to sign in.' },
   saml_nameid_missing: { kind: 'invalid', meaning: 'The SAML assertion has no NameID.' },
   saml_comment_in_assertion: { kind: 'invalid', meaning: 'The SAML assertion holds an XML comment, which signatures do not cover (the NameID comment-injection attack); it is refused.' },
+  saml_in_response_to_mismatch: { kind: 'invalid', meaning: "The SAML assertion's SubjectConfirmationData answers another request than its Response's InResponseTo (or one names a request and the other none): an assertion carried to another sign-in." },
+  saml_doctype: { kind: 'invalid', meaning: 'The SAML response declares a DOCTYPE or entities, which SAML responses never need; it is refused.' },
 
   // --- The account (refusals)
   no_account: { kind: 'forbidden', meaning: 'The person has no account in the organization, and automatic provisioning (JIT) is off.' },

@@ -57,6 +57,11 @@ export async function resolveSamlSettings(input: SamlInput, current: SamlSetting
       else if (!certificates.includes(pem)) certificates.push(pem);
     });
   }
+  // The SSO URL is where browsers are sent and what the Test login page links to: a javascript: or data: URL
+  // there would run in trackgate's origin (metadata's own is checked as it is read).
+  if (input.sso_url !== undefined && !/^https?:\/\/[^/]/i.test(input.sso_url.trim())) {
+    problems.push({ field: 'sso_url', code: 'sso_url_invalid', message: "the IdP's single sign-on URL must be an http(s) URL" });
+  }
   const entityId = input.entity_id?.trim() ?? fromMetadata?.entityId ?? current?.entity_id;
   const ssoUrl = input.sso_url?.trim() ?? fromMetadata?.ssoUrl ?? current?.sso_url;
   const certs = input.certificates !== undefined ? certificates : (fromMetadata?.certificates ?? current?.certificates ?? []);

@@ -246,12 +246,23 @@ export class SamlLogins {
       // The signed assertion node-saml hands back is canonical (comments gone): the response as posted is looked at.
       const postedXml = profile.getSamlResponseXml?.() ?? '';
       if (postedXml.includes('<!--')) throw new OidcLoginError('saml_comment_in_assertion', 'the SAML assertion holds an XML comment, which its signature does not cover; it is refused');
+      // No IdP sends a DTD; one can declare entities or ID attributes the signature check and the reader see differently.
+      if (/<!DOCTYPE|<!ENTITY/i.test(postedXml)) throw new OidcLoginError('saml_doctype', 'the SAML response declares a DOCTYPE or entities, which SAML responses never need; it is refused');
       const assertion = (profile.getAssertion?.() as { Assertion?: XmlNode } | undefined)?.Assertion;
       const confirmations = children(children(assertion, 'Subject')[0], 'SubjectConfirmation').flatMap((sc) => children(sc, 'SubjectConfirmationData'));
       // node-saml does not check the Recipient: an assertion the IdP issued for another SP's ACS (ours shares
       // its IdP and audience only by misconfiguration, but then) must not sign in here.
       if (confirmations.length === 0 || confirmations.some((d) => d.$?.Recipient !== this.o.sso.samlEndpoints(c.row.id).acsUrl)) {
         throw new OidcLoginError('saml_recipient_mismatch', `the SAML assertion was issued for another ACS URL (Recipient "${idpText(confirmations[0]?.$?.Recipient ?? 'none', 200)}"); register ${this.o.sso.samlEndpoints(c.row.id).acsUrl} in the IdP`);
+      }
+      // Which request the response answers is said twice: by the Response (signed only when the whole response
+      // is) and by each SubjectConfirmationData (inside the signed assertion). node-saml compares them only when
+      // both are there, so an unsolicited assertion (none inside) wrapped in a Response naming the attacker's own
+      // request passed as an answer to it, and an answer to another browser's request with the Response's
+      // attribute stripped passed as IdP-initiated (no binding). Both must name the same request, or neither.
+      const answers = confirmations.map((d) => d.$?.InResponseTo ?? null);
+      if (answers.some((a) => a !== (profile.inResponseTo ?? null))) {
+        throw new OidcLoginError('saml_in_response_to_mismatch', 'the SAML assertion answers another sign-in than its response says (InResponseTo differs); start again');
       }
       if (profile.inResponseTo) {
         if (!tx) throw new OidcLoginError('saml_in_response_to_unknown', 'this SAML response answers no pending sign-in; start again');
