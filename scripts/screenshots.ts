@@ -122,13 +122,15 @@ try {
   await page.locator('#sso-setup').evaluate((el) => el.scrollIntoView({ block: 'start' }));
   await shot(page, 'admin-sso-setup.png');
 
-  // 6. Test login on acme's connection, in a new tab: the IdP still has Carol's session from her sign-in, so it
-  //    answers at once, as a real IdP does, and the report says what her sign-in would do.
+  // 6. Test login on acme's connection, in a new tab: it asks the IdP to sign someone in afresh (prompt=login), so
+  //    the demo IdP shows its picker although Carol is signed in there; she is picked again, and the report says
+  //    what her sign-in would do.
   await page.goto(`${gateway}/admin`);
   const [tab] = await Promise.all([context.waitForEvent('page'), page.locator('article.conn').first().locator('form[action$="/test-login"] button[type=submit]').click()]);
   watch(tab);
   await tab.waitForLoadState();
-  await Promise.all([tab.waitForURL((u) => u.pathname === '/admin/sso/test-report'), tab.click('a.button')]);
+  await Promise.all([tab.waitForURL((u) => u.href.startsWith(idpIssuer)), tab.click('a.button')]);
+  await Promise.all([tab.waitForURL((u) => u.pathname === '/admin/sso/test-report'), tab.click('button.user[value=carol]')]);
   await shot(tab, 'admin-test-login.png');
   await tab.close();
 

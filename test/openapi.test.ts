@@ -22,6 +22,7 @@ import { generateKey } from '../src/keys/key-format.ts';
 import { basic, dialects, startApp } from './support/app.ts';
 import type { RequestOptions, TestApp, TestResponse } from './support/app.ts';
 import { USER_SCHEMA, scimClientFor } from './support/scim.ts';
+import { idpMetadata, makeKey } from './support/saml-idp.ts';
 
 // ajv-formats is CommonJS: imported from ESM, its plugin is the module's `default`.
 const addFormats = ajvFormats.default;
@@ -174,7 +175,7 @@ for (const dialect of dialects()) {
             if (!statuses.some((s) => s.startsWith('4'))) without4xx.push(`${method} ${path}`);
           }
         }
-        assert.deepEqual(without2xx.sort(), ['post /login', 'post /login/callback']);
+        assert.deepEqual(without2xx.sort(), ['post /login', 'post /login/callback', 'post /login/saml/{id}/acs']);
         assert.deepEqual(without4xx.sort(), ['get /.well-known/jwks.json', 'get /healthz', 'get /readyz']);
       });
 
@@ -259,6 +260,17 @@ for (const dialect of dialects()) {
       await call(400, 'POST', sso, { key: adminKey, body: { client_id: 'x' } });
       await call(404, 'GET', `${sso}/00000000-0000-4000-8000-000000000000`, { key: adminKey });
       await call(405, 'PUT', sso, { key: adminKey });
+
+      // A SAML connection (from pasted IdP metadata): its fields, its SP metadata and its ACS, as documented.
+      const metadata_xml = idpMetadata({ entityId: `https://idp.example/openapi-${dialect}`, ssoUrl: 'https://idp.example/sso', keys: [makeKey('openapi-idp')] });
+      const saml = await call(201, 'POST', sso, { key: adminKey, body: { kind: 'saml', metadata_xml, domains: [`${org}-saml.example`] } });
+      assert.equal(saml.body.kind, 'saml');
+      const form = { 'content-type': 'application/x-www-form-urlencoded' };
+      await call(200, 'GET', `/login/saml/${saml.body.id}/metadata`);
+      await call(404, 'GET', '/login/saml/00000000-0000-4000-8000-000000000000/metadata');
+      await call(400, 'POST', `/login/saml/${saml.body.id}/acs`, { rawBody: 'RelayState=x', headers: form });
+      await call(400, 'POST', `/login/saml/${saml.body.id}/acs`, { rawBody: 'SAMLResponse=bm90LXhtbA%3D%3D', headers: form });
+      await call(404, 'POST', '/login/saml/00000000-0000-4000-8000-000000000000/acs', { rawBody: 'SAMLResponse=x', headers: form });
     });
 
     test('SCIM (RFC 7644 errors), the token endpoint (RFC 6749 errors) and forward auth', async () => {

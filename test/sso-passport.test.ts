@@ -20,6 +20,9 @@ import type { IdpAnswer } from './support/idp/drive.ts';
 import { startAzureLikeIdp, startOktaLikeIdp } from './support/idp/oidc-provider-idp.ts';
 import type { AzureLikeIdp, OktaLikeIdp } from './support/idp/oidc-provider-idp.ts';
 import { freePort } from './support/net.ts';
+import { Strategy as PassportStrategy } from 'passport-strategy';
+import { createAuthenticator } from '../src/sso/passport/authenticator.ts';
+import { ConnectionStrategies } from '../src/sso/passport/connection-strategies.ts';
 
 const TENANT_A = 'aaaaaaaa-2222-4222-8222-222222222222';
 const TENANT_B = 'bbbbbbbb-3333-4333-8333-333333333333';
@@ -289,5 +292,41 @@ describe('two instances on one PostgreSQL + Redis', { skip: pgRedisSkip }, () =>
     const page = await onB.get('/settings');
     assert.equal(page.status, 302, 'a page on B sends the browser to the sign-in');
     assert.match(page.location ?? '', /^\/login\?return_to=/);
+  });
+});
+
+describe('ConnectionStrategies: bounded, versioned', () => {
+  // Connections deleted on another instance are never announced to this one: the bound keeps their strategies
+  // from piling up. A strategy holds nothing a pending login needs, so one dropped is made again when used.
+  test('beyond the bound the least recently used strategy is dropped; a new version is made again; drop() unregisters', () => {
+    const authenticator = createAuthenticator();
+    const strategies = new ConnectionStrategies(authenticator, 2);
+    const made: string[] = [];
+    strategies.registerKind('oidc', (c) => {
+      made.push(`${c.id}@${c.version}`);
+      return new PassportStrategy();
+    });
+    const registered = (id: string) => (authenticator as unknown as { _strategy(name: string): unknown })._strategy(ConnectionStrategies.nameOf(id)) !== undefined;
+    const use = (id: string, version = 'v1') => strategies.use({ id, kind: 'oidc', version });
+
+    assert.equal(use('a'), 'sso:a');
+    use('b');
+    use('a'); // a is now the most recently used
+    use('c'); // beyond the bound of 2: b goes
+    assert.equal(strategies.size, 2);
+    assert.deepEqual(made, ['a@v1', 'b@v1', 'c@v1']);
+    assert.ok(!registered('b') && registered('a') && registered('c'), 'b was dropped from the Authenticator too');
+    use('b');
+    assert.deepEqual(made.slice(3), ['b@v1'], 'b made again at its next use');
+    assert.ok(!registered('a'), 'a, now the least recently used, was dropped');
+
+    use('c', 'v2');
+    assert.deepEqual(made.slice(4), ['c@v2'], 'a new settings version gets a new strategy');
+    use('c', 'v2');
+    assert.equal(made.length, 5, 'the same version is not made again');
+    strategies.drop('c');
+    assert.ok(!registered('c'));
+    assert.equal(strategies.size, 1);
+    assert.throws(() => strategies.use({ id: 'd', kind: 'saml', version: 'v1' }), /no sign-in strategy for "saml"/);
   });
 });

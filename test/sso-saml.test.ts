@@ -183,6 +183,24 @@ for (const { dialect: db, tag: dialect, redis } of runs) {
       refused(await post(b, 'assert', sign(response('assert', { inResponseTo: await start(b, `ada@${conn.assert.domain}`) }).xml, evil, 'assertion')), 'saml_signature_invalid');
     });
 
+    test('each refused sign-in is audited once as sso.login_failed: a refused signature, and an account refusal (no usable email)', async () => {
+      const failures = async (code: string) => {
+        const audit = await app.request('GET', `/gateway/v1/orgs/${org}/audit?action=sso.login_failed&limit=100`, { key: adminKey });
+        assert.equal(audit.status, 200, audit.text);
+        return (audit.body.events as { details: { code: string } }[]).filter((e) => e.details.code === code).length;
+      };
+      const b = new Browser(app.url);
+      const signatures = await failures('saml_signature_invalid');
+      refused(await post(b, 'assert', response('assert', { inResponseTo: await start(b, `ada@${conn.assert.domain}`) }).xml), 'saml_signature_invalid');
+      assert.equal(await failures('saml_signature_invalid'), signatures + 1);
+      // A verified assertion whose NameID is no email and which maps no email attribute: a new account needs one.
+      const missing = await failures('email_missing');
+      const id = await start(b, `ada@${conn.assert.domain}`);
+      const noEmail = response('assert', { inResponseTo: id, nameId: `opaque-${dialect}-1`, nameIdFormat: 'urn:oasis:names:tc:SAML:2.0:nameid-format:persistent', attributes: { name: 'No Mail' } }).xml;
+      refused(await post(b, 'assert', sign(noEmail, k1, 'assertion')), 'email_missing');
+      assert.equal(await failures('email_missing'), missing + 1, 'recorded once (by the account rules), not again by the SAML checks');
+    });
+
     test('refused: XML signature wrapping (a second unsigned assertion beside the signed one; the signed assertion moved away)', async () => {
       const b = new Browser(app.url);
       const id = await start(b, `ada@${conn.assert.domain}`);
@@ -283,6 +301,10 @@ for (const { dialect: db, tag: dialect, redis } of runs) {
       await problem({ metadata_xml: good, want_assertions_signed: false, want_response_signed: false }, 'signature_required');
       served.set(`/${dialect}/html`, { type: 'text/html', body: good });
       await problem({ metadata_url: `${metadataBase}/${dialect}/html` }, 'metadata_not_xml');
+      // Media types are case-insensitive: an IdP's "Application/SAMLMetadata+XML" is XML.
+      served.set(`/${dialect}/upper.xml`, { type: 'Application/SAMLMetadata+XML; Charset=UTF-8', body: idpMetadata({ entityId: `https://upper.example/${dialect}`, ssoUrl: 'https://upper.example/sso', keys: [k1] }) });
+      const upper = await create({ metadata_url: `${metadataBase}/${dialect}/upper.xml`, domains: [`upper-${dialect}.test`] });
+      assert.equal(upper.status, 201, upper.text);
       served.set(`/${dialect}/big.xml`, { type: 'application/xml', body: good + ' '.repeat(300 * 1024) });
       await problem({ metadata_url: `${metadataBase}/${dialect}/big.xml` }, 'metadata_too_large');
     });
@@ -294,7 +316,9 @@ for (const { dialect: db, tag: dialect, redis } of runs) {
       assert.equal(started.status, 200, started.text.slice(0, 500));
       const url = decodeHtml(/<a class="button" href="([^"]+)">Continue to the identity provider/.exec(started.text)?.[1] ?? '');
       assert.ok(url.startsWith('https://idp.example/sso?SAMLRequest='), url);
-      const { id } = authnRequestOf(url);
+      const { id, xml } = authnRequestOf(url);
+      // The IdP is asked to authenticate afresh: one that remembers the admin would otherwise sign the admin in again.
+      assert.match(xml, /\sForceAuthn="true"/, 'a test login sends ForceAuthn');
       const sid = admin.jar.get('trackgate.sid');
       const newcomer = `tess@${conn.assert.domain}`;
       const back = await admin.post(`/login/saml/${conn.assert.id}/acs`, { SAMLResponse: b64(sign(response('assert', { inResponseTo: id, nameId: newcomer, attributes: { email: newcomer, groups: ['engineers'] } }).xml, k1, 'assertion')) });

@@ -172,6 +172,8 @@ for (const dialect of dialects()) {
       assert.equal(started.status, 200, started.text.slice(0, 500));
       const url = decodeHtml(/<a class="button" href="([^"]+)">Continue to the identity provider/.exec(started.text)?.[1] ?? '');
       assert.ok(url.startsWith(okta.issuer), url);
+      // The IdP is asked to authenticate afresh: one that remembers the admin would otherwise sign the admin in again.
+      assert.equal(new URL(url).searchParams.get('prompt'), 'login', 'a test login sends prompt=login');
       const answer = await driveIdpLogin(url, `tia-${dialect}`);
       assert.equal(answer.kind, 'form_post');
       const back = await admin.post('/login/callback', (answer as { fields: Record<string, string> }).fields);

@@ -289,6 +289,25 @@ const OTHER_PATHS: Record<string, Record<string, unknown>> = {
     get: { summary: 'SSO callback: the page that posts a fragment response back, and the code-flow callback', tags: ['browser'], security: [], responses: { 200: { description: 'HTML' }, 303: { description: 'signed in: to return_to' }, ...signInRefusals } },
     post: { summary: 'SSO callback for response_mode=form_post (and the fragment page posting back)', tags: ['browser'], security: [], responses: { 303: { description: 'signed in: to return_to' }, ...signInRefusals } },
   },
+  '/login/saml/{id}/metadata': {
+    get: {
+      summary: "A SAML connection's SP metadata (its SP entity ID, the ACS URL, HTTP-POST binding): what the IdP is configured from",
+      tags: ['browser'],
+      security: [],
+      parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' }, description: 'the SSO connection id' }],
+      responses: { 200: { description: 'SAML 2.0 metadata (an EntityDescriptor with an SPSSODescriptor)', content: { 'application/samlmetadata+xml': { schema: { type: 'string' } } } }, 404: errorResponse('not_found: no SAML connection has this id') },
+    },
+  },
+  '/login/saml/{id}/acs': {
+    post: {
+      summary: "A SAML connection's Assertion Consumer Service: the IdP's response (form field SAMLResponse, HTTP-POST binding), up to 512 KB",
+      tags: ['browser'],
+      security: [],
+      parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' }, description: 'the SSO connection id' }],
+      requestBody: { required: true, content: { 'application/x-www-form-urlencoded': { schema: { type: 'object', required: ['SAMLResponse'], properties: { SAMLResponse: { type: 'string', description: 'base64 of the SAML response' }, RelayState: { type: 'string' } } } } } },
+      responses: { 303: { description: "signed in: to return_to; or, for an admin's Test login, to its report" }, ...signInRefusals, 404: { description: 'HTML page: no SAML connection has this id' } },
+    },
+  },
   '/logout': {
     post: {
       summary: 'End the browser session (with a live session, its CSRF token as the form field)',

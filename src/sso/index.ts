@@ -31,7 +31,7 @@ import { ConnectionStrategies } from './passport/connection-strategies.ts';
 import { SamlLogins } from './saml/saml-login.ts';
 import { createSamlRouter } from './saml/saml.routes.ts';
 import { OidcStrategy } from './passport/oidc-strategy.ts';
-import type { SsoStrategyConnection } from './passport/oidc-strategy.ts';
+import type { SsoStrategyConnection } from './passport/connection-strategies.ts';
 
 export interface SsoDeps {
   config: Config;

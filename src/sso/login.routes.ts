@@ -13,7 +13,7 @@ import { SESSION_COOKIE, SessionManager } from './session-store.ts';
 import { logOut } from './passport/authenticator.ts';
 import type { Authenticator, SignIn } from './passport/authenticator.ts';
 import type { ConnectionStrategies } from './passport/connection-strategies.ts';
-import { strategyConnection } from './passport/oidc-strategy.ts';
+import { strategyConnection } from './passport/connection-strategies.ts';
 import { connectionKind } from './saml/settings.ts';
 import type { OidcAuthenticateOptions, SsoSignInInfo } from './passport/oidc-strategy.ts';
 import { SsoLoginService } from './sso-login.service.ts';

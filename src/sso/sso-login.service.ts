@@ -160,6 +160,9 @@ export class SsoLoginService {
     const metadata = await this.sso.metadataForLogin(c, this.config.ssoDiscoveryMaxAgeSeconds);
     if (!metadata) throw new OidcLoginError('discovery_missing', "the connection's IdP could not be discovered; an admin should run the connection's test");
     const extra: Record<string, string> = loginHint ? { login_hint: loginHint } : {};
+    // A test login asks the IdP to authenticate afresh: without it an IdP that remembers the admin signs the
+    // admin in again, and nobody else can be tried from that browser.
+    if (testOf) extra.prompt = 'login';
     const req = await buildAuthorizationRequest(this.relyingParty(c, metadata), extra);
     const now = Date.now();
     await this.transactions.put(

@@ -289,18 +289,16 @@ export class SsoService {
       created_at: now,
       updated_at: now,
     };
+    return this.insertConnection(actor, org, row, input.domains, { client_id: row.client_id, flow: row.flow, response_mode: row.response_mode, domains: input.domains, jit: input.jit, has_client_secret: row.client_secret_sealed !== null });
+  }
+
+  /** A new connection of either protocol: the row, its domains (claimed, or the problem) and its audit event, in one transaction. */
+  private async insertConnection(actor: Actor, org: { id: string; slug: string }, row: ConnectionRow, domains: string[], details: Record<string, unknown>): Promise<SaveOutcome> {
     const view = await this.claimingDomains(() => this.store.transaction(async (repos) => {
       const repo = this.repo(repos);
       await repo.insertConnection(row);
-      await repo.setDomains(org.id, row.id, input.domains);
-      await this.audit.record(repos, actor, {
-        orgId: org.id,
-        action: 'sso.connection.create',
-        targetType: 'sso_connection',
-        targetId: row.id,
-        targetName: row.issuer,
-        details: { client_id: row.client_id, flow: row.flow, response_mode: row.response_mode, domains: input.domains, jit: input.jit, has_client_secret: row.client_secret_sealed !== null },
-      });
+      await repo.setDomains(org.id, row.id, domains);
+      await this.audit.record(repos, actor, { orgId: org.id, action: 'sso.connection.create', targetType: 'sso_connection', targetId: row.id, targetName: row.issuer, details });
       return this.view(row, org.slug, repos);
     }));
     if ('problems' in view) return view;
@@ -337,22 +335,18 @@ export class SsoService {
       created_at: now,
       updated_at: now,
     };
-    const view = await this.claimingDomains(() => this.store.transaction(async (repos) => {
-      const repo = this.repo(repos);
-      await repo.insertConnection(row);
-      await repo.setDomains(org.id, row.id, input.domains);
-      await this.audit.record(repos, actor, {
-        orgId: org.id,
-        action: 'sso.connection.create',
-        targetType: 'sso_connection',
-        targetId: row.id,
-        targetName: row.issuer,
-        details: { kind: 'saml', sso_url: settings.settings.sso_url, metadata_url: settings.settings.metadata_url, certificates: settings.settings.certificates.map((c) => certificateInfo(c).fingerprint_sha256), want_assertions_signed: settings.settings.want_assertions_signed, want_response_signed: settings.settings.want_response_signed, allow_idp_initiated: settings.settings.allow_idp_initiated, domains: input.domains, jit: input.jit },
-      });
-      return this.view(row, org.slug, repos);
-    }));
-    if ('problems' in view) return view;
-    return { ok: true, connection: view };
+    const st = settings.settings;
+    return this.insertConnection(actor, org, row, input.domains, {
+      kind: 'saml',
+      sso_url: st.sso_url,
+      metadata_url: st.metadata_url,
+      certificates: st.certificates.map((c) => certificateInfo(c).fingerprint_sha256),
+      want_assertions_signed: st.want_assertions_signed,
+      want_response_signed: st.want_response_signed,
+      allow_idp_initiated: st.allow_idp_initiated,
+      domains: input.domains,
+      jit: input.jit,
+    });
   }
 
   private async updateSaml(actor: Actor, org: { id: string; slug: string; require_sso: number }, row: ConnectionRow, patch: ConnectionPatch): Promise<SaveOutcome> {

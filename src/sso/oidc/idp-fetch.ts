@@ -233,7 +233,8 @@ export class IdpFetcher {
       await res.body?.cancel().catch(() => {});
       throw e;
     };
-    const contentType = (res.headers.get('content-type') ?? '').split(';')[0]?.trim() ?? ''.toLowerCase();
+    // Media types are case-insensitive (RFC 9110 §8.3.1): an IdP may send "Application/XML".
+    const contentType = ((res.headers.get('content-type') ?? '').split(';')[0] ?? '').trim().toLowerCase();
     if (ok && !policy.contentTypes.test(contentType)) {
       await abandon(new IdpFetchError('not_json', kind, `${policy.what} answered with content type "${contentType || 'none'}", not ${policy.expected} (${where})`, { url: where, content_type: contentType }));
     }

@@ -6,20 +6,6 @@ import { OidcLoginError } from '../oidc/problems.ts';
 import type { LoginContext, SsoLoginService } from '../sso-login.service.ts';
 import type { Connection } from '../sso.service.ts';
 import type { SignIn } from './authenticator.ts';
-import type { StrategyConnection } from './connection-strategies.ts';
-import { connectionKind } from '../saml/settings.ts';
-
-/** What ConnectionStrategies.use() is given for an SSO connection: the strategy of a version holds that version's settings. */
-export interface SsoStrategyConnection extends StrategyConnection {
-  connection: Connection;
-}
-
-export function strategyConnection(connection: Connection): SsoStrategyConnection {
-  const row = connection.row;
-  // updated_at changes with every edit; discovered_at when a login or the admin's test refreshed the IdP's
-  // document (which does not touch updated_at): either one gives the connection a new strategy.
-  return { id: row.id, kind: connectionKind(row), version: `${row.updated_at}|${row.discovered_at ?? ''}`, connection };
-}
 
 /** passport.authenticate()'s options for a login start (GET/POST /login). */
 export interface LoginStartOptions {

@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { SamlStatusError, Strategy as SamlStrategy, ValidateInResponseTo } from '@node-saml/passport-saml';
+import { SAML, SamlStatusError, Strategy as SamlStrategy, ValidateInResponseTo } from '@node-saml/passport-saml';
 import type { CacheProvider, Profile, VerifyWithRequest } from '@node-saml/passport-saml';
 import type { Strategy as PassportStrategy } from 'passport-strategy';
 import type { Logger } from '../../log/logger.ts';
@@ -7,17 +7,13 @@ import { idpText } from '../oidc/client.ts';
 import { OidcLoginError } from '../oidc/problems.ts';
 import { hashTransactionSecret } from '../login-transactions.ts';
 import type { LoginTransaction, TransactionStore } from '../login-transactions.ts';
-import type { ConnectionStrategies, StrategyConnection } from '../passport/connection-strategies.ts';
+import { strategyConnection } from '../passport/connection-strategies.ts';
+import type { ConnectionStrategies, SsoStrategyConnection } from '../passport/connection-strategies.ts';
 import { SsoLoginService } from '../sso-login.service.ts';
 import type { LoginContext, LoginResult, TestLoginDone } from '../sso-login.service.ts';
 import type { Connection, SsoService } from '../sso.service.ts';
 import { singleString, stringValues } from '../verified-identity.ts';
 import type { VerifiedIdentity } from '../verified-identity.ts';
-
-/** What the SAML strategy of a connection is made from (ConnectionStrategies hands it to the factory). */
-interface SamlStrategyConnection extends StrategyConnection {
-  connection: Connection;
-}
 
 /** A login being started (its transaction is written when node-saml names the AuthnRequest's ID). */
 interface StartContext {
@@ -77,7 +73,6 @@ const children = (node: unknown, name: string): XmlNode[] => {
  */
 export class SamlLogins {
   private readonly als = new AsyncLocalStorage<RequestContext>();
-  private readonly made = new Map<string, { version: string; strategy: SamlStrategy }>();
 
   constructor(
     private readonly o: {
@@ -91,25 +86,19 @@ export class SamlLogins {
     },
   ) {
     // passport-saml is typed against its own copy of @types/express (v4): the same objects at run time.
-    o.strategies.registerKind<SamlStrategyConnection>('saml', (sc) => this.makeStrategy(sc.connection, sc.version) as unknown as PassportStrategy);
-  }
-
-  private static version(c: Connection): string {
-    // A test that refetched the metadata changes discovered_at, not updated_at.
-    return `${c.row.updated_at}|${c.row.discovered_at ?? ''}`;
+    o.strategies.registerKind<SsoStrategyConnection>('saml', (sc) => this.makeStrategy(sc.connection) as unknown as PassportStrategy);
   }
 
   /** The passport strategy name of a SAML connection (its strategy made or remade if its settings changed). */
   strategyName(c: Connection): string {
-    const sc: SamlStrategyConnection = { id: c.row.id, kind: 'saml', version: SamlLogins.version(c), connection: c };
-    return this.o.strategies.use(sc);
+    return this.o.strategies.use(strategyConnection(c));
   }
 
+  /** The connection's strategy, as ConnectionStrategies holds it (made by makeStrategy). */
   private strategyOf(c: Connection): SamlStrategy {
-    this.strategyName(c);
-    const made = this.made.get(c.row.id);
-    if (!made) throw new Error(`no SAML strategy for connection ${c.row.id}`);
-    return made.strategy;
+    const strategy: unknown = this.o.strategies.strategy(strategyConnection(c));
+    if (!(strategy instanceof SamlStrategy)) throw new Error(`connection ${c.row.id} has no SAML strategy`);
+    return strategy;
   }
 
   private cacheProvider(connectionId: string): CacheProvider {
@@ -156,7 +145,7 @@ export class SamlLogins {
     };
   }
 
-  private makeStrategy(c: Connection, version: string): SamlStrategy {
+  private makeStrategy(c: Connection): SamlStrategy {
     const s = c.saml;
     if (!s) throw new Error(`connection ${c.row.id} is not a SAML connection`);
     const sp = this.o.sso.samlEndpoints(c.row.id);
@@ -190,21 +179,23 @@ export class SamlLogins {
       }) satisfies VerifyWithRequest,
       ((_req, _profile, done) => done(new OidcLoginError('saml_response_invalid', 'SAML single logout is not supported'))) satisfies VerifyWithRequest,
     );
-    this.made.set(c.row.id, { version, strategy });
     return strategy;
   }
 
   /** Forgets a deleted connection's strategy. */
   drop(connectionId: string): void {
-    this.made.delete(connectionId);
     this.o.strategies.drop(connectionId);
   }
 
   /** The URL of the AuthnRequest (HTTP-Redirect binding) for a new sign-in; its transaction is stored on the way. */
   async startUrl(c: Connection, returnTo: string, binding: string, testOf: string | null = null): Promise<string> {
     const strategy = this.strategyOf(c);
-    const saml = strategy._saml;
-    if (!saml) throw new Error('the SAML strategy has no SAML provider');
+    const connectionSaml = strategy._saml;
+    if (!connectionSaml) throw new Error('the SAML strategy has no SAML provider');
+    // A test login asks the IdP to authenticate afresh (ForceAuthn), as OIDC's sends prompt=login: an IdP that
+    // remembers the admin would sign the admin in again. node-saml sets ForceAuthn per provider, so a test gets
+    // its own, with the same settings and transaction store: the connection's strategy verifies the answer.
+    const saml = testOf ? new SAML({ ...connectionSaml.options, forceAuthn: true }) : connectionSaml;
     return this.als.run({ start: { orgId: c.row.org_id, connectionId: c.row.id, returnTo, binding, testOf } }, () => saml.getAuthorizeUrlAsync('', undefined, {}));
   }
 
@@ -293,13 +284,14 @@ export class SamlLogins {
       }
       const current = await this.o.sso.connectionById(c.row.org_id, c.row.id);
       if (!current || (current.row.enabled !== 1 && !tx?.test_of)) throw new OidcLoginError('connection_disabled', 'the SSO connection of this sign-in was disabled or deleted');
-      return await this.o.login.completeVerified(c, this.identity(c, profile), { testOf: tx?.test_of ?? null, returnTo: tx?.return_to ?? '/settings' }, ctx);
     } catch (err) {
-      if (!tx?.test_of && !(err instanceof OidcLoginError && ['no_account', 'identity_orphaned', 'email_unavailable', 'user_deactivated', 'operator_not_linkable', 'account_linked_elsewhere', 'email_unverified', 'email_domain_not_served', 'login_race', 'email_missing'].includes(err.code))) {
-        await this.o.login.loginFailed(c, loginProblem(err), ctx);
-      }
+      // A failed test is the admin's to read, not a sign-in failure of the organization (as OIDC's).
+      if (!tx?.test_of) await this.o.login.loginFailed(c, loginProblem(err), ctx);
       throw err;
     }
+    // The account rules audit their own refusals (completeVerified, as OIDC's complete): outside the catch above,
+    // so that each failed sign-in is recorded once.
+    return this.o.login.completeVerified(c, this.identity(c, profile), { testOf: tx?.test_of ?? null, returnTo: tx?.return_to ?? '/settings' }, ctx);
   }
 
   /** A verified assertion as an identity: issuer (IdP entity ID) + NameID, and the mapped attributes. */

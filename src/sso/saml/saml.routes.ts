@@ -56,7 +56,11 @@ export function createSamlRouter(o: SamlRoutesOptions): Router {
   router.post('/login/saml/:id/acs', htmlErrors, sessionMw, async (req: Request, res: Response, next) => {
     try {
       const c = await o.sso.samlConnection(req.params.id as string);
-      if (!c) throw errors.notFound(`SAML connection "${String(req.params.id)}"`);
+      if (!c) {
+        // Deleted (perhaps on another instance): this instance forgets its strategy.
+        o.saml.drop(req.params.id as string);
+        throw errors.notFound(`SAML connection "${String(req.params.id)}"`);
+      }
       const body = (req.body ?? {}) as Record<string, unknown>;
       const query = req.query as Record<string, unknown>;
       // The HTTP-POST binding of a response, nothing else: passport-saml would also take a response or a logout

@@ -50,12 +50,7 @@ ${csrfField(csrf)}
 <label>Client secret <span class="muted">(${c.has_client_secret ? 'a secret is stored: leave blank to keep it' : 'none stored'}; write-only)</span> <input name="client_secret" type="password" autocomplete="off" value=""${invalid(problems, 'client_secret')}> ${fieldError(problems, 'client_secret')}</label>
 ${c.has_client_secret ? html`<label class="check"><input type="checkbox" name="remove_client_secret"${f?.remove_client_secret === 'on' ? raw(' checked') : ''}> Remove the stored client secret</label>` : ''}
 <label>Scopes <input name="scopes" value="${val('scopes', c.scopes.join(' '))}"${invalid(problems, 'scopes')}> ${fieldError(problems, 'scopes')}</label>
-<fieldset><legend>Claims</legend><div class="row">
-<label>Email <input name="claims_email" value="${val('claims_email', c.claims.email)}" class="short"></label>
-<label>Name <input name="claims_name" value="${val('claims_name', c.claims.name)}" class="short"></label>
-<label>Username <input name="claims_username" value="${val('claims_username', c.claims.username)}" class="short"></label>
-<label>Groups <input name="claims_groups" value="${val('claims_groups', c.claims.groups)}" class="short"></label>
-</div>${fieldError(problems, 'claims')}</fieldset>
+${claimFields('Claims', problems, (name) => val(`claims_${name}`, c.claims[name]))}
 <label>Email domains <input name="domains" value="${val('domains', c.domains.join(', '))}"${invalid(problems, 'domains')}> ${fieldError(problems, 'domains')}</label>
 <label>Group rules <span class="muted">(one per line: <code>group,team,role</code>)</span>
 <textarea name="group_roles" rows="3"${invalid(problems, 'group_roles')}>${val('group_roles', rulesText(c))}</textarea> ${fieldError(problems, 'group_roles')}</label>
@@ -229,18 +224,24 @@ ${s.metadata_url ? html`<dt>Metadata URL</dt><dd><code>${s.metadata_url}</code><
 </dl>`;
 }
 
+/** The names a connection maps (an OIDC connection's claims, a SAML connection's attributes), as the forms' claims_* fields. */
+function claimFields(legend: 'Claims' | 'Attributes', problems: Problems, value: (name: 'email' | 'name' | 'username' | 'groups') => string): Html {
+  const field = (label: string, name: 'email' | 'name' | 'username' | 'groups') => html`<label>${label} <input name="claims_${name}" value="${value(name)}" class="short"></label>`;
+  return html`<fieldset><legend>${legend}</legend><div class="row">
+${field('Email', 'email')}
+${field('Name', 'name')}
+${field('Username', 'username')}
+${field('Groups', 'groups')}
+</div>${fieldError(problems, 'claims')}</fieldset>`;
+}
+
 /** The fields a SAML connection's create and edit forms share. */
 function samlFields(problems: Problems, val: (name: string) => string, checked: (name: string) => boolean, editing: boolean): Html {
   const check = (name: string, label: string) => html`<label class="check"><input type="checkbox" name="${name}"${checked(name) ? raw(' checked') : ''}> ${label}</label>`;
   return html`<label>IdP metadata URL <span class="muted">(Okta: Sign On → Metadata URL; Entra ID: App Federation Metadata Url)${editing ? '; give it again to reread the metadata' : ''}</span> <input name="metadata_url" type="url" value="${val('metadata_url')}"${invalid(problems, 'metadata_url')}> ${fieldError(problems, 'metadata_url')}</label>
 <label>Or the metadata XML <textarea name="metadata_xml" rows="4"${invalid(problems, 'metadata_xml')}>${val('metadata_xml')}</textarea> ${fieldError(problems, 'metadata_xml')}</label>
 ${fieldError(problems, 'entity_id', 'sso_url', 'certificates')}
-<fieldset><legend>Attributes</legend><div class="row">
-<label>Email <input name="claims_email" value="${val('claims_email')}" class="short"></label>
-<label>Name <input name="claims_name" value="${val('claims_name')}" class="short"></label>
-<label>Username <input name="claims_username" value="${val('claims_username')}" class="short"></label>
-<label>Groups <input name="claims_groups" value="${val('claims_groups')}" class="short"></label>
-</div>${fieldError(problems, 'claims')}</fieldset>
+${claimFields('Attributes', problems, (name) => val(`claims_${name}`))}
 <label>Email domains <input name="domains" value="${val('domains')}"${invalid(problems, 'domains')}> ${fieldError(problems, 'domains')}</label>
 <label>Group rules <span class="muted">(one per line: <code>group,team,role</code>)</span> <textarea name="group_roles" rows="3"${invalid(problems, 'group_roles')}>${val('group_roles')}</textarea> ${fieldError(problems, 'group_roles')}</label>
 <div class="row">
