@@ -161,6 +161,55 @@ for (const { dialect: db, tag: dialect, redis } of runs) {
       assert.equal((await whoAmI(again))?.username, me.username);
     });
 
+    test('shaped like Entra ID (claim URIs, a persistent NameID, groups by object ID) and like Okta (response and assertion both signed) — both sign in', async () => {
+      // Entra ID's default claims: the email and name under the WS-Federation claim URIs, groups as object IDs,
+      // a persistent (opaque) NameID, the assertion signed. The connection maps the URIs, as the README says.
+      const entraIdp = `https://sts.windows.example/${dialect}-tenant/`;
+      const entraDomain = `entra-${dialect}.test`;
+      const groupId = '8f0d7c2e-5d7a-4c1e-9b7e-2f1c1a3b4c5d';
+      const claims = {
+        email: 'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress',
+        name: 'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name',
+        groups: 'http://schemas.microsoft.com/ws/2008/06/identity/claims/groups',
+      };
+      const entra = await create({
+        metadata_xml: idpMetadata({ entityId: entraIdp, ssoUrl: 'https://login.microsoftonline.example/saml2', keys: [k1] }),
+        domains: [entraDomain],
+        claims,
+        group_roles: [{ group: groupId, team: `eng-${dialect}`, role: 'admin' }],
+      });
+      assert.equal(entra.status, 201, entra.text);
+      const eb = new Browser(app.url);
+      const eid = authnRequestOf((await eb.get(`/login?email=grace@${entraDomain}`, { 'sec-fetch-site': 'same-origin' })).location!).id;
+      const exml = buildResponse({
+        issuer: entraIdp,
+        acs: entra.body.saml.acs_url,
+        audience: entra.body.saml.sp_entity_id,
+        inResponseTo: eid,
+        nameId: 'Xq3vPZ1mR0c2yB8k_persistent',
+        nameIdFormat: 'urn:oasis:names:tc:SAML:2.0:nameid-format:persistent',
+        attributes: { [claims.email]: `grace@${entraDomain}`, [claims.name]: 'Grace Hopper', [claims.groups]: [groupId, '00000000-0000-0000-0000-000000000001'] },
+      }).xml;
+      const er = await eb.post(`/login/saml/${entra.body.id}/acs`, { SAMLResponse: b64(sign(exml, k1, 'assertion')) });
+      assert.equal(er.status, 303, er.text);
+      const grace = await whoAmI(eb);
+      assert.equal(grace?.email, `grace@${entraDomain}`, 'the email came from the claim URI');
+      const member = await app.request('GET', `/gateway/v1/teams/eng-${dialect}/members/${grace.username}`, { key: adminKey });
+      assert.equal(member.body.role, 'admin', 'the group rule matched the group object ID');
+
+      // Okta signs the response and the assertion, with an emailAddress NameID and the attribute statements named plainly.
+      const oktaIdp = `http://www.okta.example/exk${dialect}`;
+      const oktaDomain = `okta-${dialect}.test`;
+      const okta = await create({ metadata_xml: idpMetadata({ entityId: oktaIdp, ssoUrl: 'https://acme.okta.example/app/trackgate/sso/saml', keys: [k2] }), domains: [oktaDomain], want_response_signed: true });
+      assert.equal(okta.status, 201, okta.text);
+      const ob = new Browser(app.url);
+      const oid = authnRequestOf((await ob.get(`/login?email=linus@${oktaDomain}`, { 'sec-fetch-site': 'same-origin' })).location!).id;
+      const oxml = buildResponse({ issuer: oktaIdp, acs: okta.body.saml.acs_url, audience: okta.body.saml.sp_entity_id, inResponseTo: oid, nameId: `linus@${oktaDomain}`, attributes: { email: `linus@${oktaDomain}`, name: 'Linus T', username: 'linus.t', groups: ['Everyone'] } }).xml;
+      const or = await ob.post(`/login/saml/${okta.body.id}/acs`, { SAMLResponse: b64(sign(sign(oxml, k2, 'assertion'), k2, 'response')) });
+      assert.equal(or.status, 303, or.text);
+      assert.equal((await whoAmI(ob))?.email, `linus@${oktaDomain}`);
+    });
+
     test('certificate rollover: an assertion signed with the second certificate of the metadata is accepted', async () => {
       const browser = new Browser(app.url);
       const id = await start(browser, `ada@${conn.assert.domain}`);
