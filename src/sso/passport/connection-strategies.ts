@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import type { Strategy } from 'passport-strategy';
 import { connectionKind } from '../saml/settings.ts';
 import type { Connection } from '../sso.service.ts';
@@ -43,13 +44,22 @@ const MAX_HELD = 1000;
  */
 export class ConnectionStrategies {
   private readonly factories = new Map<string, StrategyFactory>();
-  /** By connection id, least recently used first (a Map keeps insertion order). */
-  private readonly held = new Map<string, { version: string; strategy: Strategy }>();
+  /** By connection id; lru-cache keeps the bound (the least recently used is dropped from Passport too). */
+  private readonly held: LRUCache<string, { version: string; strategy: Strategy }>;
 
   constructor(
     private readonly authenticator: Authenticator,
-    private readonly maxHeld = MAX_HELD,
-  ) {}
+    maxHeld = MAX_HELD,
+  ) {
+    this.held = new LRUCache({
+      max: maxHeld,
+      // Evicted or deleted: Passport forgets the name too. A replaced version ('set') is not: use() has just
+      // registered the new strategy under the same name.
+      dispose: (_value, connectionId, reason) => {
+        if (reason !== 'set') this.authenticator.unuse(ConnectionStrategies.nameOf(connectionId));
+      },
+    });
+  }
 
   /** Registers how strategies of a kind are made (once per kind, where the feature is wired). */
   registerKind<C extends StrategyConnection>(kind: string, factory: StrategyFactory<C>): void {
@@ -70,27 +80,18 @@ export class ConnectionStrategies {
   /** The connection's strategy (made again if the connection changed), registered under its name. */
   strategy(connection: StrategyConnection): Strategy {
     const held = this.held.get(connection.id);
-    this.held.delete(connection.id);
-    if (held?.version === connection.version) {
-      this.held.set(connection.id, held);
-      return held.strategy;
-    }
+    if (held?.version === connection.version) return held.strategy;
     const factory = this.factories.get(connection.kind);
     if (!factory) throw new Error(`no sign-in strategy for "${connection.kind}" connections`);
     const strategy = factory(connection);
     this.authenticator.use(ConnectionStrategies.nameOf(connection.id), strategy);
     this.held.set(connection.id, { version: connection.version, strategy });
-    for (const oldest of this.held.keys()) {
-      if (this.held.size <= this.maxHeld) break;
-      this.drop(oldest);
-    }
     return strategy;
   }
 
-  /** Forgets a connection's strategy (deleted or disabled on this instance, or the least recently used). */
+  /** Forgets a connection's strategy (deleted or disabled on this instance). */
   drop(connectionId: string): void {
-    if (!this.held.delete(connectionId)) return;
-    this.authenticator.unuse(ConnectionStrategies.nameOf(connectionId));
+    this.held.delete(connectionId);
   }
 
   /** How many strategies this instance holds. */
