@@ -280,10 +280,7 @@ export class SsoLoginService {
         clockToleranceSeconds: this.config.ssoClockToleranceSeconds,
       });
       // A test transaction never signs in: every check above ran, the rest is read, not written.
-      const identity = this.oidcIdentity(c, verified);
-      if (testOf) return { test: true, sealed: this.secretBox.encrypt(TEST_REPORT_PURPOSE, JSON.stringify({ of: testOf, at: Date.now(), report: await this.dryRun(c, org, identity) })) };
-      const user = await this.resolveUser(c, org, identity, ctx);
-      return { user, org, connectionId: row.id, returnTo: tx.return_to };
+      return await this.signInOrReport(c, org, this.oidcIdentity(c, verified), { testOf, returnTo: tx.return_to }, ctx);
     } catch (err) {
       // A failed test is the admin's to read on the error page, not a sign-in failure of the organization.
       if (!testOf) await this.recordFailure(org.id, row.id, err, ctx);
@@ -298,14 +295,22 @@ export class SsoLoginService {
   async completeVerified(c: Connection, identity: VerifiedIdentity, tx: { testOf: string | null; returnTo: string }, ctx: LoginContext): Promise<LoginResult | TestLoginDone> {
     const org = await this.store.repos.orgs.findById(c.row.org_id);
     if (!org) throw new OidcLoginError('connection_disabled', 'the organization of this SSO connection no longer exists');
-    if (tx.testOf) return { test: true, sealed: this.secretBox.encrypt(TEST_REPORT_PURPOSE, JSON.stringify({ of: tx.testOf, at: Date.now(), report: await this.dryRun(c, org, identity) })) };
     try {
-      const user = await this.resolveUser(c, org, identity, ctx);
-      return { user, org, connectionId: c.row.id, returnTo: tx.returnTo };
+      return await this.signInOrReport(c, org, identity, tx, ctx);
     } catch (err) {
-      await this.recordFailure(org.id, c.row.id, err, ctx);
+      if (!tx.testOf) await this.recordFailure(org.id, c.row.id, err, ctx);
       throw err;
     }
+  }
+
+  /**
+   * A verified identity's end, whatever the protocol: a test transaction's report (read, never written), sealed
+   * for the admin's session that started it; otherwise the account, by resolveUser's rules. The caller audits failures.
+   */
+  private async signInOrReport(c: Connection, org: OrgRow, identity: VerifiedIdentity, tx: { testOf: string | null; returnTo: string }, ctx: LoginContext): Promise<LoginResult | TestLoginDone> {
+    if (tx.testOf) return { test: true, sealed: this.secretBox.encrypt(TEST_REPORT_PURPOSE, JSON.stringify({ of: tx.testOf, at: Date.now(), report: await this.dryRun(c, org, identity) })) };
+    const user = await this.resolveUser(c, org, identity, ctx);
+    return { user, org, connectionId: c.row.id, returnTo: tx.returnTo };
   }
 
   /** A sign-in refused before it named anyone (a SAML response that did not verify): audited as sso.login_failed. */
