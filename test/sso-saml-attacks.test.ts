@@ -330,6 +330,11 @@ for (const dialect of dialects()) {
         await bad({ certificates: ['-----BEGIN CERTIFICATE-----\n<script>\n-----END CERTIFICATE-----'] }, 'certificate_invalid');
         const md = idpMetadata({ entityId: 'https://h.example', ssoUrl: 'https://h.example/sso', keys: [k1] }).replace(k1.certBody, 'AAAA');
         await bad({ entity_id: undefined, sso_url: undefined, certificates: undefined, metadata_xml: md }, 'metadata_certificate_invalid');
+        // "|" separates the identity key saml|<entity ID>|<NameID>: entity "…/a|b" with NameID "c" would spell the
+        // key of entity "…/a" with NameID "b|c". Entity IDs are URIs, which have no "|", nor spaces.
+        await bad({ entity_id: 'https://h.example/a|b' }, 'entity_id_invalid');
+        await bad({ entity_id: 'https://h.example/a b' }, 'entity_id_invalid');
+        await bad({ entity_id: undefined, sso_url: undefined, certificates: undefined, metadata_xml: idpMetadata({ entityId: 'https://h.example/a|b', ssoUrl: 'https://h.example/sso', keys: [k1] }) }, 'entity_id_invalid');
         const patch = await app.request('PATCH', `/gateway/v1/orgs/${orgA}/sso/${conn.init.id}`, { key: keyA, body: { sso_url: 'javascript:alert(1)' } });
         assert.ok(patch.status === 400 || patch.status === 422, patch.text);
       });

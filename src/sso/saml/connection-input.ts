@@ -67,6 +67,9 @@ export async function resolveSamlSettings(input: SamlInput, current: SamlSetting
   const certs = input.certificates !== undefined ? certificates : (fromMetadata?.certificates ?? current?.certificates ?? []);
   if (!problems.some((p) => p.field.startsWith('metadata'))) {
     if (!entityId) problems.push({ field: 'entity_id', code: 'required', message: "the IdP's entity ID is needed: give metadata_url or metadata_xml, or entity_id, sso_url and certificates" });
+    // An entity ID is a URI of at most 1024 characters (SAML core 8.3.6): no "|" (the separator of the identity
+    // key saml|<entity ID>|<NameID>, so that no entity ID + NameID can spell another's), no spaces or controls.
+    else if (entityId.length > 1024 || /[|\s\p{Cc}]/u.test(entityId)) problems.push({ field: 'entity_id', code: 'entity_id_invalid', message: "the IdP's entity ID must be a URI of at most 1024 characters, without spaces or \"|\"" });
     if (!ssoUrl) problems.push({ field: 'sso_url', code: 'required', message: "the IdP's single sign-on URL is needed" });
     if (certs.length === 0 && input.certificates === undefined) problems.push({ field: 'certificates', code: 'required', message: "the IdP's signing certificate is needed" });
   }
